@@ -1,0 +1,52 @@
+"""Every bound Moldau enforces, in one place, units last in each name.
+
+A peer that goes past one of these gets a Kafka error code or a closed connection; the
+broker keeps serving everyone else. Values that Kafka makes configurable (message.max.bytes,
+socket.request.max.bytes, ...) are the defaults here and can be overridden per broker or
+topic; the others are hard safety bounds.
+"""
+
+# --- connections and framing -------------------------------------------------------------
+# Kafka's socket.request.max.bytes default: a request frame larger than this closes the
+# connection (Kafka does the same: it cannot know where the next frame starts otherwise).
+frame_bytes_max = 100 * 1024 * 1024
+# Requests read ahead of their responses on one connection. Clients pipeline (librdkafka:
+# max.in.flight 1,000,000 by default); past this bound the server stops reading the socket.
+inflight_requests_per_connection_max = 1000
+connections_max = 10_000
+client_id_bytes_max = 32_767
+
+# --- topics and partitions ---------------------------------------------------------------
+topic_name_chars_max = 249
+partitions_per_topic_max = 100_000
+partitions_per_broker_max = 200_000
+replication_factor_max = 32767
+topics_per_request_max = 100_000
+config_value_bytes_max = 1024 * 1024
+
+# --- records and batches -----------------------------------------------------------------
+# Kafka's message.max.bytes default (1 MiB plus a batch-header allowance).
+message_bytes_max_default = 1_048_588
+records_per_batch_max = 10_000_000
+
+# --- fetch -------------------------------------------------------------------------------
+fetch_wait_ms_max = 30_000
+fetch_response_bytes_max_default = 52_428_800
+fetch_partition_bytes_max_default = 1_048_576
+# Waiting fetches and acks=all produces held as delayed operations.
+delayed_operations_max = 100_000
+
+# --- log ---------------------------------------------------------------------------------
+segment_bytes_default = 1024 * 1024 * 1024
+segment_bytes_min = 14  # Kafka's lower bound for segment.bytes (one empty batch header)
+index_interval_bytes_default = 4096
+index_bytes_max_default = 10 * 1024 * 1024
+retention_ms_default = 7 * 24 * 3600 * 1000
+leader_epoch_entries_max = 100_000
+
+# --- groups ------------------------------------------------------------------------------
+group_members_max = 1000
+group_session_timeout_ms_min = 6_000
+group_session_timeout_ms_max = 1_800_000
+group_initial_rebalance_delay_ms = 3_000
+offset_metadata_bytes_max = 4096
