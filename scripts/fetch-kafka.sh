@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fetch Apache Kafka's jars from Maven Central into the Moldau cache, for compatibility tests and
+# benchmarks (see src/moldau/testing/kafka_dist.py). Idempotent: a no-op when the jars are there.
+#
+#   scripts/fetch-kafka.sh            # -> ${MOLDAU_KAFKA_HOME:-~/.cache/moldau/kafka-<version>}/libs
+#   MOLDAU_KAFKA_HOME=/opt/kafka scripts/fetch-kafka.sh
+#
+# Needs Java 17+ and Maven. Prints the libs directory on stdout.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+pom="$root/tools/kafka/pom.xml"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom" | head -n1)"
+[ -n "$version" ] || { echo "fetch-kafka: no <kafka.version> in $pom" >&2; exit 1; }
+home="${MOLDAU_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/moldau/kafka-$version}"
+libs="$home/libs"
+marker="$libs/.complete-$version"
+
+if [ -f "$marker" ]; then
+    echo "$libs"
+    exit 0
+fi
+
+command -v mvn >/dev/null || { echo "fetch-kafka: mvn not found (install Maven)" >&2; exit 1; }
+command -v java >/dev/null || { echo "fetch-kafka: java not found (install Java 17+)" >&2; exit 1; }
+
+# Copy into a fresh directory and rename it into place, so a cut-short run never looks complete.
+mkdir -p "$home"
+staging="$(mktemp -d "$home/.libs.XXXXXX")"
+trap 'rm -rf "$staging"' EXIT
+echo "fetch-kafka: resolving Apache Kafka $version from Maven Central" >&2
+mvn -q -B -f "$pom" dependency:copy-dependencies -Dkafka.libs="$staging" >&2
+ls "$staging"/kafka_2.13-"$version".jar "$staging"/kafka-tools-"$version".jar >/dev/null
+touch "$staging/.complete-$version"
+rm -rf "$libs"
+mv "$staging" "$libs"
+trap - EXIT
+echo "$libs"
