@@ -1,0 +1,165 @@
+"""RecordBatch v2: golden batches from kafka-python's builder, our builder, validation, patching."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kio.schema.errors import ErrorCode
+
+from moldau.records import (
+    COMPRESSION_GZIP,
+    COMPRESSION_LZ4,
+    COMPRESSION_NONE,
+    COMPRESSION_SNAPPY,
+    COMPRESSION_ZSTD,
+    Record,
+    RecordsError,
+    build_batch,
+    iterate_records,
+    parse_header,
+    patch_in_place,
+    patched_header,
+    validate_payload,
+)
+from moldau.records.batch import batch_crc
+from moldau.records.codec import XERIAL_MAGIC, compress, decompress
+
+
+def kafka_python_batch(count: int = 3, compression: int = 0, producer_id: int = -1) -> bytes:
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=compression, is_transactional=False,
+        producer_id=producer_id, producer_epoch=0 if producer_id >= 0 else -1,
+        base_sequence=0 if producer_id >= 0 else -1, batch_size=1 << 20,
+    )
+    for i in range(count):
+        builder.append(i, timestamp=1_700_000_000_000 + i, key=b"k%d" % i,
+                       value=b"v%d" % i * 10, headers=[("h", b"x")])
+    return bytes(builder.build())
+
+
+@pytest.mark.parametrize("compression", [COMPRESSION_NONE, COMPRESSION_GZIP])
+def test_parse_kafka_python_batch(compression: int) -> None:
+    batch = kafka_python_batch(5, compression, producer_id=7)
+    (header,) = validate_payload(batch, 1 << 20)
+    assert header.records_count == 5 and header.last_offset_delta == 4
+    assert header.compression == compression and header.producer_id == 7
+    records = list(iterate_records(batch))
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+    assert records[2].key == b"k2" and records[2].value == b"v2" * 10
+    assert records[2].timestamp == 1_700_000_000_002 and records[2].headers == [("h", b"x")]
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD],
+)
+def test_build_roundtrip(compression: int) -> None:
+    records = [
+        Record(10, 1000, b"a", b"1", [("x", None)]),
+        Record(12, 999, None, None),
+        Record(15, 1005, b"c", b"3" * 1000),
+    ]
+    batch = build_batch(records, compression=compression, producer_id=3, producer_epoch=1,
+                        base_sequence=5)
+    (header,) = validate_payload(batch, 1 << 20, require_dense_offsets=False)
+    assert header.base_offset == 10 and header.last_offset_delta == 5
+    assert header.max_timestamp == 1005 and header.base_timestamp == 1000
+    assert list(iterate_records(batch)) == records
+    if compression in (COMPRESSION_NONE, COMPRESSION_GZIP):
+        parsed = DefaultRecordBatch(batch)
+        assert parsed.validate_crc()
+        assert [(r.offset, r.key, r.value) for r in parsed] == [
+            (r.offset, r.key, r.value) for r in records
+        ]
+
+
+def test_snappy_raw_and_xerial() -> None:
+    data = b"hello world " * 10_000
+    framed = compress(COMPRESSION_SNAPPY, data)
+    assert framed.startswith(XERIAL_MAGIC)
+    assert decompress(COMPRESSION_SNAPPY, framed) == data
+    import cramjam
+
+    assert decompress(COMPRESSION_SNAPPY, bytes(cramjam.snappy.compress_raw(data))) == data
+
+
+def test_validation_errors() -> None:
+    batch = kafka_python_batch(3)
+    with pytest.raises(RecordsError) as info:
+        validate_payload(batch, len(batch) - 1)
+    assert info.value.error_code == ErrorCode.message_too_large
+    bad_crc = bytearray(batch)
+    bad_crc[-1] ^= 1
+    with pytest.raises(RecordsError) as info:
+        validate_payload(bytes(bad_crc), 1 << 20)
+    assert info.value.error_code == ErrorCode.corrupt_message
+    with pytest.raises(RecordsError) as info:
+        validate_payload(batch[:-3], 1 << 20)
+    assert info.value.error_code == ErrorCode.corrupt_message
+    with pytest.raises(RecordsError) as info:
+        validate_payload(batch + b"\0" * 5, 1 << 20)
+    assert info.value.error_code == ErrorCode.corrupt_message
+    old_magic = bytearray(batch)
+    old_magic[16] = 1
+    with pytest.raises(RecordsError) as info:
+        validate_payload(bytes(old_magic), 1 << 20)
+    assert info.value.error_code == ErrorCode.unsupported_for_message_format
+    with pytest.raises(RecordsError) as info:
+        validate_payload(b"", 1 << 20)
+    assert info.value.error_code == ErrorCode.invalid_record
+    sparse = build_batch([Record(0, 1, b"a", b"b"), Record(2, 1, b"a", b"b")])
+    with pytest.raises(RecordsError) as info:
+        validate_payload(sparse, 1 << 20)
+    assert info.value.error_code == ErrorCode.invalid_record
+    assert validate_payload(sparse, 1 << 20, require_dense_offsets=False)
+
+
+def test_multiple_batches_and_patch() -> None:
+    first, second = kafka_python_batch(2), kafka_python_batch(3)
+    payload = first + second
+    headers = validate_payload(payload, 1 << 20)
+    assert [h.position for h in headers] == [0, len(first)]
+    buf = bytearray(payload)
+    patch_in_place(buf, headers[1].position, 100, 7)
+    again = validate_payload(bytes(buf), 1 << 20)  # CRC still valid
+    assert again[1].base_offset == 100 and again[1].partition_leader_epoch == 7
+    patch_in_place(buf, 0, 50, 8, log_append_time_ms=123456)
+    again = validate_payload(bytes(buf), 1 << 20)
+    assert again[0].timestamp_type == 1 and again[0].max_timestamp == 123456
+    assert all(r.timestamp == 123456 for r in iterate_records(bytes(buf[: len(first)])))
+
+
+def test_patched_header_matches_patch_in_place() -> None:
+    payload = kafka_python_batch(4)
+    (header,) = validate_payload(payload, 1 << 20)
+    for append_time in (None, 987):
+        new_header = patched_header(payload, header, 42, 3, append_time)
+        patched = new_header + payload[61:]
+        buf = bytearray(payload)
+        patch_in_place(buf, 0, 42, 3, append_time)
+        assert patched == bytes(buf)
+        assert batch_crc(patched, 0, len(patched)) == parse_header(patched).crc
+
+
+def test_header_validation_is_fast() -> None:
+    """Hot path: a 1 MiB single-batch payload validates in well under a millisecond."""
+    big = build_batch([Record(i, 1, None, b"x" * 100) for i in range(9000)])
+    payload = big + big
+    start = time.perf_counter()
+    for _ in range(20):
+        validate_payload(payload, 2 << 20)
+    per_call = (time.perf_counter() - start) / 20
+    assert per_call < 0.005, per_call
+
+
+def test_varint_struct_sanity() -> None:
+    from moldau.records.record import read_varint, write_varint
+
+    for value in (0, -1, 1, 63, -64, 64, 300, -300, 2**31, -(2**40), 2**62):
+        out = bytearray()
+        write_varint(out, value)
+        assert read_varint(bytes(out), 0) == (value, len(out))
+    assert struct.calcsize(">qiibIhiqqqhii") == 61
