@@ -8,6 +8,13 @@
 
 __version__ = "0.1.0"
 
-from moldau.runtime.embedded import Broker  # noqa: E402
-
 __all__ = ["Broker", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so that `moldau topics ...` does not pay for the broker runtime.
+    if name == "Broker":
+        from moldau.runtime.embedded import Broker
+
+        return Broker
+    raise AttributeError(name)

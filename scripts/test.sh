@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it (arguments go to pytest).
+# The README's test command and CI's .ci/run both call this script.
+#   PYTHON=/path/to/python scripts/test.sh tests/unit -q
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+python="${PYTHON:-python3}"
+
+"$python" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# kcat, for the kcat compatibility tests (a Debian package).
+if ! command -v kcat >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat) >/dev/null
+    else
+        echo "test.sh: kcat is not installed (apt-get install kcat); its tests will be skipped" >&2
+    fi
+fi
+
+# Apache Kafka's jars from Maven Central, for Kafka's own CLI tools and the side-by-side tests.
+if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
+    bash scripts/fetch-kafka.sh >/dev/null
+else
+    echo "test.sh: Java and Maven are needed for the Kafka CLI tests; they will be skipped" >&2
+fi
+
+exec "$python" -m pytest "$@"

@@ -1,0 +1,32 @@
+"""ApiVersions (key 18), versions 0–4: the table of what this broker serves.
+
+Built from the handler table (broker/apis.py), so nothing is advertised without a handler.
+Produce is advertised from v0 as Kafka 4 does (librdkafka looks for Produce v0 to decide that
+the broker supports compression) although v0–v2 are answered with UNSUPPORTED_VERSION.
+
+The v3+ response carries no tagged fields: Debian's kcat (librdkafka 2.0.2) fails to parse a
+response with the finalized-features epoch tag followed by another tag, and Moldau has no
+feature flags to report yet. A request with a version above 4 gets a v0 response with
+UNSUPPORTED_VERSION and the table, so the client can pick a version and retry (KIP-511).
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.protocol import codec
+from moldau.protocol.build import build
+
+
+def api_keys() -> list[dict]:
+    return [
+        {"api_key": e.key, "min_version": e.advertised_min_version, "max_version": e.max_version}
+        for e in sorted(apis.REGISTRY.values(), key=lambda e: e.key)
+    ]
+
+
+@apis.api(18, 0, 4)
+def handle(core, ctx: apis.RequestContext, request) -> object:
+    if request is None:  # a version we do not serve: answer in v0 with the table
+        response = build(codec.response_schema(18, 0), {"error_code": ErrorCode.unsupported_version, "api_keys": api_keys()})
+        return codec.encode_response(ctx.header.correlation_id, False, response)
+    return {"error_code": 0, "api_keys": api_keys(), "throttle_time": 0}

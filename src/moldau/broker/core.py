@@ -1,0 +1,208 @@
+"""The broker core: one object that owns all of a broker's mutable state, with no I/O of its own.
+
+Theory of operation. The runtime hands `handle_request` one request frame at a time together
+with the current time; the core parses the header, finds the API's handler in the table
+(broker/apis.py), runs it, and returns the response frame — or a `Delayed` operation (a fetch
+long-poll) that completes when an append makes it satisfiable or its deadline passes. All
+state changes happen inside these synchronous calls, so no change spans an await and
+simulations can drive the same object on virtual time.
+
+The core reacts to the metadata image: when the controller commits a partition record naming
+this broker, the core opens (or creates) the partition's log and becomes its leader; when a
+topic is removed, it deletes the logs. The disk is reached only through `fs`, a file-system
+object the runtime provides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.broker.config import BrokerConfig
+from moldau.controller import records as r
+from moldau.controller.configs import TYPE_BROKER, TYPE_TOPIC, effective_topic_configs
+from moldau.controller.controller import Controller, ControllerDefaults
+from moldau.controller.image import MetadataImage
+from moldau.controller.metadata_log import LocalMetadataLog
+from moldau.log import LogConfig, PartitionLog
+from moldau.protocol import codec
+from moldau.protocol.build import build
+from moldau.replication.partition import Partition
+
+METADATA_DIR = "__cluster_metadata-0"
+
+
+class CloseConnection(Exception):
+    """The request cannot be answered in protocol (e.g. unknown API version): drop the peer."""
+
+
+class BrokerCore:
+    def __init__(self, config: BrokerConfig, fs: Any, new_uuid: Callable[[], uuid.UUID], now_ms: int):
+        self.config = config
+        self.fs = fs
+        self.now_ms = now_ms
+        self.node_id = config.node_id
+        self.image = MetadataImage()
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
+        self.fs.makedirs(config.data_dir)
+        metadata_log = LocalMetadataLog(
+            PartitionLog.open(fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms),
+            lambda: self.now_ms,
+        )
+        defaults = ControllerDefaults(config.num_partitions, config.default_replication_factor, config.delete_topic_enable)
+        self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
+        self.controller.listeners.append(self._on_metadata_record)
+        self.controller.replay()
+        host, port = config.advertised
+        self.controller.register_broker(host, port, config.cluster_id)
+        self.extensions: dict[str, Any] = {}  # group coordinator and friends, by name
+
+    def _path(self, name: str) -> str:
+        return self.config.data_dir.rstrip("/") + "/" + name
+
+    # --- requests ----------------------------------------------------------------------
+    def handle_request(self, payload: bytes | memoryview, connection_id: int, client_host: str, now_ms: int) -> Any:
+        """Return a response frame (bytes), None (acks=0 produce: no response), or a Delayed."""
+        self.now_ms = now_ms
+        header = codec.read_request_header(payload)
+        entry = apis.REGISTRY.get(header.api_key)
+        if entry is None:
+            raise CloseConnection(f"unknown api key {header.api_key}")
+        version = header.api_version
+        if not entry.advertised_min_version <= version <= entry.max_version:
+            if header.api_key == 18:  # ApiVersions answers any version, with v0 on error
+                return entry.handler(self, apis.RequestContext(header, connection_id, client_host, now_ms), None)
+            raise CloseConnection(f"unsupported version {version} of api key {header.api_key}")
+        ctx = apis.RequestContext(header, connection_id, client_host, now_ms)
+        if version < entry.min_version:
+            request = payload  # handler answers UNSUPPORTED_VERSION from the raw bytes
+        else:
+            request = codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset)
+        result = entry.handler(self, ctx, request)
+        return self.finish(ctx, result)
+
+    def finish(self, ctx: apis.RequestContext, result: Any) -> Any:
+        """Turn a handler's result into a response frame (Delayed results finish later)."""
+        if result is None or isinstance(result, (bytes, apis.Delayed)):
+            return result
+        header = ctx.header
+        schema = codec.response_schema(header.api_key, header.api_version)
+        flexible = codec.response_header_flexible(header.api_key, header.api_version)
+        return codec.encode_response(header.correlation_id, flexible, build(schema, result))
+
+    def complete_delayed(self, delayed: apis.Delayed, ctx: apis.RequestContext, response: Any) -> None:
+        delayed.complete(self.finish(ctx, response))
+
+    def expire(self, delayed: apis.Delayed, now_ms: int) -> None:
+        """The runtime calls this at the deadline; finishes the operation if still pending."""
+        self.now_ms = now_ms
+        if not delayed.done:
+            delayed.complete(delayed.on_expire(now_ms))
+        self._unwatch(delayed)
+
+    def watch(self, delayed: apis.Delayed) -> None:
+        for key in delayed.watch:
+            self.watchers.setdefault(key, []).append(delayed)
+
+    def _unwatch(self, delayed: apis.Delayed) -> None:
+        for key in delayed.watch:
+            waiting = self.watchers.get(key)
+            if waiting and delayed in waiting:
+                waiting.remove(delayed)
+                if not waiting:
+                    del self.watchers[key]
+
+    def partition_appended(self, key: tuple[str, int], now_ms: int) -> None:
+        """Try to complete the delayed operations watching a partition that just grew."""
+        for delayed in list(self.watchers.get(key, ())):
+            if delayed.done:
+                self._unwatch(delayed)
+                continue
+            response = delayed.try_complete(now_ms)
+            if response is not None:
+                delayed.complete(response)
+                self._unwatch(delayed)
+
+    # --- partitions --------------------------------------------------------------------
+    def partition(self, topic: str, index: int) -> Partition | None:
+        return self.partitions.get((topic, index))
+
+    def topic_log_config(self, topic: str) -> LogConfig:
+        effective = effective_topic_configs(self.image.topic_configs(topic), self.broker_config_values())
+        return LogConfig.from_kafka_configs(effective)
+
+    def broker_config_values(self) -> dict[str, str]:
+        values = dict(self.config.log_defaults)
+        values.update(self.image.configs.get((TYPE_BROKER, str(self.node_id)), {}))
+        values.update(self.image.configs.get((TYPE_BROKER, ""), {}))
+        return values
+
+    def _on_metadata_record(self, record: r.MetadataRecord) -> None:
+        if isinstance(record, (r.PartitionRecord, r.PartitionChangeRecord)):
+            self._sync_partition(record.topic_id, record.partition)
+        elif isinstance(record, r.RemoveTopicRecord):
+            self._remove_topic_partitions(record.topic_id)
+        elif isinstance(record, r.ConfigRecord) and record.resource_type == TYPE_TOPIC:
+            self._reconfigure_topic(record.resource_name)
+        elif isinstance(record, r.ConfigRecord) and record.resource_type == TYPE_BROKER:
+            for topic in sorted(self.image.topics_by_name):
+                self._reconfigure_topic(topic)
+
+    def _sync_partition(self, topic_id: str, index: int) -> None:
+        topic = self.image.topics_by_id[topic_id]
+        image = topic.partitions[index]
+        if self.node_id not in image.replicas:
+            return
+        key = (topic.name, index)
+        partition = self.partitions.get(key)
+        if partition is None:
+            log = PartitionLog.open(self.fs, self._path(f"{topic.name}-{index}"), self.topic_log_config(topic.name), self.now_ms)
+            partition = Partition(topic.name, index, topic_id, log, self.node_id)
+            partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
+            partition.min_insync_replicas = int(self.topic_log_config(topic.name).min_insync_replicas)
+            self.partitions[key] = partition
+        partition.partition_epoch = image.partition_epoch
+        if image.leader == self.node_id:
+            partition.become_leader(image.leader_epoch, image.replicas, image.isr, self.now_ms)
+        else:
+            partition.leader, partition.leader_epoch = image.leader, image.leader_epoch
+
+    def _remove_topic_partitions(self, topic_id: str) -> None:
+        for key in sorted(self.partitions):
+            partition = self.partitions[key]
+            if partition.topic_id == topic_id:
+                del self.partitions[key]
+                partition.log.delete()
+
+    def _reconfigure_topic(self, topic: str) -> None:
+        config = self.topic_log_config(topic)
+        for key in sorted(self.partitions):
+            if key[0] == topic:
+                self.partitions[key].log.reconfigure(config)
+                self.partitions[key].min_insync_replicas = int(config.min_insync_replicas)
+
+    # --- housekeeping ------------------------------------------------------------------
+    def tick(self, now_ms: int) -> None:
+        """Periodic work: retention, time-based flushes and segment rolls."""
+        self.now_ms = now_ms
+        for key in sorted(self.partitions):
+            partition = self.partitions[key]
+            partition.log.enforce_retention(now_ms)
+            partition.log.maybe_flush(now_ms)
+            partition.truncate_high_watermark_to_log()
+        for ext in self.extensions.values():
+            ext.tick(now_ms)
+
+    def close(self) -> None:
+        for key in sorted(self.partitions):
+            self.partitions[key].log.close()
+        self.controller.metadata_log.close()
+
+
+def error_code_of(exception: BaseException) -> ErrorCode:
+    code = getattr(exception, "error_code", None)
+    return code if isinstance(code, ErrorCode) else ErrorCode.unknown_server_error

@@ -1,0 +1,39 @@
+"""DeleteRecords (key 21), versions 0–2: move a partition's log start offset forward.
+
+The offset must lie between the log start offset and the high watermark (-1 means the high
+watermark), else OFFSET_OUT_OF_RANGE. Whole segments below the new start are deleted; reads
+below it get OFFSET_OUT_OF_RANGE from then on. The response's low_watermark is the new log
+start offset.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+
+
+@apis.api(21, 0, 2)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    topics = []
+    for topic in request.topics:
+        partitions = [_delete(core, topic.name, p) for p in topic.partitions]
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _delete(core, name, requested) -> dict:
+    result = {"partition_index": requested.partition_index, "low_watermark": -1, "error_code": ErrorCode.none}
+    partition = core.partition(name, requested.partition_index)
+    if partition is None:
+        result["error_code"] = ErrorCode.unknown_topic_or_partition
+        return result
+    if not partition.is_leader:
+        result["error_code"] = ErrorCode.not_leader_or_follower
+        return result
+    offset = partition.high_watermark if requested.offset == -1 else requested.offset
+    if offset < 0 or offset > partition.high_watermark:
+        result["error_code"] = ErrorCode.offset_out_of_range
+        return result
+    if offset > partition.log_start_offset:
+        partition.log.delete_records_before(offset, ctx.now_ms)
+    result["low_watermark"] = partition.log_start_offset
+    return result

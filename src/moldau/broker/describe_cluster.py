@@ -1,0 +1,16 @@
+"""DescribeCluster (key 60), versions 0–1: cluster id, controller and brokers (admin clients)."""
+
+from moldau.broker import apis
+from moldau.broker.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
+
+
+@apis.api(60, 0, 1)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    brokers = [
+        {"broker_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
+        for b in sorted(core.image.brokers.values(), key=lambda b: b.broker_id)
+    ]
+    ops = CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
+    return {"throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
+            "cluster_id": core.image.cluster_id, "controller_id": core.node_id, "brokers": brokers,
+            "cluster_authorized_operations": ops}

@@ -1,0 +1,103 @@
+"""DescribeConfigs (key 32), versions 1–4: topic and broker configs with their sources.
+
+Topic configs list every topic config with its effective value and where it came from
+(topic override, broker setting, default); with include_synonyms, the chain of values that
+could apply, highest precedence first, as Kafka. Broker configs list the server.properties
+keys this broker applies, plus dynamic overrides.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.controller import configs as c
+
+
+@apis.api(32, 1, 4)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    results = []
+    for resource in request.resources:
+        keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
+        if resource.resource_type == c.TYPE_TOPIC:
+            result = _topic(core, resource.resource_name, keys, request.include_synonyms)
+        elif resource.resource_type == c.TYPE_BROKER:
+            result = _broker(core, resource.resource_name, keys)
+        else:
+            result = _error(ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
+        result.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
+        results.append(result)
+    return {"throttle_time": 0, "results": results}
+
+
+def _topic(core, name: str, keys, include_synonyms: bool) -> dict:
+    if core.image.topic(name) is None:
+        return _error(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
+    overrides = core.image.topic_configs(name)
+    broker = core.broker_config_values()
+    entries = []
+    for config_name, definition in sorted(c.TOPIC_CONFIGS.items()):
+        if keys is not None and config_name not in keys:
+            continue
+        value, source = c.topic_config_value(config_name, overrides, broker)
+        synonyms = _synonyms(config_name, definition, overrides, broker) if include_synonyms else []
+        entries.append(_entry(config_name, value, source, definition.kind, synonyms, definition.documentation))
+    return {"error_code": 0, "error_message": None, "configs": entries}
+
+
+def _synonyms(name, definition, overrides, broker) -> list[dict]:
+    chain = []
+    if name in overrides:
+        chain.append({"name": name, "value": overrides[name], "source": c.SOURCE_TOPIC})
+    if definition.broker_key and definition.broker_key in broker:
+        chain.append({"name": definition.broker_key, "value": broker[definition.broker_key], "source": c.SOURCE_STATIC_BROKER})
+    if definition.broker_key:
+        chain.append({"name": definition.broker_key, "value": definition.default, "source": c.SOURCE_DEFAULT})
+    return chain
+
+
+def _broker(core, name: str, keys) -> dict:
+    if name not in ("", str(core.node_id)):
+        return _error(ErrorCode.invalid_request, f"Broker {name} is not this broker ({core.node_id})")
+    config = core.config
+    host, port = config.advertised
+    static = {
+        "node.id": str(config.node_id),
+        "broker.id": str(config.node_id),
+        "listeners": f"PLAINTEXT://{config.host}:{config.port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "log.dirs": config.data_dir,
+        "num.partitions": str(config.num_partitions),
+        "default.replication.factor": str(config.default_replication_factor),
+        "auto.create.topics.enable": str(config.auto_create_topics_enable).lower(),
+        "delete.topic.enable": str(config.delete_topic_enable).lower(),
+        "socket.request.max.bytes": str(config.socket_request_max_bytes),
+        "offsets.topic.num.partitions": str(config.offsets_topic_num_partitions),
+    }
+    for definition in c.TOPIC_CONFIGS.values():
+        if definition.broker_key and definition.default is not None:
+            static.setdefault(definition.broker_key, definition.default)
+    static.update(config.log_defaults)
+    dynamic = core.image.configs.get((c.TYPE_BROKER, name), {})
+    entries = []
+    for config_name in sorted(set(static) | set(dynamic)):
+        if keys is not None and config_name not in keys:
+            continue
+        if config_name in dynamic:
+            value, source = dynamic[config_name], c.SOURCE_DYNAMIC_BROKER
+        else:
+            value = static[config_name]
+            source = c.SOURCE_STATIC_BROKER if config_name in config.log_defaults else c.SOURCE_DEFAULT
+        entries.append(_entry(config_name, value, source, "string", [], ""))
+    return {"error_code": 0, "error_message": None, "configs": entries}
+
+
+_TYPE_IDS = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8, "password": 9}
+
+
+def _entry(name, value, source, kind, synonyms, documentation) -> dict:
+    return {"name": name, "value": value, "read_only": False, "config_source": source, "is_default": source == c.SOURCE_DEFAULT,
+            "is_sensitive": False, "synonyms": synonyms, "config_type": _TYPE_IDS.get(kind, 0),
+            "documentation": documentation or None}
+
+
+def _error(code: ErrorCode, message: str) -> dict:
+    return {"error_code": code, "error_message": message, "configs": []}

@@ -1,0 +1,136 @@
+"""Fetch (key 1), versions 4–17: consumers (and, in the cluster, followers) read the log.
+
+Theory of operation. Each requested partition is read from its fetch offset up to the high
+watermark, whole batches only, within the partition's max bytes and what is left of the
+response's max bytes; the first partition with data gets at least one batch even if it is
+larger than both limits (KIP-74), so a consumer can never get stuck behind a large batch.
+When the response holds fewer than min_bytes and max_wait is positive, the fetch becomes a
+delayed operation watching its partitions: an append to one of them re-runs the read, and the
+deadline answers with whatever is there.
+
+Topics are named by id from v13. From v12 a consumer sends the epoch of the last batch it
+fetched; if this log diverges from the consumer's at that epoch (a leader change truncated
+it), the response carries `diverging_epoch` instead of records, and the consumer truncates
+its position (KIP-320). Fetch sessions (KIP-227) are not kept: every response says session 0,
+which tells clients to send full fetch requests, as Kafka does when its session cache is full.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from moldau import limits
+from moldau.broker import apis
+
+_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+@apis.api(1, 4, 17)
+def handle(core, ctx: apis.RequestContext, request):
+    wanted = _resolve(core, request)
+    max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), limits.fetch_wait_ms_max)
+
+    def read(now_ms: int) -> tuple[dict, int, bool]:
+        return _read_all(core, request, wanted)
+
+    response, size, has_error = read(ctx.now_ms)
+    if max_wait_ms <= 0 or size >= request.min_bytes or has_error or size >= request.max_bytes:
+        return response
+
+    def try_complete(now_ms: int):
+        response, size, has_error = read(now_ms)
+        if size >= request.min_bytes or has_error:
+            return core.finish(ctx, response)
+        return None
+
+    def on_expire(now_ms: int):
+        return core.finish(ctx, read(now_ms)[0])
+
+    keys = tuple(sorted({(name, p.partition) for name, _tid, _topic, p in wanted if name is not None}))
+    delayed = apis.Delayed(ctx.now_ms + max_wait_ms, try_complete, on_expire, keys)
+    core.watch(delayed)
+    return delayed
+
+
+def _resolve(core, request) -> list[tuple]:
+    """(topic name or None, topic id, request topic, request partition) per partition asked."""
+    wanted = []
+    for topic in request.topics:
+        name = getattr(topic, "topic", None)
+        topic_id = getattr(topic, "topic_id", None)
+        if name is None and topic_id is not None:
+            image = core.image.topics_by_id.get(str(topic_id))
+            name = image.name if image else None
+        elif name is not None:
+            image = core.image.topic(name)
+            topic_id = image.topic_id if image else _ZERO_UUID
+        for partition in topic.partitions:
+            wanted.append((name, topic_id, topic, partition))
+    return wanted
+
+
+def _read_all(core, request, wanted) -> tuple[dict, int, bool]:
+    remaining = request.max_bytes
+    total = 0
+    has_error = False
+    by_topic: dict[int, dict] = {}
+    order: list[dict] = []
+    for name, topic_id, topic, fetch_partition in wanted:
+        entry = by_topic.get(id(topic))
+        if entry is None:
+            entry = {"topic": name or "", "topic_id": topic_id or _ZERO_UUID, "partitions": []}
+            by_topic[id(topic)] = entry
+            order.append(entry)
+        data = _read_partition(core, request, name, topic_id, fetch_partition, remaining, total == 0)
+        size = len(data["records"]) if data["records"] else 0
+        total += size
+        remaining = max(0, remaining - size)
+        has_error = has_error or data["error_code"] != ErrorCode.none
+        entry["partitions"].append(data)
+    response = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": order}
+    return response, total, has_error
+
+
+def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool) -> dict:
+    result = {"partition_index": fp.partition, "error_code": ErrorCode.none, "high_watermark": -1,
+              "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
+              "preferred_read_replica": -1, "records": None}
+    if name is None:
+        result["error_code"] = ErrorCode.unknown_topic_id if topic_id not in (None, _ZERO_UUID) else ErrorCode.unknown_topic_or_partition
+        return result
+    partition = core.partition(name, fp.partition)
+    if partition is None:
+        result["error_code"] = ErrorCode.unknown_topic_or_partition
+        return result
+    try:
+        partition.check_leader(getattr(fp, "current_leader_epoch", -1))
+    except Exception as error:
+        result["error_code"] = error.error_code
+        result["current_leader"] = {"leader_id": partition.leader, "leader_epoch": partition.leader_epoch}
+        return result
+    high_watermark = partition.high_watermark
+    result.update(high_watermark=high_watermark, last_stable_offset=high_watermark,
+                  log_start_offset=partition.log_start_offset)
+    diverging = _diverging_epoch(partition, fp)
+    if diverging is not None:
+        result["diverging_epoch"] = diverging
+        return result
+    if fp.fetch_offset < partition.log_start_offset or fp.fetch_offset > partition.log_end_offset:
+        result["error_code"] = ErrorCode.offset_out_of_range
+        return result
+    max_bytes = min(fp.partition_max_bytes, remaining)
+    if fp.fetch_offset < high_watermark and (max_bytes > 0 or first):
+        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).to_bytes()
+    return result
+
+
+def _diverging_epoch(partition, fp) -> dict | None:
+    last_fetched_epoch = getattr(fp, "last_fetched_epoch", -1)
+    if last_fetched_epoch < 0:
+        return None
+    epoch, end_offset = partition.log.end_offset_for_epoch(last_fetched_epoch)
+    if epoch < 0:  # no epoch at or below the consumer's: nothing to compare against
+        return None
+    if epoch != last_fetched_epoch or end_offset < fp.fetch_offset:
+        return {"epoch": epoch, "end_offset": end_offset}
+    return None

@@ -1,0 +1,62 @@
+"""ListOffsets (key 2), versions 1–10: find offsets by timestamp.
+
+Special timestamps, as Kafka: -2 earliest (log start offset), -1 latest (the high watermark;
+with one node also the last stable offset), -3 the record with the largest timestamp (v7+),
+-4 earliest local (v8+; there is no tiered storage, so the log start offset). A timestamp ≥ 0
+gives the first offset whose timestamp is at or after it, or offset -1 when there is none.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -2, -1, -3, -4, -5
+
+
+@apis.api(2, 1, 10)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    topics = []
+    for topic in request.topics:
+        partitions = [_lookup(core, topic.name, p) for p in topic.partitions]
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _lookup(core, name: str, request_partition) -> dict:
+    result = {"partition_index": request_partition.partition_index, "error_code": ErrorCode.none,
+              "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    partition = core.partition(name, request_partition.partition_index)
+    if partition is None:
+        result["error_code"] = ErrorCode.unknown_topic_or_partition
+        return result
+    try:
+        partition.check_leader(getattr(request_partition, "current_leader_epoch", -1))
+    except Exception as error:
+        result["error_code"] = error.error_code
+        return result
+    timestamp = request_partition.timestamp
+    log = partition.log
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        offset = partition.log_start_offset
+    elif timestamp == LATEST:
+        offset = partition.high_watermark
+        result["leader_epoch"] = partition.leader_epoch
+    elif timestamp == MAX_TIMESTAMP:
+        found = log.max_timestamp_offset()
+        if found is None:
+            return result
+        offset, result["timestamp"] = found
+    elif timestamp == EARLIEST_PENDING_UPLOAD:
+        return result
+    elif timestamp < 0:
+        result["error_code"] = ErrorCode.invalid_request
+        return result
+    else:
+        found = log.offset_for_timestamp(timestamp)
+        if found is None or found[0] >= partition.high_watermark:
+            return result
+        offset, result["timestamp"] = found
+    result["offset"] = offset
+    if result["leader_epoch"] < 0:
+        result["leader_epoch"] = log.epoch_for_offset(offset)
+    return result

@@ -1,0 +1,36 @@
+"""OffsetForLeaderEpoch (key 23), versions 2–4 (Kafka 4's floor is 2).
+
+For a requested leader epoch, the largest epoch ≤ it that this log knows and the offset where
+that epoch ended (the start of the next epoch, or the log end offset for the current one).
+Consumers use it to validate their position after a leader change (KIP-320), followers to
+find where to truncate (KIP-101/279). Unknown epochs give (-1, -1), as Kafka.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+
+
+@apis.api(23, 2, 4)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    topics = []
+    for topic in request.topics:
+        partitions = [_end_offset(core, topic.topic, p) for p in topic.partitions]
+        topics.append({"topic": topic.topic, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _end_offset(core, name, requested) -> dict:
+    result = {"error_code": ErrorCode.none, "partition": requested.partition, "leader_epoch": -1, "end_offset": -1}
+    partition = core.partition(name, requested.partition)
+    if partition is None:
+        result["error_code"] = ErrorCode.unknown_topic_or_partition
+        return result
+    try:
+        partition.check_leader(requested.current_leader_epoch)
+    except Exception as error:
+        result["error_code"] = error.error_code
+        return result
+    epoch, end_offset = partition.log.end_offset_for_epoch(requested.leader_epoch)
+    result["leader_epoch"], result["end_offset"] = epoch, end_offset
+    return result

@@ -1,0 +1,90 @@
+"""`moldau server`: one broker (with its own controller) in the foreground.
+
+Reads Kafka's server.properties keys (--config), then --override key=value pairs, then the
+explicit --host/--port/--data-dir flags. Prints exactly one line on stdout once it accepts
+connections; warnings go to stderr. SIGTERM or SIGINT shut it down cleanly with exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from moldau.cli.main import CliError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("server", help="run a broker (Kafka's kafka-server-start)",
+                                   description="Run a Moldau broker with its own controller.")
+    parser.add_argument("config_file", nargs="?", metavar="server.properties", help="Kafka-style server.properties")
+    parser.add_argument("--config", dest="config_option", metavar="FILE", help="Kafka-style server.properties")
+    parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a server.properties key (repeatable)")
+    parser.set_defaults(func=run)
+
+
+def load_config(args):
+    from moldau.broker.config import BrokerConfig, ConfigFileError, parse_properties
+
+    properties: dict[str, str] = {}
+    path = args.config_option or args.config_file
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                properties.update(parse_properties(handle.read()))
+        except OSError as error:
+            raise CliError(f"cannot read {path}: {error.strerror}") from None
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--override takes KEY=VALUE, got {item!r}")
+        properties[key.strip()] = value.strip()
+    try:
+        config = BrokerConfig.from_properties(properties)
+    except ConfigFileError as error:
+        raise CliError(str(error)) from None
+    if args.data_dir:
+        config.data_dir = args.data_dir
+    if args.host:
+        config.host = args.host
+    if args.port is not None:
+        config.port = args.port
+    return config
+
+
+def run(args) -> int:
+    config = load_config(args)
+    for warning in config.warnings:
+        print(f"moldau: warning: {warning}", file=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(_serve(config))
+    except OSError as error:
+        raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+
+
+async def _serve(config) -> int:
+    from moldau.runtime.server import Server
+
+    server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    host, port = await server.start()
+    print(f"moldau server listening on {host}:{port}", flush=True)
+    await stop.wait()
+    await server.stop()
+    return 0

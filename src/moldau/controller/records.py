@@ -1,0 +1,110 @@
+"""Metadata records: every change to the cluster's shape is one of these, appended to the
+metadata log and replayed into the metadata image (KRaft's model, simplified).
+
+Each record is a frozen dataclass; `encode`/`decode` turn it into the value bytes stored in
+the `__cluster_metadata` log (JSON with a "type" discriminator, so the log is readable with any
+Kafka consumer tool and forward-compatible: unknown fields are ignored on replay).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    name: str
+    topic_id: str  # a UUID in canonical text form
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRecord:
+    topic_id: str
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChangeRecord:
+    """Leader or ISR change; None fields keep their value."""
+
+    topic_id: str
+    partition: int
+    leader: int | None = None
+    isr: tuple[int, ...] | None = None
+    replicas: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveTopicRecord:
+    topic_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRecord:
+    """A dynamic config: resource_type 2 = topic, 4 = broker (Kafka's ConfigResource types).
+    value None removes the override."""
+
+    resource_type: int
+    resource_name: str
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBrokerRecord:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    incarnation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterIdRecord:
+    cluster_id: str
+
+
+RECORD_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        TopicRecord,
+        PartitionRecord,
+        PartitionChangeRecord,
+        RemoveTopicRecord,
+        ConfigRecord,
+        RegisterBrokerRecord,
+        ClusterIdRecord,
+    )
+}
+
+MetadataRecord = (
+    TopicRecord
+    | PartitionRecord
+    | PartitionChangeRecord
+    | RemoveTopicRecord
+    | ConfigRecord
+    | RegisterBrokerRecord
+    | ClusterIdRecord
+)
+
+
+def encode(record: MetadataRecord) -> bytes:
+    body = asdict(record)
+    body["type"] = type(record).__name__
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(value: bytes) -> MetadataRecord:
+    body = json.loads(value)
+    cls = RECORD_TYPES[body.pop("type")]
+    known = {f.name for f in fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.items() if k in known}
+    return cls(**kwargs)
+
+

@@ -1,0 +1,229 @@
+"""The network shell around the broker core: asyncio, sockets, timers. No broker logic here.
+
+Theory of operation. One `_Connection` (an asyncio Protocol) per client frames the byte stream
+into requests and hands each, synchronously, to `BrokerCore.handle_request`. Responses go
+back in request order: each request takes a slot in the connection's queue; a slot is filled
+at once (most requests) or later (a delayed fetch completes, or its timer fires), and the
+queue is flushed from the head while slots are filled. Because the core runs inside the
+callback, no state change spans an await.
+
+Limits: a frame over socket.request.max.bytes, a malformed request or an unknown API version
+closes that connection (Kafka does the same); past `inflight_requests_per_connection_max`
+queued responses, or when the socket's write buffer is full, the connection stops reading
+until it drains. Every other connection keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import struct
+import time
+import uuid
+from typing import Any
+
+from moldau import limits
+from moldau.broker import apis
+from moldau.broker.config import BrokerConfig
+from moldau.broker.core import BrokerCore, CloseConnection
+from moldau.protocol.codec import MalformedRequest
+from moldau.runtime.disk import OsFileSystem
+
+log = logging.getLogger("moldau.server")
+
+_TICK_INTERVAL_S = 0.5
+_INT32 = struct.Struct(">i")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Slot:
+    __slots__ = ("frame", "ready")
+
+    def __init__(self) -> None:
+        self.frame: bytes | None = None
+        self.ready = False
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: "Server", connection_id: int):
+        self.server = server
+        self.connection_id = connection_id
+        self.buffer = bytearray()
+        self.slots: collections.deque[_Slot] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.client_host = "?"
+        self.paused_for_writes = False
+        self.paused_for_inflight = False
+        self.closed = False
+        self.timers: set[asyncio.TimerHandle] = set()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_host = str(peer[0]) if peer else "?"
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+    def pause_writing(self) -> None:
+        self.paused_for_writes = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.paused_for_writes = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.closed or self.transport is None:
+            return
+        if self.paused_for_writes or self.paused_for_inflight:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        position = 0
+        maximum = self.server.core.config.socket_request_max_bytes
+        while len(buffer) - position >= 4:
+            (size,) = _INT32.unpack_from(buffer, position)
+            if size < 0 or size > maximum:
+                log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
+                self.abort()
+                return
+            end = position + 4 + size
+            if len(buffer) < end:
+                break
+            payload = bytes(buffer[position + 4 : end])
+            position = end
+            if not self.handle(payload):
+                return
+        if position:
+            del buffer[:position]
+        if len(self.slots) >= limits.inflight_requests_per_connection_max:
+            self.paused_for_inflight = True
+            self._update_reading()
+
+    def handle(self, payload: bytes) -> bool:
+        server = self.server
+        try:
+            result = server.core.handle_request(payload, self.connection_id, self.client_host, now_ms())
+        except (MalformedRequest, CloseConnection, struct.error, UnicodeDecodeError) as error:
+            log.info("closing connection %s: %s", self.client_host, error)
+            self.abort()
+            return False
+        except Exception:
+            log.exception("request from %s failed; closing its connection", self.client_host)
+            self.abort()
+            return False
+        if result is None:
+            return True  # acks=0: no response
+        slot = _Slot()
+        self.slots.append(slot)
+        if isinstance(result, apis.Delayed):
+            self.defer(slot, result)
+        else:
+            slot.frame, slot.ready = result, True
+            self.flush()
+        return True
+
+    def defer(self, slot: _Slot, delayed: apis.Delayed) -> None:
+        loop = self.server.loop
+        timer = loop.call_later(max(0.0, (delayed.deadline_ms - now_ms()) / 1000), self._expire, delayed)
+        self.timers.add(timer)
+
+        def done(frame: bytes) -> None:
+            timer.cancel()
+            self.timers.discard(timer)
+            slot.frame, slot.ready = frame, True
+            self.flush()
+
+        delayed.callback = done
+
+    def _expire(self, delayed: apis.Delayed) -> None:
+        self.server.core.expire(delayed, now_ms())
+
+    def flush(self) -> None:
+        if self.closed or self.transport is None:
+            return
+        slots = self.slots
+        frames = []
+        while slots and slots[0].ready:
+            frames.append(slots.popleft().frame)
+        if frames:
+            self.transport.writelines(frames)
+        if self.paused_for_inflight and len(slots) < limits.inflight_requests_per_connection_max // 2:
+            self.paused_for_inflight = False
+            self._update_reading()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+
+class Server:
+    def __init__(self, config: BrokerConfig):
+        self.config = config
+        self.core: BrokerCore | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._tick_task: asyncio.Task | None = None
+        self._next_connection_id = 0
+        self.port: int = 0
+
+    async def start(self) -> tuple[str, int]:
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(
+            self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.config.port == 0:
+            self.config.port = self.port
+        self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms())
+        self.core.disk_usage = self._disk_usage
+        self._tick_task = asyncio.create_task(self._tick_forever())
+        return self.config.host, self.port
+
+    def _new_connection(self) -> _Connection:
+        if len(self.connections) >= limits.connections_max:
+            raise ConnectionRefusedError("too many connections")
+        self._next_connection_id += 1
+        return _Connection(self, self._next_connection_id)
+
+    def _disk_usage(self) -> tuple[int, int]:
+        stats = os.statvfs(self.config.data_dir)
+        return stats.f_blocks * stats.f_frsize, stats.f_bavail * stats.f_frsize
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_INTERVAL_S)
+            try:
+                self.core.tick(now_ms())
+            except Exception:
+                log.exception("periodic broker work failed")
+
+    async def stop(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self.core is not None:
+            self.core.close()
+            self.core = None
