@@ -3,18 +3,30 @@
 Each module in SUBCOMMANDS exposes `register(subparsers)`, which adds its subparser and sets
 `func` to a callable taking the parsed arguments and returning the exit code. Errors a user
 can cause are raised as `CliError` and printed as one line on stderr, never a traceback.
+
+Global options (`--bootstrap-server`, `--command-config`, `--output`) may come before the
+subcommand or after it; see moldau.cli.common. A module listed here that is not written yet is
+left out of the parser rather than breaking every other command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from moldau import __version__
 
 SUBCOMMANDS = (
     "moldau.cli.server",
+    "moldau.cli.topics",
+    "moldau.cli.produce",
+    "moldau.cli.consume",
+    "moldau.cli.groups",
+    "moldau.cli.configs",
+    "moldau.cli.connect",
+    "moldau.cli.completion",
 )
 
 
@@ -27,11 +39,21 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moldau", description="Kafka-compatible messaging in Python")
+    from moldau.cli.common import client_options
+
+    parser = argparse.ArgumentParser(
+        prog="moldau", description="Kafka-compatible messaging in Python", parents=[client_options()]
+    )
     parser.add_argument("--version", action="version", version=f"moldau {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(name).register(subparsers)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.register(subparsers)
     return parser
 
 
@@ -48,3 +70,27 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`moldau consume … | head`): not an error worth a line.
+        _silence_stdout()
+        return 0
+    except Exception as error:  # never a traceback for the user; MOLDAU_DEBUG=1 shows it
+        if os.environ.get("MOLDAU_DEBUG"):
+            raise
+        from confluent_kafka import KafkaException
+
+        if isinstance(error, KafkaException):
+            from moldau.cli.common import kafka_failure, settings
+
+            print(f"moldau: {kafka_failure(error, settings(args).bootstrap_servers)}", file=sys.stderr)
+            return 1
+        print(f"moldau: unexpected error: {type(error).__name__}: {error} (MOLDAU_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

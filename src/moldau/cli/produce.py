@@ -1,0 +1,291 @@
+"""`moldau produce TOPIC`: lines from stdin or a file become messages (kafka-console-producer).
+
+Theory of operation. Each input line (without its newline) is one message; with
+`--key-separator SEP` (or Kafka's `--property parse.key=true --property key.separator=SEP`) the
+text before the first SEP is the key. `--header k=v` headers go on every message. On a terminal a
+`>` prompt is shown before each line, as Kafka's console producer does.
+
+Delivery reports are counted as they arrive; the command exits non-zero, naming the first
+failure, if any message was not acknowledged. The topic is checked first (a Metadata request for
+it, which also triggers auto-creation on brokers that do it), so an unknown topic fails in
+seconds instead of after message.timeout.ms. Progress (messages sent, acknowledged, rate, and
+percent of the file) is printed to stderr twice a second when stderr is a terminal or with
+`--progress`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Iterator
+
+from moldau.cli.common import (
+    REQUEST_TIMEOUT_S,
+    Settings,
+    base_config,
+    check_reachable,
+    client_options,
+    emit_json,
+    kafka_failure,
+    parse_key_values,
+    settings,
+)
+from moldau.cli.main import CliError
+
+COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+PROGRESS_INTERVAL_S = 0.5
+FAILURES_SHOWN = 3
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "produce",
+        parents=[client_options()],
+        help="send lines from stdin or a file as messages (kafka-console-producer)",
+        description="Send each input line as one message.",
+    )
+    parser.add_argument("topic_arg", nargs="?", metavar="TOPIC", help="topic to write to")
+    parser.add_argument("--topic", "-t", dest="topic_flag", metavar="TOPIC", help="same as TOPIC")
+    parser.add_argument("--file", "-f", metavar="FILE", help="read lines from FILE instead of stdin")
+    parser.add_argument("--key-separator", "-K", metavar="SEP", help="split each line into KEY SEP VALUE")
+    parser.add_argument("--header", "-H", dest="headers", action="append", default=[], metavar="KEY=VALUE",
+                        help="header added to every message (repeatable)")
+    parser.add_argument("--partition", "-P", type=int, metavar="N", help="write to this partition only")
+    parser.add_argument("--acks", default="-1", choices=("0", "1", "-1", "all"),
+                        help="acknowledgements to wait for (default: all)")
+    parser.add_argument("--compression", "--compression-codec", "-z", dest="compression", default="none",
+                        choices=COMPRESSIONS, help="compression codec (default: none)")
+    parser.add_argument("--linger-ms", type=int, default=5, metavar="MS", help="batching delay (default 5)")
+    parser.add_argument("--timeout-ms", type=int, default=30000, metavar="MS",
+                        help="give up on a message after MS (default 30000)")
+    parser.add_argument("--property", dest="properties", action="append", default=[], metavar="KEY=VALUE",
+                        help="kafka-console-producer reader property: parse.key, key.separator, "
+                        "parse.headers, headers.delimiter, headers.separator, headers.key.separator")
+    parser.add_argument("--producer-property", "-X", dest="producer_properties", action="append", default=[],
+                        metavar="KEY=VALUE", help="librdkafka/Kafka producer config (repeatable)")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show progress on stderr (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class LineFormat:
+    """How a line becomes key, value and headers (Kafka's LineMessageReader properties)."""
+
+    key_separator: str | None = None
+    headers_delimiter: str | None = None  # line = HEADERS <delim> [KEY SEP] VALUE
+    headers_separator: str = ","
+    headers_key_separator: str = ":"
+    static_headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def parse(self, line: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+        headers = list(self.static_headers)
+        if self.headers_delimiter is not None:
+            header_text, sep, line = line.partition(self.headers_delimiter)
+            if not sep:
+                raise CliError(f"line has no headers delimiter {self.headers_delimiter!r}: {header_text[:60]!r}")
+            for item in filter(None, header_text.split(self.headers_separator)):
+                name, _, value = item.partition(self.headers_key_separator)
+                headers.append((name, value.encode()))
+        key = None
+        if self.key_separator is not None:
+            key_text, sep, value_text = line.partition(self.key_separator)
+            if not sep:
+                raise CliError(f"line has no key separator {self.key_separator!r}: {line[:60]!r}")
+            key, line = key_text.encode(), value_text
+        return key, line.encode(), headers
+
+
+def line_format(args: argparse.Namespace) -> LineFormat:
+    props = parse_key_values(args.properties, "property")
+    fmt = LineFormat(static_headers=[(k, v.encode()) for k, v in parse_key_values(args.headers, "header").items()])
+    if args.key_separator is not None:
+        fmt.key_separator = _unescape(args.key_separator)
+    elif props.get("parse.key", "false").lower() == "true":
+        fmt.key_separator = _unescape(props.get("key.separator", "\t"))
+    if props.get("parse.headers", "false").lower() == "true":
+        fmt.headers_delimiter = _unescape(props.get("headers.delimiter", "\t"))
+        fmt.headers_separator = props.get("headers.separator", ",")
+        fmt.headers_key_separator = props.get("headers.key.separator", ":")
+    return fmt
+
+
+def _unescape(text: str) -> str:
+    return text.encode().decode("unicode_escape") if "\\" in text else text
+
+
+class Deliveries:
+    """Delivery reports: counts and the first few failures."""
+
+    def __init__(self) -> None:
+        self.acknowledged = 0
+        self.failed = 0
+        self.failures: list[str] = []
+
+    def __call__(self, error, message) -> None:
+        if error is None:
+            self.acknowledged += 1
+            return
+        self.failed += 1
+        if len(self.failures) < FAILURES_SHOWN:
+            self.failures.append(error.str())
+
+
+class Progress:
+    """One self-overwriting stderr line on a terminal, plain lines otherwise."""
+
+    def __init__(self, enabled: bool, total_bytes: int | None) -> None:
+        self.enabled = enabled
+        self.total_bytes = total_bytes
+        self.started = time.monotonic()
+        self.last = self.started
+        self.tty = sys.stderr.isatty()
+
+    def update(self, sent: int, deliveries: Deliveries, bytes_read: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        text = f"produced {sent} messages, {deliveries.acknowledged} acknowledged ({sent / elapsed:,.0f} msg/s)"
+        if self.total_bytes:
+            text += f", {100.0 * bytes_read / self.total_bytes:5.1f}% of input"
+        if self.tty:
+            sys.stderr.write("\r" + text + ("\n" if final else ""))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    topic = args.topic_flag or args.topic_arg
+    if not topic:
+        raise CliError("which topic? moldau produce TOPIC (or --topic TOPIC)")
+    if args.topic_flag and args.topic_arg and args.topic_flag != args.topic_arg:
+        raise CliError(f"two topics given: {args.topic_arg!r} and {args.topic_flag!r}")
+    current = settings(args)
+    fmt = line_format(args)
+    producer = make_producer(current, args)
+    check_topic(producer, current, topic, args.partition)
+    source, total_bytes, interactive = open_input(args.file)
+    progress = Progress(args.progress if args.progress is not None else (sys.stderr.isatty() and not interactive),
+                        total_bytes)
+    deliveries = Deliveries()
+    try:
+        sent = send_lines(producer, topic, args.partition, fmt, source, interactive, deliveries, progress)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    remaining = producer.flush(args.timeout_ms / 1000.0 + 5)
+    progress.update(sent, deliveries, total_bytes or 0, final=True)
+    return report(topic, sent, deliveries, remaining, current.output)
+
+
+def make_producer(current: Settings, args: argparse.Namespace):
+    from confluent_kafka import KafkaException, Producer
+
+    check_reachable(current.bootstrap_servers)
+    config = base_config(current)
+    config.update({
+        "acks": "all" if args.acks in ("-1", "all") else args.acks,
+        "compression.type": args.compression,
+        "linger.ms": args.linger_ms,
+        "message.timeout.ms": args.timeout_ms,
+    })
+    config.update(parse_key_values(args.producer_properties, "producer property"))
+    try:
+        return Producer(config)
+    except KafkaException as error:
+        raise kafka_failure(error, current.bootstrap_servers, "producer configuration") from None
+
+
+def check_topic(producer, current: Settings, topic: str, partition: int | None) -> None:
+    """Fail fast on an unknown topic or partition; a Metadata request may auto-create the topic."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S
+    while True:
+        try:
+            metadata = producer.list_topics(topic=topic, timeout=REQUEST_TIMEOUT_S)
+        except KafkaException as error:
+            raise kafka_failure(error, current.bootstrap_servers, topic) from None
+        described = metadata.topics.get(topic)
+        error = described.error if described is not None else None
+        if error is None and described is not None and described.partitions:
+            break
+        name = error.name() if error is not None else ""
+        if name in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "TOPIC_AUTHORIZATION_FAILED") or (
+            name == "INVALID_TOPIC_EXCEPTION"
+        ):
+            reason = "unknown topic" if "UNKNOWN" in name else error.str()
+            raise CliError(f"{reason} '{topic}'" if "UNKNOWN" in name else f"topic '{topic}': {reason}")
+        if time.monotonic() > deadline:
+            raise CliError(f"topic '{topic}' has no leader yet ({name or 'no partitions'})")
+        time.sleep(0.1)  # LEADER_NOT_AVAILABLE while an auto-created topic gets its leaders
+    if partition is not None and partition not in described.partitions:
+        raise CliError(f"topic '{topic}' has no partition {partition} (it has {len(described.partitions)})")
+
+
+def open_input(path: str | None) -> tuple[IO[str], int | None, bool]:
+    """The line source, its size in bytes when known, and whether a person is typing."""
+    if path is None or path == "-":
+        return sys.stdin, None, sys.stdin.isatty()
+    try:
+        handle = open(path, encoding="utf-8", newline="")
+        return handle, os.fstat(handle.fileno()).st_size, False
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _lines(source: IO[str], interactive: bool) -> Iterator[str]:
+    if not interactive:
+        yield from source
+        return
+    while True:
+        sys.stderr.write(">")
+        sys.stderr.flush()
+        line = source.readline()
+        if not line:
+            sys.stderr.write("\n")
+            return
+        yield line
+
+
+def send_lines(producer, topic, partition, fmt: LineFormat, source, interactive, deliveries, progress) -> int:
+    sent = bytes_read = 0
+    extra = {} if partition is None else {"partition": partition}
+    for line in _lines(source, interactive):
+        bytes_read += len(line.encode()) if progress.total_bytes else 0
+        text = line[:-1] if line.endswith("\n") else line
+        text = text[:-1] if text.endswith("\r") else text
+        key, value, headers = fmt.parse(text)
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers or None, on_delivery=deliveries, **extra)
+                break
+            except BufferError:
+                producer.poll(0.1)  # local queue full: wait for deliveries, then retry
+        sent += 1
+        producer.poll(0)
+        if interactive:
+            producer.flush(5)
+        progress.update(sent, deliveries, bytes_read)
+    return sent
+
+
+def report(topic: str, sent: int, deliveries: Deliveries, remaining: int, output: str) -> int:
+    failed = deliveries.failed + remaining
+    if output == "json":
+        emit_json({"topic": topic, "sent": sent, "acknowledged": deliveries.acknowledged,
+                   "failed": failed, "errors": deliveries.failures})
+    if failed:
+        reason = deliveries.failures[0] if deliveries.failures else "not acknowledged before the timeout"
+        raise CliError(f"{failed} of {sent} messages to '{topic}' failed: {reason}")
+    return 0
