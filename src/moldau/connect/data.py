@@ -79,7 +79,7 @@ for _type in PRIMITIVE_TYPES:
     setattr(Schema, "OPTIONAL_" + _type.upper(), Schema(_type, optional=True))
 
 
-@dataclass
+@dataclass(eq=False)
 class Struct:
     """A value of a struct schema: field values by name, checked against the schema on `put`."""
 
@@ -99,6 +99,12 @@ class Struct:
         found = self.schema.field(name)
         value = self.values.get(name)
         return found.schema.default if value is None else value
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the schemas are and every field reads the same (an unset field reads as None)."""
+        if not isinstance(other, Struct) or other.schema != self.schema:
+            return NotImplemented if not isinstance(other, Struct) else False
+        return all(self.get(f.name) == other.get(f.name) for f in self.schema.fields)
 
 
 def validate(schema: Schema, value: Any) -> None:

@@ -65,6 +65,8 @@ class FileStreamSourceTask(SourceTask):
         if self.stream is None and not self._open():
             self.context.stopping.wait(IDLE_WAIT_S)
             return None
+        if _next_line(self.buffer) is not None:  # lines left over from a poll cut short by batch.size
+            return self._records()
         chunk = self.stream.read(READ_CHUNK_BYTES)
         if not chunk:
             self._check_replaced_or_truncated()
