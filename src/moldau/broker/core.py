@@ -40,9 +40,18 @@ class CloseConnection(Exception):
 
 
 class BrokerCore:
-    def __init__(self, config: BrokerConfig, fs: Any, new_uuid: Callable[[], uuid.UUID], now_ms: int):
+    def __init__(
+        self,
+        config: BrokerConfig,
+        fs: Any,
+        new_uuid: Callable[[], uuid.UUID],
+        now_ms: int,
+        disk_usage: Callable[[], tuple[int, int]] = lambda: (-1, -1),
+    ):
         self.config = config
         self.fs = fs
+        self.new_uuid = new_uuid
+        self.disk_usage = disk_usage  # (total bytes, usable bytes) of the data dir
         self.now_ms = now_ms
         self.node_id = config.node_id
         self.image = MetadataImage()

@@ -23,7 +23,7 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         by_topic.setdefault(topic, []).append(
             {"partition_index": index, "partition_size": partition.log.size_bytes, "offset_lag": 0, "is_future_key": False}
         )
-    total, usable = core.disk_usage() if hasattr(core, "disk_usage") else (-1, -1)
+    total, usable = core.disk_usage()
     result = {"error_code": ErrorCode.none, "log_dir": core.config.data_dir,
               "topics": [{"name": t, "partitions": ps} for t, ps in sorted(by_topic.items())],
               "total_bytes": total, "usable_bytes": usable}

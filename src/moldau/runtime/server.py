@@ -192,8 +192,7 @@ class Server:
         self.port = self._server.sockets[0].getsockname()[1]
         if self.config.port == 0:
             self.config.port = self.port
-        self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms())
-        self.core.disk_usage = self._disk_usage
+        self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
         self._tick_task = asyncio.create_task(self._tick_forever())
         return self.config.host, self.port
 
