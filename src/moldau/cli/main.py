@@ -59,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse stops filling a `words` positional at the first option, so a word after an
+        # option (`configs alter --topic T k=v`) lands here; options still must be known.
+        if hasattr(args, "words") and not any(extra.startswith("-") for extra in extras):
+            args.words = list(args.words) + extras
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
