@@ -1,0 +1,70 @@
+"""Helpers for testing connectors (ours and yours): poll a condition, read a topic, call the REST API.
+
+Theory of operation: Connect is asynchronous — a line written to a file shows up in a topic some
+milliseconds later — so tests *poll* for the expected state with a short interval and a
+deadline (`wait_until`) instead of sleeping a fixed time; on timeout the last observed value is
+in the assertion message. `read_topic` reads a topic from the beginning with a fresh consumer
+group until no new record arrives for `quiet_s`, so "exactly these records, no duplicates" can
+be asserted. `rest` is a tiny JSON client for the worker's REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Callable
+
+import confluent_kafka
+
+
+def wait_until(observe: Callable[[], Any], accept: Callable[[Any], bool], timeout_s: float = 20.0,
+               interval_s: float = 0.05, what: str = "condition") -> Any:
+    """Call `observe()` until `accept(value)`; return that value or raise AssertionError with the last one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = observe()
+        if accept(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {value!r}")
+        time.sleep(interval_s)
+
+
+def read_topic(bootstrap_servers: str, topic: str, expect_at_least: int = 0, timeout_s: float = 20.0,
+               quiet_s: float = 0.5) -> list[tuple[bytes | None, bytes | None]]:
+    """All (key, value) pairs of `topic`, in offset order per partition."""
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap_servers, "group.id": f"moldau-test-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
+    records: list[tuple[bytes | None, bytes | None]] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout_s
+        last_arrival = time.monotonic()
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                records.append((message.key(), message.value()))
+                last_arrival = time.monotonic()
+            elif len(records) >= expect_at_least and time.monotonic() - last_arrival >= quiet_s:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def rest(base_url: str, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> tuple[int, Any]:
+    """(status, decoded JSON body or None) of one REST call; HTTP errors are returned, not raised."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(base_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, json.loads(raw) if raw else None

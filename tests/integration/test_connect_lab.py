@@ -1,0 +1,164 @@
+"""Kafka's Connect lab, end to end: `moldau connect standalone` with the three properties files.
+
+The worker runs as a real subprocess (`python -m moldau connect standalone ...`) in a scratch
+directory, with the connector files from `config/` unchanged (they name `test.txt` and
+`test.sink.txt` relative to the working directory, as in Kafka's quickstart). Only the worker
+file is adjusted: the broker address, the offsets file, a free REST port, a short flush interval.
+Runs against the moldau broker and, when its jars are present, Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moldau.connect.properties import dumps, load_file
+from moldau.connect.testing import read_topic, rest, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=["moldau", "kafka"])
+def bootstrap(request, tmp_path_factory):
+    if request.param == "moldau":
+        from moldau.runtime.embedded import Broker
+
+        with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-data"))) as broker:
+            yield broker.bootstrap_servers
+    else:
+        from moldau.testing.kafka_dist import KafkaServer, need_kafka
+
+        need_kafka()
+        with KafkaServer() as kafka:
+            yield kafka.bootstrap_servers
+
+
+def envelope(line: str) -> bytes:
+    escaped = line.replace("\\", "\\\\").replace('"', '\\"')
+    return b'{"schema":{"type":"string","optional":false},"payload":"' + escaped.encode() + b'"}'
+
+
+class WorkerProcess:
+    """`moldau connect standalone` as a subprocess; stderr goes to a file we can read."""
+
+    def __init__(self, directory: Path, args: list[str]):
+        self.directory = directory
+        self.log_path = directory / f"worker-{time.monotonic_ns()}.log"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "moldau", "connect", "standalone", *args],
+                                        cwd=directory, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def rest_url(self) -> str:
+        text = wait_until(self.output, lambda t: "REST API at" in t or self.process.poll() is not None,
+                          what="the REST API to start")
+        match = re.search(r"REST API at (http://127\.0\.0\.1:\d+)", text)
+        assert match, text
+        return match.group(1)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        finally:
+            self.log.close()
+
+
+def lab_directory(tmp_path: Path, bootstrap: str) -> Path:
+    worker = load_file(str(CONFIG / "connect-standalone.properties"))
+    worker.update({"bootstrap.servers": bootstrap, "offset.storage.file.filename": str(tmp_path / "connect.offsets"),
+                   "listeners": "http://localhost:0", "offset.flush.interval.ms": "200"})
+    (tmp_path / "worker.properties").write_text(dumps(worker))
+    return tmp_path
+
+
+LAB_ARGS = ["worker.properties", str(CONFIG / "connect-file-source.properties"), str(CONFIG / "connect-file-sink.properties")]
+
+
+def sink_text(directory: Path) -> str:
+    path = directory / "test.sink.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def test_lab_pipeline(tmp_path, bootstrap):
+    directory = lab_directory(tmp_path, bootstrap)
+    lines = ["foo", "bar", 'with "quotes" and \\ and é']
+    (directory / "test.txt").write_text("".join(line + "\n" for line in lines))
+    worker = WorkerProcess(directory, LAB_ARGS)
+    try:
+        url = worker.rest_url()
+        wait_until(lambda: sink_text(directory), lambda t: t == "".join(l + "\n" for l in lines), what="the sink file")
+        with open(directory / "test.txt", "a") as handle:
+            handle.write("Another line\n")
+        lines.append("Another line")
+        wait_until(lambda: sink_text(directory), lambda t: t.splitlines() == lines, what="the appended line")
+        assert rest(url, "GET", "/connectors")[1] == ["local-file-sink", "local-file-source"]
+    finally:
+        assert worker.stop() == 0, worker.output()
+    assert read_topic(bootstrap, "connect-test", expect_at_least=len(lines)) == [(None, envelope(l)) for l in lines]
+
+    with open(directory / "test.txt", "a") as handle:  # written while no worker runs
+        handle.write("while stopped\n")
+    lines.append("while stopped")
+    restarted = WorkerProcess(directory, LAB_ARGS)
+    try:
+        restarted.rest_url()
+        wait_until(lambda: sink_text(directory), lambda t: t.splitlines() == lines, what="the sink after restart")
+    finally:
+        assert restarted.stop() == 0, restarted.output()
+    assert read_topic(bootstrap, "connect-test", expect_at_least=len(lines)) == [(None, envelope(l)) for l in lines]
+    assert sink_text(directory).splitlines() == lines
+
+
+def test_bad_worker_file_is_one_line_error(tmp_path):
+    (tmp_path / "worker.properties").write_text("bootstrap.servers=127.0.0.1:1\n")
+    worker = WorkerProcess(tmp_path, ["worker.properties"])
+    code = worker.process.wait(30)
+    worker.log.close()
+    output = worker.output().strip()
+    assert code == 1
+    assert output == ('moldau: worker.properties: worker configuration: Missing required configuration '
+                      '"offset.storage.file.filename" which has no default value.')
+
+
+def test_missing_worker_file(tmp_path):
+    worker = WorkerProcess(tmp_path, ["nope.properties"])
+    assert worker.process.wait(30) == 1
+    worker.log.close()
+    assert worker.output().strip() == "moldau: cannot read worker config nope.properties: No such file or directory"
+
+
+def test_bad_connector_file_reported_others_keep_running(tmp_path, bootstrap):
+    directory = lab_directory(tmp_path, bootstrap)
+    (directory / "test.txt").write_text("still flows\n")
+    (directory / "bad.properties").write_text("name=bad\nconnector.class=com.example.NoSuchConnector\n")
+    worker = WorkerProcess(directory, ["worker.properties", "bad.properties", "missing.properties", *LAB_ARGS[1:]])
+    try:
+        url = worker.rest_url()
+        wait_until(lambda: sink_text(directory), lambda t: "still flows\n" in t, what="the good pipeline")
+        output = worker.output()
+        assert ("connector config bad.properties was not started: Connector configuration is invalid and contains "
+                "the following 1 error(s):\nFailed to find any class that implements Connector and which name "
+                "matches com.example.NoSuchConnector") in output
+        assert "cannot read connector config missing.properties: No such file or directory" in output
+        assert rest(url, "GET", "/connectors")[1] == ["local-file-sink", "local-file-source"]
+    finally:
+        assert worker.stop() == 0, worker.output()
