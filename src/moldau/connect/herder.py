@@ -241,17 +241,18 @@ class StandaloneHerder:
             connector = runtime.cls()
             connector.context = ConnectorContext(runtime.name)
             connector.start(dict(runtime.config))
+            runtime.connector = connector
             tasks_max = int(runtime.config.get("tasks.max", "1"))
             task_configs = [dict(c) for c in connector.task_configs(tasks_max)][:tasks_max]
+            runtime.task_configs = [self._with_topics(runtime, c) for c in task_configs]
+            runtime.tasks = [self._new_runner(runtime, i) for i in range(len(runtime.task_configs))]
         except Exception as error:
             runtime.state = "FAILED"
             runtime.trace = "".join(traceback.format_exception(error)).rstrip()
+            runtime.tasks = []
             log(f"connector {runtime.name} failed to start: {error}")
             return
-        runtime.connector = connector
-        runtime.task_configs = [self._with_topics(runtime, c) for c in task_configs]
         runtime.state = "PAUSED" if runtime.target == "PAUSED" else "RUNNING"
-        runtime.tasks = [self._new_runner(runtime, i) for i in range(len(runtime.task_configs))]
         for runner in runtime.tasks:
             runner.start(paused=runtime.target == "PAUSED")
         log(f"connector {runtime.name} ({runtime.type}) started with {len(runtime.tasks)} task(s)")
