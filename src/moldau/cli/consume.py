@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -187,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         finish(consumer, grouped=False)
         raise
     tally = [0]  # messages printed, kept current for the Ctrl-C path
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         if args.group and args.partition is None:
             subscribe(consumer, topic, offset if args.offset is not None else None)
@@ -200,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         finish(consumer, grouped=bool(args.group))
         print(f"Processed a total of {tally[0]} messages", file=sys.stderr, flush=True)
     return 0
