@@ -1,0 +1,171 @@
+"""The CLI's pure parts: argument spellings, key=value and properties parsing, line formats,
+message printing, tables — no broker needed."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+
+from moldau.cli import common, consume, groups, produce, topics
+from moldau.cli.main import CliError, build_parser
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    args, extras = build_parser().parse_known_args(list(argv))
+    if extras:
+        args.words = list(args.words) + extras
+    return args
+
+
+def test_topics_both_spellings_parse_to_the_same_request():
+    moldau_style = topics.parse_request(parse("topics", "create", "events", "-p", "3", "-c", "retention.ms=10"))
+    kafka_style = topics.parse_request(
+        parse("topics", "--create", "--topic", "events", "--partitions", "3", "--config", "retention.ms=10")
+    )
+    assert moldau_style == kafka_style == topics.TopicsRequest("create", ["events"], {"retention.ms": "10"})
+
+
+def test_topics_alter_config_takes_key_values_after_the_name():
+    request = topics.parse_request(parse("topics", "alter-config", "events", "a=1", "b=2"))
+    assert request == topics.TopicsRequest("alter-config", ["events"], {"a": "1", "b": "2"})
+
+
+def test_topics_default_action_is_list_and_conflicts_are_errors():
+    assert topics.parse_request(parse("topics")).action == "list"
+    with pytest.raises(CliError, match="choose one"):
+        topics.parse_request(parse("topics", "--create", "--delete", "--topic", "x"))
+    with pytest.raises(CliError, match="unknown topics action 'frobnicate'"):
+        topics.parse_request(parse("topics", "frobnicate"))
+
+
+def test_global_options_before_or_after_the_subcommand():
+    before = parse("--bootstrap-server", "h:1", "-o", "json", "topics", "list")
+    after = parse("topics", "list", "--bootstrap-server", "h:1", "--output", "json")
+    assert common.settings(before) == common.settings(after)
+    assert common.settings(after).bootstrap_servers == "h:1" and common.settings(after).output == "json"
+
+
+def test_bootstrap_default_and_environment(monkeypatch):
+    monkeypatch.delenv(common.BOOTSTRAP_ENV, raising=False)
+    assert common.settings(parse("topics")).bootstrap_servers == "localhost:9092"
+    monkeypatch.setenv(common.BOOTSTRAP_ENV, "env:9")
+    assert common.settings(parse("topics")).bootstrap_servers == "env:9"
+    assert common.settings(parse("topics", "-b", "flag:1")).bootstrap_servers == "flag:1"
+
+
+def test_key_values_accept_commas_and_kafka_list_syntax():
+    assert common.parse_key_values(["a=1,b=2", "c = 3"]) == {"a": "1", "b": "2", "c": "3"}
+    assert common.parse_key_values(["follower.replication.throttled.replicas=[0:1,1:2]"]) == {
+        "follower.replication.throttled.replicas": "0:1,1:2"
+    }
+    with pytest.raises(CliError, match="expected key=value"):
+        common.parse_key_values(["novalue"])
+
+
+def test_properties_file(tmp_path):
+    path = tmp_path / "client.properties"
+    path.write_text("# comment\n! also a comment\n\nsecurity.protocol=SASL_SSL\nsasl.mechanism: PLAIN\nx = a=b\n")
+    assert common.read_properties(str(path)) == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "x": "a=b"
+    }
+    with pytest.raises(CliError, match="cannot read"):
+        common.read_properties(str(tmp_path / "missing"))
+    path.write_text("just words\n")
+    with pytest.raises(CliError, match=":1: expected key=value"):
+        common.read_properties(str(path))
+
+
+def test_bad_bootstrap_address():
+    with pytest.raises(CliError, match="expected HOST:PORT"):
+        common.check_reachable("localhost")
+
+
+def test_table_alignment_and_missing_values():
+    out = io.StringIO()
+    common.emit_table(("A", "LONGER"), [(1, None), ("wide value", [1, 2])], file=out)
+    assert out.getvalue().splitlines() == ["A           LONGER", "1           -", "wide value  1,2"]
+
+
+def test_producer_line_formats():
+    fmt = produce.LineFormat(key_separator=":", static_headers=[("h", b"v")])
+    assert fmt.parse("k:v:w") == (b"k", b"v:w", [("h", b"v")])
+    with pytest.raises(CliError, match="no key separator"):
+        fmt.parse("novalue")
+    kafka = produce.line_format(parse("produce", "t", "--property", "parse.key=true", "--property",
+                                      "parse.headers=true", "--property", "headers.delimiter=|"))
+    assert kafka.parse("a:1,b:2|key\tvalue") == (b"key", b"value", [("a", b"1"), ("b", b"2")])
+    assert produce.line_format(parse("produce", "t")).parse("plain") == (None, b"plain", [])
+
+
+class FakeMessage:
+    def __init__(self, key, value, headers=None):
+        self._key, self._value, self._headers = key, value, headers
+
+    def topic(self):
+        return "t"
+
+    def partition(self):
+        return 2
+
+    def offset(self):
+        return 41
+
+    def timestamp(self):
+        return (1, 1700000000000)
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def headers(self):
+        return self._headers
+
+
+def test_consumer_text_format_follows_kafkas_formatter():
+    args = parse("consume", "t", "--property", "print.key=true", "--property", "print.timestamp=true",
+                 "--print-offset", "--print-partition", "--print-headers")
+    printer = consume.printer(args, common.settings(args))
+    assert printer.line(FakeMessage(None, b"v", [("h", b"1")])) == \
+        "CreateTime:1700000000000\tPartition:2\tOffset:41\th:1\tnull\tv"
+    assert consume.printer(parse("consume", "t"), common.settings(parse("consume", "t"))).line(
+        FakeMessage(b"k", b"only value")) == "only value"
+
+
+def test_consumer_json_format_is_stable_and_binary_safe():
+    args = parse("consume", "t", "--format", "json")
+    line = consume.printer(args, common.settings(args)).line(FakeMessage(b"k", b"\xff\x00", [("h", None)]))
+    assert json.loads(line) == {
+        "topic": "t", "partition": 2, "offset": 41, "timestamp": 1700000000000, "timestamp_type": "CreateTime",
+        "key": "k", "value": "/wA=", "value_encoding": "base64", "headers": [["h", None]],
+    }
+
+
+def test_consumer_start_offsets():
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+    assert consume.start_offset(parse("consume", "t")) is None
+    assert consume.start_offset(parse("consume", "t", "--from-beginning")) == OFFSET_BEGINNING
+    assert consume.start_offset(parse("consume", "t", "--offset", "latest")) == OFFSET_END
+    assert consume.start_offset(parse("consume", "t", "--offset", "7")) == 7
+    with pytest.raises(CliError):
+        consume.start_offset(parse("consume", "t", "--offset", "-3"))
+
+
+def test_groups_spellings_and_dry_run_defaults():
+    assert groups.parse_action(parse("groups", "describe", "g")) == ("describe", ["g"], False)
+    assert groups.parse_action(parse("groups", "--describe", "--group", "g")) == ("describe", ["g"], True)
+    assert groups.parse_action(parse("groups")) == ("list", [], False)
+    assert groups.parse_datetime("2024-01-02T03:04:05Z") == 1704164645000
+    assert groups.parse_datetime("2024-01-02T03:04:05.500+01:00") == 1704161045500
+    with pytest.raises(CliError, match="bad --to-datetime"):
+        groups.parse_datetime("yesterday")
+
+
+def test_unreachable_message_names_the_address():
+    assert common.unreachable_message("localhost:9092") == \
+        "cannot reach localhost:9092 — is `moldau server` running?"
