@@ -169,3 +169,12 @@ def test_groups_spellings_and_dry_run_defaults():
 def test_unreachable_message_names_the_address():
     assert common.unreachable_message("localhost:9092") == \
         "cannot reach localhost:9092 — is `moldau server` running?"
+
+
+def test_java_sasl_jaas_config_becomes_librdkafka_credentials():
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'username="alice" password="s3c\\"ret";')
+    converted = common.java_client_properties({"sasl.jaas.config": jaas, "sasl.mechanism": "PLAIN"})
+    assert converted == {"sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": 's3c"ret'}
+    with pytest.raises(CliError, match="no username"):
+        common.java_client_properties({"sasl.jaas.config": "SomeModule required;"})

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -139,8 +140,25 @@ def base_config(current: Settings) -> dict[str, Any]:
     if os.environ.get("MOLDAU_DEBUG"):
         _librdkafka_logger.addHandler(logging.StreamHandler(sys.stderr))
         _librdkafka_logger.setLevel(logging.DEBUG)
-    config.update(current.client_config)
+    config.update(java_client_properties(current.client_config))
     return config
+
+
+def java_client_properties(properties: Mapping[str, str]) -> dict[str, str]:
+    """Kafka (Java) client properties as librdkafka takes them.
+
+    The one Java-only key found in almost every client.properties is `sasl.jaas.config`; its
+    username and password become librdkafka's `sasl.username`/`sasl.password`.
+    """
+    result = dict(properties)
+    jaas = result.pop("sasl.jaas.config", None)
+    if jaas is not None:
+        for key in ("username", "password"):
+            match = re.search(rf'\b{key}\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
+            if match is None:
+                raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
+            result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
+    return result
 
 
 def unreachable_message(bootstrap_servers: str) -> str:
