@@ -1,0 +1,31 @@
+"""Partition logs on disk, Kafka's layout: see partition_log.py for the theory of operation.
+
+Modules: fs.py (the file-system interface; the OS one is moldau.runtime.disk.OsFileSystem),
+memory_fs.py (in-memory file system that can crash), config.py (LogConfig), segment.py and
+index.py (segments and sparse indexes), leader_epoch.py (leader-epoch cache), checkpoints.py
+(small text files), partition_log.py (PartitionLog), cleaner.py (compaction).
+"""
+
+from .cleaner import CleanResult, clean_log
+from .config import LogConfig
+from .fs import FileHandle, FileSystem
+from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, LeaderEpochCache
+from .memory_fs import MemoryFileSystem
+from .partition_log import AppendInfo, FileRegion, LogError, PartitionLog, ReadResult
+
+__all__ = [
+    "UNDEFINED_EPOCH",
+    "UNDEFINED_EPOCH_OFFSET",
+    "AppendInfo",
+    "CleanResult",
+    "FileHandle",
+    "FileRegion",
+    "FileSystem",
+    "LeaderEpochCache",
+    "LogConfig",
+    "LogError",
+    "MemoryFileSystem",
+    "PartitionLog",
+    "ReadResult",
+    "clean_log",
+]

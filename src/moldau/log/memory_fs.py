@@ -1,0 +1,171 @@
+"""An in-memory `FileSystem` that can crash, for unit tests and the deterministic simulation.
+
+Theory of operation
+-------------------
+Each file keeps two contents: `data`, what the OS would show (every append/truncate applied),
+and `durable`, the content as of its last `sync()` (or b"" for a never-synced file).
+`crash()` models a power loss: every file reverts to its durable content plus, in "tear" mode,
+a random prefix of the bytes appended since the last sync (a torn write); "keep" models a
+process kill, where the OS keeps everything written. After a crash the open handles are dead
+(any use raises) and the log must be reopened, exactly as after a restart.
+
+Simplifications, stated: directory operations (create, remove, rename, write_atomic) are
+durable at once, as on a journaling file system with ordered metadata; a truncation or a
+rewrite since the last sync makes the whole unsynced state revert (no tearing of those).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .fs import Chunk
+
+
+@dataclass
+class _File:
+    data: bytearray = field(default_factory=bytearray)
+    durable: bytes = b""
+    # True while all changes since the last sync are appends (then a crash may tear them).
+    append_only: bool = True
+
+
+class MemoryFileHandle:
+    def __init__(self, fs: "MemoryFileSystem", path: str, file: _File) -> None:
+        self.path = path
+        self._fs = fs
+        self._file = file
+        self._generation = fs.generation
+        self.closed = False
+
+    def _live(self) -> _File:
+        if self.closed or self._generation != self._fs.generation:
+            raise OSError(f"handle for {self.path} is closed (or the file system crashed)")
+        return self._file
+
+    @property
+    def size(self) -> int:
+        return len(self._live().data)
+
+    def fileno(self) -> int:
+        return -1
+
+    def append(self, chunks: Sequence[Chunk]) -> int:
+        file = self._live()
+        written = 0
+        for chunk in chunks:
+            file.data += chunk
+            written += len(chunk)
+        self._fs.bytes_written += written
+        return written
+
+    def pread(self, size: int, position: int) -> bytes:
+        return bytes(self._live().data[position : position + size])
+
+    def truncate(self, size: int) -> None:
+        file = self._live()
+        if size < len(file.data):
+            del file.data[size:]
+            file.append_only = False
+        elif size > len(file.data):
+            file.data += bytes(size - len(file.data))
+            file.append_only = False
+
+    def sync(self) -> None:
+        file = self._live()
+        file.durable = bytes(file.data)
+        file.append_only = True
+        self._fs.syncs += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryFileSystem:
+    def __init__(self) -> None:
+        self.files: dict[str, _File] = {}
+        self.dirs: set[str] = {"/", ""}
+        self.generation = 0
+        self.syncs = 0
+        self.bytes_written = 0
+
+    @staticmethod
+    def _norm(path: str) -> str:
+        return posixpath.normpath(path)
+
+    def open(self, path: str, *, create: bool = False) -> MemoryFileHandle:
+        path = self._norm(path)
+        file = self.files.get(path)
+        if file is None:
+            if not create:
+                raise FileNotFoundError(path)
+            if posixpath.dirname(path) not in self.dirs:
+                raise FileNotFoundError(posixpath.dirname(path))
+            file = self.files[path] = _File()
+        return MemoryFileHandle(self, path, file)
+
+    def exists(self, path: str) -> bool:
+        path = self._norm(path)
+        return path in self.files or path in self.dirs
+
+    def listdir(self, path: str) -> list[str]:
+        path = self._norm(path)
+        if path not in self.dirs:
+            raise FileNotFoundError(path)
+        names = {posixpath.basename(p) for p in self.files if posixpath.dirname(p) == path}
+        names |= {posixpath.basename(d) for d in self.dirs if d and posixpath.dirname(d) == path
+                  and d != path}
+        return sorted(names)
+
+    def makedirs(self, path: str) -> None:
+        path = self._norm(path)
+        while path not in self.dirs:
+            self.dirs.add(path)
+            path = posixpath.dirname(path)
+
+    def remove(self, path: str) -> None:
+        self.files.pop(self._norm(path), None)
+
+    def remove_tree(self, path: str) -> None:
+        path = self._norm(path)
+        prefix = path + "/"
+        for name in sorted(self.files):
+            if name.startswith(prefix):
+                del self.files[name]
+        self.dirs = {d for d in self.dirs if d != path and not d.startswith(prefix)}
+
+    def rename(self, source: str, destination: str) -> None:
+        self.files[self._norm(destination)] = self.files.pop(self._norm(source))
+
+    def read_file(self, path: str) -> bytes:
+        file = self.files.get(self._norm(path))
+        if file is None:
+            raise FileNotFoundError(path)
+        return bytes(file.data)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        self.files[self._norm(path)] = _File(bytearray(data), bytes(data), True)
+
+    def sync_dir(self, path: str) -> None:
+        self.syncs += 1
+
+    def crash(self, mode: str = "drop", rng: object | None = None) -> None:
+        """Lose what a power loss ("drop"/"tear") or a process kill ("keep") would lose.
+
+        `rng` (a `random.Random`, injected: the core never creates randomness) picks where a
+        "tear" cuts the unsynced bytes; without it the cut is in the middle.
+        """
+        assert mode in ("drop", "tear", "keep"), f"unknown crash mode {mode!r}"
+        self.generation += 1
+        if mode == "keep":
+            return
+        for path in sorted(self.files):
+            file = self.files[path]
+            kept = b""
+            unsynced = len(file.data) - len(file.durable)
+            if mode == "tear" and file.append_only and unsynced > 0:
+                cut = rng.randint(0, unsynced) if rng is not None else unsynced // 2  # type: ignore[attr-defined]
+                kept = bytes(file.data[len(file.durable) : len(file.durable) + cut])
+            file.data = bytearray(file.durable + kept)
+            file.append_only = True

@@ -1,0 +1,678 @@
+"""`PartitionLog`: one partition's log on disk — append, read, recover, retain, truncate.
+
+Theory of operation
+-------------------
+A partition directory `<topic>-<partition>/` holds segments (`<20-digit base offset>.log` with
+`.index` and `.timeindex`, see segment.py/index.py), `leader-epoch-checkpoint`,
+`partition.metadata`, and per-partition `recovery-point-offset-checkpoint` and
+`log-start-offset-checkpoint` (checkpoints.py). Offsets: `log_start_offset` is the first
+offset a consumer may read, `log_end_offset` (LEO) one past the last appended offset; the high
+watermark belongs to replication and arrives here as `read(max_offset=...)`.
+
+Append (`append_as_leader`): validate the batch headers and CRCs (records stay opaque),
+assign offsets from the LEO, and write `[patched header, untouched rest]` per batch with one
+writev (no copy of the payload); the bytes are in the OS when the call returns (a killed
+process loses nothing acknowledged). Rolls a new segment before the append when the active
+segment would pass segment.bytes, its index is full, relative offsets would overflow int32,
+or segment.ms has passed (Kafka's rule: incoming max timestamp minus the first batch's max
+timestamp). A rolled segment is fsynced with its indexes and the recovery point moves to
+the new segment's base offset. fsync otherwise follows flush.messages / flush.ms (checked on
+append and in `maybe_flush(now_ms)`, which the runtime calls from a timer).
+
+Read (`read`): one region of one segment (Kafka's FetchDataInfo): from the batch holding
+`fetch_offset`, whole batches only, never including the batch holding `max_offset` (the high
+watermark; exclusive), at most `max_bytes` except that with `min_one_batch` the first batch is
+returned whole (KIP-74). Finding positions is O(1) for consumers at the tail (segment position
+hints), otherwise bisect on the sparse index plus a short header scan. The region exposes the
+segment's handle (`fileno()` for sendfile) and `read_bytes()`.
+
+Recovery (`open`): segments wholly below the recovery point are trusted (their index files
+are loaded and sanity-checked, rebuilt if wrong); from the last index entry at or before the
+recovery point onwards every batch is CRC-checked and the log is truncated at the first bad
+batch (a torn write), deleting any later segments. Interrupted compaction is finished or
+discarded (cleaner.py's `.cleaned`/`.swap` protocol). After recovery everything is fsynced and
+the recovery point checkpointed at the LEO.
+
+Deletion: retention (`enforce_retention`) and DeleteRecords (`delete_records_before`) only
+remove whole non-active segments and raise `log_start_offset`; reads below it are
+OFFSET_OUT_OF_RANGE. Files of deleted segments are unlinked at once but their handles stay open
+for file.delete.delay.ms, so a region handed to sendfile stays readable (Kafka's `.deleted`
+delay, without the rename).
+
+Errors: bad input raises `LogError`/`RecordsError` carrying a Kafka error code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import posixpath
+from dataclasses import dataclass, field
+
+from kio.schema.errors import ErrorCode
+
+from moldau.records.batch import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    RecordsError,
+    patched_header,
+    validate_payload,
+)
+from moldau.records.record import Record, iterate_records
+
+from . import checkpoints
+from .config import LogConfig
+from .fs import Chunk, FileHandle, FileSystem
+from .leader_epoch import LeaderEpochCache
+from .segment import LogSegment, segment_file_name
+
+# Largest relative offset an index entry can hold (int32).
+_RELATIVE_OFFSET_MAX = 2**31 - 1
+# Followers replicate what the leader accepted; their batch-size bound is only a sanity bound.
+_FOLLOWER_BATCH_BYTES_MAX = 2**31 - 1
+
+
+class LogError(RecordsError):
+    """A request the log cannot serve; `error_code` is the Kafka error to answer with."""
+
+
+@dataclass(slots=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    record_count: int
+    batches: list[BatchHeader]  # headers as written (base offsets assigned)
+    log_start_offset: int
+
+
+@dataclass(slots=True)
+class FileRegion:
+    """`size` bytes at `position` of a segment file; send with sendfile or `read_bytes()`."""
+
+    file: FileHandle
+    position: int
+    size: int
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def read_bytes(self) -> bytes:
+        return self.file.pread(self.size, self.position)
+
+
+@dataclass(slots=True)
+class ReadResult:
+    fetch_offset: int
+    region: FileRegion | None  # None: no records to return
+    log_start_offset: int
+    log_end_offset: int
+
+    @property
+    def size(self) -> int:
+        return self.region.size if self.region is not None else 0
+
+    def read_bytes(self) -> bytes:
+        return self.region.read_bytes() if self.region is not None else b""
+
+
+@dataclass
+class _Retired:
+    handle: FileHandle
+    retired_ms: int
+
+
+class PartitionLog:
+    def __init__(self, fs: FileSystem, directory: str, config: LogConfig,
+                 segments: list[LogSegment], log_start_offset: int, now_ms: int) -> None:
+        assert segments, "a partition log always has an active segment"
+        self.fs = fs
+        self.directory = directory
+        self.config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = segments[-1].next_offset
+        self.recovery_point = -1  # unknown until the first flush checkpoints it
+        self.leader_epoch_cache = LeaderEpochCache.load(fs, directory)
+        self._unflushed_records = 0
+        self._last_flush_ms = now_ms
+        self._now_ms = now_ms
+        self._retired: list[_Retired] = []
+        self.closed = False
+
+    # --- opening and recovery -----------------------------------------------------------------
+    @classmethod
+    def open(cls, fs: FileSystem, directory: str, config: LogConfig, now_ms: int) -> "PartitionLog":
+        """Load (or create) the log in `directory`, recovering from an unclean shutdown."""
+        from .cleaner import finish_interrupted_cleaning
+
+        fs.makedirs(directory)
+        finish_interrupted_cleaning(fs, directory)
+        bases = _segment_bases(fs, directory)
+        log_start_offset = checkpoints.read_offset_checkpoint(
+            fs, directory, checkpoints.LOG_START_OFFSET_FILE)
+        recovery_point = checkpoints.read_offset_checkpoint(
+            fs, directory, checkpoints.RECOVERY_POINT_FILE) or 0
+        segments = _load_segments(fs, directory, config, bases, recovery_point, now_ms)
+        if not segments:
+            start = log_start_offset or 0
+            segments = [LogSegment.create(fs, directory, start, config.index_interval_bytes, now_ms)]
+        if log_start_offset is None or log_start_offset < segments[0].base_offset:
+            log_start_offset = segments[0].base_offset
+        log = cls(fs, directory, config, segments, log_start_offset, now_ms)
+        if log.log_start_offset > log.log_end_offset:
+            log.truncate_fully_and_start_at(log.log_start_offset)
+        log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
+        log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
+        log.flush()
+        log._write_log_start_offset()
+        return log
+
+    # --- append -------------------------------------------------------------------------------
+    def append_as_leader(self, payload: bytes | bytearray | memoryview, leader_epoch: int,
+                         now_ms: int, *, validated: list[BatchHeader] | None = None) -> AppendInfo:
+        """Validate, assign offsets and write a produce payload; see the module docstring.
+
+        `validated` lets the broker pass the headers it already got from `validate_payload`
+        (e.g. for idempotence checks) so they are not parsed twice.
+        """
+        assert not self.closed, "append to a closed log"
+        config = self.config
+        headers = validated if validated is not None else validate_payload(
+            payload, config.max_message_bytes)
+        self._check_append_size(len(payload))
+        append_time = now_ms if config.log_append_time else None
+        view = payload if isinstance(payload, memoryview) else memoryview(payload)
+        incoming_max_ts = max(h.max_timestamp for h in headers) if append_time is None else now_ms
+        last_offset = self.log_end_offset + sum(h.last_offset_delta + 1 for h in headers) - 1
+        segment = self._maybe_roll(len(payload), incoming_max_ts, last_offset, now_ms)
+        offset = self.log_end_offset
+        chunks: list[Chunk] = []
+        batches: list[tuple[int, int, int, int]] = []
+        written: list[BatchHeader] = []
+        for header in headers:
+            size = header.batch_length + LOG_OVERHEAD
+            chunks.append(patched_header(view, header, offset, leader_epoch, append_time))
+            if size > HEADER_SIZE:
+                chunks.append(view[header.position + HEADER_SIZE : header.position + size])
+            batch_last = offset + header.last_offset_delta
+            timestamp = header.max_timestamp if append_time is None else append_time
+            batches.append((offset, batch_last, timestamp, size))
+            written.append(header._replace(base_offset=offset,
+                                           partition_leader_epoch=leader_epoch))
+            offset = batch_last + 1
+        if leader_epoch > self.leader_epoch_cache.latest_epoch:
+            self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
+        return self._finish_append(segment, chunks, batches, written, append_time, now_ms)
+
+    def append_as_follower(self, payload: bytes | bytearray | memoryview,
+                           now_ms: int) -> AppendInfo:
+        """Append replicated batches whose offsets and epochs the leader already assigned."""
+        assert not self.closed, "append to a closed log"
+        headers = validate_payload(payload, _FOLLOWER_BATCH_BYTES_MAX, require_dense_offsets=False)
+        self._check_append_size(len(payload))
+        expected = self.log_end_offset
+        for header in headers:
+            if header.base_offset < expected:
+                raise LogError(ErrorCode.offset_out_of_range,
+                               f"follower batch at offset {header.base_offset} below {expected}")
+            expected = header.base_offset + header.last_offset_delta + 1
+        if headers[0].base_offset > self.log_end_offset and self._segments[-1].size == 0:
+            self._replace_empty_active_segment(headers[0].base_offset, now_ms)
+        segment = self._maybe_roll(len(payload), max(h.max_timestamp for h in headers),
+                                   expected - 1, now_ms)
+        batches = [(h.base_offset, h.base_offset + h.last_offset_delta, h.max_timestamp,
+                    h.batch_length + LOG_OVERHEAD) for h in headers]
+        cache = self.leader_epoch_cache
+        for header in headers:
+            if header.partition_leader_epoch > cache.latest_epoch:
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        return self._finish_append(segment, [payload], batches, list(headers), None, now_ms)
+
+    def _check_append_size(self, size: int) -> None:
+        if size > self.config.segment_bytes:
+            raise LogError(ErrorCode.record_list_too_large,
+                           f"{size} bytes exceed segment.bytes {self.config.segment_bytes}")
+
+    def _finish_append(self, segment: LogSegment, chunks: list[Chunk],
+                       batches: list[tuple[int, int, int, int]], written: list[BatchHeader],
+                       append_time: int | None, now_ms: int) -> AppendInfo:
+        segment.append(chunks, batches)
+        first_offset = batches[0][0]
+        self.log_end_offset = batches[-1][1] + 1
+        self._now_ms = now_ms
+        max_ts, max_ts_offset = -1, -1
+        for _, last, timestamp, _ in batches:
+            if timestamp > max_ts:
+                max_ts, max_ts_offset = timestamp, last
+        record_count = sum(h.records_count for h in written)
+        self._unflushed_records += record_count
+        self.maybe_flush(now_ms)
+        return AppendInfo(first_offset, self.log_end_offset - 1,
+                          append_time if append_time is not None else -1, max_ts,
+                          max_ts_offset, record_count, written, self.log_start_offset)
+
+    def _maybe_roll(self, size: int, incoming_max_ts: int, last_offset: int,
+                    now_ms: int) -> LogSegment:
+        segment = self._segments[-1]
+        if segment.size == 0:
+            return segment
+        config = self.config
+        if segment.rolling_timestamp >= 0:
+            waited_ms = incoming_max_ts - segment.rolling_timestamp
+        else:
+            waited_ms = now_ms - segment.created_ms
+        if (segment.size + size > config.segment_bytes
+                or waited_ms > config.segment_ms
+                or (len(segment.offset_index) + 1) * 8 > config.segment_index_bytes
+                or last_offset - segment.base_offset > _RELATIVE_OFFSET_MAX):
+            return self.roll(now_ms)
+        return segment
+
+    def roll(self, now_ms: int) -> LogSegment:
+        """Start a new active segment at the LEO; the old one is sealed and fsynced."""
+        old = self._segments[-1]
+        if old.size == 0:
+            return old
+        old.seal()
+        new = LogSegment.create(self.fs, self.directory, self.log_end_offset,
+                                self.config.index_interval_bytes, now_ms)
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        old.flush()
+        self.fs.sync_dir(self.directory)
+        self._checkpoint_recovery_point(new.base_offset)
+        return new
+
+    def _replace_empty_active_segment(self, base_offset: int, now_ms: int) -> None:
+        """A follower's first batch is beyond our LEO (leader's log starts later): move the
+        empty active segment up so offsets stay within its int32 relative range."""
+        old = self._segments.pop()
+        self._bases.pop()
+        self._retire(old)
+        new = LogSegment.create(self.fs, self.directory, base_offset,
+                                self.config.index_interval_bytes, now_ms)
+        self._segments.append(new)
+        self._bases.append(base_offset)
+        self.log_end_offset = base_offset
+        if self.log_start_offset < base_offset and len(self._segments) == 1:
+            self.log_start_offset = base_offset
+            self._write_log_start_offset()
+
+    # --- read ---------------------------------------------------------------------------------
+    def read(self, fetch_offset: int, max_bytes: int, max_offset: int | None = None,
+             min_one_batch: bool = True) -> ReadResult:
+        """Whole batches from `fetch_offset` below `max_offset` (default: the LEO)."""
+        if fetch_offset < self.log_start_offset or fetch_offset > self.log_end_offset:
+            raise LogError(
+                ErrorCode.offset_out_of_range,
+                f"offset {fetch_offset} outside [{self.log_start_offset}, {self.log_end_offset}]")
+        if max_offset is None or max_offset > self.log_end_offset:
+            max_offset = self.log_end_offset
+        index = bisect.bisect_right(self._bases, fetch_offset) - 1
+        offset = fetch_offset
+        while 0 <= index < len(self._segments) and offset < max_offset:
+            segment = self._segments[index]
+            region = self._read_segment(segment, offset, max_bytes, max_offset, min_one_batch)
+            if region is not None or offset < segment.next_offset and segment.size:
+                return self._result(fetch_offset, region)
+            index += 1
+            if index < len(self._segments):
+                offset = max(offset, self._segments[index].base_offset)
+        return self._result(fetch_offset, None)
+
+    def _result(self, fetch_offset: int, region: FileRegion | None) -> ReadResult:
+        return ReadResult(fetch_offset, region, self.log_start_offset, self.log_end_offset)
+
+    def _read_segment(self, segment: LogSegment, offset: int, max_bytes: int,
+                      max_offset: int, min_one_batch: bool) -> FileRegion | None:
+        if offset >= segment.next_offset:
+            return None
+        start = segment.position_of(offset)
+        if start is None:
+            return None
+        end = segment.size
+        if max_offset < segment.next_offset:
+            limit = segment.position_of(max_offset)
+            end = end if limit is None else limit
+        if end <= start:
+            return None
+        if end - start > max_bytes:
+            end = segment.batch_end_at_or_before(start, start + max_bytes)
+            if end == start:
+                if not min_one_batch:
+                    return None
+                first = segment.scan_first(start)
+                assert first is not None, "a batch must start at a found position"
+                end = start + first.batch_length + LOG_OVERHEAD
+        return FileRegion(segment.log, start, end - start)
+
+    # --- timestamps ---------------------------------------------------------------------------
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with timestamp >= `timestamp_ms`, or None."""
+        for segment in self._segments:
+            if segment.max_timestamp < timestamp_ms or segment.next_offset <= self.log_start_offset:
+                continue
+            lower = segment.time_index.lookup_before(timestamp_ms) + 1
+            start_offset = max(lower, self.log_start_offset, segment.base_offset)
+            found = self._search_timestamp(segment, timestamp_ms, start_offset)
+            if found is not None:
+                return found
+        return None
+
+    def _search_timestamp(self, segment: LogSegment, timestamp_ms: int,
+                          start_offset: int) -> tuple[int, int] | None:
+        position = segment.position_of(start_offset)
+        if position is None:
+            return None
+        for header in segment.scan_headers(position):
+            if header.max_timestamp < timestamp_ms:
+                continue
+            for record in self._batch_records(segment, header):
+                if record.timestamp >= timestamp_ms and record.offset >= start_offset:
+                    return record.offset, record.timestamp
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the record with the largest timestamp (ListOffsets -3)."""
+        best: LogSegment | None = None
+        for segment in self._segments:
+            if segment.next_offset > self.log_start_offset and (
+                    best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None or best.max_timestamp < 0:
+            return None
+        header = best.find_batch(best.max_timestamp_offset)
+        if header is None:
+            return None
+        for record in self._batch_records(best, header):
+            if record.timestamp == best.max_timestamp and record.offset >= self.log_start_offset:
+                return record.offset, record.timestamp
+        return best.max_timestamp_offset, best.max_timestamp
+
+    @staticmethod
+    def _batch_records(segment: LogSegment, header: BatchHeader) -> list[Record]:
+        data = segment.log.pread(header.batch_length + LOG_OVERHEAD, header.position)
+        return list(iterate_records(data))
+
+    # --- leader epochs ------------------------------------------------------------------------
+    def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
+        """(epoch, end offset) for OffsetForLeaderEpoch / diverging-epoch checks."""
+        return self.leader_epoch_cache.end_offset_for_epoch(leader_epoch, self.log_end_offset)
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.leader_epoch_cache.latest_epoch
+
+    # --- truncation and deletion --------------------------------------------------------------
+    def truncate_to(self, offset: int) -> bool:
+        """Follower truncation: drop everything at or above `offset`; True if anything went."""
+        if offset >= self.log_end_offset:
+            return False
+        if offset <= self._segments[0].base_offset:
+            self.truncate_fully_and_start_at(offset)
+            return True
+        while self._segments[-1].base_offset >= offset:
+            self._retire(self._segments.pop())
+            self._bases.pop()
+        active = self._segments[-1]
+        active.truncate_to(offset)
+        self.log_end_offset = active.next_offset
+        self._after_truncation()
+        return True
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and restart the (empty) log at `offset`."""
+        for segment in self._segments:
+            self._retire(segment)
+        segment = LogSegment.create(self.fs, self.directory, offset,
+                                    self.config.index_interval_bytes, self._now_ms)
+        self._segments = [segment]
+        self._bases = [offset]
+        self.log_end_offset = offset
+        self.log_start_offset = offset
+        self.leader_epoch_cache.clear_and_flush()
+        self._write_log_start_offset()
+        self._after_truncation()
+
+    def _after_truncation(self) -> None:
+        if self.log_start_offset > self.log_end_offset:
+            self.log_start_offset = self.log_end_offset
+            self._write_log_start_offset()
+        self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        self.flush()
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise log_start_offset to `offset`; return the new log_start_offset."""
+        if offset > self.log_end_offset or offset < 0:
+            raise LogError(ErrorCode.offset_out_of_range,
+                           f"cannot delete before {offset}: log end offset {self.log_end_offset}")
+        if offset > self.log_start_offset:
+            self._advance_log_start_offset(offset)
+            self._delete_segments_below_log_start()
+        return self.log_start_offset
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete old non-active segments by retention.ms/bytes; return how many went."""
+        self._now_ms = now_ms
+        deleted = 0
+        config = self.config
+        if config.delete and config.retention_ms >= 0:
+            deleted += self._delete_oldest(
+                lambda segment, _: segment.max_timestamp >= 0
+                and now_ms - segment.max_timestamp > config.retention_ms)
+        if config.delete and config.retention_bytes >= 0:
+            excess = [self.size_bytes - config.retention_bytes]
+
+            def over_size(segment: LogSegment, _: int) -> bool:
+                if excess[0] - segment.size < 0:
+                    return False
+                excess[0] -= segment.size
+                return True
+
+            deleted += self._delete_oldest(over_size)
+        deleted += self._delete_segments_below_log_start()
+        self._close_retired(now_ms)
+        return deleted
+
+    def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
+        deleted = 0
+        while len(self._segments) > 1 and should_delete(self._segments[0], deleted):
+            self._retire(self._segments.pop(0))
+            self._bases.pop(0)
+            deleted += 1
+        if deleted:
+            self._advance_log_start_offset(self._segments[0].base_offset)
+        return deleted
+
+    def _delete_segments_below_log_start(self) -> int:
+        return self._delete_oldest(
+            lambda segment, _: self._segments[1].base_offset <= self.log_start_offset)
+
+    def _advance_log_start_offset(self, offset: int) -> None:
+        if offset <= self.log_start_offset:
+            return
+        self.log_start_offset = offset
+        self.leader_epoch_cache.truncate_from_start(offset)
+        self._write_log_start_offset()
+
+    def _retire(self, segment: LogSegment) -> None:
+        """Unlink a segment's files now; close its handle after file.delete.delay.ms."""
+        for suffix in (".log", ".index", ".timeindex"):
+            self.fs.remove(segment.path(suffix))
+        self._retired.append(_Retired(segment.log, self._now_ms))
+
+    def _close_retired(self, now_ms: int) -> None:
+        delay = self.config.file_delete_delay_ms
+        keep = []
+        for retired in self._retired:
+            if now_ms - retired.retired_ms >= delay:
+                retired.handle.close()
+            else:
+                keep.append(retired)
+        self._retired = keep
+
+    # --- durability and lifecycle -------------------------------------------------------------
+    def maybe_flush(self, now_ms: int) -> None:
+        """fsync when flush.messages or flush.ms says so (call from a timer for flush.ms)."""
+        self._now_ms = max(self._now_ms, now_ms)
+        config = self.config
+        if self._unflushed_records and (
+                (0 <= config.flush_messages <= self._unflushed_records)
+                or (config.flush_ms >= 0 and now_ms - self._last_flush_ms >= config.flush_ms)):
+            self.flush()
+            self._last_flush_ms = now_ms
+        if self._retired:
+            self._close_retired(now_ms)
+
+    def flush(self) -> None:
+        """fsync the active segment and its indexes; move the recovery point to the LEO."""
+        active = self._segments[-1]
+        if active.max_timestamp >= 0:  # lets recovery restore max_timestamp from the index
+            active.time_index.maybe_append(active.max_timestamp, active.max_timestamp_offset)
+        active.flush()
+        self._unflushed_records = 0
+        if self.recovery_point != self.log_end_offset:
+            self._checkpoint_recovery_point(self.log_end_offset)
+
+    def _checkpoint_recovery_point(self, offset: int) -> None:
+        self.recovery_point = offset
+        checkpoints.write_offset_checkpoint(
+            self.fs, self.directory, checkpoints.RECOVERY_POINT_FILE, offset)
+
+    def _write_log_start_offset(self) -> None:
+        checkpoints.write_offset_checkpoint(
+            self.fs, self.directory, checkpoints.LOG_START_OFFSET_FILE, self.log_start_offset)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush()
+        for segment in self._segments:
+            segment.close()
+        for retired in self._retired:
+            retired.handle.close()
+        self._retired = []
+        self.closed = True
+
+    def delete(self) -> None:
+        """Topic deletion: close everything and remove the partition directory."""
+        for segment in self._segments:
+            segment.close()
+        for retired in self._retired:
+            retired.handle.close()
+        self.closed = True
+        self.fs.remove_tree(self.directory)
+
+    # --- introspection ------------------------------------------------------------------------
+    @property
+    def segments(self) -> list[LogSegment]:
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+        for segment in self._segments:
+            segment.index_interval_bytes = config.index_interval_bytes
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment) -> None:
+        """Cleaner hook: `new` (already in place on disk) replaces the consecutive `old`."""
+        first = self._segments.index(old[0])
+        assert self._segments[first : first + len(old)] == old, "segments must be consecutive"
+        assert old[-1] is not self._segments[-1], "the active segment is never replaced"
+        self._segments[first : first + len(old)] = [new]
+        self._bases = [s.base_offset for s in self._segments]
+        for segment in old:
+            self._retired.append(_Retired(segment.log, self._now_ms))
+
+
+def _segment_bases(fs: FileSystem, directory: str) -> list[int]:
+    bases = []
+    for name in fs.listdir(directory):
+        stem, dot, suffix = name.partition(".")
+        if suffix == "log" and len(stem) == 20 and stem.isdigit():
+            bases.append(int(stem))
+    return sorted(bases)
+
+
+def _load_segments(fs: FileSystem, directory: str, config: LogConfig, bases: list[int],
+                   recovery_point: int, now_ms: int) -> list[LogSegment]:
+    segments: list[LogSegment] = []
+    for number, base in enumerate(bases):
+        path = posixpath.join(directory, segment_file_name(base, ".log"))
+        segment = LogSegment(fs, directory, base, fs.open(path), config.index_interval_bytes,
+                             now_ms)
+        next_base = bases[number + 1] if number + 1 < len(bases) else None
+        truncated = _recover_segment(segment, next_base, recovery_point)
+        if segments and segment.base_offset < segments[-1].next_offset:
+            segment.delete_files()  # overlaps its predecessor: leftover of a crash
+            continue
+        segments.append(segment)
+        if truncated and next_base is not None:
+            for later in bases[number + 1 :]:
+                for suffix in (".log", ".index", ".timeindex"):
+                    fs.remove(posixpath.join(directory, segment_file_name(later, suffix)))
+            break
+    return segments
+
+
+def _recover_segment(segment: LogSegment, next_base: int | None, recovery_point: int) -> int:
+    """Load indexes and in-memory state; CRC-verify from the recovery point. Bytes truncated."""
+    indexes_ok = _load_indexes(segment)
+    if indexes_ok and next_base is not None and next_base <= recovery_point:
+        _restore_trusted_state(segment)  # wholly flushed before the recovery point
+        return 0
+    start = 0
+    if indexes_ok and segment.base_offset < recovery_point:
+        last = segment.time_index.last_entry()  # persisted at flush: covers offsets < it
+        if last is not None:
+            segment.max_timestamp, segment.max_timestamp_offset = last
+        start = segment.offset_index.lookup(recovery_point)
+        first = segment.scan_first(0)
+        if first is not None:
+            segment.rolling_timestamp = first.max_timestamp
+    elif indexes_ok:
+        _reset_indexes(segment)
+    return segment.recover_from(start, recovery_point)
+
+
+def _reset_indexes(segment: LogSegment) -> None:
+    segment.offset_index.truncate_to_position(0)
+    segment.time_index.truncate_to_offset(segment.base_offset)
+
+
+def _load_indexes(segment: LogSegment) -> bool:
+    fs = segment.fs
+    try:
+        offset_data = fs.read_file(segment.path(".index"))
+        time_data = fs.read_file(segment.path(".timeindex"))
+    except FileNotFoundError:
+        return False
+    if segment.offset_index.load(offset_data, segment.size) and segment.time_index.load(time_data):
+        return True
+    _reset_indexes(segment)
+    return False
+
+
+def _restore_trusted_state(segment: LogSegment) -> None:
+    """A fully flushed segment: max timestamp from its time index, end from its tail."""
+    last = segment.time_index.last_entry()
+    if last is not None:
+        segment.max_timestamp, segment.max_timestamp_offset = last
+    _, position = segment.offset_index.lookup_position(segment.size)
+    for header in segment.scan_headers(position):
+        segment.next_offset = header.base_offset + header.last_offset_delta + 1
+        if last is None and header.max_timestamp > segment.max_timestamp:
+            segment.max_timestamp = header.max_timestamp
+            segment.max_timestamp_offset = segment.next_offset - 1
+    segment.bytes_since_index_entry = segment.index_interval_bytes + 1
