@@ -71,7 +71,8 @@ def test_endpoints(worker, tmp_path, bootstrap):
     assert rest(url, "GET", "/connectors/src")[1] == info
     assert rest(url, "GET", "/connectors/src/config") == (200, dict(source_config, name="src"))
     assert rest(url, "GET", "/connectors/src/tasks")[1] == [{"id": {"connector": "src", "task": 0},
-                                                             "config": dict(source_config, name="src")}]
+                                                             "config": dict(source_config, name="src", **{
+        "task.class": "org.apache.kafka.connect.file.FileStreamSourceTask"})}]
     status, body = rest(url, "GET", "/connectors/src/status")
     assert status == 200 and body["connector"]["state"] == "RUNNING" and body["tasks"][0]["state"] == "RUNNING"
     assert body["connector"]["worker_id"] == url.removeprefix("http://")

@@ -85,6 +85,7 @@ def test_float32_uses_shortest_single_precision_digits():
 
 def test_string_escaping_like_jackson():
     assert dumps_jackson('a"b\\c\n\t\x01\x1f é €/') == '"a\\"b\\\\c\\n\\t\\u0001\\u001F é €/"'
+    assert dumps_jackson("clef 𝄞 \U0010FFFF") == '"clef \\uD834\\uDD1E \\uDBFF\\uDFFF"'
 
 
 def test_required_null_is_an_error():

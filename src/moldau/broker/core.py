@@ -27,7 +27,8 @@ from moldau.controller.configs import TYPE_BROKER, TYPE_TOPIC, effective_topic_c
 from moldau.controller.controller import Controller, ControllerDefaults
 from moldau.controller.image import MetadataImage
 from moldau.controller.metadata_log import LocalMetadataLog
-from moldau.log import LogConfig, PartitionLog
+from moldau.log.config import LogConfig
+from moldau.log.partition_log import PartitionLog
 from moldau.protocol import codec
 from moldau.protocol.build import build
 from moldau.replication.partition import Partition
@@ -140,9 +141,9 @@ class BrokerCore:
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
 
-    def topic_log_config(self, topic: str) -> LogConfig:
-        effective = effective_topic_configs(self.image.topic_configs(topic), self.broker_config_values())
-        return LogConfig.from_kafka_configs(effective)
+    def topic_configs(self, topic: str) -> dict[str, str]:
+        """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""
+        return effective_topic_configs(self.image.topic_configs(topic), self.broker_config_values())
 
     def broker_config_values(self) -> dict[str, str]:
         values = dict(self.config.log_defaults)
@@ -169,10 +170,12 @@ class BrokerCore:
         key = (topic.name, index)
         partition = self.partitions.get(key)
         if partition is None:
-            log = PartitionLog.open(self.fs, self._path(f"{topic.name}-{index}"), self.topic_log_config(topic.name), self.now_ms)
+            configs = self.topic_configs(topic.name)
+            log = PartitionLog.open(self.fs, self._path(f"{topic.name}-{index}"),
+                                    LogConfig.from_kafka_configs(configs), self.now_ms)
             partition = Partition(topic.name, index, topic_id, log, self.node_id)
             partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
-            partition.min_insync_replicas = int(self.topic_log_config(topic.name).min_insync_replicas)
+            partition.min_insync_replicas = int(configs["min.insync.replicas"])
             self.partitions[key] = partition
         partition.partition_epoch = image.partition_epoch
         if image.leader == self.node_id:
@@ -188,11 +191,14 @@ class BrokerCore:
                 partition.log.delete()
 
     def _reconfigure_topic(self, topic: str) -> None:
-        config = self.topic_log_config(topic)
+        if self.image.topic(topic) is None:
+            return
+        configs = self.topic_configs(topic)
+        log_config = LogConfig.from_kafka_configs(configs)
         for key in sorted(self.partitions):
             if key[0] == topic:
-                self.partitions[key].log.reconfigure(config)
-                self.partitions[key].min_insync_replicas = int(config.min_insync_replicas)
+                self.partitions[key].log.update_config(log_config)
+                self.partitions[key].min_insync_replicas = int(configs["min.insync.replicas"])
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:

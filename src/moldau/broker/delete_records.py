@@ -34,6 +34,6 @@ def _delete(core, name, requested) -> dict:
         result["error_code"] = ErrorCode.offset_out_of_range
         return result
     if offset > partition.log_start_offset:
-        partition.log.delete_records_before(offset, ctx.now_ms)
+        partition.log.delete_records_before(offset)
     result["low_watermark"] = partition.log_start_offset
     return result

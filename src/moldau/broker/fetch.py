@@ -94,7 +94,7 @@ def _read_all(core, request, wanted) -> tuple[dict, int, bool]:
 def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool) -> dict:
     result = {"partition_index": fp.partition, "error_code": ErrorCode.none, "high_watermark": -1,
               "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
-              "preferred_read_replica": -1, "records": None}
+              "preferred_read_replica": -1, "records": b""}
     if name is None:
         result["error_code"] = ErrorCode.unknown_topic_id if topic_id not in (None, _ZERO_UUID) else ErrorCode.unknown_topic_or_partition
         return result
@@ -120,7 +120,7 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
         return result
     max_bytes = min(fp.partition_max_bytes, remaining)
     if fp.fetch_offset < high_watermark and (max_bytes > 0 or first):
-        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).to_bytes()
+        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).read_bytes()
     return result
 
 

@@ -58,5 +58,5 @@ def _lookup(core, name: str, request_partition) -> dict:
         offset, result["timestamp"] = found
     result["offset"] = offset
     if result["leader_epoch"] < 0:
-        result["leader_epoch"] = log.epoch_for_offset(offset)
+        result["leader_epoch"] = log.leader_epoch_cache.epoch_for_offset(offset)
     return result

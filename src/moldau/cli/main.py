@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "moldau.cli.configs",
     "moldau.cli.connect",
     "moldau.cli.completion",
+    "moldau.cli.perf",
 )
 
 

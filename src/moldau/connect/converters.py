@@ -10,7 +10,8 @@ prefixes). Source records go `from_connect_data` → producer; consumed bytes go
   Kafka's order (`type`, then `fields`/`items`/`keys`/`values`, `optional`, `name`, `version`,
   `doc`, `parameters`, `default`; struct fields carry their name last as `field`). Strings are
   escaped as Jackson does (short escapes for \\b \\t \\n \\f \\r, `\\u00XX` with upper-case hex for
-  other control characters, everything else raw UTF-8); doubles and floats are written like Java's
+  other control characters, an escaped surrogate pair for characters beyond U+FFFF, everything
+  else raw UTF-8); doubles and floats are written like Java's
   `Double.toString`/`Float.toString` (`1.0E7`, `1.0E-4`), NaN and infinities as strings; bytes
   as base64. A null value without schema is a null record (a tombstone), as in Kafka.
 - `StringConverter`: UTF-8 text of the value (`converter.encoding` may change the charset).
@@ -326,9 +327,21 @@ def dumps_jackson(node: Any) -> str:
     raise DataError(f"cannot write {type(node).__name__} as JSON")
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+
+
 def _jackson_string(text: str) -> str:
+    """Jackson's escaping: control characters as `\\u00XX` (upper-case hex), and characters outside
+    the Basic Multilingual Plane as an escaped surrogate pair (`\\uD834\\uDD1E`), as Kafka's
+    JsonConverter writes them (checked against Kafka 4.1.1)."""
     encoded = json.dumps(text, ensure_ascii=False)
-    return _CONTROL_ESCAPE.sub(lambda m: m.group(0).upper().replace("\\U", "\\u") if len(m.group(0)) == 6 else m.group(0), encoded)
+    encoded = _CONTROL_ESCAPE.sub(lambda m: "\\u" + m.group(0)[2:].upper() if len(m.group(0)) == 6 else m.group(0), encoded)
+    return _ASTRAL.sub(_surrogate_escape, encoded)
+
+
+def _surrogate_escape(match: re.Match) -> str:
+    code = ord(match.group(0)) - 0x10000
+    return f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}"
 
 
 def _java_float_text(value: float) -> str:

@@ -44,6 +44,7 @@ def _log(message: str) -> None:
 
 
 class FileStreamSourceTask(SourceTask):
+    KAFKA_CLASS = "org.apache.kafka.connect.file.FileStreamSourceTask"  # what /tasks reports as task.class
     def start(self, config: dict[str, str]) -> None:
         self.filename = config.get("file") or None
         self.topic = config["topic"]
@@ -187,6 +188,7 @@ class FileStreamSourceConnector(SourceConnector):
 
 
 class FileStreamSinkTask(SinkTask):
+    KAFKA_CLASS = "org.apache.kafka.connect.file.FileStreamSinkTask"
     def start(self, config: dict[str, str]) -> None:
         self.filename = config.get("file") or None
         if self.filename is None:

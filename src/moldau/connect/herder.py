@@ -52,6 +52,13 @@ class ConnectorRuntime:
     def type(self) -> str:
         return connector_type(self.cls)
 
+    @property
+    def version(self) -> str:
+        try:
+            return str((self.connector or self.cls()).version())
+        except Exception:  # a user connector that cannot say: status must still answer
+            return "unknown"
+
 
 def validate_connector_config(raw: dict[str, Any]) -> tuple[type[Connector] | None, list[str]]:
     """All problems of a connector config, in the order a user reads the file."""
@@ -134,7 +141,7 @@ class StandaloneHerder:
     def connector_status(self, name: str) -> dict[str, Any]:
         with self._lock:
             runtime = self._get(name)
-            connector = {"state": runtime.state, "worker_id": self.worker_id}
+            connector = {"state": runtime.state, "worker_id": self.worker_id, "version": runtime.version}
             if runtime.trace:
                 connector["trace"] = runtime.trace
             return {"name": name, "connector": connector,
@@ -145,7 +152,7 @@ class StandaloneHerder:
             return self._task_status(self._task(name, task_id))
 
     def _task_status(self, runner: TaskRunner) -> dict[str, Any]:
-        status = {"id": runner.task_id, "state": runner.state, "worker_id": self.worker_id}
+        status = {"id": runner.task_id, "state": runner.state, "worker_id": self.worker_id, "version": runner.version}
         if runner.trace:
             status["trace"] = runner.trace
         return status
@@ -244,7 +251,8 @@ class StandaloneHerder:
             runtime.connector = connector
             tasks_max = int(runtime.config.get("tasks.max", "1"))
             task_configs = [dict(c) for c in connector.task_configs(tasks_max)][:tasks_max]
-            runtime.task_configs = [self._with_topics(runtime, c) for c in task_configs]
+            task_class = connector.task_class()
+            runtime.task_configs = [self._with_topics(runtime, c, task_class) for c in task_configs]
             runtime.tasks = [self._new_runner(runtime, i) for i in range(len(runtime.task_configs))]
         except Exception as error:
             runtime.state = "FAILED"
@@ -258,12 +266,12 @@ class StandaloneHerder:
         log(f"connector {runtime.name} ({runtime.type}) started with {len(runtime.tasks)} task(s)")
 
     @staticmethod
-    def _with_topics(runtime: ConnectorRuntime, task_config: dict[str, str]) -> dict[str, str]:
-        """Sink tasks always learn their topics, as in Kafka, even if the connector left them out."""
-        if runtime.type != "sink":
-            return task_config
-        merged = {k: runtime.config[k] for k in ("topics", "topics.regex") if runtime.config.get(k)}
-        merged.update(task_config)
+    def _with_topics(runtime: ConnectorRuntime, task_config: dict[str, str], task_class: type) -> dict[str, str]:
+        """Kafka adds `task.class`, and for sinks the topics, to every task config."""
+        merged = dict(task_config)
+        merged["task.class"] = getattr(task_class, "KAFKA_CLASS", f"{task_class.__module__}.{task_class.__qualname__}")
+        if runtime.type == "sink":
+            merged.update({k: runtime.config[k] for k in ("topics", "topics.regex") if runtime.config.get(k) and k not in task_config})
         return merged
 
     def _new_runner(self, runtime: ConnectorRuntime, task_id: int) -> TaskRunner:

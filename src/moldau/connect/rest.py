@@ -85,8 +85,9 @@ class ConnectRestServer:
     def cluster_id(self) -> str | None:
         if self._cluster_id is None:
             try:
-                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "client.id": "connect-rest"})
                 self._cluster_id = admin.list_topics(timeout=5).cluster_id
+                del admin
             except confluent_kafka.KafkaException:
                 return None
         return self._cluster_id
@@ -272,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, body)
 
     def _reply(self, status: int, body: Any) -> None:
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        data = b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         if body is not None:
             self.send_header("Content-Type", "application/json")

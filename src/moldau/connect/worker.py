@@ -67,6 +67,13 @@ class TaskRunner:
         self.flush_timeout_s = worker_config["offset.flush.timeout.ms"] / 1000
 
     @property
+    def version(self) -> str:
+        try:
+            return str(self.task.version())
+        except Exception:  # a user task that cannot say: status must still answer
+            return "unknown"
+
+    @property
     def label(self) -> str:
         return f"{self.connector_name}-{self.task_id}"
 
@@ -160,6 +167,7 @@ class SourceTaskRunner(TaskRunner):
                                               OffsetStorageReader(offset_store, self.connector_name))
         self.submitted: collections.deque = collections.deque()  # [record, acked, error]
         self.producer = None
+        self.admin = None
         self.known_topics: set[str] = set()
         self.delivery_error: str | None = None
 
@@ -184,7 +192,10 @@ class SourceTaskRunner(TaskRunner):
         key = self.key_converter.from_connect_data(record.topic, record.key_schema, record.key)
         value = self.value_converter.from_connect_data(record.topic, record.value_schema, record.value)
         if record.topic not in self.known_topics:
-            ensure_topic(self.worker_config, record.topic)
+            if self.admin is None:
+                self.admin = AdminClient(dict(client_base(self.worker_config, f"connector-admin-{self.label}"),
+                                              **client_overrides(self.worker_config, "admin.")))
+            ensure_topic(self.admin, record.topic)
             self.known_topics.add(record.topic)
         entry = [record, False]
         self.submitted.append(entry)
@@ -235,14 +246,14 @@ class SourceTaskRunner(TaskRunner):
             self.task.commit()
 
     def _close_client(self) -> None:
+        self.admin = None
         if self.producer is not None:
             self.producer.flush(self.flush_timeout_s)
             self.producer = None
 
 
-def ensure_topic(worker_config: dict[str, Any], topic: str) -> None:
+def ensure_topic(admin: AdminClient, topic: str) -> None:
     """Create `topic` with the broker's defaults if it is missing (else the broker may auto-create it)."""
-    admin = AdminClient(client_base(worker_config, "connect-admin"))
     try:
         metadata = admin.list_topics(topic=topic, timeout=10)
         found = metadata.topics.get(topic)

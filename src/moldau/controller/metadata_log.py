@@ -36,7 +36,7 @@ class LocalMetadataLog:
         offset = self.log.log_start_offset
         end = self.log.log_end_offset
         while offset < end:
-            data = self.log.read(offset, _READ_CHUNK_BYTES, end, True).to_bytes()
+            data = self.log.read(offset, _READ_CHUNK_BYTES, end, True).read_bytes()
             if not data:
                 break
             for header, batch in iterate_batches(data):

@@ -62,8 +62,10 @@ class Partition:
         assert self.node_id in replicas, "a broker leads only partitions it replicates"
         self.leader = self.node_id
         self.replicas, self.isr = replicas, isr
-        if leader_epoch > self.leader_epoch or not self.log.leader_epoch_cache_entries():
-            self.log.assign_leader_epoch(leader_epoch, self.log.log_end_offset)
+        if leader_epoch > self.log.latest_epoch:
+            # Kafka records the new epoch's start at the log end offset when leadership
+            # begins, so OffsetForLeaderEpoch answers for it before the first append.
+            self.log.leader_epoch_cache.assign(leader_epoch, self.log.log_end_offset)
         self.leader_epoch = leader_epoch
         self.follower_log_end_offsets = {r: -1 for r in replicas if r != self.node_id}
         self.high_watermark = max(self.high_watermark, self.log.log_start_offset)
