@@ -29,7 +29,13 @@ class Backend:
         self.bootstrap_servers = bootstrap_servers
 
     def run(self, *argv: str, stdin: str = ""):
-        """`moldau ARGV --bootstrap-server B` (global options after the subcommand's own)."""
+        """`moldau ARGV --bootstrap-server B` (global options after the subcommand's own).
+
+        A consume always gets a --timeout-ms, so a broker that never delivers fails the test
+        instead of hanging the suite.
+        """
+        if argv[0] == "consume" and "--timeout-ms" not in argv:
+            argv = (*argv, "--timeout-ms", "15000")
         return run_cli([*argv, "--bootstrap-server", self.bootstrap_servers], stdin=stdin)
 
     def ok(self, *argv: str, stdin: str = ""):
