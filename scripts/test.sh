@@ -24,4 +24,9 @@ else
     echo "test.sh: Java and Maven are needed for the Kafka CLI tests; they will be skipped" >&2
 fi
 
+# Each run records which API versions each client used (docs/compatibility.md is rendered
+# from it with: python -m moldau.testing.compat_report build/compatibility.json docs/compatibility.md).
+export MOLDAU_COMPAT_REPORT="${MOLDAU_COMPAT_REPORT:-build/compatibility.json}"
+rm -f "$MOLDAU_COMPAT_REPORT"
+
 exec "$python" -m pytest "$@"

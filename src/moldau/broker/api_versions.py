@@ -29,4 +29,9 @@ def handle(core, ctx: apis.RequestContext, request) -> object:
     if request is None:  # a version we do not serve: answer in v0 with the table
         response = build(codec.response_schema(18, 0), {"error_code": ErrorCode.unsupported_version, "api_keys": api_keys()})
         return codec.encode_response(ctx.header.correlation_id, False, response)
+    software = getattr(request, "client_software_name", None)
+    if software:
+        version = getattr(request, "client_software_version", "")
+        core.connection_software[ctx.connection_id] = f"{software} {version}".strip()
+    core.record_usage(ctx.connection_id, ctx.header.client_id, 18, ctx.version)
     return {"error_code": 0, "api_keys": api_keys(), "throttle_time": 0}

@@ -70,6 +70,11 @@ class BrokerCore:
         host, port = config.advertised
         self.controller.register_broker(host, port, config.cluster_id)
         self.extensions: dict[str, Any] = {}  # group coordinator and friends, by name
+        # Which API versions each client software used (for the compatibility matrix):
+        # label -> api_key -> versions. The label is ApiVersions v3's client_software_name
+        # and version when the client sent them, else its client_id.
+        self.api_usage: dict[str, dict[int, set[int]]] = {}
+        self.connection_software: dict[int, str] = {}
 
     def _path(self, name: str) -> str:
         return self.config.data_dir.rstrip("/") + "/" + name
@@ -88,6 +93,8 @@ class BrokerCore:
                 return entry.handler(self, apis.RequestContext(header, connection_id, client_host, now_ms), None)
             raise CloseConnection(f"unsupported version {version} of api key {header.api_key}")
         ctx = apis.RequestContext(header, connection_id, client_host, now_ms)
+        if header.api_key != 18:  # ApiVersions records itself, once it knows the software
+            self.record_usage(connection_id, header.client_id, header.api_key, version)
         if version < entry.min_version:
             request = payload  # handler answers UNSUPPORTED_VERSION from the raw bytes
         else:
@@ -103,6 +110,13 @@ class BrokerCore:
         schema = codec.response_schema(header.api_key, header.api_version)
         flexible = codec.response_header_flexible(header.api_key, header.api_version)
         return codec.encode_response(header.correlation_id, flexible, build(schema, result))
+
+    def record_usage(self, connection_id: int, client_id: str | None, api_key: int, version: int) -> None:
+        label = self.connection_software.get(connection_id) or client_id or "?"
+        self.api_usage.setdefault(label, {}).setdefault(api_key, set()).add(version)
+
+    def connection_closed(self, connection_id: int) -> None:
+        self.connection_software.pop(connection_id, None)
 
     def complete_delayed(self, delayed: apis.Delayed, ctx: apis.RequestContext, response: Any) -> None:
         delayed.complete(self.finish(ctx, response))

@@ -71,6 +71,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        if self.server.core is not None:
+            self.server.core.connection_closed(self.connection_id)
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()

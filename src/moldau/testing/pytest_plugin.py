@@ -18,6 +18,7 @@ def moldau_broker(tmp_path):
 
     with Broker(data_dir=str(tmp_path / "moldau-data")) as broker:
         yield broker
+        collect_usage(broker)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,41 @@ def moldau_broker_session(tmp_path_factory):
 
     with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-session"))) as broker:
         yield broker
+        collect_usage(broker)
+
+
+# --- the compatibility matrix ---------------------------------------------------------------
+# Each embedded broker counts which API versions each client software used. With
+# MOLDAU_COMPAT_REPORT=path set, the session writes the union as JSON at the end, and
+# `python -m moldau.testing.compat_report path` renders docs/compatibility.md's table.
+_usage: dict[str, dict[int, set[int]]] = {}
+
+
+def collect_usage(broker) -> None:
+    try:
+        usage = broker.call(lambda core: {k: {a: set(v) for a, v in apis.items()} for k, apis in core.api_usage.items()})
+    except Exception:  # the broker was stopped by the test itself
+        return
+    for label, apis in usage.items():
+        for api_key, versions in apis.items():
+            _usage.setdefault(label, {}).setdefault(api_key, set()).update(versions)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import json
+    import os
+
+    path = os.environ.get("MOLDAU_COMPAT_REPORT")
+    if not path or not _usage:
+        return
+    existing = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            existing = json.load(handle)
+    for label, apis in _usage.items():
+        for api_key, versions in apis.items():
+            merged = set(existing.setdefault(label, {}).get(str(api_key), [])) | versions
+            existing[label][str(api_key)] = sorted(merged)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(existing, handle, indent=1, sort_keys=True)
