@@ -1,0 +1,167 @@
+"""Admin APIs through confluent-kafka's AdminClient and raw requests: each success path and the
+Kafka error code a real broker returns for each bad input."""
+
+import io
+import socket
+import struct
+
+import pytest
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
+from kio.index import load_request_schema, load_response_schema
+from kio.serial import entity_reader, entity_writer
+
+
+@pytest.fixture
+def admin(moldau_broker):
+    return AdminClient({"bootstrap.servers": moldau_broker.bootstrap_servers})
+
+
+_CODES = {"INVALID_TOPIC_EXCEPTION": 17, "UNKNOWN_TOPIC_OR_PARTITION": 3, "TOPIC_ALREADY_EXISTS": 36,
+          "INVALID_PARTITIONS": 37, "INVALID_REPLICATION_FACTOR": 38, "INVALID_CONFIG": 40}
+_NAMES = {code: name for name, code in _CODES.items()}
+
+
+def _error_name(future) -> str:
+    """Kafka's name of the error the call failed with (librdkafka abbreviates some names)."""
+    with pytest.raises(KafkaException) as caught:
+        future.result(10)
+    code = caught.value.args[0].code()
+    return _NAMES.get(code, str(code))
+
+
+def test_create_topics_errors(admin):
+    admin.create_topics([NewTopic("exists", 2, 1)])["exists"].result(10)
+    cases = {
+        "exists": (NewTopic("exists", 1, 1), "TOPIC_ALREADY_EXISTS"),
+        "bad name!": (NewTopic("bad name!", 1, 1), "INVALID_TOPIC_EXCEPTION"),
+        "rf": (NewTopic("rf", 1, 3), "INVALID_REPLICATION_FACTOR"),
+        "cfg": (NewTopic("cfg", 1, 1, config={"retention.ms": "soon"}), "INVALID_CONFIG"),
+        "unknown-cfg": (NewTopic("unknown-cfg", 1, 1, config={"no.such": "1"}), "INVALID_CONFIG"),
+    }
+    for name, (topic, expected) in cases.items():
+        assert _error_name(admin.create_topics([topic])[topic.topic]) == expected, name
+    validated = admin.create_topics([NewTopic("only-validated", 1, 1)], validate_only=True)
+    validated["only-validated"].result(10)
+    assert "only-validated" not in admin.list_topics(timeout=10).topics
+
+
+def test_describe_topics_and_cluster(admin, moldau_broker):
+    admin.create_topics([NewTopic("described", 3, 1)])["described"].result(10)
+    metadata = admin.list_topics(timeout=10)
+    partitions = metadata.topics["described"].partitions
+    assert sorted(partitions) == [0, 1, 2] and all(p.leader == 1 and p.isrs == [1] for p in partitions.values())
+    cluster = admin.describe_cluster().result(10)
+    assert [node.port for node in cluster.nodes] == [moldau_broker.port] and cluster.cluster_id
+
+
+def test_topic_configs_describe_alter_incremental(admin):
+    admin.create_topics([NewTopic("configured", 1, 1, config={"retention.ms": "60000"})])["configured"].result(10)
+    resource = ConfigResource("topic", "configured")
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["retention.ms"].value == "60000" and not configs["retention.ms"].is_default
+    assert configs["cleanup.policy"].value == "delete" and configs["cleanup.policy"].is_default
+    changed = ConfigResource("topic", "configured", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([changed])[changed].result(10)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["cleanup.policy"].value == "compact" and configs["retention.ms"].value == "604800000"
+    bad = ConfigResource("topic", "configured", incremental_configs=[
+        ConfigEntry("segment.bytes", "1", incremental_operation=AlterConfigOpType.SET)])
+    assert _error_name(admin.incremental_alter_configs([bad])[bad]) == "INVALID_CONFIG"
+    missing = ConfigResource("topic", "missing")
+    assert _error_name(admin.describe_configs([missing])[missing]) == "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+def test_broker_configs(admin):
+    broker = ConfigResource("broker", "1")
+    configs = admin.describe_configs([broker])[broker].result(10)
+    assert configs["num.partitions"].value == "1" and configs["log.retention.ms"].value == "604800000"
+
+
+def test_create_partitions_delete_records_and_delete_topics(admin, moldau_broker):
+    admin.create_topics([NewTopic("grow", 1, 1)])["grow"].result(10)
+    admin.create_partitions([NewPartitions("grow", 4)])["grow"].result(10)
+    assert len(admin.list_topics(timeout=10).topics["grow"].partitions) == 4
+    assert _error_name(admin.create_partitions([NewPartitions("grow", 2)])["grow"]) == "INVALID_PARTITIONS"
+    producer = Producer({"bootstrap.servers": moldau_broker.bootstrap_servers})
+    for i in range(100):
+        producer.produce("grow", value=b"x", partition=0)
+    producer.flush(10)
+    deleted = admin.delete_records([TopicPartition("grow", 0, 40)])
+    (result,) = deleted.values()
+    assert result.result(10).low_watermark == 40
+    earliest = admin.list_offsets({TopicPartition("grow", 0): OffsetSpec.earliest()})
+    assert next(iter(earliest.values())).result(10).offset == 40
+    too_far = admin.delete_records([TopicPartition("grow", 0, 1000)])
+    assert "OFFSET_OUT_OF_RANGE" in str(next(iter(too_far.values())).exception(10))
+    admin.delete_topics(["grow"])["grow"].result(10)
+    assert "grow" not in admin.list_topics(timeout=10).topics
+    assert _error_name(admin.delete_topics(["grow"])["grow"]) == "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+def test_list_offsets_max_timestamp(admin, moldau_broker):
+    admin.create_topics([NewTopic("stamps", 1, 1)])["stamps"].result(10)
+    producer = Producer({"bootstrap.servers": moldau_broker.bootstrap_servers})
+    for i, ts in enumerate([1000, 5000, 3000]):
+        producer.produce("stamps", value=b"v", timestamp=ts)
+        producer.flush(10)
+    tp = TopicPartition("stamps", 0)
+    result = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(10)
+    assert (result.offset, result.timestamp) == (1, 5000)
+
+
+# --- APIs without a high-level call in the Python clients: raw requests built with kio ---
+
+def _call(broker, api_key: int, version: int, request) -> object:
+    buffer = io.BytesIO()
+    entity_writer(type(request))(buffer, request)
+    flexible = type(request).__flexible__
+    header = struct.pack(">hhih", api_key, version, 9, 4) + b"test" + (b"\x00" if flexible else b"")
+    payload = header + buffer.getvalue()
+    with socket.create_connection((broker.host, broker.port), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+        size = struct.unpack(">i", _recv(sock, 4))[0]
+        frame = _recv(sock, size)
+    offset = 4 + (1 if flexible else 0)
+    return entity_reader(load_response_schema(api_key, version))(frame, offset)[0]
+
+
+def _recv(sock, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def test_offset_for_leader_epoch_and_describe_log_dirs(admin, moldau_broker):
+    admin.create_topics([NewTopic("epochs", 1, 1)])["epochs"].result(10)
+    producer = Producer({"bootstrap.servers": moldau_broker.bootstrap_servers})
+    for _ in range(10):
+        producer.produce("epochs", value=b"x")
+    producer.flush(10)
+    schema = load_request_schema(23, 4)
+    mod = __import__(schema.__module__, fromlist=["x"])
+    request = schema(replica_id=-1, topics=(mod.OffsetForLeaderTopic(topic="epochs", partitions=(
+        mod.OffsetForLeaderPartition(partition=0, current_leader_epoch=0, leader_epoch=0),)),))
+    response = _call(moldau_broker, 23, 4, request)
+    partition = response.topics[0].partitions[0]
+    assert (partition.error_code.value, partition.leader_epoch, partition.end_offset) == (0, 0, 10)
+    fenced = schema(replica_id=-1, topics=(mod.OffsetForLeaderTopic(topic="epochs", partitions=(
+        mod.OffsetForLeaderPartition(partition=0, current_leader_epoch=5, leader_epoch=0),)),))
+    assert _call(moldau_broker, 23, 4, fenced).topics[0].partitions[0].error_code.name == "unknown_leader_epoch"
+    dirs_schema = load_request_schema(35, 4)
+    dirs = _call(moldau_broker, 35, 4, dirs_schema(topics=None))
+    sizes = {(t.name, p.partition_index): p.partition_size for t in dirs.results[0].topics for p in t.partitions}
+    assert sizes[("epochs", 0)] > 0 and dirs.results[0].total_bytes > 0
