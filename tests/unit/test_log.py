@@ -57,7 +57,7 @@ def test_append_assigns_offsets_and_reads_back() -> None:
     log = open_log()
     info = log.append_as_leader(batch(3) + batch(2), leader_epoch=4, now_ms=5)
     assert (info.first_offset, info.last_offset, info.record_count) == (0, 4, 5)
-    assert [h.base_offset for h in info.batches] == [0, 3]
+    assert info.assigned_base_offsets() == [0, 3]
     assert log.log_end_offset == 5
     assert read_offsets(log) == [0, 1, 2, 3, 4]
     assert read_offsets(log, 3) == [3, 4]

@@ -84,8 +84,19 @@ class AppendInfo:
     max_timestamp: int
     offset_of_max_timestamp: int
     record_count: int
-    batches: list[BatchHeader]  # headers as written (base offsets assigned)
+    # Headers as validated: for a leader append, base offsets and leader epochs are the
+    # client's (see `assigned_base_offsets`); positions are relative to the payload.
+    batches: list[BatchHeader]
     log_start_offset: int
+
+    def assigned_base_offsets(self) -> list[int]:
+        """The base offset the log gave each batch, in order."""
+        offsets = []
+        offset = self.first_offset
+        for header in self.batches:
+            offsets.append(offset)
+            offset += header.last_offset_delta + 1
+        return offsets
 
 
 @dataclass(slots=True)
@@ -183,16 +194,16 @@ class PartitionLog:
         config = self.config
         headers = validated if validated is not None else validate_payload(
             payload, config.max_message_bytes)
-        self._check_append_size(len(payload))
+        total = len(payload)
+        if total > config.segment_bytes:
+            self._check_append_size(total)
         append_time = now_ms if config.log_append_time else None
-        view = payload if isinstance(payload, memoryview) else memoryview(payload)
-        incoming_max_ts = max(h.max_timestamp for h in headers) if append_time is None else now_ms
-        last_offset = self.log_end_offset + sum(h.last_offset_delta + 1 for h in headers) - 1
-        segment = self._maybe_roll(len(payload), incoming_max_ts, last_offset, now_ms)
+        view = payload if type(payload) is memoryview else memoryview(payload)
         offset = self.log_end_offset
         chunks: list[Chunk] = []
         batches: list[tuple[int, int, int, int]] = []
-        written: list[BatchHeader] = []
+        max_ts = max_ts_offset = -1
+        record_count = 0
         for header in headers:
             size = header.batch_length + LOG_OVERHEAD
             chunks.append(patched_header(view, header, offset, leader_epoch, append_time))
@@ -200,13 +211,17 @@ class PartitionLog:
                 chunks.append(view[header.position + HEADER_SIZE : header.position + size])
             batch_last = offset + header.last_offset_delta
             timestamp = header.max_timestamp if append_time is None else append_time
+            if timestamp > max_ts:
+                max_ts, max_ts_offset = timestamp, batch_last
             batches.append((offset, batch_last, timestamp, size))
-            written.append(header._replace(base_offset=offset,
-                                           partition_leader_epoch=leader_epoch))
+            record_count += header.records_count
             offset = batch_last + 1
+        segment = self._maybe_roll(total, max_ts, offset - 1, now_ms)
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
-        return self._finish_append(segment, chunks, batches, written, append_time, now_ms)
+        segment.append(chunks, batches)
+        return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
+                                   append_time, now_ms)
 
     def append_as_follower(self, payload: bytes | bytearray | memoryview,
                            now_ms: int) -> AppendInfo:
@@ -230,30 +245,33 @@ class PartitionLog:
         for header in headers:
             if header.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
-        return self._finish_append(segment, [payload], batches, list(headers), None, now_ms)
+        segment.append([payload], batches)
+        max_ts, max_ts_offset = -1, -1
+        for _, last, timestamp, _ in batches:
+            if timestamp > max_ts:
+                max_ts, max_ts_offset = timestamp, last
+        record_count = sum(h.records_count for h in headers)
+        return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
+                                   None, now_ms)
 
     def _check_append_size(self, size: int) -> None:
         if size > self.config.segment_bytes:
             raise LogError(ErrorCode.record_list_too_large,
                            f"{size} bytes exceed segment.bytes {self.config.segment_bytes}")
 
-    def _finish_append(self, segment: LogSegment, chunks: list[Chunk],
-                       batches: list[tuple[int, int, int, int]], written: list[BatchHeader],
+    def _finish_append(self, batches: list[tuple[int, int, int, int]], record_count: int,
+                       max_ts: int, max_ts_offset: int, headers: list[BatchHeader],
                        append_time: int | None, now_ms: int) -> AppendInfo:
-        segment.append(chunks, batches)
-        first_offset = batches[0][0]
         self.log_end_offset = batches[-1][1] + 1
-        self._now_ms = now_ms
-        max_ts, max_ts_offset = -1, -1
-        for _, last, timestamp, _ in batches:
-            if timestamp > max_ts:
-                max_ts, max_ts_offset = timestamp, last
-        record_count = sum(h.records_count for h in written)
+        if now_ms > self._now_ms:
+            self._now_ms = now_ms
         self._unflushed_records += record_count
-        self.maybe_flush(now_ms)
-        return AppendInfo(first_offset, self.log_end_offset - 1,
+        config = self.config
+        if config.flush_messages >= 0 or config.flush_ms >= 0 or self._retired:
+            self.maybe_flush(now_ms)
+        return AppendInfo(batches[0][0], self.log_end_offset - 1,
                           append_time if append_time is not None else -1, max_ts,
-                          max_ts_offset, record_count, written, self.log_start_offset)
+                          max_ts_offset, record_count, headers, self.log_start_offset)
 
     def _maybe_roll(self, size: int, incoming_max_ts: int, last_offset: int,
                     now_ms: int) -> LogSegment:

@@ -83,6 +83,7 @@ TIMESTAMP_CREATE_TIME = 0
 TIMESTAMP_LOG_APPEND_TIME = 1
 
 _unpack_header = HEADER_STRUCT.unpack_from
+_pack_header = HEADER_STRUCT.pack
 _pack_i64_i32 = struct.Struct(">qi").pack_into
 _pack_i64 = struct.Struct(">q").pack_into
 _pack_i32 = struct.Struct(">i").pack_into
@@ -229,20 +230,35 @@ def validate_payload(
         raise RecordsError(ErrorCode.invalid_record, "payload contains no record batches")
     headers: list[BatchHeader] = []
     position = 0
+    new_header = tuple.__new__
     while position < total:
         available = total - position
         if available < HEADER_SIZE:
             raise _corrupt(f"{available} trailing bytes do not hold a batch header")
-        header = BatchHeader(*_unpack_header(payload, position), position)
-        check_header(header, available, max_message_bytes)
-        if require_dense_offsets:
-            check_offsets_dense(header)
-        size_bytes = header.batch_length + LOG_OVERHEAD
-        if verify_crc and batch_crc(payload, position, size_bytes) != header.crc:
+        fields = _unpack_header(payload, position)
+        size_bytes = fields[1] + LOG_OVERHEAD
+        records_count = fields[12]
+        if (fields[1] < BATCH_LENGTH_MIN or fields[3] != CURRENT_MAGIC
+                or size_bytes > available or size_bytes > max_message_bytes
+                or fields[5] & COMPRESSION_MASK > COMPRESSION_ZSTD
+                or (require_dense_offsets
+                    and (records_count < 1 or records_count != fields[6] + 1))):
+            _raise_detailed(BatchHeader(*fields, position), available, max_message_bytes,
+                            require_dense_offsets)
+        if verify_crc and _crc_value(
+                bytes(payload[position + OFFSET_ATTRIBUTES : position + size_bytes])) != fields[4]:
             raise _corrupt(f"CRC mismatch in batch at byte {position}")
-        headers.append(header)
+        headers.append(new_header(BatchHeader, fields + (position,)))
         position += size_bytes
     return headers
+
+
+def _raise_detailed(header: BatchHeader, available: int, max_message_bytes: int,
+                    require_dense_offsets: bool) -> None:
+    check_header(header, available, max_message_bytes)
+    if require_dense_offsets:
+        check_offsets_dense(header)
+    raise AssertionError(f"header checks disagree about {header}")
 
 
 def patch_in_place(
@@ -281,18 +297,23 @@ def patched_header(
     The log writes `[patched_header, payload[position + 61 : end]]` with one writev, so a
     read-only request buffer never has to be copied to be patched.
     """
+    if log_append_time_ms is None:
+        return _pack_header(
+            base_offset, header.batch_length, partition_leader_epoch, header.magic, header.crc,
+            header.attributes, header.last_offset_delta, header.base_timestamp,
+            header.max_timestamp, header.producer_id, header.producer_epoch,
+            header.base_sequence, header.records_count)
+    new = bytearray(_pack_header(
+        base_offset, header.batch_length, partition_leader_epoch, header.magic, 0,
+        header.attributes | TIMESTAMP_TYPE_MASK, header.last_offset_delta,
+        header.base_timestamp, log_append_time_ms, header.producer_id, header.producer_epoch,
+        header.base_sequence, header.records_count))
+    crc = _crc_value(bytes(new[OFFSET_ATTRIBUTES:]))
     position = header.position
-    new = bytearray(payload[position : position + HEADER_SIZE])
-    _pack_i64(new, OFFSET_BASE_OFFSET, base_offset)
-    _pack_i32(new, OFFSET_LEADER_EPOCH, partition_leader_epoch)
-    if log_append_time_ms is not None:
-        _pack_i16(new, OFFSET_ATTRIBUTES, header.attributes | TIMESTAMP_TYPE_MASK)
-        _pack_i64(new, OFFSET_MAX_TIMESTAMP, log_append_time_ms)
-        crc = _crc_value(bytes(new[OFFSET_ATTRIBUTES:]))
-        end = position + header.batch_length + LOG_OVERHEAD
-        if end > position + HEADER_SIZE:
-            crc = _crc_extend(crc, bytes(payload[position + HEADER_SIZE : end]))
-        _pack_u32(new, OFFSET_CRC, crc)
+    end = position + header.batch_length + LOG_OVERHEAD
+    if end > position + HEADER_SIZE:
+        crc = _crc_extend(crc, bytes(payload[position + HEADER_SIZE : end]))
+    _pack_u32(new, OFFSET_CRC, crc)
     return bytes(new)
 
 

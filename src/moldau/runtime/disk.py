@@ -38,15 +38,23 @@ class OsFileHandle:
     def append(self, chunks: Sequence[Chunk]) -> int:
         total = 0
         for start in range(0, len(chunks), _IOV_CHUNKS_MAX):
-            group = list(chunks[start : start + _IOV_CHUNKS_MAX])
-            expected = sum(len(c) for c in group)
+            group = chunks[start : start + _IOV_CHUNKS_MAX] if len(chunks) > _IOV_CHUNKS_MAX \
+                else chunks
+            expected = sum(map(len, group))
             written = os.writev(self._fd, group)
-            while written < expected:  # a short write (signal, ENOSPC boundary): finish it
-                rest = b"".join(bytes(c) for c in group)[written:]
-                written += os.write(self._fd, rest)
+            if written < expected:  # a short write (signal, disk full boundary): finish it
+                self._finish_short_write(group, written, expected)
             total += expected
         self._size += total
         return total
+
+    def _finish_short_write(self, group: Sequence[Chunk], written: int, expected: int) -> None:
+        rest = memoryview(b"".join(bytes(c) for c in group))
+        while written < expected:
+            count = os.write(self._fd, rest[written:])
+            if count <= 0:
+                raise OSError(f"short write to {self.path}")
+            written += count
 
     def pread(self, size: int, position: int) -> bytes:
         data = os.pread(self._fd, size, position)
