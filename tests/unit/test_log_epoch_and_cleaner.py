@@ -62,9 +62,13 @@ def test_log_config_from_kafka_names() -> None:
         Config.from_kafka_configs({"segment.bytes": "1"})
 
 
+_sequences = iter(range(10**9))
+
+
 def keyed(key: bytes, value: bytes | None, timestamp: int = 1000) -> bytes:
+    """One record from idempotent producer 9 (epoch 2): each call takes the next sequence."""
     return build_batch([Record(0, timestamp, key, value)], producer_id=9, producer_epoch=2,
-                       base_sequence=0)
+                       base_sequence=next(_sequences))
 
 
 def contents(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:

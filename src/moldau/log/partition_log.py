@@ -64,6 +64,7 @@ from . import checkpoints
 from .config import LogConfig
 from .fs import Chunk, FileHandle, FileSystem
 from .leader_epoch import LeaderEpochCache
+from .producer_state import ProducerStateError, ProducerStateManager
 from .segment import LogSegment, segment_file_name
 
 # Largest relative offset an index entry can hold (int32).
@@ -88,6 +89,9 @@ class AppendInfo:
     # client's (see `assigned_base_offsets`); positions are relative to the payload.
     batches: list[BatchHeader]
     log_start_offset: int
+    # True when the payload was a retry of batches already in the log (nothing written;
+    # the offsets are the original ones).
+    duplicate: bool = False
 
     def assigned_base_offsets(self) -> list[int]:
         """The base offset the log gave each batch, in order."""
@@ -152,6 +156,7 @@ class PartitionLog:
         self._last_flush_ms = now_ms
         self._now_ms = now_ms
         self._retired: list[_Retired] = []
+        self.producer_state = ProducerStateManager()
         self.closed = False
 
     # --- opening and recovery -----------------------------------------------------------------
@@ -178,6 +183,7 @@ class PartitionLog:
             log.truncate_fully_and_start_at(log.log_start_offset)
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
         log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
+        log._load_producer_state()
         log.flush()
         log._write_log_start_offset()
         return log
@@ -197,6 +203,10 @@ class PartitionLog:
         total = len(payload)
         if total > config.segment_bytes:
             self._check_append_size(total)
+        if headers[0].producer_id >= 0 or len(headers) > 1:
+            duplicate = self._check_producers(headers)
+            if duplicate is not None:
+                return duplicate
         append_time = now_ms if config.log_append_time else None
         view = payload if type(payload) is memoryview else memoryview(payload)
         offset = self.log_end_offset
@@ -220,6 +230,7 @@ class PartitionLog:
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
         segment.append(chunks, batches)
+        self._update_producers(headers, batches)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    append_time, now_ms)
 
@@ -246,6 +257,7 @@ class PartitionLog:
             if header.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         segment.append([payload], batches)
+        self._update_producers(headers, batches)
         max_ts, max_ts_offset = -1, -1
         for _, last, timestamp, _ in batches:
             if timestamp > max_ts:
@@ -253,6 +265,45 @@ class PartitionLog:
         record_count = sum(h.records_count for h in headers)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    None, now_ms)
+
+    def _check_producers(self, headers: list[BatchHeader]) -> AppendInfo | None:
+        """Idempotence checks; an AppendInfo of the original if the payload is a retry."""
+        state = self.producer_state
+        for header in headers:
+            if header.producer_id < 0:
+                continue
+            duplicate = state.check(header)
+            if duplicate is None:
+                continue
+            if len(headers) > 1:
+                raise ProducerStateError(ErrorCode.duplicate_sequence_number,
+                                         "a retried batch inside a multi-batch payload")
+            return AppendInfo(duplicate[0], duplicate[1], -1, -1, -1, 0, headers,
+                              self.log_start_offset, duplicate=True)
+        return None
+
+    def _update_producers(self, headers: list[BatchHeader],
+                          batches: list[tuple[int, int, int, int]]) -> None:
+        state = self.producer_state
+        for header, batch in zip(headers, batches):
+            if header.producer_id >= 0:
+                state.update(header, batch[0], batch[2])
+
+    def _load_producer_state(self) -> None:
+        """From a clean-shutdown snapshot, else by scanning every batch header of the log."""
+        state = self.producer_state
+        offset = state.read_snapshot(self.fs, self.directory)
+        state.remove_snapshot(self.fs, self.directory)  # valid only for this restart
+        if offset is None or offset != self.log_end_offset:
+            self._rebuild_producer_state()
+
+    def _rebuild_producer_state(self) -> None:
+        state = self.producer_state
+        state.clear()
+        for segment in self._segments:
+            for header in segment.scan_headers(0):
+                if header.producer_id >= 0:
+                    state.update(header, header.base_offset, header.max_timestamp)
 
     def _check_append_size(self, size: int) -> None:
         if size > self.config.segment_bytes:
@@ -440,6 +491,7 @@ class PartitionLog:
         active.truncate_to(offset)
         self.log_end_offset = active.next_offset
         self._after_truncation()
+        self._rebuild_producer_state()
         return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -453,6 +505,7 @@ class PartitionLog:
         self.log_end_offset = offset
         self.log_start_offset = offset
         self.leader_epoch_cache.clear_and_flush()
+        self.producer_state.clear()
         self._write_log_start_offset()
         self._after_truncation()
 
@@ -494,6 +547,7 @@ class PartitionLog:
             deleted += self._delete_oldest(over_size)
         deleted += self._delete_segments_below_log_start()
         self._close_retired(now_ms)
+        self.producer_state.expire(now_ms)
         return deleted
 
     def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
@@ -569,6 +623,7 @@ class PartitionLog:
         if self.closed:
             return
         self.flush()
+        self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
         for segment in self._segments:
             segment.close()
         for retired in self._retired:
