@@ -70,6 +70,9 @@ class BrokerCore:
         host, port = config.advertised
         self.controller.register_broker(host, port, config.cluster_id)
         self.extensions: dict[str, Any] = {}  # group coordinator and friends, by name
+        # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
+        from moldau.coordinator import install as install_coordinator
+        install_coordinator(self)
         # Which API versions each client software used (for the compatibility matrix):
         # label -> api_key -> versions. The label is ApiVersions v3's client_software_name
         # and version when the client sent them, else its client_id.

@@ -1,0 +1,17 @@
+"""DeleteGroups (key 42), versions 0–2: delete groups without members and their offsets.
+
+A group with members is NON_EMPTY_GROUP; an unknown one GROUP_ID_NOT_FOUND. Deleting writes
+tombstones for the group's metadata and every committed offset, which compaction removes after
+delete.retention.ms.
+"""
+
+from __future__ import annotations
+
+from moldau.broker import apis
+
+
+@apis.api(42, 0, 2)
+def handle(core, ctx: apis.RequestContext, request):
+    coordinator = core.extensions["group_coordinator"]
+    results = [{"group_id": g, "error_code": coordinator.delete_group(g, ctx.now_ms)} for g in request.groups_names]
+    return {"throttle_time": 0, "results": results}

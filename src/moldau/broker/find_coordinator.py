@@ -1,0 +1,47 @@
+"""FindCoordinator (key 10), versions 0–6: which broker coordinates a group.
+
+The coordinator of a group is the leader of its `__consumer_offsets` partition; the topic is
+created on the first request (as Kafka does). v4+ asks for several keys at once
+(`coordinator_keys`) and answers one entry per key. Key type 0 is a consumer group; key type 1
+(transactional id) gets COORDINATOR_NOT_AVAILABLE because Moldau has no transaction
+coordinator; other key types are INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.coordinator.offsets_topic import CoordinatorError
+
+KEY_TYPE_GROUP = 0
+KEY_TYPE_TRANSACTION = 1
+
+
+@apis.api(10, 0, 6)
+def handle(core, ctx: apis.RequestContext, request):
+    key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
+    if ctx.version >= 4:
+        entries = [_find(core, key_type, key) for key in request.coordinator_keys]
+        return {"throttle_time": 0, "coordinators": entries}
+    entry = _find(core, key_type, request.key)
+    return {"throttle_time": 0, **entry}
+
+
+def _find(core, key_type: int, key: str) -> dict:
+    if key_type == KEY_TYPE_TRANSACTION:
+        return _error(key, ErrorCode.coordinator_not_available, "transactions are not supported")
+    if key_type != KEY_TYPE_GROUP:
+        return _error(key, ErrorCode.invalid_request, f"unknown coordinator key type {key_type}")
+    if not key:
+        return _error(key, ErrorCode.invalid_request, "empty group id")
+    try:
+        node_id, host, port = core.extensions["group_coordinator"].coordinator_node(key)
+    except CoordinatorError as error:
+        return _error(key, error.error_code, str(error))
+    return {"key": key, "node_id": node_id, "host": host, "port": port,
+            "error_code": ErrorCode.none, "error_message": None}
+
+
+def _error(key: str, code: ErrorCode, message: str) -> dict:
+    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code, "error_message": message}

@@ -1,0 +1,29 @@
+"""ListGroups (key 16), versions 0–5: the groups this broker coordinates.
+
+v4+ filters by state (Kafka's state names, case-insensitive), v5+ by group type: every group
+here is "classic", so a type filter without "classic" lists nothing.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.coordinator.coordinator import GROUP_TYPE_CLASSIC
+from moldau.coordinator.offsets_topic import CoordinatorError
+from moldau.coordinator.state import parse_state
+
+
+@apis.api(16, 0, 5)
+def handle(core, ctx: apis.RequestContext, request):
+    states_filter = list(getattr(request, "states_filter", ()) or ())
+    types_filter = list(getattr(request, "types_filter", ()) or ())
+    states = {parse_state(name) for name in states_filter} if states_filter else None
+    types = {name.lower() for name in types_filter} if types_filter else None
+    try:
+        groups = core.extensions["group_coordinator"].list_groups(states, types, ctx.now_ms)
+    except CoordinatorError as error:
+        return {"throttle_time": 0, "error_code": error.error_code, "groups": []}
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": [
+        {"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value,
+         "group_type": GROUP_TYPE_CLASSIC} for g in groups]}

@@ -1,0 +1,23 @@
+"""OffsetDelete (key 47), version 0: delete committed offsets of some partitions of a group.
+
+Allowed for an Empty group, and for an active consumer group on topics its members do not
+subscribe to (GROUP_SUBSCRIBED_TO_TOPIC otherwise); a group with a non-consumer protocol and
+members is NON_EMPTY_GROUP. Deleted offsets become tombstones in `__consumer_offsets`.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+
+
+@apis.api(47, 0, 0)
+def handle(core, ctx: apis.RequestContext, request):
+    wanted = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    error, results = core.extensions["group_coordinator"].delete_offsets(request.group_id, wanted, ctx.now_ms)
+    topics = [{"name": name, "partitions": [{"partition_index": i, "error_code": code} for i, code in parts]}
+              for name, parts in results]
+    if error != ErrorCode.none:
+        topics = []
+    return {"error_code": error, "throttle_time": 0, "topics": topics}

@@ -1,0 +1,266 @@
+"""The group coordinator: groups of the `__consumer_offsets` partitions this broker leads.
+
+Theory of operation. `GroupCoordinator` owns every classic group whose offsets partition this
+broker leads (offsets_topic.py says which partition a group lives in). The first request that
+touches a partition replays it from the log (`_load`): the last record per key wins, so the
+result is what compaction would keep — committed offsets per (group, topic, partition) and each
+group's last stored generation. A group that had members when the broker stopped comes back
+Stable with them; their sessions restart at load time, so members that are gone expire and the
+group rebalances.
+
+Every change that must survive a restart is appended to the partition before memory changes
+and before the client is answered: offset commits (OffsetCommitValue records), the group's
+generation and assignments when a rebalance completes (GroupMetadataValue), tombstones for
+DeleteGroups and OffsetDelete. The rebalance protocol itself is in membership.py; this module
+adds routing, storage, offsets and the admin APIs (ListGroups, DescribeGroups, DeleteGroups).
+
+Randomness (member ids) comes from the injected `new_uuid`; time arrives as `now_ms`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kio.schema.errors import ErrorCode
+
+from moldau import limits
+from moldau.coordinator import offsets_topic as topic
+from moldau.coordinator import records as rec
+from moldau.coordinator.group import Group, member_from_value
+from moldau.coordinator.membership import MembershipMixin
+from moldau.coordinator.offsets_topic import CoordinatorError
+from moldau.coordinator.state import COMPLETING_REBALANCE, DEAD, EMPTY, STABLE, GroupState
+
+GROUP_TYPE_CLASSIC = "classic"
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommit:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+
+
+class GroupCoordinator(MembershipMixin):
+    def __init__(self, core: Any, new_uuid: Callable[[], uuid.UUID], initial_rebalance_delay_ms: int):
+        self.core = core
+        self.new_uuid = new_uuid
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
+        self.groups: dict[str, Group] = {}
+        self.loaded: dict[int, int] = {}  # offsets partition -> leader epoch it was loaded at
+
+    # --- routing and loading ----------------------------------------------------------
+    def partition_count(self) -> int:
+        image = self.core.image.topic(topic.TOPIC)
+        return len(image.partitions) if image is not None else self.core.config.offsets_topic_num_partitions
+
+    def partition_of(self, group_id: str) -> int:
+        return topic.partition_for(group_id, self.partition_count())
+
+    def coordinator_node(self, group_id: str) -> tuple[int, str, int]:
+        """(node_id, host, port) of the group's coordinator, creating the topic on first use."""
+        image = topic.ensure_topic(self.core)
+        leader = image.partitions[self.partition_of(group_id)].leader
+        broker = self.core.image.brokers.get(leader)
+        if leader < 0 or broker is None:
+            raise CoordinatorError(ErrorCode.coordinator_not_available)
+        return leader, broker.host, broker.port
+
+    def _offsets_partition(self, group_id: str, now_ms: int) -> Any:
+        topic.ensure_topic(self.core)
+        index = self.partition_of(group_id)
+        partition = topic.leader_partition(self.core, index)
+        if self.loaded.get(index) != partition.leader_epoch:
+            self._load(index, partition, now_ms)
+        return partition
+
+    def group_for(self, group_id: str, now_ms: int, create: bool = False) -> Group | None:
+        """The group if this broker coordinates it (NOT_COORDINATOR otherwise)."""
+        self._offsets_partition(group_id, now_ms)
+        group = self.groups.get(group_id)
+        if group is None and create:
+            group = self.groups[group_id] = Group(group_id, state_timestamp_ms=now_ms)
+        return group
+
+    def _load(self, index: int, partition: Any, now_ms: int) -> None:
+        for group_id in [g for g in self.groups if self.partition_of(g) == index]:
+            del self.groups[group_id]
+        offsets: dict[str, dict[tuple[str, int], rec.OffsetValue]] = {}
+        metadata: dict[str, rec.GroupValue | None] = {}
+        for key_bytes, value_bytes in topic.read_records(partition):
+            key = rec.decode_key(key_bytes)
+            if isinstance(key, rec.OffsetKey):
+                entries = offsets.setdefault(key.group_id, {})
+                if value_bytes is None:
+                    entries.pop((key.topic, key.partition), None)
+                else:
+                    entries[(key.topic, key.partition)] = rec.decode_offset_value(value_bytes)
+            else:
+                metadata[key.group_id] = None if value_bytes is None else rec.decode_group_value(value_bytes)
+        for group_id in sorted(set(offsets) | {g for g, v in metadata.items() if v is not None}):
+            self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
+        self.loaded[index] = partition.leader_epoch
+
+    @staticmethod
+    def _restore_group(group_id: str, value: rec.GroupValue | None, offsets: dict, now_ms: int) -> Group:
+        group = Group(group_id, offsets=offsets, state_timestamp_ms=now_ms)
+        if value is None:
+            return group
+        group.generation_id = value.generation_id
+        group.protocol_type = value.protocol_type or None
+        group.protocol_name = value.protocol_name
+        group.leader_id = value.leader
+        for member_value in value.members:
+            member = member_from_value(member_value, value.protocol_type, value.protocol_name)
+            member.session_deadline_ms = now_ms + member.session_timeout_ms
+            group.members[member.member_id] = member
+            if member.group_instance_id is not None:
+                group.static_members[member.group_instance_id] = member.member_id
+        group.state = STABLE if group.members else EMPTY
+        return group
+
+    # --- storage ----------------------------------------------------------------------
+    def store_group(self, group: Group, now_ms: int) -> None:
+        partition = self._offsets_partition(group.group_id, now_ms)
+        value = rec.encode_group_value(group.to_value())
+        topic.append(self.core, partition, [(rec.encode_key(rec.GroupKey(group.group_id)), value)], now_ms)
+
+    # --- OffsetCommit / OffsetFetch / OffsetDelete --------------------------------------
+    def commit_offsets(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
+                       commits: list[OffsetCommit], now_ms: int) -> list[ErrorCode]:
+        """One error per commit, in order; a group-level problem fails all of them."""
+        try:
+            if not group_id:
+                raise CoordinatorError(ErrorCode.invalid_group_id)
+            group = self.group_for(group_id, now_ms, create=generation_id < 0)
+            self._check_commit(group, generation_id, member_id, instance_id, now_ms)
+            errors = [self._commit_error(c) for c in commits]
+            accepted = [c for c, e in zip(commits, errors) if e == ErrorCode.none]
+            if accepted:
+                self._store_offsets(group, accepted, now_ms)
+        except CoordinatorError as error:
+            return [error.error_code] * len(commits)
+        return errors
+
+    def _check_commit(self, group: Group | None, generation_id: int, member_id: str,
+                      instance_id: str | None, now_ms: int) -> None:
+        if group is None:
+            raise CoordinatorError(ErrorCode.illegal_generation)
+        if group.is_in(DEAD):
+            raise CoordinatorError(ErrorCode.coordinator_not_available)
+        if generation_id < 0 and group.is_in(EMPTY):
+            return  # a commit from outside the group (admin tools, manual assignment)
+        error = self._member_error(group, member_id, instance_id)
+        if error is not None:
+            raise CoordinatorError(error)
+        if generation_id != group.generation_id:
+            raise CoordinatorError(ErrorCode.illegal_generation)
+        if group.is_in(COMPLETING_REBALANCE):
+            raise CoordinatorError(ErrorCode.rebalance_in_progress)
+        member = group.members[member_id]
+        member.session_deadline_ms = now_ms + member.session_timeout_ms
+
+    def _commit_error(self, commit: OffsetCommit) -> ErrorCode:
+        if commit.metadata is not None and len(commit.metadata.encode("utf-8")) > limits.offset_metadata_bytes_max:
+            return ErrorCode.offset_metadata_too_large
+        image = self.core.image.topic(commit.topic)
+        if image is None or commit.partition not in image.partitions:
+            return ErrorCode.unknown_topic_or_partition
+        return ErrorCode.none
+
+    def _store_offsets(self, group: Group, commits: list[OffsetCommit], now_ms: int) -> None:
+        partition = self._offsets_partition(group.group_id, now_ms)
+        values = {(c.topic, c.partition): rec.OffsetValue(c.offset, c.leader_epoch, c.metadata or "", now_ms)
+                  for c in commits}
+        records = [(rec.encode_key(rec.OffsetKey(group.group_id, t, p)), rec.encode_offset_value(v))
+                   for (t, p), v in values.items()]
+        topic.append(self.core, partition, records, now_ms)
+        group.offsets.update(values)
+
+    def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None,
+                      now_ms: int) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, rec.OffsetValue | None]]]]]:
+        """(group error, [(topic, [(partition, committed value or None)])]); None = every topic."""
+        try:
+            group = self.group_for(group_id, now_ms)
+        except CoordinatorError as error:
+            return error.error_code, []
+        offsets = group.offsets if group is not None else {}
+        if wanted is None:
+            by_topic: dict[str, list[int]] = {}
+            for name, index in sorted(offsets):
+                by_topic.setdefault(name, []).append(index)
+            wanted = sorted(by_topic.items())
+        return ErrorCode.none, [(name, [(i, offsets.get((name, i))) for i in indexes]) for name, indexes in wanted]
+
+    def delete_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]],
+                       now_ms: int) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, ErrorCode]]]]]:
+        try:
+            group = self.group_for(group_id, now_ms)
+            if group is None or group.is_in(DEAD):
+                raise CoordinatorError(ErrorCode.group_id_not_found)
+            subscribed = set() if group.is_in(EMPTY) else group.subscribed_topics()
+            if subscribed is None:
+                raise CoordinatorError(ErrorCode.non_empty_group)
+            results = [(name, [(i, ErrorCode.group_subscribed_to_topic if name in subscribed else ErrorCode.none)
+                               for i in indexes]) for name, indexes in wanted]
+            doomed = [(name, i) for name, parts in results for i, e in parts
+                      if e == ErrorCode.none and (name, i) in group.offsets]
+            self._tombstone(group, doomed, with_group=False, now_ms=now_ms)
+        except CoordinatorError as error:
+            return error.error_code, []
+        return ErrorCode.none, results
+
+    def _tombstone(self, group: Group, keys: list[tuple[str, int]], with_group: bool, now_ms: int) -> None:
+        records: list[tuple[bytes, bytes | None]] = [
+            (rec.encode_key(rec.OffsetKey(group.group_id, t, p)), None) for t, p in keys]
+        if with_group:
+            records.append((rec.encode_key(rec.GroupKey(group.group_id)), None))
+        if records:
+            topic.append(self.core, self._offsets_partition(group.group_id, now_ms), records, now_ms)
+        for key in keys:
+            group.offsets.pop(key, None)
+
+    # --- ListGroups / DescribeGroups / DeleteGroups -------------------------------------
+    def list_groups(self, states: set[GroupState] | None, types: set[str] | None, now_ms: int) -> list[Group]:
+        if topic.ensure_topic(self.core) is None:
+            return []
+        if types is not None and GROUP_TYPE_CLASSIC not in types:
+            return []
+        for index in range(self.partition_count()):
+            partition = self.core.partition(topic.TOPIC, index)
+            if partition is not None and partition.is_leader and self.loaded.get(index) != partition.leader_epoch:
+                self._load(index, partition, now_ms)
+        groups = [self.groups[g] for g in sorted(self.groups)
+                  if self.core.partition(topic.TOPIC, self.partition_of(g)) is not None]
+        return [g for g in groups if not g.is_in(DEAD) and (states is None or g.state in states)]
+
+    def describe_group(self, group_id: str, now_ms: int) -> tuple[ErrorCode, Group | None]:
+        try:
+            return ErrorCode.none, self.group_for(group_id, now_ms)
+        except CoordinatorError as error:
+            return error.error_code, None
+
+    def delete_group(self, group_id: str, now_ms: int) -> ErrorCode:
+        try:
+            group = self.group_for(group_id, now_ms)
+            if group is None or group.is_in(DEAD):
+                return ErrorCode.group_id_not_found
+            if not group.is_in(EMPTY):
+                return ErrorCode.non_empty_group
+            self._tombstone(group, sorted(group.offsets), with_group=True, now_ms=now_ms)
+        except CoordinatorError as error:
+            return error.error_code
+        group.transition_to(DEAD, now_ms)
+        del self.groups[group_id]
+        return ErrorCode.none
+
+    # --- time ---------------------------------------------------------------------------
+    def tick(self, now_ms: int) -> None:
+        for group_id in sorted(self.groups):
+            group = self.groups.get(group_id)
+            if group is not None and not group.is_in(DEAD):
+                self.expire_sessions(group, now_ms)
