@@ -1,0 +1,233 @@
+"""The systems under test: Apache Kafka and moldau, started the same way and measured the same way.
+
+Theory of operation. A `System` is a running cluster with a bootstrap address, the PIDs of its
+broker processes (for memory and CPU), and the replication factor workloads should give their
+topics. Both are started with comparable settings: the same default partition count, topic
+auto-creation on, and no fsync (Kafka's defaults flush.messages/flush.ms are "never"; moldau
+follows the same keys). Kafka runs with the heap and GC flags `kafka-server-start.sh` uses
+(-Xmx1g -Xms1g, G1).
+
+Start-up time (workload 6) is measured on fresh instances by `measure_startup`: a probe thread
+launched with the server process produces one record (acks=1, topic auto-created) and reports
+the time from launching the process to its acknowledgement. Kafka's one-off `kafka-storage
+format` step happens before the launch and is reported separately.
+
+A replicated system (3 brokers, RF 3) plugs in through `make_system(kind, brokers)`; until the
+3-node variants exist it raises Unavailable, and the harness reports the workload as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from moldau.testing.kafka_dist import KafkaServer, kafka_version
+from moldau.testing.server_process import ServerProcess, free_port
+
+# kafka-server-start.sh: KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS as shipped.
+KAFKA_JVM_OPTS = (
+    "-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
+)
+PROBE_TOPIC = "startup-probe"
+PROBE_TIMEOUT_S = 120.0
+
+
+class Unavailable(RuntimeError):
+    """This system cannot be run here (a missing piece); the harness skips it with this reason."""
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """Resident set size of one process from /proc (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (and its reaped children are not counted)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class FirstAck(threading.Thread):
+    """Produces one record until it is acknowledged; `seconds` is launch → acknowledgement."""
+
+    def __init__(self, bootstrap_servers: str, launched_at: float):
+        super().__init__(name="first-ack-probe", daemon=True)
+        self.bootstrap_servers = bootstrap_servers
+        self.launched_at = launched_at
+        self.seconds: float | None = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({
+            "bootstrap.servers": self.bootstrap_servers, "acks": 1, "linger.ms": 0,
+            "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 20,
+            "topic.metadata.refresh.fast.interval.ms": 10, "message.timeout.ms": int(PROBE_TIMEOUT_S * 1000),
+            "log_level": 0,
+        })
+        acked: list[float] = []
+
+        def on_delivery(error, message):
+            if error is None:
+                acked.append(time.monotonic())
+            else:
+                self.error = error.str()
+
+        producer.produce(PROBE_TOPIC, b"first", on_delivery=on_delivery)
+        producer.flush(PROBE_TIMEOUT_S)
+        if acked:
+            self.seconds = acked[0] - self.launched_at
+
+
+@dataclass
+class System:
+    """A running cluster: what workloads and measurements need from it."""
+
+    kind: str
+    brokers: int
+    replication_factor: int
+    bootstrap_servers: str
+    pids: list[int]
+    version: str
+
+    def rss_bytes(self) -> int:
+        return sum(proc_rss_bytes(pid) for pid in self.pids)
+
+    def cpu_seconds(self) -> float:
+        return sum(proc_cpu_seconds(pid) for pid in self.pids)
+
+
+class KafkaRunner:
+    """One single-node KRaft Kafka (kafka_dist.KafkaServer) with Kafka's shipped JVM flags."""
+
+    kind = "kafka"
+
+    def __init__(self, partitions: int, brokers: int = 1):
+        if brokers != 1:
+            raise Unavailable("a 3-node KRaft Kafka is not wired into the harness yet (KafkaServer is single-node)")
+        self.partitions = partitions
+        self.server: KafkaServer | None = None
+
+    def overrides(self) -> dict:
+        return {"num.partitions": self.partitions, "auto.create.topics.enable": "true"}
+
+    def start(self) -> System:
+        self.server = KafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
+        self.server.start()
+        return System("kafka", 1, 1, self.server.bootstrap_servers, [self.server.pid], f"Apache Kafka {kafka_version()}")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def measure_startup(self) -> dict:
+        server = _TimedKafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
+        try:
+            server.start()
+        finally:
+            server.stop()
+        return {"first_ack_s": server.first_ack_s, "format_s": server.format_s}
+
+
+class _TimedKafkaServer(KafkaServer):
+    """KafkaServer whose readiness wait is the first-ack probe, timed from the JVM's launch."""
+
+    first_ack_s: float | None = None
+    format_s: float | None = None
+
+    def _format(self, properties):
+        began = time.monotonic()
+        super()._format(properties)
+        self.format_s = time.monotonic() - began
+
+    def _launch(self, properties):
+        launched_at = time.monotonic()
+        super()._launch(properties)
+        self._probe = FirstAck(self.bootstrap_servers, launched_at)
+        self._probe.start()
+
+    def _wait_until_serving(self):
+        self._probe.join(PROBE_TIMEOUT_S)
+        if self._probe.seconds is None:
+            raise Unavailable(f"Kafka never acknowledged the probe record: {self._probe.error}")
+        self.first_ack_s = self._probe.seconds
+
+
+class MoldauRunner:
+    """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess)."""
+
+    kind = "moldau"
+
+    def __init__(self, partitions: int, brokers: int = 1):
+        if brokers != 1:
+            raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (not built yet)")
+        self.partitions = partitions
+        self.server: ServerProcess | None = None
+        self.directory: str | None = None
+
+    def overrides(self) -> dict:
+        return {"num.partitions": str(self.partitions), "auto.create.topics.enable": "true"}
+
+    def start(self) -> System:
+        self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
+        self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides())
+        self.server.start()
+        from moldau import __version__
+
+        return System("moldau", 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.close()
+            self.server = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def measure_startup(self) -> dict:
+        directory = tempfile.mkdtemp(prefix="moldau-bench-start-")
+        port = free_port()
+        server = ServerProcess(str(Path(directory) / "data"), port=port, overrides=self.overrides())
+        probe = FirstAck(f"127.0.0.1:{port}", time.monotonic())
+        try:
+            probe.start()
+            server.start()
+            listening_s = server.startup_seconds
+            probe.join(PROBE_TIMEOUT_S)
+        finally:
+            server.terminate()
+            server.close()
+            shutil.rmtree(directory, ignore_errors=True)
+        if probe.seconds is None:
+            raise Unavailable(f"moldau never acknowledged the probe record: {probe.error}")
+        return {"first_ack_s": probe.seconds, "listening_s": listening_s}
+
+
+RUNNERS = {"kafka": KafkaRunner, "moldau": MoldauRunner}
+
+
+def make_runner(kind: str, partitions: int, brokers: int = 1):
+    try:
+        return RUNNERS[kind](partitions, brokers)
+    except KeyError:
+        raise Unavailable(f"unknown system {kind!r} (known: {', '.join(sorted(RUNNERS))})") from None

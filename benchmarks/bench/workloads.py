@@ -1,0 +1,159 @@
+"""The workloads of issue 6, as data, and how one run of each is done.
+
+Theory of operation. A `Workload` names what it measures and which generators apply; `run_once`
+gives it a fresh topic on one system (so every run writes to an empty log of the same shape),
+runs one generator as a subprocess, and samples the broker's resident memory and CPU time while
+it runs. Consume runs read a topic filled once per system before the repetitions (`prepare`).
+
+Producer settings are the same for both generators: acks as the workload says, linger.ms=5,
+no compression, idempotence off (the Java producer turns it on by default with acks=all;
+librdkafka does not). Everything else is each client's default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from bench import generators
+from bench.systems import System
+
+TOPIC_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    kind: str  # produce | consume | end_to_end
+    record_size: int = 100
+    acks: str = "1"
+    generators: tuple[str, ...] = ("librdkafka", "java")
+    # metric -> True when higher is better
+    metrics: dict = field(default_factory=dict)
+
+
+THROUGHPUT = {"records_per_sec": True, "mb_per_sec": True, "p50_ms": False, "p99_ms": False}
+WORKLOADS = (
+    Workload("produce-100B-acks1", "1. produce 100 B, acks=1", "produce", 100, "1", metrics=THROUGHPUT),
+    Workload("produce-100B-acksall", "2. produce 100 B, acks=all", "produce", 100, "all", metrics=THROUGHPUT),
+    Workload("produce-1KiB-acks1", "3. produce 1 KiB, acks=1", "produce", 1024, "1", metrics=THROUGHPUT),
+    Workload("consume-100B", "4. consume from the beginning, 100 B", "consume", 100,
+             metrics={"records_per_sec": True, "mb_per_sec": True}),
+    Workload("end-to-end", "5. end-to-end latency", "end_to_end", 100, "1",
+             metrics={"p50_ms": False, "p99_ms": False}),
+)
+WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each run is: the full run for the report, or the quick smoke run."""
+
+    records: int = 1_000_000
+    e2e_rate: float = 2000.0
+    e2e_records: int = 20_000
+    java_e2e_records: int = 5_000
+    partitions: int = 3
+
+    @staticmethod
+    def quick(partitions: int = 3) -> "Scale":
+        return Scale(records=20_000, e2e_rate=500.0, e2e_records=500, java_e2e_records=200, partitions=partitions)
+
+
+def producer_props(acks: str) -> dict:
+    return {"acks": acks, "linger.ms": 5, "compression.type": "none", "enable.idempotence": "false"}
+
+
+def create_topic(system: System, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                            replication_factor=system.replication_factor)])
+    futures[topic].result(TOPIC_TIMEOUT_S)
+    deadline = time.monotonic() + TOPIC_TIMEOUT_S
+    while time.monotonic() < deadline:  # until every partition has a leader
+        described = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if described and described.error is None and len(described.partitions) == partitions and all(
+                p.leader >= 0 for p in described.partitions.values()):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"topic {topic} has no leaders after {TOPIC_TIMEOUT_S:g}s")
+
+
+def fresh_topic(workload: Workload, system: System, generator: str) -> str:
+    return f"bench-{workload.name}-{generator}-{uuid.uuid4().hex[:8]}"
+
+
+class ResourceSampler(threading.Thread):
+    """Samples the system's broker RSS every 100 ms; peak RSS and CPU seconds over the run."""
+
+    def __init__(self, system: System):
+        super().__init__(daemon=True, name="rss-sampler")
+        self.system = system
+        self.peak_rss = system.rss_bytes()
+        self.cpu_began = system.cpu_seconds()
+        self.cpu_s = 0.0
+        self.wall_began = time.monotonic()
+        self.wall_s = 0.0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.1):
+            self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
+
+    def __enter__(self) -> "ResourceSampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._halt.set()
+        self.join()
+        self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
+        self.cpu_s = self.system.cpu_seconds() - self.cpu_began
+        self.wall_s = time.monotonic() - self.wall_began
+
+
+def prepare(workload: Workload, system: System, scale: Scale) -> dict:
+    """Per system, once before the repetitions: the topic consume runs read."""
+    if workload.kind != "consume":
+        return {}
+    topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
+    create_topic(system, topic, scale.partitions)
+    generators.librdkafka_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
+                                  producer_props("1"))
+    return {"topic": topic}
+
+
+def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
+    """One generator run of one workload on one system: the generator's numbers plus the broker's."""
+    bootstrap = system.bootstrap_servers
+    if workload.kind == "consume":
+        topic = prepared["topic"]
+    else:
+        topic = fresh_topic(workload, system, generator)
+        create_topic(system, topic, scale.partitions if workload.kind == "produce" else 1)
+    with ResourceSampler(system) as sampler:
+        result = _generate(workload, generator, bootstrap, topic, scale)
+    result["broker_peak_rss_mb"] = round(sampler.peak_rss / 2**20, 1)
+    result["broker_cpu_s"] = round(sampler.cpu_s, 2)
+    result["broker_cpu_util"] = round(sampler.cpu_s / sampler.wall_s, 2) if sampler.wall_s else 0.0
+    return result
+
+
+def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, scale: Scale) -> dict:
+    props = producer_props(workload.acks)
+    if workload.kind == "produce":
+        run = generators.librdkafka_produce if generator == "librdkafka" else generators.java_produce
+        return run(bootstrap, topic, scale.records, workload.record_size, props)
+    if workload.kind == "consume":
+        if generator == "librdkafka":
+            return generators.librdkafka_consume(bootstrap, topic, scale.records)
+        return generators.java_consume(bootstrap, topic, scale.records, f"bench-{uuid.uuid4().hex[:8]}")
+    if generator == "librdkafka":
+        return generators.librdkafka_end_to_end(bootstrap, topic, scale.e2e_records, workload.record_size,
+                                                scale.e2e_rate, {**props, "linger.ms": 0})
+    return generators.java_end_to_end(bootstrap, topic, scale.java_e2e_records, workload.record_size)

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Moldau and Apache Kafka side by side, on this machine: one command.
+
+    scripts/fetch-kafka.sh                       # once: Kafka's jars from Maven Central
+    python benchmarks/compare.py                 # full run (1M records, 3 repetitions), ~15 min
+    python benchmarks/compare.py --quick         # smoke run (20k records, 1 repetition), ~1-2 min
+
+Theory of operation. Both systems are started once (single node each, same partition count, no
+fsync) and every workload runs against both, alternating which goes first from one repetition to
+the next, with both load generators where they apply: librdkafka through `moldau perf` and
+Kafka's Java perf tools. Start-up time is measured on fresh instances. The result is a JSON file
+with every run and a Markdown table of medians and the ratio moldau / Kafka, printed and written
+next to it (build/benchmarks/ by default). Every number comes from a run of this script.
+
+What is measured is in bench/workloads.py (the workloads), bench/systems.py (how each system is
+started, RSS, start-up probe), bench/generators.py (the generators), bench/loopback.py (the
+physical reference: a trivial Python sender/receiver pair over loopback).
+
+`--brokers 3` asks for the replicated variant (3 brokers, RF 3); the runners say what is missing
+until it exists, and the workloads then take the replication factor from the system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "src")]
+
+from bench import loopback  # noqa: E402
+from bench.systems import Unavailable, make_runner  # noqa: E402
+from bench.workloads import WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once  # noqa: E402
+
+IDLE_SETTLE_S = 3.0
+STARTUP = "startup"
+MEMORY = "memory"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small runs, one repetition (CI smoke test)")
+    parser.add_argument("--repetitions", type=int, help="runs per workload, system and generator (default 3)")
+    parser.add_argument("--records", type=int, help="records per throughput run (default 1,000,000)")
+    parser.add_argument("--systems", default="kafka,moldau", help="comma-separated (default kafka,moldau)")
+    parser.add_argument("--workloads", default=",".join([w.name for w in WORKLOADS] + [STARTUP]),
+                        help="comma-separated; known: " + ", ".join([w.name for w in WORKLOADS] + [STARTUP]))
+    parser.add_argument("--generators", default="librdkafka,java", help="comma-separated (default both)")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--brokers", type=int, default=1, help="1 (default), or 3 for the replicated variant")
+    parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
+    args = parser.parse_args(argv)
+    args.repetitions = args.repetitions or (1 if args.quick else 3)
+    return args
+
+
+def environment() -> dict:
+    """Machine, load and versions, for the report's header."""
+    import confluent_kafka
+
+    from moldau.testing.kafka_dist import java_executable, kafka_version
+
+    def run(command):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            return (done.stdout + done.stderr).strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    lscpu = run(["lscpu"])
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "")
+    with open("/proc/meminfo") as meminfo:
+        mem_kb = int(meminfo.readline().split()[1])
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": model, "cpus": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1),
+        "loadavg_before": os.getloadavg(), "kernel": platform.release(),
+        "python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0], "kafka": kafka_version(),
+        "java": run([java_executable() or "java", "-version"]).splitlines()[0:1],
+        "moldau_commit": run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+    }
+
+
+class Run:
+    """Starts the systems, runs the workloads, collects rows; stops everything it started."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.scale = Scale.quick(args.partitions) if args.quick else Scale(partitions=args.partitions)
+        if args.records:
+            self.scale = Scale(**{**self.scale.__dict__, "records": args.records})
+        self.kinds = [kind.strip() for kind in args.systems.split(",") if kind.strip()]
+        self.generators = [g.strip() for g in args.generators.split(",") if g.strip()]
+        self.rows: list[dict] = []
+        self.skipped: list[dict] = []
+        self.systems: dict = {}
+        self.runners: dict = {}
+
+    def log(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def order(self, repetition: int) -> list[str]:
+        kinds = [kind for kind in self.kinds if kind in self.systems]
+        return kinds if repetition % 2 == 0 else kinds[::-1]
+
+    def start_systems(self) -> None:
+        for kind in self.kinds:
+            try:
+                runner = make_runner(kind, self.scale.partitions, self.args.brokers)
+                self.log(f"starting {kind}")
+                system = runner.start()
+            except Unavailable as error:
+                self.skip(kind, "all", str(error))
+                continue
+            except Exception as error:  # a system that cannot start is reported, the other still runs
+                self.skip(kind, "all", f"did not start: {type(error).__name__}: {error}")
+                runner.stop()
+                continue
+            self.runners[kind], self.systems[kind] = runner, system
+        time.sleep(IDLE_SETTLE_S)
+        for kind, system in self.systems.items():
+            self.add(MEMORY, "-", kind, 0, {"idle_rss_mb": round(system.rss_bytes() / 2**20, 1)})
+
+    def stop_systems(self) -> None:
+        for kind, runner in self.runners.items():
+            try:
+                runner.stop()
+            except Exception as error:
+                self.log(f"stopping {kind}: {error}")
+
+    def add(self, workload: str, generator: str, kind: str, repetition: int, metrics: dict) -> None:
+        self.rows.append({"workload": workload, "generator": generator, "system": kind,
+                          "repetition": repetition, **metrics})
+
+    def skip(self, kind: str, workload: str, reason: str) -> None:
+        self.log(f"SKIPPED {kind} {workload}: {reason}")
+        self.skipped.append({"system": kind, "workload": workload, "reason": reason})
+
+    def run_workload(self, name: str) -> None:
+        workload = WORKLOADS_BY_NAME[name]
+        prepared = {}
+        for kind, system in list(self.systems.items()):
+            try:
+                prepared[kind] = prepare(workload, system, self.scale)
+            except Exception as error:
+                self.skip(kind, name, f"preparing: {type(error).__name__}: {error}")
+        for repetition in range(self.args.repetitions):
+            for kind in self.order(repetition):
+                if kind not in prepared:
+                    continue
+                for generator in [g for g in workload.generators if g in self.generators]:
+                    self.log(f"{name} {kind} {generator} run {repetition + 1}/{self.args.repetitions}")
+                    try:
+                        result = run_once(workload, self.systems[kind], generator, self.scale, prepared[kind])
+                    except Exception as error:
+                        self.skip(kind, f"{name}/{generator}#{repetition}", f"{type(error).__name__}: {error}")
+                        continue
+                    self.add(name, generator, kind, repetition, result)
+
+    def run_startup(self) -> None:
+        for repetition in range(self.args.repetitions):
+            kinds = self.kinds if repetition % 2 == 0 else self.kinds[::-1]
+            for kind in kinds:
+                self.log(f"startup {kind} run {repetition + 1}/{self.args.repetitions}")
+                try:
+                    result = make_runner(kind, self.scale.partitions, self.args.brokers).measure_startup()
+                except Exception as error:
+                    self.skip(kind, f"startup#{repetition}", f"{type(error).__name__}: {error}")
+                    continue
+                self.add(STARTUP, "librdkafka", kind, repetition,
+                         {key: round(value, 3) for key, value in result.items() if value is not None})
+
+    def run(self) -> None:
+        names = [name.strip() for name in self.args.workloads.split(",") if name.strip()]
+        unknown = [name for name in names if name not in WORKLOADS_BY_NAME and name != STARTUP]
+        if unknown:
+            raise SystemExit(f"unknown workloads: {', '.join(unknown)}")
+        try:
+            self.start_systems()
+            for name in names:
+                if name != STARTUP:
+                    self.run_workload(name)
+            for kind, system in self.systems.items():
+                self.add(MEMORY, "-", kind, 0, {"after_load_rss_mb": round(system.rss_bytes() / 2**20, 1)})
+        finally:
+            self.stop_systems()
+        if STARTUP in names:
+            self.run_startup()
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Median per (workload, generator, metric, system), and the ratio moldau / kafka."""
+    groups: dict = {}
+    for row in rows:
+        for metric, value in row.items():
+            if metric in ("workload", "generator", "system", "repetition") or not isinstance(value, (int, float)):
+                continue
+            groups.setdefault((row["workload"], row["generator"], metric), {}).setdefault(row["system"], []).append(value)
+    summary = []
+    for (workload, generator, metric), by_system in groups.items():
+        entry = {"workload": workload, "generator": generator, "metric": metric}
+        for kind, values in by_system.items():
+            entry[kind] = statistics.median(values)
+            entry[f"{kind}_runs"] = len(values)
+        if entry.get("kafka") and "moldau" in entry:
+            entry["ratio"] = entry["moldau"] / entry["kafka"]
+        summary.append(entry)
+    return summary
+
+
+REPORTED = {  # the metrics the Markdown table shows, per workload kind
+    "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "broker_cpu_util", "broker_peak_rss_mb"),
+    "consume": ("records_per_sec", "mb_per_sec", "broker_cpu_util"),
+    "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
+    STARTUP: ("first_ack_s", "listening_s", "format_s"),
+    MEMORY: ("idle_rss_mb", "after_load_rss_mb"),
+}
+
+
+def markdown(summary: list[dict]) -> str:
+    lines = ["| workload | generator | metric | Kafka | moldau | moldau/Kafka | runs (K/m) |",
+             "|---|---|---|---:|---:|---:|---|"]
+    order = [w.name for w in WORKLOADS] + [STARTUP, MEMORY]
+    kinds = {w.name: w.kind for w in WORKLOADS} | {STARTUP: STARTUP, MEMORY: MEMORY}
+
+    def key(entry):
+        metrics = REPORTED[kinds[entry["workload"]]]
+        return (order.index(entry["workload"]), entry["generator"], metrics.index(entry["metric"]))
+
+    shown = [e for e in summary if e["workload"] in kinds and e["metric"] in REPORTED[kinds[e["workload"]]]]
+    for entry in sorted(shown, key=key):
+        ratio = f"{entry['ratio']:.2f}×" if "ratio" in entry else "–"
+        lines.append(f"| {entry['workload']} | {entry['generator']} | {entry['metric']} | {_fmt(entry.get('kafka'))} | "
+                     f"{_fmt(entry.get('moldau'))} | {ratio} | {entry.get('kafka_runs', 0)}/{entry.get('moldau_runs', 0)} |")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from moldau.testing.kafka_dist import kafka_available
+
+    if "kafka" in args.systems and not kafka_available():
+        print("compare: Kafka's jars are missing; run scripts/fetch-kafka.sh first", file=sys.stderr)
+        return 2
+    run = Run(args)
+    env = environment()
+    run.log(f"loopback reference; machine: {env['cpu_model']}, {env['cpus']} CPUs, load {env['loadavg_before']}")
+    reference = loopback.measure(quick=args.quick)
+    began = time.monotonic()
+    try:
+        run.run()
+    except Exception:
+        traceback.print_exc()
+        return 1
+    env["loadavg_after"] = os.getloadavg()
+    env["duration_s"] = round(time.monotonic() - began, 1)
+    summary = summarize(run.rows)
+    table = markdown(summary)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    result = {"command": " ".join(["python", "benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])]),
+              "environment": env, "scale": run.scale.__dict__, "repetitions": args.repetitions,
+              "loopback": reference, "rows": run.rows, "summary": summary, "skipped": run.skipped}
+    (output / f"compare-{stamp}.json").write_text(json.dumps(result, indent=2))
+    (output / f"compare-{stamp}.md").write_text(table + "\n")
+    print(table)
+    print(f"\nloopback reference: " + ", ".join(f"{r['chunk_bytes']} B sends {r['mb_per_sec']} MB/s" for r in reference))
+    for skipped in run.skipped:
+        print(f"skipped: {skipped['system']} {skipped['workload']}: {skipped['reason']}")
+    print(f"\nwritten: {output / f'compare-{stamp}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
