@@ -145,3 +145,22 @@ def test_compaction_respects_min_lag_and_policy() -> None:
                                 min_compaction_lag_ms=10_000))
     assert clean_log(log, 5000).segments_cleaned == 0  # records too recent
     assert clean_log(log, 20_000).segments_cleaned > 0
+
+
+def test_enforce_retention_compacts_only_when_something_is_new() -> None:
+    fs = MemoryFileSystem()
+    config = LogConfig(segment_bytes=200, cleanup_policy="compact")
+    log = PartitionLog.open(fs, DIR, config, 0)
+    for i in range(6):
+        log.append_as_leader(keyed(b"a", b"%d" % i), 0, 0)
+    log.enforce_retention(5000)
+    assert log.cleaner_checkpoint == log.active_segment.base_offset
+    assert clean_log(log, 5000).segments_cleaned == 0  # nothing closed since
+    for i in range(6):
+        log.append_as_leader(keyed(b"a", b"x%d" % i), 0, 0)
+    assert clean_log(log, 5000).segments_cleaned > 0
+    log.close()
+    again = PartitionLog.open(fs, DIR, config, 0)
+    assert again.cleaner_checkpoint == log.cleaner_checkpoint
+    keys = [k for o, k, _ in contents(again) if o < again.cleaner_checkpoint]
+    assert keys == [b"a"]

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Simpler than Kafka's LogCleaner, same guarantees. One pass (`clean_log`) over the *cleanable*
+Simpler than Kafka's LogCleaner, same guarantees. One pass (`clean_log`, run by PartitionLog.enforce_retention for compacted topics whenever a
+segment was closed since the last pass, per `cleaner-offset-checkpoint`) over the *cleanable*
 segments — all non-active segments from the oldest up to the first one whose max timestamp is
 newer than now - min.compaction.lag.ms:
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from moldau.records.batch import LOG_OVERHEAD, BatchHeader
 from moldau.records.record import Record, build_batch, iterate_records
 
+from .checkpoints import CLEANER_OFFSET_FILE, write_offset_checkpoint
 from .fs import FileSystem
 from .partition_log import PartitionLog
 from .segment import LogSegment, segment_file_name
@@ -56,18 +58,26 @@ def clean_log(log: PartitionLog, now_ms: int) -> CleanResult:
     candidates = _cleanable_segments(log, now_ms)
     if not candidates:
         return CleanResult()
+    end_offset = log.segments[len(candidates)].base_offset
+    expiry_ms = log.cleaner_tombstone_expiry_ms
+    if end_offset <= log.cleaner_checkpoint and (expiry_ms < 0 or 0 < now_ms < expiry_ms):
+        return CleanResult()  # nothing closed since the last pass, no tombstone due
     latest = _build_offset_map(log, candidates)
     tombstone_horizon_ms = now_ms - log.config.delete_retention_ms
     result = CleanResult(len(candidates), 0, sum(s.size for s in candidates), 0)
     chunks: list[bytes] = []
+    expiries = [-1]
     for segment in candidates:
         for header, data in _segment_batches(segment):
-            kept, removed = _clean_batch(header, data, latest, tombstone_horizon_ms)
+            kept, removed = _clean_batch(header, data, latest, tombstone_horizon_ms,
+                                         log.config.delete_retention_ms, expiries)
             result.records_removed += removed
             if kept is not None:
                 chunks.append(kept)
-    end_offset = log.segments[len(candidates)].base_offset
     new = _swap_in(log, candidates, chunks, end_offset, now_ms)
+    log.cleaner_checkpoint = end_offset
+    log.cleaner_tombstone_expiry_ms = expiries[0]
+    write_offset_checkpoint(log.fs, log.directory, CLEANER_OFFSET_FILE, end_offset)
     result.bytes_after = new.size
     return result
 
@@ -101,8 +111,10 @@ def _build_offset_map(log: PartitionLog, segments: list[LogSegment]) -> dict[byt
 
 
 def _clean_batch(header: BatchHeader, data: bytes, latest: dict[bytes, int],
-                 tombstone_horizon_ms: int) -> tuple[bytes | None, int]:
-    """(the batch to keep or None, records removed)."""
+                 tombstone_horizon_ms: int, delete_retention_ms: int,
+                 expiries: list[int]) -> tuple[bytes | None, int]:
+    """(the batch to keep or None, records removed); expiries[0] tracks the earliest time a
+    kept tombstone may be dropped (-1: none kept)."""
     if header.is_control:
         return data, 0
     records = list(iterate_records(data))
@@ -110,8 +122,11 @@ def _clean_batch(header: BatchHeader, data: bytes, latest: dict[bytes, int],
     for record in records:
         if record.key is not None and latest.get(record.key) != record.offset:
             continue
-        if record.value is None and header.max_timestamp < tombstone_horizon_ms:
-            continue
+        if record.value is None:
+            if header.max_timestamp < tombstone_horizon_ms:
+                continue
+            due_ms = header.max_timestamp + delete_retention_ms + 1
+            expiries[0] = due_ms if expiries[0] < 0 else min(expiries[0], due_ms)
         kept.append(record)
     removed = len(records) - len(kept)
     if removed == 0:

@@ -157,6 +157,11 @@ class PartitionLog:
         self._now_ms = now_ms
         self._retired: list[_Retired] = []
         self.producer_state = ProducerStateManager()
+        # Offsets below this were compacted by the last cleaning (cleaner-offset-checkpoint).
+        self.cleaner_checkpoint = checkpoints.read_offset_checkpoint(
+            fs, directory, checkpoints.CLEANER_OFFSET_FILE) or 0
+        # When the oldest tombstone kept by the last cleaning may go (0: unknown, -1: none).
+        self.cleaner_tombstone_expiry_ms = 0
         self.closed = False
 
     # --- opening and recovery -----------------------------------------------------------------
@@ -527,7 +532,11 @@ class PartitionLog:
         return self.log_start_offset
 
     def enforce_retention(self, now_ms: int) -> int:
-        """Delete old non-active segments by retention.ms/bytes; return how many went."""
+        """Delete old non-active segments by retention.ms/bytes; return how many went.
+
+        For cleanup.policy compact this also compacts (cleaner.clean_log) when segments were
+        closed since the last cleaning, synchronously: fine for internal topics, a blocking
+        cost proportional to the closed segments' size otherwise."""
         self._now_ms = now_ms
         deleted = 0
         config = self.config
@@ -548,6 +557,10 @@ class PartitionLog:
         deleted += self._delete_segments_below_log_start()
         self._close_retired(now_ms)
         self.producer_state.expire(now_ms)
+        if config.compact:
+            from .cleaner import clean_log
+
+            clean_log(self, now_ms)  # no-op unless segments were closed since the last pass
         return deleted
 
     def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
