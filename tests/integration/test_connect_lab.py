@@ -105,6 +105,7 @@ def test_lab_pipeline(tmp_path, bootstrap):
     worker = WorkerProcess(directory, LAB_ARGS)
     try:
         url = worker.rest_url()
+        assert read_topic(bootstrap, "connect-test", expect_at_least=len(lines)) == [(None, envelope(l)) for l in lines]
         wait_until(lambda: sink_text(directory), lambda t: t == "".join(l + "\n" for l in lines), what="the sink file")
         with open(directory / "test.txt", "a") as handle:
             handle.write("Another line\n")

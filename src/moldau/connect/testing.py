@@ -35,15 +35,20 @@ def wait_until(observe: Callable[[], Any], accept: Callable[[Any], bool], timeou
 
 def read_topic(bootstrap_servers: str, topic: str, expect_at_least: int = 0, timeout_s: float = 20.0,
                quiet_s: float = 0.5) -> list[tuple[bytes | None, bytes | None]]:
-    """All (key, value) pairs of `topic`, in offset order per partition."""
+    """All (key, value) pairs of `topic`, in offset order per partition.
+
+    Reads by assigning every partition from offset 0 — no consumer group is joined or committed,
+    so it observes a topic without changing anything."""
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": bootstrap_servers, "group.id": f"moldau-test-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "enable.auto.commit": False,
     })
     records: list[tuple[bytes | None, bytes | None]] = []
     try:
-        consumer.subscribe([topic])
         deadline = time.monotonic() + timeout_s
+        partitions = wait_until(lambda: _partitions(consumer, topic), bool, timeout_s=timeout_s,
+                                interval_s=0.1, what=f"topic {topic} to exist")
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions])
         last_arrival = time.monotonic()
         while time.monotonic() < deadline:
             message = consumer.poll(0.05)
@@ -55,6 +60,13 @@ def read_topic(bootstrap_servers: str, topic: str, expect_at_least: int = 0, tim
     finally:
         consumer.close()
     return records
+
+
+def _partitions(consumer, topic: str) -> list[int]:
+    found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+    if found is None or found.error is not None:
+        return []
+    return sorted(found.partitions)
 
 
 def rest(base_url: str, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> tuple[int, Any]:
