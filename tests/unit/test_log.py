@@ -267,3 +267,23 @@ def test_flush_policy() -> None:
     assert log2.recovery_point == 0
     log2.maybe_flush(150)
     assert log2.recovery_point == 1
+
+
+def test_write_error_leaves_no_partial_batch() -> None:
+    log = open_log()
+    log.append_as_leader(batch(2), 0, 0)
+    handle = log.active_segment.log
+    real_append = handle.append
+
+    def failing_append(chunks):
+        real_append([bytes(chunks[0])[:10]])  # a torn write, then the error
+        raise OSError(28, "No space left on device")
+
+    handle.append = failing_append
+    with pytest.raises(LogError) as info:
+        log.append_as_leader(batch(3), 0, 0)
+    assert info.value.error_code == ErrorCode.kafka_storage_error
+    handle.append = real_append
+    assert log.log_end_offset == 2
+    assert log.append_as_leader(batch(1), 0, 0).first_offset == 2
+    assert read_all(log) == [0, 1, 2]

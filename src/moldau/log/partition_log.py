@@ -234,7 +234,7 @@ class PartitionLog:
         segment = self._maybe_roll(total, max_ts, offset - 1, now_ms)
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
-        segment.append(chunks, batches)
+        self._write(segment, chunks, batches)
         self._update_producers(headers, batches)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    append_time, now_ms)
@@ -261,7 +261,7 @@ class PartitionLog:
         for header in headers:
             if header.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
-        segment.append([payload], batches)
+        self._write(segment, [payload], batches)
         self._update_producers(headers, batches)
         max_ts, max_ts_offset = -1, -1
         for _, last, timestamp, _ in batches:
@@ -270,6 +270,20 @@ class PartitionLog:
         record_count = sum(h.records_count for h in headers)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    None, now_ms)
+
+    def _write(self, segment: LogSegment, chunks: list[Chunk],
+               batches: list[tuple[int, int, int, int]]) -> None:
+        """Write to the active segment; on an OS error cut the file back to where it was, so
+        no partial batch stays behind, and report KAFKA_STORAGE_ERROR."""
+        position = segment.size
+        try:
+            segment.append(chunks, batches)
+        except OSError as error:
+            try:
+                segment.log.truncate(position)
+            except OSError:
+                pass  # recovery will cut the torn tail on the next open
+            raise LogError(ErrorCode.kafka_storage_error, f"write failed: {error}") from error
 
     def _check_producers(self, headers: list[BatchHeader]) -> AppendInfo | None:
         """Idempotence checks; an AppendInfo of the original if the payload is a retry."""

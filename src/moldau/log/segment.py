@@ -112,7 +112,7 @@ class LogSegment:
     def append(self, chunks: list[Chunk], batches: list[tuple[int, int, int, int]]) -> None:
         """Write `chunks` (the batches' bytes) and index `batches` = (base, last, max_ts, size)."""
         position = self.log.size
-        self.log.append(chunks)
+        self.log.append(chunks)  # may raise OSError: nothing below has happened yet
         hints = self.position_hints
         if len(hints) > _POSITION_HINTS_MAX:
             hints.clear()

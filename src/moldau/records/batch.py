@@ -42,6 +42,8 @@ from google_crc32c import extend as _crc_extend
 from google_crc32c import value as _crc_value
 from kio.schema.errors import ErrorCode
 
+from moldau.limits import records_per_batch_max
+
 # Header layout (see module docstring). `>` = big-endian, no padding.
 HEADER_STRUCT = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER_STRUCT.size  # 61
@@ -201,6 +203,9 @@ def check_header(header: BatchHeader, available: int, max_message_bytes: int) ->
 
 def check_offsets_dense(header: BatchHeader) -> None:
     """Kafka's LogValidator check for client batches: count == last_offset_delta + 1 >= 1."""
+    if header.records_count > records_per_batch_max:
+        raise RecordsError(ErrorCode.invalid_record,
+                           f"records_count {header.records_count} > {records_per_batch_max}")
     if header.records_count < 1 or header.last_offset_delta < 0:
         raise RecordsError(
             ErrorCode.invalid_record, f"invalid records_count {header.records_count}"
@@ -241,6 +246,7 @@ def validate_payload(
         if (fields[1] < BATCH_LENGTH_MIN or fields[3] != CURRENT_MAGIC
                 or size_bytes > available or size_bytes > max_message_bytes
                 or fields[5] & COMPRESSION_MASK > COMPRESSION_ZSTD
+                or records_count > records_per_batch_max
                 or (require_dense_offsets
                     and (records_count < 1 or records_count != fields[6] + 1))):
             _raise_detailed(BatchHeader(*fields, position), available, max_message_bytes,
@@ -256,7 +262,7 @@ def validate_payload(
 def _raise_detailed(header: BatchHeader, available: int, max_message_bytes: int,
                     require_dense_offsets: bool) -> None:
     check_header(header, available, max_message_bytes)
-    if require_dense_offsets:
+    if require_dense_offsets or header.records_count > records_per_batch_max:
         check_offsets_dense(header)
     raise AssertionError(f"header checks disagree about {header}")
 
