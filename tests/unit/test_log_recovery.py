@@ -156,3 +156,70 @@ def test_randomized_append_crash_recover() -> None:
         log.close()
         log = PartitionLog.open(fs, DIR, config, 0)
         _check_invariants(log, len(expected), expected)
+
+
+def _read_values_by_offset(log: PartitionLog) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    position = log.log_start_offset
+    while position < log.log_end_offset:
+        result = log.read(position, 1 << 20)
+        if result.region is None:
+            break
+        batches = list(iterate_batches(result.read_bytes()))
+        for _, data in batches:
+            for record in iterate_records(data):
+                if record.offset >= log.log_start_offset:
+                    out[record.offset] = record.value
+        position = batches[-1][0].next_offset
+    return out
+
+
+def test_randomized_model_with_truncation_retention_and_reopen() -> None:
+    """Seeded model check: the log always holds exactly the model's records >= log start."""
+    for seed in range(10):
+        rng = random.Random(1000 + seed)
+        fs = MemoryFileSystem()
+        config = LogConfig(segment_bytes=rng.choice([700, 2000]), index_interval_bytes=100,
+                           retention_bytes=-1, retention_ms=-1)
+        log = PartitionLog.open(fs, DIR, config, 0)
+        model: dict[int, bytes] = {}
+        epoch = 0
+        for step in range(150):
+            action = rng.random()
+            if action < 0.6:
+                count = rng.randint(1, 3)
+                first = log.log_end_offset
+                records = [Record(i, step, None, b"s%d-%d" % (seed, step * 10 + i))
+                           for i in range(count)]
+                info = log.append_as_leader(build_batch(records), epoch, step)
+                assert info.first_offset == first
+                for i, record in enumerate(records):
+                    model[first + i] = record.value
+            elif action < 0.68:
+                epoch += 1
+            elif action < 0.76 and log.log_end_offset > log.log_start_offset:
+                target = rng.randint(log.log_start_offset, log.log_end_offset)
+                log.truncate_to(target)
+                model = {o: v for o, v in model.items() if o < log.log_end_offset}
+                assert log.leader_epoch_cache.latest_epoch <= epoch
+            elif action < 0.82:
+                target = rng.randint(log.log_start_offset, log.log_end_offset)
+                log.delete_records_before(target)
+            elif action < 0.88:
+                log.close()
+                log = PartitionLog.open(fs, DIR, config, step)
+            elif action < 0.94:
+                fs.crash("keep")
+                log = PartitionLog.open(fs, DIR, config, step)
+            else:
+                log.update_config(LogConfig(segment_bytes=config.segment_bytes,
+                                            index_interval_bytes=100,
+                                            retention_bytes=rng.randint(0, 3000)))
+                log.enforce_retention(step)
+                log.update_config(config)
+            expected = {o: v for o, v in model.items() if o >= log.log_start_offset}
+            assert _read_values_by_offset(log) == expected, f"seed {seed} step {step}"
+            assert log.log_start_offset <= log.log_end_offset
+            entries = log.leader_epoch_cache.entries
+            assert entries == sorted(entries) and len({e for e, _ in entries}) == len(entries)
+            assert all(start <= log.log_end_offset for _, start in entries)
