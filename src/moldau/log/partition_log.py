@@ -40,6 +40,22 @@ for file.delete.delay.ms, so a region handed to sendfile stays readable (Kafka's
 delay, without the rename).
 
 Errors: bad input raises `LogError`/`RecordsError` carrying a Kafka error code.
+
+API (all synchronous; time arrives as `now_ms`)
+-----------------------------------------------
+- `PartitionLog.open(fs, directory, config, now_ms)`; `close()`; `delete()`; `flush()`;
+  `maybe_flush(now_ms)`; `update_config(config)`; `roll(now_ms)`.
+- `append_as_leader(payload, leader_epoch, now_ms, validated=None) -> AppendInfo`
+  (`AppendInfo.duplicate` is True for an idempotent retry: nothing written, original offsets);
+  `append_as_follower(payload, now_ms) -> AppendInfo`.
+- `read(fetch_offset, max_bytes, max_offset=None, min_one_batch=True) -> ReadResult`.
+- `offset_for_timestamp(ts) -> (offset, timestamp) | None`; `max_timestamp_offset()`.
+- `end_offset_for_epoch(epoch) -> (epoch, end_offset)`; `leader_epoch_cache`; `latest_epoch`.
+- `truncate_to(offset)`, `truncate_fully_and_start_at(offset)`,
+  `delete_records_before(offset) -> log_start_offset`, `enforce_retention(now_ms)` (also
+  compacts compacted topics).
+- State: `log_start_offset`, `log_end_offset`, `recovery_point`, `size_bytes`, `segments`,
+  `active_segment`, `producer_state` (producer_state.py), `cleaner_checkpoint`.
 """
 
 from __future__ import annotations
