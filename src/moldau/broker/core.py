@@ -27,6 +27,7 @@ from moldau.controller.configs import TYPE_BROKER, TYPE_TOPIC, effective_topic_c
 from moldau.controller.controller import Controller, ControllerDefaults
 from moldau.controller.image import MetadataImage
 from moldau.controller.metadata_log import LocalMetadataLog
+from moldau.log import checkpoints
 from moldau.log.config import LogConfig
 from moldau.log.partition_log import PartitionLog
 from moldau.protocol import codec
@@ -188,8 +189,7 @@ class BrokerCore:
         partition = self.partitions.get(key)
         if partition is None:
             configs = self.topic_configs(topic.name)
-            log = PartitionLog.open(self.fs, self._path(f"{topic.name}-{index}"),
-                                    LogConfig.from_kafka_configs(configs), self.now_ms)
+            log = self._open_log(self._path(f"{topic.name}-{index}"), uuid.UUID(topic_id), configs)
             partition = Partition(topic.name, index, topic_id, log, self.node_id)
             partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
             partition.min_insync_replicas = int(configs["min.insync.replicas"])
@@ -199,6 +199,17 @@ class BrokerCore:
             partition.become_leader(image.leader_epoch, image.replicas, image.isr, self.now_ms)
         else:
             partition.leader, partition.leader_epoch = image.leader, image.leader_epoch
+
+    def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
+        """Open a partition's log, first removing a directory left by an older topic of the
+        same name (its partition.metadata names another topic id: a deletion cut short)."""
+        on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
+        if on_disk is not None and on_disk != topic_id:
+            self.fs.remove_tree(directory)
+        log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
+        if on_disk != topic_id:
+            checkpoints.write_partition_metadata(self.fs, directory, topic_id)
+        return log
 
     def _remove_topic_partitions(self, topic_id: str) -> None:
         for key in sorted(self.partitions):
