@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Where a `moldau server` spends its time under the produce and consume workloads (py-spy).
+
+    /work/venv/bin/pip install py-spy
+    python benchmarks/profile_moldau.py [--records 3000000] [--record-size 100]
+
+Starts one `moldau server` (ServerProcess), attaches `py-spy record` to it for each phase while
+`moldau perf produce` (acks=1, linger.ms=5) and then `moldau perf consume` run against it, and
+prints, per phase, the top frames by own time ("self": the frame was on top of the stack) and by
+inclusive time ("total": the frame was anywhere on the stack), as percentages of the samples
+py-spy took while the server was busy (idle samples — the event loop waiting in select — are
+left out by py-spy's default). The raw collapsed stacks and a flame graph (SVG) are written to
+build/benchmarks/profile-<phase>.{txt,svg}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "src")]
+
+from bench import generators  # noqa: E402
+from bench.systems import make_runner  # noqa: E402
+from bench.workloads import create_topic, producer_props  # noqa: E402
+
+RATE_HZ = 250
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("py-spy not found: pip install py-spy")
+    return found
+
+
+class Recorder:
+    """`py-spy record` attached to a PID for the duration of a `with` block."""
+
+    def __init__(self, pid: int, output: Path, fmt: str):
+        self.command = [py_spy(), "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--format", fmt,
+                        "--output", str(output), "--nonblocking"]
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # attached before the load starts
+        return self
+
+    def __exit__(self, *exc):
+        assert self.process is not None
+        self.process.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def top_frames(collapsed: Path, limit: int) -> tuple[int, list, list]:
+    """(samples, [(self %, frame)], [(total %, frame)]) from py-spy's collapsed-stack output."""
+    own, inclusive, samples = collections.Counter(), collections.Counter(), 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(frame) for frame in stack.split(";")]
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    percent = lambda counter: [(100.0 * n / max(samples, 1), f) for f, n in counter.most_common(limit)]  # noqa: E731
+    return samples, percent(own), percent(inclusive)
+
+
+def _short(frame: str) -> str:
+    """'handle (moldau/broker/produce.py:42)' with the path trimmed to the package."""
+    for marker in ("/src/", "/lib/python3.11/", "site-packages/"):
+        if marker in frame:
+            head, _, tail = frame.partition("(")
+            return f"{head.strip()} ({tail.split(marker, 1)[1].rstrip(')')})"
+    return frame
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=3_000_000)
+    parser.add_argument("--record-size", type=int, default=100)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
+    args = parser.parse_args(argv)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    runner = make_runner("moldau", args.partitions)
+    system = runner.start()
+    reports = []
+    try:
+        topic = f"profile-{uuid.uuid4().hex[:8]}"
+        create_topic(system, topic, args.partitions)
+        phases = [
+            ("produce", lambda: generators.librdkafka_produce(system.bootstrap_servers, topic, args.records,
+                                                              args.record_size, producer_props("1"))),
+            ("consume", lambda: generators.librdkafka_consume(system.bootstrap_servers, topic, args.records)),
+        ]
+        for phase, load in phases:
+            raw = output / f"profile-{phase}.txt"
+            cpu_began, began = system.cpu_seconds(), time.monotonic()
+            with Recorder(system.pids[0], raw, "raw"):
+                result = load()
+            cpu_util = (system.cpu_seconds() - cpu_began) / (time.monotonic() - began)
+            reports.append((phase, raw, result, cpu_util))
+    finally:
+        runner.stop()
+    for phase, raw, result, cpu_util in reports:
+        samples, own, inclusive = top_frames(raw, args.top)
+        print(f"\n## {phase}: {args.records} × {args.record_size} B, {result['records_per_sec']:,.0f} records/s, "
+              f"broker CPU {cpu_util:.2f} cores, {samples} busy samples at {RATE_HZ} Hz ({raw})")
+        print("\nself %  frame")
+        for share, frame in own:
+            print(f"{share:6.1f}  {frame}")
+        print("\ntotal %  frame")
+        for share, frame in inclusive:
+            print(f"{share:7.1f}  {frame}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
