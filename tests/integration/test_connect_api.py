@@ -10,7 +10,7 @@ from moldau.connect.api import ConnectError, SinkConnector, SinkTask, SourceConn
 from moldau.connect.config import ConfigDef, at_least
 from moldau.connect.data import Schema, Struct
 from moldau.connect.standalone import StandaloneWorker
-from moldau.connect.testing import read_topic, rest, wait_until
+from moldau.connect.testing import cluster, read_topic, rest, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +69,8 @@ class CollectConnector(SinkConnector):
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
 def bootstrap(request, tmp_path_factory):
-    if request.param == "moldau":
-        from moldau.runtime.embedded import Broker
-
-        with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-data"))) as broker:
-            yield broker.bootstrap_servers
-    else:
-        from moldau.testing.kafka_dist import KafkaServer, need_kafka
-
-        need_kafka()
-        with KafkaServer() as kafka:
-            yield kafka.bootstrap_servers
+    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
+        yield servers
 
 
 def worker_config(tmp_path, bootstrap):

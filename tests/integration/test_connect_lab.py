@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from moldau.connect.properties import dumps, load_file
-from moldau.connect.testing import read_topic, rest, wait_until
+from moldau.connect.testing import cluster, read_topic, rest, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -30,17 +30,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
 def bootstrap(request, tmp_path_factory):
-    if request.param == "moldau":
-        from moldau.runtime.embedded import Broker
-
-        with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-data"))) as broker:
-            yield broker.bootstrap_servers
-    else:
-        from moldau.testing.kafka_dist import KafkaServer, need_kafka
-
-        need_kafka()
-        with KafkaServer() as kafka:
-            yield kafka.bootstrap_servers
+    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
+        yield servers
 
 
 def envelope(line: str) -> bytes:

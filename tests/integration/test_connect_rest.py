@@ -5,24 +5,15 @@ from __future__ import annotations
 import pytest
 
 from moldau.connect.standalone import StandaloneWorker
-from moldau.connect.testing import read_topic, rest, wait_until
+from moldau.connect.testing import cluster, read_topic, rest, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
 def bootstrap(request, tmp_path_factory):
-    if request.param == "moldau":
-        from moldau.runtime.embedded import Broker
-
-        with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-data"))) as broker:
-            yield broker.bootstrap_servers
-    else:
-        from moldau.testing.kafka_dist import KafkaServer, need_kafka
-
-        need_kafka()
-        with KafkaServer() as kafka:
-            yield kafka.bootstrap_servers
+    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
+        yield servers
 
 
 @pytest.fixture

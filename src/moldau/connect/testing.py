@@ -10,6 +10,7 @@ be asserted. `rest` is a tiny JSON client for the worker's REST API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -18,6 +19,26 @@ import uuid
 from typing import Any, Callable
 
 import confluent_kafka
+
+
+@contextlib.contextmanager
+def cluster(kind: str, data_dir: str):
+    """Yield the bootstrap servers of a fresh broker: "moldau" (in-process) or "kafka" (Apache Kafka
+    from the Maven jars; the test is skipped when Java or the jars are missing). Consumer groups
+    form without the initial rebalance delay, as test brokers usually configure."""
+    if kind == "moldau":
+        from moldau.runtime.embedded import Broker
+
+        with Broker(data_dir=str(data_dir), config={"group.initial.rebalance.delay.ms": "0"}) as broker:
+            yield broker.bootstrap_servers
+    elif kind == "kafka":
+        from moldau.testing.kafka_dist import KafkaServer, need_kafka
+
+        need_kafka()
+        with KafkaServer() as kafka:  # already configured without the delay
+            yield kafka.bootstrap_servers
+    else:
+        raise ValueError(f"unknown broker kind {kind!r}; expected moldau or kafka")
 
 
 def wait_until(observe: Callable[[], Any], accept: Callable[[Any], bool], timeout_s: float = 20.0,
