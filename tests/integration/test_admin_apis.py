@@ -1,10 +1,6 @@
 """Admin APIs through confluent-kafka's AdminClient and raw requests: each success path and the
 Kafka error code a real broker returns for each bad input."""
 
-import io
-import socket
-import struct
-
 import pytest
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
@@ -16,8 +12,9 @@ from confluent_kafka.admin import (
     NewTopic,
     OffsetSpec,
 )
-from kio.index import load_request_schema, load_response_schema
-from kio.serial import entity_reader, entity_writer
+from kio.index import load_request_schema
+
+import rawclient
 
 
 @pytest.fixture
@@ -122,28 +119,6 @@ def test_list_offsets_max_timestamp(admin, moldau_broker):
 
 # --- APIs without a high-level call in the Python clients: raw requests built with kio ---
 
-def _call(broker, api_key: int, version: int, request) -> object:
-    buffer = io.BytesIO()
-    entity_writer(type(request))(buffer, request)
-    flexible = type(request).__flexible__
-    header = struct.pack(">hhih", api_key, version, 9, 4) + b"test" + (b"\x00" if flexible else b"")
-    payload = header + buffer.getvalue()
-    with socket.create_connection((broker.host, broker.port), timeout=10) as sock:
-        sock.sendall(struct.pack(">i", len(payload)) + payload)
-        size = struct.unpack(">i", _recv(sock, 4))[0]
-        frame = _recv(sock, size)
-    offset = 4 + (1 if flexible else 0)
-    return entity_reader(load_response_schema(api_key, version))(frame, offset)[0]
-
-
-def _recv(sock, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
 
 def test_offset_for_leader_epoch_and_describe_log_dirs(admin, moldau_broker):
     admin.create_topics([NewTopic("epochs", 1, 1)])["epochs"].result(10)
@@ -155,13 +130,13 @@ def test_offset_for_leader_epoch_and_describe_log_dirs(admin, moldau_broker):
     mod = __import__(schema.__module__, fromlist=["x"])
     request = schema(replica_id=-1, topics=(mod.OffsetForLeaderTopic(topic="epochs", partitions=(
         mod.OffsetForLeaderPartition(partition=0, current_leader_epoch=0, leader_epoch=0),)),))
-    response = _call(moldau_broker, 23, 4, request)
+    response = rawclient.call(moldau_broker, 23, 4, request)
     partition = response.topics[0].partitions[0]
     assert (partition.error_code.value, partition.leader_epoch, partition.end_offset) == (0, 0, 10)
     fenced = schema(replica_id=-1, topics=(mod.OffsetForLeaderTopic(topic="epochs", partitions=(
         mod.OffsetForLeaderPartition(partition=0, current_leader_epoch=5, leader_epoch=0),)),))
-    assert _call(moldau_broker, 23, 4, fenced).topics[0].partitions[0].error_code.name == "unknown_leader_epoch"
+    assert rawclient.call(moldau_broker, 23, 4, fenced).topics[0].partitions[0].error_code.name == "unknown_leader_epoch"
     dirs_schema = load_request_schema(35, 4)
-    dirs = _call(moldau_broker, 35, 4, dirs_schema(topics=None))
+    dirs = rawclient.call(moldau_broker, 35, 4, dirs_schema(topics=None))
     sizes = {(t.name, p.partition_index): p.partition_size for t in dirs.results[0].topics for p in t.partitions}
     assert sizes[("epochs", 0)] > 0 and dirs.results[0].total_bytes > 0

@@ -10,7 +10,7 @@ v13+.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
-from moldau.controller.controller import INTERNAL_TOPICS, ControllerError
+from moldau.controller.controller import INTERNAL_TOPICS, ControllerError, validate_topic_name
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 # Without an authorizer every operation is allowed: READ, WRITE, CREATE, DELETE, ALTER,
@@ -58,6 +58,10 @@ def _requested(core, ctx, request) -> list[tuple]:
 def _ensure_topic(core, name: str, allow_create: bool) -> ErrorCode:
     if core.image.topic(name) is not None:
         return ErrorCode.none
+    try:
+        validate_topic_name(name)
+    except ControllerError as error:
+        return error.error_code
     if not allow_create or name in INTERNAL_TOPICS:
         return ErrorCode.unknown_topic_or_partition
     try:
