@@ -19,6 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.protocol import codec
+from moldau.protocol.hot import encode_produce_response
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -40,7 +41,8 @@ def handle(core, ctx: apis.RequestContext, request):
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     if acks == 0:
         return None
-    return {"responses": responses, "throttle_time": 0}
+    # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
+    return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
 
 
 def _append(core, ctx, name, topic_id, data, acks, producer) -> dict:
