@@ -105,7 +105,11 @@ def compress(codec: int, data: bytes) -> bytes:
     if codec == COMPRESSION_SNAPPY:
         return _xerial_compress(data)
     if codec == COMPRESSION_LZ4:
-        return bytes(cramjam.lz4.compress(data))
+        # Independent blocks, no content checksum: the frame flavour Kafka's Java
+        # Lz4BlockInputStream reads (cramjam's default links blocks).
+        compressor = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
+        compressor.compress(data)
+        return bytes(compressor.finish())
     if codec == COMPRESSION_ZSTD:
         return bytes(cramjam.zstd.compress(data))
     raise ValueError(f"unknown compression codec {codec}")
