@@ -32,3 +32,30 @@ def test_produce_response_matches_kio(version, with_errors):
     description = _description(with_errors)
     declared = codec.encode_response(77, version >= 9, build(codec.response_schema(0, version), description))
     assert encode_produce_response(77, version, description) == declared
+
+
+def _fetch_description(variant: str) -> dict:
+    base = {"partition_index": 0, "error_code": 0, "high_watermark": 100, "last_stable_offset": 100,
+            "log_start_offset": 3, "aborted_transactions": None, "preferred_read_replica": -1,
+            "records": b"\x00" * 70}
+    partitions = [base]
+    if variant == "errors":
+        partitions = [
+            dict(base, partition_index=1, error_code=1, records=b"", high_watermark=-1,
+                 current_leader={"leader_id": 1, "leader_epoch": 4}),
+            dict(base, partition_index=2, records=b"", diverging_epoch={"epoch": 2, "end_offset": 40}),
+            dict(base, partition_index=3, aborted_transactions=[{"producer_id": 5, "first_offset": 6}], records=None),
+        ]
+    return {"throttle_time": 0, "error_code": 0, "session_id": 0,
+            "responses": [{"topic": "orders", "topic_id": TOPIC_ID, "partitions": partitions},
+                          {"topic": "none", "topic_id": TOPIC_ID, "partitions": []}]}
+
+
+@pytest.mark.parametrize("version", range(4, 18))
+@pytest.mark.parametrize("variant", ["data", "errors"])
+def test_fetch_response_matches_kio(version, variant):
+    from moldau.protocol.hot import encode_fetch_response
+
+    description = _fetch_description(variant)
+    declared = codec.encode_response(5, version >= 12, build(codec.response_schema(1, version), description))
+    assert encode_fetch_response(5, version, description) == declared

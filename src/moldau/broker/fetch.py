@@ -21,6 +21,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau import limits
 from moldau.broker import apis
+from moldau.protocol.hot import encode_fetch_response
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -30,8 +31,10 @@ def handle(core, ctx: apis.RequestContext, request):
     wanted = _resolve(core, request)
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), limits.fetch_wait_ms_max)
 
-    def read(now_ms: int) -> tuple[dict, int, bool]:
-        return _read_all(core, request, wanted)
+    def read(now_ms: int) -> tuple[bytes, int, bool]:
+        response, size, has_error = _read_all(core, request, wanted)
+        # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
+        return encode_fetch_response(ctx.header.correlation_id, ctx.version, response), size, has_error
 
     response, size, has_error = read(ctx.now_ms)
     if max_wait_ms <= 0 or size >= request.min_bytes or has_error or size >= request.max_bytes:
