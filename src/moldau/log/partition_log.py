@@ -17,7 +17,10 @@ segment would pass segment.bytes, its index is full, relative offsets would over
 or segment.ms has passed (Kafka's rule: incoming max timestamp minus the first batch's max
 timestamp). A rolled segment is fsynced with its indexes and the recovery point moves to
 the new segment's base offset. fsync otherwise follows flush.messages / flush.ms (checked on
-append and in `maybe_flush(now_ms)`, which the runtime calls from a timer).
+append and in `maybe_flush(now_ms)`, which the runtime calls from a timer); a flush is one
+fsync of the active segment, and the recovery-point checkpoint file (plus the active
+segment's index files) is written at most once a minute, at roll, truncation and close —
+Kafka's split between flush.ms and log.flush.offset.checkpoint.interval.ms.
 
 Read (`read`): one region of one segment (Kafka's FetchDataInfo): from the batch holding
 `fetch_offset`, whole batches only, never including the batch holding `max_offset` (the high
@@ -83,6 +86,8 @@ from .leader_epoch import LeaderEpochCache
 from .producer_state import ProducerStateError, ProducerStateManager
 from .segment import LogSegment, segment_file_name
 
+# Kafka's log.flush.offset.checkpoint.interval.ms: how often a moved recovery point is written.
+_CHECKPOINT_INTERVAL_MS = 60_000
 # Largest relative offset an index entry can hold (int32).
 _RELATIVE_OFFSET_MAX = 2**31 - 1
 # Followers replicate what the leader accepted; their batch-size bound is only a sanity bound.
@@ -166,7 +171,11 @@ class PartitionLog:
         self._bases = [s.base_offset for s in segments]
         self.log_start_offset = log_start_offset
         self.log_end_offset = segments[-1].next_offset
-        self.recovery_point = -1  # unknown until the first flush checkpoints it
+        # Everything below recovery_point is fsynced; the checkpoint file may lag behind it
+        # (written at most every _CHECKPOINT_INTERVAL_MS, and at roll, truncation, close).
+        self.recovery_point = -1
+        self._checkpointed_recovery_point = -1
+        self._last_checkpoint_ms = now_ms
         self.leader_epoch_cache = LeaderEpochCache.load(fs, directory)
         self._unflushed_records = 0
         self._last_flush_ms = now_ms
@@ -205,7 +214,7 @@ class PartitionLog:
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
         log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
         log._load_producer_state()
-        log.flush()
+        log.checkpoint()
         log._write_log_start_offset()
         return log
 
@@ -388,7 +397,8 @@ class PartitionLog:
         self._bases.append(new.base_offset)
         old.flush()
         self.fs.sync_dir(self.directory)
-        self._checkpoint_recovery_point(new.base_offset)
+        self.recovery_point = new.base_offset
+        self._write_recovery_point()
         return new
 
     def _replace_empty_active_segment(self, base_offset: int, now_ms: int) -> None:
@@ -549,7 +559,7 @@ class PartitionLog:
             self.log_start_offset = self.log_end_offset
             self._write_log_start_offset()
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
-        self.flush()
+        self.checkpoint()
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise log_start_offset to `offset`; return the new log_start_offset."""
@@ -632,7 +642,8 @@ class PartitionLog:
 
     # --- durability and lifecycle -------------------------------------------------------------
     def maybe_flush(self, now_ms: int) -> None:
-        """fsync when flush.messages or flush.ms says so (call from a timer for flush.ms)."""
+        """fsync when flush.messages or flush.ms says so (call from a timer for flush.ms);
+        checkpoint the recovery point when it moved and the interval has passed."""
         self._now_ms = max(self._now_ms, now_ms)
         config = self.config
         if self._unflushed_records and (
@@ -640,23 +651,34 @@ class PartitionLog:
                 or (config.flush_ms >= 0 and now_ms - self._last_flush_ms >= config.flush_ms)):
             self.flush()
             self._last_flush_ms = now_ms
+        if (self.recovery_point != self._checkpointed_recovery_point
+                and now_ms - self._last_checkpoint_ms >= _CHECKPOINT_INTERVAL_MS):
+            self.checkpoint()
+            self._last_checkpoint_ms = now_ms
         if self._retired:
             self._close_retired(now_ms)
 
     def flush(self) -> None:
-        """fsync the active segment and its indexes; move the recovery point to the LEO."""
+        """fsync the active segment: everything appended so far is durable (one fsync)."""
+        self._segments[-1].log.sync()
+        self._unflushed_records = 0
+        self.recovery_point = self.log_end_offset
+
+    def checkpoint(self) -> None:
+        """Flush, persist the active segment's indexes and write the recovery point, so that
+        recovery after a crash verifies only what was appended later."""
+        self.flush()
         active = self._segments[-1]
         if active.max_timestamp >= 0:  # lets recovery restore max_timestamp from the index
             active.time_index.maybe_append(active.max_timestamp, active.max_timestamp_offset)
-        active.flush()
-        self._unflushed_records = 0
-        if self.recovery_point != self.log_end_offset:
-            self._checkpoint_recovery_point(self.log_end_offset)
+        active.persist_indexes()
+        self._write_recovery_point()
 
-    def _checkpoint_recovery_point(self, offset: int) -> None:
-        self.recovery_point = offset
-        checkpoints.write_offset_checkpoint(
-            self.fs, self.directory, checkpoints.RECOVERY_POINT_FILE, offset)
+    def _write_recovery_point(self) -> None:
+        if self._checkpointed_recovery_point != self.recovery_point:
+            checkpoints.write_offset_checkpoint(
+                self.fs, self.directory, checkpoints.RECOVERY_POINT_FILE, self.recovery_point)
+            self._checkpointed_recovery_point = self.recovery_point
 
     def _write_log_start_offset(self) -> None:
         checkpoints.write_offset_checkpoint(
@@ -665,7 +687,7 @@ class PartitionLog:
     def close(self) -> None:
         if self.closed:
             return
-        self.flush()
+        self.checkpoint()
         self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
         for segment in self._segments:
             segment.close()
