@@ -202,6 +202,8 @@ class Connector:
         return []
 
     def start(self, config: dict[str, str]) -> None:
+        """`config` is the raw string map, as in Kafka; `self.config_def().validate(config)` gives
+        typed values with defaults filled in (the worker has already checked that this succeeds)."""
         self.config = dict(config)
 
     def task_class(self) -> type[Task]:

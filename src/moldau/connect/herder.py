@@ -212,18 +212,53 @@ class StandaloneHerder:
                 runner.resume()
 
     def restart(self, name: str, include_tasks: bool = False, only_failed: bool = False) -> None:
-        """Restart the connector (and its tasks when asked, or when its task configs changed)."""
+        """Kafka's restart (KIP-745): the connector instance (only if FAILED with `only_failed`), plus
+        all tasks (`include_tasks`) or only the FAILED ones (both flags). A connector instance that
+        comes back with different task configs restarts its tasks too."""
         with self._lock:
             runtime = self._get(name)
-            if only_failed and runtime.state != "FAILED" and not any(t.state == "FAILED" for t in runtime.tasks):
-                return
-            if include_tasks and not only_failed or runtime.state == "FAILED" or not runtime.tasks:
+            restart_connector = not only_failed or runtime.state == "FAILED"
+            if include_tasks:
+                task_ids = [i for i, t in enumerate(runtime.tasks) if not only_failed or t.state == "FAILED"]
+            else:
+                task_ids = []
+            if restart_connector and (runtime.state == "FAILED" or not runtime.tasks
+                                      or len(task_ids) == len(runtime.tasks)):
                 self._stop(runtime)
                 self._start(runtime)
                 return
-            for task_id, runner in enumerate(list(runtime.tasks)):
-                if include_tasks and runner.state == "FAILED":
-                    self._restart_task(runtime, task_id)
+            if restart_connector and self._restart_connector_instance(runtime):
+                return
+            for task_id in task_ids:
+                self._restart_task(runtime, task_id)
+
+    def _restart_connector_instance(self, runtime: ConnectorRuntime) -> bool:
+        """Replace the Connector object, keeping the tasks; True when the tasks had to restart too."""
+        if runtime.connector is not None:
+            try:
+                runtime.connector.stop()
+            except Exception as error:
+                log(f"connector {runtime.name}: stop() raised {error!r}")
+        try:
+            connector = runtime.cls()
+            connector.context = ConnectorContext(runtime.name)
+            connector.start(dict(runtime.config))
+            tasks_max = int(runtime.config.get("tasks.max", "1"))
+            task_class = connector.task_class()
+            configs = [self._with_topics(runtime, dict(c), task_class) for c in connector.task_configs(tasks_max)][:tasks_max]
+        except Exception as error:  # tasks keep running, as in Kafka; the connector shows FAILED
+            runtime.connector, runtime.state = None, "FAILED"
+            runtime.trace = "".join(traceback.format_exception(error)).rstrip()
+            log(f"connector {runtime.name} failed to restart: {error}")
+            return False
+        if configs != runtime.task_configs:
+            connector.stop()
+            self._stop(runtime)
+            self._start(runtime)
+            return True
+        runtime.connector, runtime.trace = connector, None
+        runtime.state = "PAUSED" if runtime.target == "PAUSED" else "RUNNING"
+        return False
 
     def restart_task(self, name: str, task_id: int) -> None:
         with self._lock:
