@@ -211,7 +211,9 @@ def test_reopen_after_clean_close_restores_state() -> None:
              [(s.base_offset, s.next_offset, s.max_timestamp, len(s.offset_index))
               for s in log.segments])
     log.close()
+    syncs = fs.syncs
     again = open_log(fs, segment_bytes=500, index_interval_bytes=64)
+    assert fs.syncs == syncs, "a clean restart writes nothing"
     assert state == (again.log_start_offset, again.log_end_offset,
                      again.leader_epoch_cache.entries,
                      [(s.base_offset, s.next_offset, s.max_timestamp, len(s.offset_index))

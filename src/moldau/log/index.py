@@ -39,6 +39,7 @@ class OffsetIndex:
         self.relative_offsets = array("i")
         self.positions = array("i")
         self.persisted = 0  # entries already in the file
+        self.file_entries = -1  # entries the file is known to hold (-1: unknown)
 
     def __len__(self) -> int:
         return len(self.relative_offsets)
@@ -87,7 +88,7 @@ class OffsetIndex:
             previous_offset, previous_position = relative, position
             self.relative_offsets.append(relative)
             self.positions.append(position)
-        self.persisted = len(self)
+        self.persisted = self.file_entries = len(self)
         return True
 
 
@@ -97,6 +98,7 @@ class TimeIndex:
         self.timestamps = array("q")
         self.relative_offsets = array("i")
         self.persisted = 0
+        self.file_entries = -1
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -145,7 +147,7 @@ class TimeIndex:
             previous_ts, previous_offset = timestamp, relative
             self.timestamps.append(timestamp)
             self.relative_offsets.append(relative)
-        self.persisted = len(self)
+        self.persisted = self.file_entries = len(self)
         return True
 
 
@@ -156,3 +158,4 @@ def persist_index(handle: FileHandle, index: OffsetIndex | TimeIndex, entry_size
     if index.persisted < len(index):
         handle.append([index.encode(index.persisted)])
         index.persisted = len(index)
+    index.file_entries = index.persisted

@@ -200,8 +200,9 @@ class PartitionLog:
         bases = _segment_bases(fs, directory)
         log_start_offset = checkpoints.read_offset_checkpoint(
             fs, directory, checkpoints.LOG_START_OFFSET_FILE)
-        recovery_point = checkpoints.read_offset_checkpoint(
-            fs, directory, checkpoints.RECOVERY_POINT_FILE) or 0
+        checkpointed = checkpoints.read_offset_checkpoint(
+            fs, directory, checkpoints.RECOVERY_POINT_FILE)
+        recovery_point = checkpointed or 0
         segments = _load_segments(fs, directory, config, bases, recovery_point, now_ms)
         if not segments:
             start = log_start_offset or 0
@@ -209,13 +210,20 @@ class PartitionLog:
         if log_start_offset is None or log_start_offset < segments[0].base_offset:
             log_start_offset = segments[0].base_offset
         log = cls(fs, directory, config, segments, log_start_offset, now_ms)
+        log._checkpointed_recovery_point = -1 if checkpointed is None else checkpointed
+        stored_log_start_offset = checkpoints.read_offset_checkpoint(
+            fs, directory, checkpoints.LOG_START_OFFSET_FILE)
         if log.log_start_offset > log.log_end_offset:
             log.truncate_fully_and_start_at(log.log_start_offset)
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
         log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
         log._load_producer_state()
-        log.checkpoint()
-        log._write_log_start_offset()
+        if log._checkpointed_recovery_point == log.log_end_offset:
+            log.recovery_point = log.log_end_offset  # clean shutdown: nothing to sync or write
+        else:
+            log.checkpoint()
+        if stored_log_start_offset != log.log_start_offset:
+            log._write_log_start_offset()
         return log
 
     # --- append -------------------------------------------------------------------------------

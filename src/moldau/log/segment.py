@@ -82,8 +82,11 @@ class LogSegment:
         return self.log.size
 
     def persist_indexes(self) -> None:
+        """Bring both index files in line with memory and fsync them (skipped when current)."""
         for suffix, index, entry in ((".index", self.offset_index, OFFSET_ENTRY),
                                      (".timeindex", self.time_index, TIME_ENTRY)):
+            if index.persisted == len(index) and index.file_entries == index.persisted:
+                continue
             handle = self.fs.open(self.path(suffix), create=True)
             try:
                 persist_index(handle, index, entry.size)
