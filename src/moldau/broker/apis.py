@@ -53,7 +53,7 @@ class RequestContext:
         return self.header.api_version
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: the runtime keys pending operations by object
 class Delayed:
     """An operation that completes later: on `try_complete` returning a response, or at
     `deadline_ms` with `on_expire`. The runtime sets `callback` to receive the response."""

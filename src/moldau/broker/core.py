@@ -132,6 +132,11 @@ class BrokerCore:
             delayed.complete(delayed.on_expire(now_ms))
         self._unwatch(delayed)
 
+    def cancel(self, delayed: apis.Delayed) -> None:
+        """Forget an operation whose connection went away (nobody awaits its response)."""
+        delayed.done = True
+        self._unwatch(delayed)
+
     def watch(self, delayed: apis.Delayed) -> None:
         for key in delayed.watch:
             self.watchers.setdefault(key, []).append(delayed)

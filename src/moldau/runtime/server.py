@@ -60,7 +60,8 @@ class _Connection(asyncio.Protocol):
         self.paused_for_writes = False
         self.paused_for_inflight = False
         self.closed = False
-        self.timers: set[asyncio.TimerHandle] = set()
+        # delayed operations still pending for this connection, with their deadline timers
+        self.pending: dict[apis.Delayed, asyncio.TimerHandle] = {}
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -71,11 +72,14 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        if self.server.core is not None:
-            self.server.core.connection_closed(self.connection_id)
-        for timer in self.timers:
+        core = self.server.core
+        for delayed, timer in list(self.pending.items()):
             timer.cancel()
-        self.timers.clear()
+            if core is not None:
+                core.cancel(delayed)
+        self.pending.clear()
+        if core is not None:
+            core.connection_closed(self.connection_id)
 
     def pause_writing(self) -> None:
         self.paused_for_writes = True
@@ -143,11 +147,11 @@ class _Connection(asyncio.Protocol):
     def defer(self, slot: _Slot, delayed: apis.Delayed) -> None:
         loop = self.server.loop
         timer = loop.call_later(max(0.0, (delayed.deadline_ms - now_ms()) / 1000), self._expire, delayed)
-        self.timers.add(timer)
+        self.pending[delayed] = timer
 
         def done(frame: bytes) -> None:
             timer.cancel()
-            self.timers.discard(timer)
+            self.pending.pop(delayed, None)
             slot.frame, slot.ready = frame, True
             self.flush()
 
