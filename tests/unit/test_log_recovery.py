@@ -223,3 +223,25 @@ def test_randomized_model_with_truncation_retention_and_reopen() -> None:
             entries = log.leader_epoch_cache.entries
             assert entries == sorted(entries) and len({e for e, _ in entries}) == len(entries)
             assert all(start <= log.log_end_offset for _, start in entries)
+
+
+def test_os_file_system_killed_process_and_torn_tail(tmp_path) -> None:
+    """A killed process (no close) loses nothing; a torn last batch is cut at reopen."""
+    import os
+
+    from moldau.runtime.disk import OsFileSystem
+
+    directory = str(tmp_path / "t-0")
+    config = LogConfig(segment_bytes=3000, index_interval_bytes=100)
+    log = PartitionLog.open(OsFileSystem(), directory, config, 0)
+    for i in range(60):
+        log.append_as_leader(batch(1, i), 0, 0)
+    # "kill -9": no close, no flush; the OS keeps what was written
+    again = PartitionLog.open(OsFileSystem(), directory, config, 0)
+    assert values(again) == [b"v%d" % i for i in range(60)]
+    last = again.active_segment.path(".log")
+    os.truncate(last, os.path.getsize(last) - 5)  # tear the last batch
+    third = PartitionLog.open(OsFileSystem(), directory, config, 0)
+    assert values(third) == [b"v%d" % i for i in range(59)]
+    assert third.append_as_leader(batch(1, 59), 0, 0).first_offset == 59
+    third.close()

@@ -783,7 +783,10 @@ def _recover_segment(segment: LogSegment, next_base: int | None, recovery_point:
         last = segment.time_index.last_entry()  # persisted at flush: covers offsets < it
         if last is not None:
             segment.max_timestamp, segment.max_timestamp_offset = last
-        start = segment.offset_index.lookup(recovery_point)
+        # Restart at the index entry *before* the one covering the recovery point: that batch
+        # is fsynced and complete, so re-indexing it restores next_offset exactly.
+        _, start = segment.offset_index.lookup_position(
+            segment.offset_index.lookup(recovery_point) - 1)
         first = segment.scan_first(0)
         if first is not None:
             segment.rolling_timestamp = first.max_timestamp

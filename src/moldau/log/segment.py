@@ -215,6 +215,13 @@ class LogSegment:
                               batch_size, valid_end)
             next_offset = last_offset + 1
             valid_end += batch_size
+        if valid_end == position > 0:
+            # Nothing valid from `position`: the state of the prefix is unknown here, so
+            # recover the whole segment instead (rare: the start is always a trusted batch).
+            self.offset_index.truncate_to_position(0)
+            self.time_index.truncate_to_offset(self.base_offset)
+            self.max_timestamp = self.max_timestamp_offset = -1
+            return self.recover_from(0, verify_from_offset)
         truncated = size - valid_end
         if truncated:
             self.log.truncate(valid_end)
