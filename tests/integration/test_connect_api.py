@@ -10,7 +10,7 @@ from moldau.connect.api import ConnectError, SinkConnector, SinkTask, SourceConn
 from moldau.connect.config import ConfigDef, at_least
 from moldau.connect.data import Schema, Struct
 from moldau.connect.standalone import StandaloneWorker
-from moldau.connect.testing import cluster, read_topic, rest, wait_until
+from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,8 @@ class CollectConnector(SinkConnector):
 
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
-def bootstrap(request, tmp_path_factory):
-    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
-        yield servers
+def bootstrap(request):
+    return shared_cluster(request, request.param)
 
 
 def worker_config(tmp_path, bootstrap):

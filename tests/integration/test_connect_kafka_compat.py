@@ -16,8 +16,8 @@ import pytest
 
 from moldau.connect.properties import dumps, load_file
 from moldau.connect.standalone import StandaloneWorker
-from moldau.connect.testing import read_topic, rest, wait_until
-from moldau.testing.kafka_dist import KafkaServer, free_port, java_command, need_kafka
+from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
+from moldau.testing.kafka_dist import free_port, java_command
 
 from test_connect_lab import CONFIG
 
@@ -45,40 +45,38 @@ def text_of(path):
     return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
-def test_same_bytes_as_kafka_connect(tmp_path):
-    need_kafka()
+def test_same_bytes_as_kafka_connect(tmp_path, request):
     source_text = "".join(line + "\n" for line in LINES)
     (tmp_path / "test.txt").write_text(source_text, encoding="utf-8")
-    with KafkaServer() as kafka:
-        bootstrap = kafka.bootstrap_servers
-        ours_config = worker_file(tmp_path / "ours.properties", bootstrap, tmp_path / "ours.offsets", 0)
-        with StandaloneWorker(ours_config) as ours:
-            ours.add_connector(connector_file(tmp_path / "o-src.properties", "connect-file-source.properties",
-                                              file=str(tmp_path / "test.txt"), topic="moldau-made"))
-            ours_records = read_topic(bootstrap, "moldau-made", expect_at_least=len(LINES))
-            kafka_port = free_port()
-            worker_file(tmp_path / "kafka.properties", bootstrap, tmp_path / "kafka.offsets", kafka_port)
-            connector_file(tmp_path / "k-src.properties", "connect-file-source.properties", topic="kafka-made")
-            connector_file(tmp_path / "k-snk.properties", "connect-file-sink.properties",
-                           file="kafka-sink.txt", topics="moldau-made")
-            log = open(tmp_path / "kafka-connect.log", "w")
-            java = subprocess.Popen(java_command("connect-standalone", ["kafka.properties", "k-src.properties", "k-snk.properties"]),
-                                    cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                kafka_records = read_topic(bootstrap, "kafka-made", expect_at_least=len(LINES), timeout_s=90)
-                assert ours_records == kafka_records
-                assert len(ours_records) == len(LINES)
-                wait_until(lambda: text_of(tmp_path / "kafka-sink.txt"), lambda t: t == source_text, timeout_s=60,
-                           what="Kafka's FileStreamSink writing our records")
-                ours.add_connector(connector_file(tmp_path / "o-snk.properties", "connect-file-sink.properties",
-                                                  file=str(tmp_path / "ours-sink.txt"), topics="kafka-made"))
-                wait_until(lambda: text_of(tmp_path / "ours-sink.txt"), lambda t: t == source_text,
-                           what="our FileStreamSink writing Kafka's records")
-                compare_rest(ours.rest_url, f"http://127.0.0.1:{kafka_port}")
-            finally:
-                os.killpg(java.pid, signal.SIGTERM)
-                java.wait(30)
-                log.close()
+    bootstrap = shared_cluster(request, "kafka")
+    ours_config = worker_file(tmp_path / "ours.properties", bootstrap, tmp_path / "ours.offsets", 0)
+    with StandaloneWorker(ours_config) as ours:
+        ours.add_connector(connector_file(tmp_path / "o-src.properties", "connect-file-source.properties",
+                                          file=str(tmp_path / "test.txt"), topic="moldau-made"))
+        ours_records = read_topic(bootstrap, "moldau-made", expect_at_least=len(LINES))
+        kafka_port = free_port()
+        worker_file(tmp_path / "kafka.properties", bootstrap, tmp_path / "kafka.offsets", kafka_port)
+        connector_file(tmp_path / "k-src.properties", "connect-file-source.properties", topic="kafka-made")
+        connector_file(tmp_path / "k-snk.properties", "connect-file-sink.properties",
+                       file="kafka-sink.txt", topics="moldau-made")
+        log = open(tmp_path / "kafka-connect.log", "w")
+        java = subprocess.Popen(java_command("connect-standalone", ["kafka.properties", "k-src.properties", "k-snk.properties"]),
+                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            kafka_records = read_topic(bootstrap, "kafka-made", expect_at_least=len(LINES), timeout_s=90)
+            assert ours_records == kafka_records
+            assert len(ours_records) == len(LINES)
+            wait_until(lambda: text_of(tmp_path / "kafka-sink.txt"), lambda t: t == source_text, timeout_s=60,
+                       what="Kafka's FileStreamSink writing our records")
+            ours.add_connector(connector_file(tmp_path / "o-snk.properties", "connect-file-sink.properties",
+                                              file=str(tmp_path / "ours-sink.txt"), topics="kafka-made"))
+            wait_until(lambda: text_of(tmp_path / "ours-sink.txt"), lambda t: t == source_text,
+                       what="our FileStreamSink writing Kafka's records")
+            compare_rest(ours.rest_url, f"http://127.0.0.1:{kafka_port}")
+        finally:
+            os.killpg(java.pid, signal.SIGTERM)
+            java.wait(30)
+            log.close()
 
 
 def compare_rest(ours: str, theirs: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from moldau.connect.properties import dumps, load_file
-from moldau.connect.testing import cluster, read_topic, rest, wait_until
+from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -29,9 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
-def bootstrap(request, tmp_path_factory):
-    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
-        yield servers
+def bootstrap(request):
+    return shared_cluster(request, request.param)
 
 
 def envelope(line: str) -> bytes:
@@ -142,7 +141,11 @@ def test_bad_connector_file_reported_others_keep_running(tmp_path, bootstrap):
     directory = lab_directory(tmp_path, bootstrap)
     (directory / "test.txt").write_text("still flows\n")
     (directory / "bad.properties").write_text("name=bad\nconnector.class=com.example.NoSuchConnector\n")
-    worker = WorkerProcess(directory, ["worker.properties", "bad.properties", "missing.properties", *LAB_ARGS[1:]])
+    for name, key in (("source", "topic"), ("sink", "topics")):  # the lab files, on a topic of this test's own
+        config = load_file(str(CONFIG / f"connect-file-{name}.properties"))
+        (directory / f"{name}.properties").write_text(dumps(dict(config, **{key: "connect-test-bad-file"})))
+    worker = WorkerProcess(directory, ["worker.properties", "bad.properties", "missing.properties",
+                                       "source.properties", "sink.properties"])
     try:
         url = worker.rest_url()
         wait_until(lambda: sink_text(directory), lambda t: "still flows\n" in t, what="the good pipeline")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from moldau.connect.standalone import StandaloneWorker
-from moldau.connect.testing import cluster, read_topic, rest, wait_until
+from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", params=["moldau", "kafka"])
-def bootstrap(request, tmp_path_factory):
-    with cluster(request.param, tmp_path_factory.mktemp(f"{request.param}-data")) as servers:
-        yield servers
+def bootstrap(request):
+    return shared_cluster(request, request.param)
 
 
 @pytest.fixture

@@ -41,6 +41,28 @@ def cluster(kind: str, data_dir: str):
         raise ValueError(f"unknown broker kind {kind!r}; expected moldau or kafka")
 
 
+_CLUSTERS_KEY = "_moldau_connect_clusters"
+
+
+def shared_cluster(request, kind: str) -> str:
+    """Bootstrap servers of one `cluster(kind)` shared by every test module of the pytest session
+    that asks for it (started on first use, stopped when the session ends), so a suite pays for
+    Apache Kafka's start-up once. Tests sharing it must use their own topic and connector names."""
+    import tempfile
+
+    clusters = request.config.__dict__.setdefault(_CLUSTERS_KEY, {})
+    if kind not in clusters:
+        stack = contextlib.ExitStack()
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"moldau-connect-{kind}-"))
+        try:
+            clusters[kind] = stack.enter_context(cluster(kind, data_dir))
+        except BaseException:
+            stack.close()
+            raise
+        request.config.add_cleanup(stack.close)
+    return clusters[kind]
+
+
 def wait_until(observe: Callable[[], Any], accept: Callable[[Any], bool], timeout_s: float = 20.0,
                interval_s: float = 0.05, what: str = "condition") -> Any:
     """Call `observe()` until `accept(value)`; return that value or raise AssertionError with the last one."""
