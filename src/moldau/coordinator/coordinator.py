@@ -101,7 +101,8 @@ class GroupCoordinator(MembershipMixin):
                     entries[(key.topic, key.partition)] = rec.decode_offset_value(value_bytes)
             else:
                 metadata[key.group_id] = None if value_bytes is None else rec.decode_group_value(value_bytes)
-        for group_id in sorted(set(offsets) | {g for g, v in metadata.items() if v is not None}):
+        live = {g for g, entries in offsets.items() if entries} | {g for g, v in metadata.items() if v is not None}
+        for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
         self.loaded[index] = partition.leader_epoch
 
