@@ -776,8 +776,11 @@ def _recover_segment(segment: LogSegment, next_base: int | None, recovery_point:
     """Load indexes and in-memory state; CRC-verify from the recovery point. Bytes truncated."""
     indexes_ok = _load_indexes(segment)
     if indexes_ok and next_base is not None and next_base <= recovery_point:
-        _restore_trusted_state(segment)  # wholly flushed before the recovery point
-        return 0
+        if _restore_trusted_state(segment):  # wholly flushed before the recovery point
+            return 0
+        _reset_indexes(segment)  # damaged: re-index it all (header checks cut the tail)
+        segment.max_timestamp = segment.max_timestamp_offset = -1
+        return segment.recover_from(0, recovery_point)
     start = 0
     if indexes_ok and segment.base_offset < recovery_point:
         last = segment.time_index.last_entry()  # persisted at flush: covers offsets < it
@@ -813,15 +816,19 @@ def _load_indexes(segment: LogSegment) -> bool:
     return False
 
 
-def _restore_trusted_state(segment: LogSegment) -> None:
-    """A fully flushed segment: max timestamp from its time index, end from its tail."""
+def _restore_trusted_state(segment: LogSegment) -> bool:
+    """A fully flushed segment: max timestamp from its time index, end from its tail. False
+    if the tail does not end exactly at the file's end (the file was damaged)."""
     last = segment.time_index.last_entry()
     if last is not None:
         segment.max_timestamp, segment.max_timestamp_offset = last
     _, position = segment.offset_index.lookup_position(segment.size)
+    end = position
     for header in segment.scan_headers(position):
         segment.next_offset = header.base_offset + header.last_offset_delta + 1
+        end = header.position + header.batch_length + LOG_OVERHEAD
         if last is None and header.max_timestamp > segment.max_timestamp:
             segment.max_timestamp = header.max_timestamp
             segment.max_timestamp_offset = segment.next_offset - 1
     segment.bytes_since_index_entry = segment.index_interval_bytes + 1
+    return end == segment.size and (segment.size == 0 or segment.next_offset > segment.base_offset)
