@@ -289,3 +289,45 @@ def test_write_error_leaves_no_partial_batch() -> None:
     assert log.log_end_offset == 2
     assert log.append_as_leader(batch(1), 0, 0).first_offset == 2
     assert read_all(log) == [0, 1, 2]
+
+
+def test_randomized_reads_against_model() -> None:
+    """Seeded: every read returns whole batches starting at the batch holding fetch_offset,
+    below the batch holding max_offset, within max_bytes unless it is the first batch."""
+    import random
+
+    for seed in range(6):
+        rng = random.Random(seed)
+        log = open_log(segment_bytes=rng.choice([1500, 100_000]),
+                       index_interval_bytes=rng.choice([0, 200, 4096]))
+        spans = []  # (base, last, size) of every batch
+        for _ in range(120):
+            count = rng.randint(1, 5)
+            info = log.append_as_leader(batch(count, value_bytes=rng.randint(0, 150)), 0, 0)
+            spans.append((info.first_offset, info.last_offset,
+                          info.batches[0].batch_length + 12))
+        for _ in range(400):
+            fetch = rng.randint(0, log.log_end_offset)
+            max_offset = rng.randint(fetch, log.log_end_offset)
+            max_bytes = rng.choice([0, 1, 100, 500, 3000, 1 << 20])
+            result = log.read(fetch, max_bytes, max_offset)
+            got = [(h.base_offset, h.last_offset) for h, _ in
+                   iterate_batches(result.read_bytes())]
+            candidates = [s for s in spans if s[1] >= fetch and s[1] < max_offset]
+            if fetch >= max_offset or not candidates:
+                assert got == [], (seed, fetch, max_offset)
+                continue
+            segment_of = {s.base_offset: s for s in log.segments}
+            first_segment = max(b for b in segment_of if b <= candidates[0][0])
+            next_bases = [b for b in segment_of if b > first_segment]
+            limit = min(next_bases) if next_bases else 1 << 62
+            expected, used = [], 0
+            for base, last, size in candidates:
+                if base >= limit or (expected and used + size > max_bytes):
+                    break
+                if not expected and size > max_bytes:
+                    expected.append((base, last))  # KIP-74: the first batch anyway
+                    break
+                expected.append((base, last))
+                used += size
+            assert got == expected, (seed, fetch, max_offset, max_bytes)
