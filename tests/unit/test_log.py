@@ -331,3 +331,15 @@ def test_randomized_reads_against_model() -> None:
                 expected.append((base, last))
                 used += size
             assert got == expected, (seed, fetch, max_offset, max_bytes)
+
+
+def test_follower_replicates_gaps_and_a_later_start() -> None:
+    follower = open_log(directory="/f/t-0")
+    gappy = build_batch([Record(1000, 5, b"a", b"1"), Record(1003, 6, b"b", b"2")],
+                        partition_leader_epoch=2, last_offset_delta=4)
+    info = follower.append_as_follower(gappy, now_ms=0)
+    assert (info.first_offset, info.last_offset) == (1000, 1004)
+    assert follower.segments[0].base_offset == 1000 and follower.log_start_offset == 1000
+    assert follower.leader_epoch_cache.entries == [(2, 1000)]
+    assert read_offsets(follower, 1001) == [1000, 1003]
+    assert follower.log_end_offset == 1005
