@@ -37,7 +37,7 @@ def bootstrap(request):
     else:
         from moldau import Broker
 
-        with Broker() as broker:
+        with Broker(config={"group.initial.rebalance.delay.ms": "0"}) as broker:
             yield broker.bootstrap_servers
 
 
@@ -103,9 +103,7 @@ def test_quickstart_verbatim(bootstrap):
     assert "Traceback" not in err
 
 
-def test_second_consumer_in_group_resumes_where_first_committed(request, bootstrap):
-    if "moldau" in request.node.callspec.id:
-        request.applymarker(pytest.mark.xfail(strict=False, reason="groups: issue 3"))
+def test_second_consumer_in_group_resumes_where_first_committed(bootstrap):
     topic, group = "quickstart-group-events", "quickstart-group"
     assert moldau("topics", "create", topic, "--bootstrap-server", bootstrap).code == 0
     assert moldau("produce", topic, "--bootstrap-server", bootstrap,
@@ -120,7 +118,7 @@ def test_second_consumer_in_group_resumes_where_first_committed(request, bootstr
 
     more = ["This is my fourth event", "This is my fifth event"]
     assert moldau("produce", topic, "--bootstrap-server", bootstrap, stdin="".join(m + "\n" for m in more)).code == 0
-    second = moldau("consume", topic, "--group", group, "--from-beginning", "--timeout-ms", "3000",
+    second = moldau("consume", topic, "--group", group, "--from-beginning", "--timeout-ms", "8000",
                     "--bootstrap-server", bootstrap)
     assert second.code == 0 and second.out.splitlines() == more
     assert second.err.strip().splitlines()[-1] == "Processed a total of 2 messages"

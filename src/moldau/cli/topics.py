@@ -16,6 +16,7 @@ offsets (ListOffsets), which Kafka's own tool leaves out.
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass, field
 
 from moldau.cli.common import (
@@ -33,6 +34,7 @@ from moldau.cli.common import (
 )
 from moldau.cli.main import CliError
 
+CREATE_SETTLE_S = 10.0
 ACTIONS = ("create", "list", "describe", "delete", "alter-config", "alter")
 
 
@@ -140,12 +142,37 @@ def create(admin, current: Settings, request: TopicsRequest, args) -> int:
                 continue
             raise
         created.append(name)
+    wait_for_leaders(admin, created)
     if current.output == "json":
         emit_json({"created": created})
     else:
         for name in created:
             print(f"Created topic {name}.")
     return 0
+
+
+def wait_for_leaders(admin, names: list[str], timeout_s: float = CREATE_SETTLE_S) -> None:
+    """Return once every partition of the new topics has a leader in the metadata (or time is up).
+
+    A broker answers CreateTopics once the controller has the topic; its metadata cache may lag a
+    moment behind, so a script's next command (describe, produce) could see "unknown topic".
+    """
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    pending = list(names)
+    while pending and time.monotonic() < deadline:
+        try:
+            topics = admin.list_topics(timeout=max(0.5, deadline - time.monotonic())).topics
+        except KafkaException:
+            return
+        pending = [
+            name for name in pending
+            if name not in topics or topics[name].error is not None or not topics[name].partitions
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        ]
+        if pending:
+            time.sleep(0.05)
 
 
 def _exists(admin, current: Settings, name: str) -> bool:
