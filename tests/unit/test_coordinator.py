@@ -245,3 +245,22 @@ def test_producer_ids_are_never_reused_across_restarts():
     core = BrokerCore(core.config, fs, Uuids(), 10)
     later = core.extensions["producer_ids"].next_producer_id()
     assert ids == [0, 1, 2] and later > 2
+
+
+def test_offsets_expire_after_the_retention_period_of_an_empty_group():
+    from moldau.coordinator.coordinator import OFFSETS_RETENTION_MS
+
+    fs = MemoryFileSystem()
+    core = make_core(fs)
+    coordinator(core).commit_offsets("old", -1, "", None, [OffsetCommit("t", 0, 5, -1, "")], 0)
+    coordinator(core).commit_offsets("fresh", -1, "", None, [OffsetCommit("t", 0, 5, -1, "")], OFFSETS_RETENTION_MS)
+    a, _ = join_new(core, 0, group="consumers")
+    sync(core, 0, a, 1, {}, group="consumers")
+    coordinator(core).commit_offsets("consumers", 1, a, None, [OffsetCommit("t", 1, 3, -1, "")], 1)
+    coordinator(core).leave_group("consumers", [(a, None)], 2)
+    coordinator(core).expire_offsets(OFFSETS_RETENTION_MS + 2)
+    assert sorted(coordinator(core).groups) == ["fresh"]
+    core.close()
+    core = BrokerCore(core.config, fs, Uuids(), OFFSETS_RETENTION_MS + 3)
+    assert coordinator(core).fetch_offsets("old", [("t", [0])], OFFSETS_RETENTION_MS + 3)[1] == [("t", [(0, None)])]
+    assert sorted(g.group_id for g in coordinator(core).list_groups(None, None, OFFSETS_RETENTION_MS + 3)) == ["fresh"]

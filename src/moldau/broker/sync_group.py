@@ -19,6 +19,8 @@ def handle(core, ctx: apis.RequestContext, request):
     group = coordinator.groups.get(request.group_id)
     member = group.members.get(request.member_id) if group is not None else None
     timeout_ms = member.rebalance_timeout_ms if member is not None else 0
+    if group is not None:  # the sync phase ends at the group's deadline, whatever this member's timeout
+        timeout_ms = max(timeout_ms, group.rebalance_deadline_ms - ctx.now_ms)
     deferred = Deferred(core, ctx, timeout_ms, sync_response(ErrorCode.rebalance_in_progress))
     assignments = {a.member_id: bytes(a.assignment) for a in request.assignments}
     coordinator.sync_group(request.group_id, request.generation_id, request.member_id,

@@ -34,6 +34,8 @@ from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import COMPLETING_REBALANCE, DEAD, EMPTY, STABLE, GroupState
 
 GROUP_TYPE_CLASSIC = "classic"
+OFFSETS_RETENTION_MS = 7 * 24 * 3600 * 1000  # Kafka's offsets.retention.minutes default (7 days)
+OFFSETS_RETENTION_CHECK_INTERVAL_MS = 600_000  # Kafka's offsets.retention.check.interval.ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class GroupCoordinator(MembershipMixin):
         self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.groups: dict[str, Group] = {}
         self.loaded: dict[int, int] = {}  # offsets partition -> leader epoch it was loaded at
+        self.last_retention_check_ms = core.now_ms
 
     # --- routing and loading ----------------------------------------------------------
     def partition_count(self) -> int:
@@ -111,6 +114,8 @@ class GroupCoordinator(MembershipMixin):
         group = Group(group_id, offsets=offsets, state_timestamp_ms=now_ms)
         if value is None:
             return group
+        if value.current_state_timestamp_ms >= 0:
+            group.state_timestamp_ms = value.current_state_timestamp_ms
         group.generation_id = value.generation_id
         group.protocol_type = value.protocol_type or None
         group.protocol_name = value.protocol_name
@@ -227,8 +232,8 @@ class GroupCoordinator(MembershipMixin):
 
     # --- ListGroups / DescribeGroups / DeleteGroups -------------------------------------
     def list_groups(self, states: set[GroupState] | None, types: set[str] | None, now_ms: int) -> list[Group]:
-        if topic.ensure_topic(self.core) is None:
-            return []
+        if self.core.image.topic(topic.TOPIC) is None:
+            return []  # no group was ever coordinated: listing does not create the topic
         if types is not None and GROUP_TYPE_CLASSIC not in types:
             return []
         for index in range(self.partition_count()):
@@ -265,3 +270,28 @@ class GroupCoordinator(MembershipMixin):
             group = self.groups.get(group_id)
             if group is not None and not group.is_in(DEAD):
                 self.expire_sessions(group, now_ms)
+        if now_ms - self.last_retention_check_ms >= OFFSETS_RETENTION_CHECK_INTERVAL_MS:
+            self.last_retention_check_ms = now_ms
+            self.expire_offsets(now_ms)
+
+    def expire_offsets(self, now_ms: int) -> None:
+        """Kafka's offset retention (KIP-211): a consumer group's offsets go once it has been
+        Empty for the retention period; a group that only commits (no protocol) loses each
+        offset the retention period after its commit. A group left with nothing is deleted."""
+        for group_id in sorted(self.groups):
+            group = self.groups[group_id]
+            if not group.is_in(EMPTY) or group.pending_members:
+                continue
+            if group.protocol_type:
+                expired = sorted(group.offsets) if now_ms - group.state_timestamp_ms >= OFFSETS_RETENTION_MS else []
+            else:
+                expired = sorted(key for key, value in group.offsets.items()
+                                 if now_ms - value.commit_timestamp_ms >= OFFSETS_RETENTION_MS)
+            emptied = len(expired) == len(group.offsets)
+            try:
+                self._tombstone(group, expired, with_group=emptied, now_ms=now_ms)
+            except CoordinatorError:
+                continue  # not (or no longer) this broker's group
+            if emptied:
+                group.transition_to(DEAD, now_ms)
+                del self.groups[group_id]

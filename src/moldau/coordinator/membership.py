@@ -171,7 +171,9 @@ class MembershipMixin:
 
     def _update_member(self, group: Group, member: Member, req: JoinRequest, respond: Respond, now_ms: int) -> None:
         if member.awaiting_join is not None and member.awaiting_join is not respond:
-            member.awaiting_join(join_response(ErrorCode.unknown_member_id, member.member_id))
+            # A second JoinGroup replaces the first (the client gave up on it); answering the
+            # first with REBALANCE_IN_PROGRESS keeps the member id should it still be read.
+            member.awaiting_join(join_response(ErrorCode.rebalance_in_progress, member.member_id))
         member.protocols = list(req.protocols)
         member.rebalance_timeout_ms, member.session_timeout_ms = req.rebalance_timeout_ms, req.session_timeout_ms
         member.client_id, member.client_host = req.client_id, req.client_host

@@ -54,8 +54,13 @@ def ensure_topic(core: Any) -> Any:
         return topic
     brokers = max(1, len(core.image.brokers))
     configs = {"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES), "compression.type": "producer"}
-    return core.controller.create_topic(TOPIC, core.config.offsets_topic_num_partitions,
-                                        min(REPLICATION_FACTOR_MAX, brokers), configs)
+    try:
+        return core.controller.create_topic(TOPIC, core.config.offsets_topic_num_partitions,
+                                            min(REPLICATION_FACTOR_MAX, brokers), configs)
+    except Exception as error:  # ControllerError: clients retry on COORDINATOR_NOT_AVAILABLE
+        if getattr(error, "error_code", None) is None:
+            raise
+        raise CoordinatorError(ErrorCode.coordinator_not_available, f"cannot create {TOPIC}: {error}") from error
 
 
 def leader_partition(core: Any, index: int) -> Any:
