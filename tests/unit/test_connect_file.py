@@ -35,6 +35,8 @@ def test_line_cutting():
     assert _next_line(b"a\rb") == (b"a", 2)
     assert _next_line(b"a\r") is None  # may be half of CRLF
     assert _next_line(b"partial") is None
+    assert _next_line(b"a\nbc\r\nd", 2) == (b"bc", 4)
+    assert _next_line(b"a\n\n", 2) == (b"", 1)
 
 
 def test_reads_existing_lines_then_appends(tmp_path):

@@ -119,14 +119,16 @@ class FileStreamSourceTask(SourceTask):
 
     def _records(self) -> list[SourceRecord]:
         records = []
+        start = 0  # cut lines by index and trim the buffer once: slicing per line is quadratic
         while len(records) < self.batch_size:
-            cut = _next_line(self.buffer)
+            cut = _next_line(self.buffer, start)
             if cut is None:
                 break
             line_bytes, used = cut
-            self.buffer = self.buffer[used:]
+            start += used
             self.line_position += used
             records.append(self._record(line_bytes, {"position": self.line_position}))
+        self.buffer = self.buffer[start:]
         return records
 
     def _record(self, line: bytes, offset: dict[str, Any] | None) -> SourceRecord:
@@ -142,10 +144,11 @@ class FileStreamSourceTask(SourceTask):
             self.context.stopping.wait(IDLE_WAIT_S)
             return None
         self.buffer += chunk
-        records = []
-        while (cut := _next_line(self.buffer)) is not None:
-            self.buffer = self.buffer[cut[1]:]
+        records, start = [], 0
+        while (cut := _next_line(self.buffer, start)) is not None:
+            start += cut[1]
             records.append(self._record(cut[0], None))
+        self.buffer = self.buffer[start:]
         return records
 
     def stop(self) -> None:
@@ -154,16 +157,17 @@ class FileStreamSourceTask(SourceTask):
             self.stream = None
 
 
-def _next_line(buffer: bytes) -> tuple[bytes, int] | None:
-    """The first complete line of `buffer` and the bytes it uses, terminator included."""
-    newline = buffer.find(b"\n")
-    carriage = buffer.find(b"\r", 0, newline if newline >= 0 else len(buffer))
+def _next_line(buffer: bytes, start: int = 0) -> tuple[bytes, int] | None:
+    """The first complete line of `buffer[start:]` and the bytes it uses, terminator included."""
+    newline = buffer.find(b"\n", start)
+    carriage = buffer.find(b"\r", start, newline if newline >= 0 else len(buffer))
     if carriage >= 0:
         if carriage + 1 >= len(buffer):
             return None  # maybe the first half of CRLF
-        return buffer[:carriage], carriage + (2 if buffer[carriage + 1 : carriage + 2] == b"\n" else 1)
+        end = carriage + (2 if buffer[carriage + 1 : carriage + 2] == b"\n" else 1)
+        return buffer[start:carriage], end - start
     if newline >= 0:
-        return buffer[:newline], newline + 1
+        return buffer[start:newline], newline + 1 - start
     return None
 
 
