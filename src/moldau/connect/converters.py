@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import base64
 import decimal
+import functools
 import json
 import math
 import re
 import struct
+from json.encoder import encode_basestring
 from typing import Any
 
 from moldau.connect.data import DataError, Schema, Struct, infer_type, validate
@@ -95,9 +97,10 @@ class JsonConverter(Converter):
     def from_connect_data(self, topic, schema, value):
         if schema is None and value is None:
             return None
-        payload = to_json_value(schema, value)
-        node = {"schema": schema_to_json(schema), "payload": payload} if self.schemas_enable else payload
-        return dumps_jackson(node).encode("utf-8")
+        payload = dumps_jackson(to_json_value(schema, value))
+        if not self.schemas_enable:
+            return payload.encode("utf-8")
+        return ('{"schema":' + schema_text(schema) + ',"payload":' + payload + "}").encode("utf-8")
 
     def to_connect_data(self, topic, data):
         if data is None:
@@ -119,6 +122,19 @@ class JsonConverter(Converter):
 
 
 # --- schemas ----------------------------------------------------------------------------------
+
+def schema_text(schema: Schema | None) -> str:
+    """The envelope's schema as JSON text; computed once per schema (records share few schemas)."""
+    try:
+        return _cached_schema_text(schema)
+    except TypeError:  # a default value that cannot be hashed (a list or dict): no caching
+        return dumps_jackson(schema_to_json(schema))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_schema_text(schema: Schema | None) -> str:
+    return dumps_jackson(schema_to_json(schema))
+
 
 def schema_to_json(schema: Schema | None) -> dict | None:
     """Kafka's JsonConverter.asJsonSchema: the key order is part of the byte-exact contract."""
@@ -334,7 +350,7 @@ def _jackson_string(text: str) -> str:
     """Jackson's escaping: control characters as `\\u00XX` (upper-case hex), and characters outside
     the Basic Multilingual Plane as an escaped surrogate pair (`\\uD834\\uDD1E`), as Kafka's
     JsonConverter writes them (checked against Kafka 4.1.1)."""
-    encoded = json.dumps(text, ensure_ascii=False)
+    encoded = encode_basestring(text)  # json.dumps(text, ensure_ascii=False) without its set-up cost
     encoded = _CONTROL_ESCAPE.sub(lambda m: "\\u" + m.group(0)[2:].upper() if len(m.group(0)) == 6 else m.group(0), encoded)
     return _ASTRAL.sub(_surrogate_escape, encoded)
 
