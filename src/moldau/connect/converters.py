@@ -117,7 +117,7 @@ class JsonConverter(Converter):
                 "additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false "
                 "in your converter configuration."
             )
-        schema = schema_from_json(node["schema"])
+        schema = _cached_schema_from_json(node["schema"])
         return schema, from_json_value(schema, node["payload"])
 
 
@@ -160,6 +160,35 @@ def schema_to_json(schema: Schema | None) -> dict | None:
     if schema.default is not None:
         node["default"] = to_json_value(schema, schema.default)
     return node
+
+
+def _cached_schema_from_json(node: Any) -> Schema | None:
+    """schema_from_json, remembered per distinct schema (records of a topic share a few)."""
+    if node is None:
+        return None
+    return _schema_from_frozen(_freeze(node))
+
+
+def _freeze(node: Any) -> Any:
+    if isinstance(node, dict):
+        return ("{", tuple((k, _freeze(v)) for k, v in node.items()))
+    if isinstance(node, list):
+        return ("[", tuple(_freeze(v) for v in node))
+    return (type(node).__name__, node)  # keeps True apart from 1
+
+
+def _thaw(frozen: Any) -> Any:
+    kind, value = frozen
+    if kind == "{":
+        return {k: _thaw(v) for k, v in value}
+    if kind == "[":
+        return [_thaw(v) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_from_frozen(frozen: Any) -> Schema | None:
+    return schema_from_json(_thaw(frozen))
 
 
 def schema_from_json(node: Any) -> Schema | None:
