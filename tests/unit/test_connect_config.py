@@ -110,3 +110,30 @@ def test_plugins_listing():
     assert [p["class"] for p in plugins] == ["org.apache.kafka.connect.file.FileStreamSinkConnector",
                                              "org.apache.kafka.connect.file.FileStreamSourceConnector"]
     assert [p["type"] for p in plugins] == ["sink", "source"]
+
+
+def test_listener_port_and_host_notice():
+    from moldau.connect.rest import listener_port
+
+    assert listener_port(["http://:8083"]) == (8083, None)
+    assert listener_port(["http://localhost:9999"]) == (9999, None)
+    assert listener_port(["127.0.0.1:0"]) == (0, None)
+    port, notice = listener_port(["http://0.0.0.0:8084"])
+    assert port == 8084 and notice == "listeners asks for host '0.0.0.0'; the REST API binds 127.0.0.1 only"
+    with pytest.raises(ConfigError, match="only http is supported"):
+        listener_port(["https://:8443"])
+
+
+def test_plugin_path_is_accepted_with_a_notice(tmp_path, capfd):
+    worker = StandaloneWorker({"offset.storage.file.filename": str(tmp_path / "o"), "plugin.path": "/usr/share/java",
+                               "listeners": "http://:0"})
+    assert worker.rest_port == 0
+    assert "plugin.path is ignored" in capfd.readouterr().err
+
+
+def test_unwritable_offsets_file_fails_early(tmp_path):
+    from moldau.connect.offsets import OffsetFileError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OffsetFileError, match="offsets file .*file/offsets: Not a directory"):
+        StandaloneWorker({"offset.storage.file.filename": str(tmp_path / "file" / "offsets")})
