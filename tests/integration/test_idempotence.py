@@ -18,6 +18,7 @@ import time
 import pytest
 
 from moldau import Broker
+from moldau.testing.server_process import ServerProcess
 
 PRODUCE = 0
 
@@ -26,13 +27,14 @@ class DroppingProxy:
     """Forwards 127.0.0.1 connections to the broker; drops the connection after forwarding the
     first `drops` Produce requests, so their responses never arrive."""
 
-    def __init__(self, drops: int = 1):
+    def __init__(self, drops: int = 1, on_drop=None):
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.target_port: int | None = None
         self.drops_left = drops
+        self.on_drop = on_drop  # called (in the proxy thread) after forwarding a doomed request
         self.produce_requests = 0
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
@@ -45,7 +47,11 @@ class DroppingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the broker is restarting: the client reconnects
+                _close(client)
+                continue
             self.sockets += [client, upstream]
             doomed = threading.Event()
             threading.Thread(target=self._requests, args=(client, upstream, doomed), daemon=True).start()
@@ -69,6 +75,8 @@ class DroppingProxy:
                 upstream.sendall(size_bytes + frame)
                 if drop:
                     time.sleep(0.5)  # the broker writes the batch and answers into the void
+                    if self.on_drop is not None:
+                        self.on_drop()
                     raise ConnectionError("dropped after the produce request")
         except (OSError, ConnectionError):
             _close(client, upstream)
@@ -168,3 +176,39 @@ def test_kafka_python_default_producer_retry_writes_once(proxied_broker):
     assert proxy.drops_left == 0 and proxy.produce_requests >= 2
     assert offsets == list(range(20))
     assert consume_all(broker, "idem-kp") == [f"v{i}".encode() for i in range(20)]
+
+
+def test_retry_after_a_crash_and_restart_is_still_recognised(tmp_path):
+    """The dropped Produce is followed by kill -9 and a restart before the client retries: the
+    producer state is rebuilt from the log (no snapshot after a crash) and the retry is still
+    answered as a duplicate."""
+    from confluent_kafka import Producer
+
+    server: list[ServerProcess] = []
+
+    def crash_and_restart() -> None:
+        server[0].kill()
+        server[0].start()
+
+    proxy = DroppingProxy(on_drop=crash_and_restart)
+    overrides = {"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}", "num.partitions": "1"}
+    server.append(ServerProcess(str(tmp_path / "data"), overrides=overrides))
+    try:
+        server[0].start()
+        proxy.target_port = server[0].port
+        producer = Producer({"bootstrap.servers": f"127.0.0.1:{proxy.port}", "enable.idempotence": True,
+                             "linger.ms": 20, "message.timeout.ms": 60000})
+        failures = []
+        for i in range(20):
+            producer.produce("idem-crash", value=f"v{i}".encode(),
+                             on_delivery=lambda error, message: error and failures.append(error))
+        assert producer.flush(60) == 0 and not failures
+        assert proxy.drops_left == 0 and proxy.produce_requests >= 2
+
+        class Direct:
+            port = server[0].port
+
+        assert consume_all(Direct, "idem-crash") == [f"v{i}".encode() for i in range(20)]
+    finally:
+        proxy.close()
+        server[0].close()
