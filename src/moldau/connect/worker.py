@@ -310,6 +310,8 @@ class SinkTaskRunner(TaskRunner):
             for name in names:
                 self.consumed.pop(name, None)
                 self.committed.pop(name, None)
+            # records fetched but not yet put belong to the partitions' next owner now
+            self.pending = [r for r in self.pending if (r.topic, r.partition) not in names]
 
     def _work(self) -> None:
         self._set_consumer_paused(False)
@@ -322,8 +324,10 @@ class SinkTaskRunner(TaskRunner):
             self._put(records)
 
     def _idle(self) -> None:
+        """Paused: keep polling (group membership) but hold back anything already fetched for later."""
         self._set_consumer_paused(True)
-        self.consumer.consume(num_messages=1, timeout=CLIENT_POLL_S)  # keeps group membership alive
+        messages = self.consumer.consume(num_messages=SINK_BATCH_MAX, timeout=CLIENT_POLL_S)
+        self.pending.extend(self._record(m) for m in messages if not self._client_error(m))
 
     def _set_consumer_paused(self, paused: bool) -> None:
         if paused != self.consumer_paused:
