@@ -163,3 +163,36 @@ def test_sink_retriable_error_retries_the_same_batch(tmp_path):
     runner._put(runner.pending)
     assert runner.pending == [] and runner.consumed == {("t", 0): 1}
     assert log == [("put", ["x"])]
+
+
+class PausingConsumer(FakeConsumer):
+    """Hands out what was fetched before the pause took effect, as a real client may."""
+
+    def __init__(self, log, fetched):
+        super().__init__(log)
+        self.fetched = fetched
+
+    def assignment(self):
+        return ["t-0"]
+
+    def pause(self, partitions):
+        self.log.append(("pause", partitions))
+
+    def resume(self, partitions):
+        self.log.append(("resume", partitions))
+
+    def consume(self, num_messages, timeout):
+        batch, self.fetched = self.fetched, []
+        return batch
+
+
+def test_paused_sink_keeps_already_fetched_records_for_after_resume(tmp_path):
+    runner, log = sink_runner(tmp_path)
+    runner.consumer = PausingConsumer(log, [FakeMessage("t", 0, 3, b"early")])
+    runner.pause()
+    runner._step()
+    assert runner.pending and runner.consumed == {}
+    runner.resume()
+    runner._step()
+    assert log == [("pause", ["t-0"]), ("resume", ["t-0"]), ("put", ["early"])]
+    assert runner.consumed == {("t", 0): 4}
