@@ -59,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--generators", default="librdkafka,java", help="comma-separated (default both)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--brokers", type=int, default=1, help="1 (default), or 3 for the replicated variant")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (1 if args.quick else 3)
@@ -169,6 +170,21 @@ class Run:
                         continue
                     self.add(name, generator, kind, repetition, result)
 
+    def warm_up(self) -> None:
+        """One unrecorded produce and consume per system and generator: Kafka's JIT compiles its hot
+        paths during the first seconds of load, and neither system should be measured cold."""
+        workload, consume = WORKLOADS_BY_NAME["produce-100B-acks1"], WORKLOADS_BY_NAME["consume-100B"]
+        scale = Scale(**{**self.scale.__dict__, "records": max(1, self.scale.records // 2)})
+        for kind, system in self.systems.items():
+            self.log(f"warm-up {kind} ({scale.records} records per generator, not recorded)")
+            try:
+                prepared = prepare(consume, system, scale)
+                for generator in self.generators:
+                    run_once(workload, system, generator, scale, {})
+                    run_once(consume, system, generator, scale, prepared)
+            except Exception as error:
+                self.log(f"warm-up {kind}: {type(error).__name__}: {error}")
+
     def run_startup(self) -> None:
         for repetition in range(self.args.repetitions):
             kinds = self.kinds if repetition % 2 == 0 else self.kinds[::-1]
@@ -189,6 +205,8 @@ class Run:
             raise SystemExit(f"unknown workloads: {', '.join(unknown)}")
         try:
             self.start_systems()
+            if not self.args.quick and not self.args.no_warmup:
+                self.warm_up()
             for name in names:
                 if name != STARTUP:
                     self.run_workload(name)
@@ -221,8 +239,9 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 REPORTED = {  # the metrics the Markdown table shows, per workload kind
-    "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "broker_cpu_util", "broker_peak_rss_mb"),
-    "consume": ("records_per_sec", "mb_per_sec", "broker_cpu_util"),
+    "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "broker_cpu_util", "broker_cpu_us_per_record",
+                "broker_peak_rss_mb", "client_cpu_s"),
+    "consume": ("records_per_sec", "mb_per_sec", "broker_cpu_util", "broker_cpu_us_per_record", "client_cpu_s"),
     "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
     STARTUP: ("first_ack_s", "listening_s", "format_s"),
     MEMORY: ("idle_rss_mb", "after_load_rss_mb"),
@@ -255,6 +274,15 @@ def _fmt(value) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
+def client_ceiling(records: int, repetitions: int) -> dict:
+    """How fast `moldau perf produce` goes with no broker at all (median of the runs)."""
+    from bench.generators import librdkafka_produce_mock
+    from bench.workloads import producer_props
+
+    runs = [librdkafka_produce_mock(records, 100, producer_props("1")) for _ in range(repetitions)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]} | {"runs": runs}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from moldau.testing.kafka_dist import kafka_available
@@ -266,6 +294,7 @@ def main(argv=None) -> int:
     env = environment()
     run.log(f"loopback reference; machine: {env['cpu_model']}, {env['cpus']} CPUs, load {env['loadavg_before']}")
     reference = loopback.measure(quick=args.quick)
+    ceiling = client_ceiling(run.scale.records, 1 if args.quick else args.repetitions)
     began = time.monotonic()
     try:
         run.run()
@@ -281,11 +310,13 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     result = {"command": " ".join(["python", "benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])]),
               "environment": env, "scale": run.scale.__dict__, "repetitions": args.repetitions,
-              "loopback": reference, "rows": run.rows, "summary": summary, "skipped": run.skipped}
+              "loopback": reference, "client_ceiling": ceiling, "rows": run.rows, "summary": summary, "skipped": run.skipped}
     (output / f"compare-{stamp}.json").write_text(json.dumps(result, indent=2))
     (output / f"compare-{stamp}.md").write_text(table + "\n")
     print(table)
     print(f"\nloopback reference: " + ", ".join(f"{r['chunk_bytes']} B sends {r['mb_per_sec']} MB/s" for r in reference))
+    print("client ceiling (moldau perf produce, 100 B, acks=1, librdkafka mock cluster): "
+          f"{ceiling['records_per_sec']:,.0f} records/s, {ceiling['mb_per_sec']:.1f} MB/s")
     for skipped in run.skipped:
         print(f"skipped: {skipped['system']} {skipped['workload']}: {skipped['reason']}")
     print(f"\nwritten: {output / f'compare-{stamp}.json'}")

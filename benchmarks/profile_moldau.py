@@ -5,12 +5,14 @@
     python benchmarks/profile_moldau.py [--records 3000000] [--record-size 100]
 
 Starts one `moldau server` (ServerProcess), attaches `py-spy record` to it for each phase while
-`moldau perf produce` (acks=1, linger.ms=5) and then `moldau perf consume` run against it, and
+`moldau perf produce` (acks=1, linger.ms=5), `moldau perf consume`, and Kafka's Java
+ProducerPerformance (16 KiB batches: many more requests) and ConsumerPerformance (a group) run
+against it, and
 prints, per phase, the top frames by own time ("self": the frame was on top of the stack) and by
 inclusive time ("total": the frame was anywhere on the stack), as percentages of the samples
 py-spy took while the server was busy (idle samples — the event loop waiting in select — are
-left out by py-spy's default). The raw collapsed stacks and a flame graph (SVG) are written to
-build/benchmarks/profile-<phase>.{txt,svg}.
+left out by py-spy's default). The raw collapsed stacks are written to
+build/benchmarks/profile-<phase>.txt.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def py_spy() -> str:
 class Recorder:
     """`py-spy record` attached to a PID for the duration of a `with` block."""
 
-    def __init__(self, pid: int, output: Path, fmt: str):
+    def __init__(self, pid: int, output: Path, fmt: str = "raw"):
         self.command = [py_spy(), "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--format", fmt,
                         "--output", str(output), "--nonblocking"]
         self.process: subprocess.Popen | None = None
@@ -98,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--phases", default="produce,consume,produce-java,consume-java")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     output = Path(args.output_dir)
@@ -108,12 +111,21 @@ def main(argv=None) -> int:
     try:
         topic = f"profile-{uuid.uuid4().hex[:8]}"
         create_topic(system, topic, args.partitions)
-        phases = [
-            ("produce", lambda: generators.librdkafka_produce(system.bootstrap_servers, topic, args.records,
-                                                              args.record_size, producer_props("1"))),
-            ("consume", lambda: generators.librdkafka_consume(system.bootstrap_servers, topic, args.records)),
-        ]
-        for phase, load in phases:
+        java_topic = f"profile-java-{uuid.uuid4().hex[:8]}"
+        create_topic(system, java_topic, args.partitions)
+        bootstrap = system.bootstrap_servers
+        phases = {
+            "produce": lambda: generators.librdkafka_produce(bootstrap, topic, args.records, args.record_size,
+                                                             producer_props("1")),
+            "consume": lambda: generators.librdkafka_consume(bootstrap, topic, args.records),
+            # Java's producer sends 16 KiB batches (batch.size default): ~60× more requests per record.
+            "produce-java": lambda: generators.java_produce(bootstrap, java_topic, args.records // 3,
+                                                            args.record_size, producer_props("1")),
+            "consume-java": lambda: generators.java_consume(bootstrap, java_topic, args.records // 3,
+                                                            f"profile-{uuid.uuid4().hex[:6]}"),
+        }
+        for phase in args.phases.split(","):
+            load = phases[phase]
             raw = output / f"profile-{phase}.txt"
             cpu_began, began = system.cpu_seconds(), time.monotonic()
             with Recorder(system.pids[0], raw, "raw"):

@@ -54,6 +54,14 @@ def librdkafka_produce(bootstrap: str, topic: str, records: int, size: int, prop
                                          "p50_ms", "p95_ms", "p99_ms", "p999_ms", "client_cpu_s")}
 
 
+def librdkafka_produce_mock(records: int, size: int, props: dict) -> dict:
+    """The client's own ceiling: `moldau perf produce` against librdkafka's in-process mock cluster
+    (test.mock.num.brokers=1), so no broker process and no real socket is involved."""
+    result = _moldau_perf(["produce", "--topic", "mock", "--num-records", str(records), "--record-size", str(size),
+                           "--producer-prop", "test.mock.num.brokers=1", *_props(props)])
+    return {key: result[key] for key in ("records_per_sec", "mb_per_sec", "client_cpu_s")}
+
+
 def librdkafka_consume(bootstrap: str, topic: str, messages: int) -> dict:
     result = _moldau_perf(["consume", "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(messages)])
     return {"records_per_sec": result["messages_per_sec"], "mb_per_sec": result["mb_per_sec"],

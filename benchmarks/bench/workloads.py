@@ -141,6 +141,9 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     result["broker_peak_rss_mb"] = round(sampler.peak_rss / 2**20, 1)
     result["broker_cpu_s"] = round(sampler.cpu_s, 2)
     result["broker_cpu_util"] = round(sampler.cpu_s / sampler.wall_s, 2) if sampler.wall_s else 0.0
+    if workload.kind in ("produce", "consume"):
+        # The broker's cost per record, whoever limits the rate: CPU time over records moved.
+        result["broker_cpu_us_per_record"] = round(sampler.cpu_s / scale.records * 1e6, 3)
     return result
 
 
