@@ -117,8 +117,16 @@ class TaskRunner:
             self._commit()
         except Exception as error:
             self._fail(error)
+            self._commit_after_failure()
         finally:
             self._shutdown()
+
+    def _commit_after_failure(self) -> None:
+        """Best effort: keep what was delivered (acknowledged / flushed) so a restart repeats less."""
+        try:
+            self._commit()
+        except Exception as error:
+            log(f"task {self.label}: no offsets committed after the failure ({error})")
 
     def _shutdown(self) -> None:
         """Close the client first (a sink's last revoke still flushes through the task), then the task."""
