@@ -38,7 +38,8 @@ class ConfigKey:
 
 
 def _type_error(name: str, raw: str, kind: str) -> str:
-    return f"Invalid value {raw} for configuration {name}: Not a {'number' if kind in ('int', 'long', 'double') else kind} of type {kind.upper()}"
+    noun = "number" if kind in ("int", "long", "double") else kind
+    return f"Invalid value {raw} for configuration {name}: Not a {noun} of type {kind.upper()}"
 
 
 def _convert(key: ConfigKey, raw: Any) -> Any:
@@ -61,7 +62,8 @@ def _convert(key: ConfigKey, raw: Any) -> Any:
             raise ValueError(_type_error(key.name, raw, key.type)) from None
     if key.type == "boolean":
         if text.lower() not in ("true", "false"):
-            raise ValueError(f"Invalid value {raw} for configuration {key.name}: Expected value to be either true or false")
+            raise ValueError(f"Invalid value {raw} for configuration {key.name}: "
+                             "Expected value to be either true or false")
         return text.lower() == "true"
     if key.type == "list":
         return [item.strip() for item in text.split(",") if item.strip()]
@@ -72,7 +74,8 @@ def _convert(key: ConfigKey, raw: Any) -> Any:
 class ConfigDef:
     keys: list[ConfigKey] = field(default_factory=list)
 
-    def define(self, name: str, type: str = "string", default: Any = REQUIRED, doc: str = "", validator=None) -> "ConfigDef":
+    def define(self, name: str, type: str = "string", default: Any = REQUIRED, doc: str = "",
+               validator=None) -> "ConfigDef":
         self.keys.append(ConfigKey(name, type, default, doc, validator))
         return self
 

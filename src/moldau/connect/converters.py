@@ -108,7 +108,8 @@ class JsonConverter(Converter):
         try:
             node = json.loads(bytes(data).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
-            raise DataError(f"Converting byte[] to Kafka Connect data failed due to serialization error: {error}") from None
+            raise DataError("Converting byte[] to Kafka Connect data failed due to serialization error: "
+                            f"{error}") from None
         if not self.schemas_enable:
             return None, from_json_value(None, node)
         if not isinstance(node, dict) or set(node) != {"schema", "payload"}:
@@ -380,8 +381,13 @@ def _jackson_string(text: str) -> str:
     the Basic Multilingual Plane as an escaped surrogate pair (`\\uD834\\uDD1E`), as Kafka's
     JsonConverter writes them (checked against Kafka 4.1.1)."""
     encoded = encode_basestring(text)  # json.dumps(text, ensure_ascii=False) without its set-up cost
-    encoded = _CONTROL_ESCAPE.sub(lambda m: "\\u" + m.group(0)[2:].upper() if len(m.group(0)) == 6 else m.group(0), encoded)
+    encoded = _CONTROL_ESCAPE.sub(_upper_hex, encoded)
     return _ASTRAL.sub(_surrogate_escape, encoded)
+
+
+def _upper_hex(match: re.Match) -> str:
+    token = match.group(0)  # `\\u00xx`, or a two-character escape left as it is
+    return "\\u" + token[2:].upper() if len(token) == 6 else token
 
 
 def _surrogate_escape(match: re.Match) -> str:

@@ -30,7 +30,8 @@ import sys
 import time
 from typing import Any
 
-from moldau.connect.api import ConnectError, SinkConnector, SinkRecord, SinkTask, SourceConnector, SourceRecord, SourceTask
+from moldau.connect.api import (ConnectError, SinkConnector, SinkRecord, SinkTask, SourceConnector, SourceRecord,
+                                SourceTask)
 from moldau.connect.config import ConfigDef, at_least
 from moldau.connect.converters import dumps_jackson, to_json_value
 from moldau.connect.data import Schema, Struct

@@ -136,7 +136,8 @@ class StandaloneHerder:
     def task_configs(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             runtime = self._get(name)
-            return [{"id": {"connector": name, "task": i}, "config": dict(c)} for i, c in enumerate(runtime.task_configs)]
+            return [{"id": {"connector": name, "task": i}, "config": dict(c)}
+                    for i, c in enumerate(runtime.task_configs)]
 
     def connector_status(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -169,7 +170,8 @@ class StandaloneHerder:
         """Create or reconfigure `name`; True when it was created. Raises ConfigError or ConflictError."""
         config = {str(k): "" if v is None else str(v) for k, v in raw.items()}
         if config.get("name", name) != name:
-            raise ConfigError(f"Connector name configuration ({config['name']}) doesn't match connector name in the URL ({name})")
+            raise ConfigError(f"Connector name configuration ({config['name']}) doesn't match connector name "
+                              f"in the URL ({name})")
         config["name"] = name
         cls, errors = validate_connector_config(config)
         if errors:
@@ -245,7 +247,8 @@ class StandaloneHerder:
             connector.start(dict(runtime.config))
             tasks_max = int(runtime.config.get("tasks.max", "1"))
             task_class = connector.task_class()
-            configs = [self._with_topics(runtime, dict(c), task_class) for c in connector.task_configs(tasks_max)][:tasks_max]
+            configs = [self._with_topics(runtime, dict(c), task_class)
+                       for c in connector.task_configs(tasks_max)][:tasks_max]
         except Exception as error:  # tasks keep running, as in Kafka; the connector shows FAILED
             runtime.connector, runtime.state = None, "FAILED"
             runtime.trace = "".join(traceback.format_exception(error)).rstrip()
@@ -306,13 +309,16 @@ class StandaloneHerder:
         merged = dict(task_config)
         merged["task.class"] = getattr(task_class, "KAFKA_CLASS", f"{task_class.__module__}.{task_class.__qualname__}")
         if runtime.type == "sink":
-            merged.update({k: runtime.config[k] for k in ("topics", "topics.regex") if runtime.config.get(k) and k not in task_config})
+            for key in ("topics", "topics.regex"):
+                if runtime.config.get(key) and key not in task_config:
+                    merged[key] = runtime.config[key]
         return merged
 
     def _new_runner(self, runtime: ConnectorRuntime, task_id: int) -> TaskRunner:
         task = runtime.connector.task_class()()
         key_converter, value_converter = self._converters(runtime.config)
-        args = (runtime.name, task_id, task, runtime.task_configs[task_id], self.worker_config, key_converter, value_converter)
+        args = (runtime.name, task_id, task, runtime.task_configs[task_id], self.worker_config,
+                key_converter, value_converter)
         if runtime.type == "source":
             return SourceTaskRunner(*args, offset_store=self.offset_store)
         return SinkTaskRunner(*args)
@@ -321,7 +327,8 @@ class StandaloneHerder:
         pair = []
         for which in ("key.converter", "value.converter"):
             source = config if config.get(which) else self.worker_config
-            pair.append(make_converter(str(source[which]).strip(), converter_settings(source, which), which == "key.converter"))
+            settings = converter_settings(source, which)
+            pair.append(make_converter(str(source[which]).strip(), settings, which == "key.converter"))
         return pair[0], pair[1]
 
     def _restart_task(self, runtime: ConnectorRuntime, task_id: int) -> None:

@@ -43,7 +43,8 @@ class OffsetStore:
         try:
             entries = json.loads(text)
         except ValueError as error:
-            raise OffsetFileError(f"offsets file {self.path} is not valid JSON ({error}); move it away to start over") from None
+            raise OffsetFileError(f"offsets file {self.path} is not valid JSON ({error}); "
+                                  "move it away to start over") from None
         if not isinstance(entries, dict):
             raise OffsetFileError(f"offsets file {self.path} does not hold a JSON object; move it away to start over")
         return entries

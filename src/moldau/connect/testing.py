@@ -91,7 +91,8 @@ def read_topic(bootstrap_servers: str, topic: str, expect_at_least: int = 0, tim
         deadline = time.monotonic() + timeout_s
         partitions = wait_until(lambda: _partitions(consumer, topic), bool, timeout_s=timeout_s,
                                 interval_s=0.1, what=f"topic {topic} to exist")
-        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions])
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                         for p in partitions])
         last_arrival = time.monotonic()
         while time.monotonic() < deadline:
             message = consumer.poll(0.05)
