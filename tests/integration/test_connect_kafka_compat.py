@@ -35,8 +35,9 @@ def worker_file(path, bootstrap, offsets, port):
 
 
 def connector_file(path, base, **changes):
+    """A lab connector file with `changes`, named `compat-…` so no other test's group or offsets interfere."""
     config = load_file(str(CONFIG / base))
-    config.update(changes)
+    config.update(changes, name="compat-" + config["name"])
     path.write_text(dumps(config))
     return config
 
@@ -91,15 +92,15 @@ def compare_rest(ours: str, theirs: str) -> None:
     plugins = [[{k: p[k] for k in ("class", "type")} for p in rest(url, "GET", "/connector-plugins")[1]] for url in (ours, theirs)]
     assert plugins[0] == plugins[1]
     connectors = [sorted(rest(url, "GET", "/connectors")[1]) for url in (ours, theirs)]  # Kafka's order is a set's
-    assert connectors[0] == connectors[1] == ["local-file-sink", "local-file-source"]
-    for path in ("/connectors/local-file-source", "/connectors/local-file-source/status", "/connectors/local-file-sink/tasks"):
+    assert connectors[0] == connectors[1] == ["compat-local-file-sink", "compat-local-file-source"]
+    for path in ("/connectors/compat-local-file-source", "/connectors/compat-local-file-source/status", "/connectors/compat-local-file-sink/tasks"):
         mine, kafkas = rest(ours, "GET", path), rest(theirs, "GET", path)
         assert mine[0] == kafkas[0] == 200
         assert shape(mine[1]) == shape(kafkas[1]), path
     for url in (ours, theirs):
-        assert rest(url, "GET", "/connectors/local-file-source/status")[1]["tasks"][0]["state"] == "RUNNING"
-    mine = rest(ours, "GET", "/connectors/local-file-sink/tasks")[1][0]["config"]["task.class"]
-    assert mine == rest(theirs, "GET", "/connectors/local-file-sink/tasks")[1][0]["config"]["task.class"]
+        assert rest(url, "GET", "/connectors/compat-local-file-source/status")[1]["tasks"][0]["state"] == "RUNNING"
+    mine = rest(ours, "GET", "/connectors/compat-local-file-sink/tasks")[1][0]["config"]["task.class"]
+    assert mine == rest(theirs, "GET", "/connectors/compat-local-file-sink/tasks")[1][0]["config"]["task.class"]
     bad = {"connector.class": "FileStreamSource", "tasks.max": "1"}
     mine, kafkas = rest(ours, "PUT", "/connectors/bad/config", bad), rest(theirs, "PUT", "/connectors/bad/config", bad)
     assert mine == kafkas
