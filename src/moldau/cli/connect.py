@@ -65,7 +65,7 @@ def run_standalone(args: argparse.Namespace) -> int:
         while not stop.wait(0.2):
             pass
     finally:
-        worker.stop()
-        for sig, handler in previous.items():
+        for sig, handler in previous.items():  # a second Ctrl-C interrupts a slow shutdown
             signal.signal(sig, handler)
+        worker.stop()
     return 0
