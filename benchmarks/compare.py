@@ -168,6 +168,7 @@ class Run:
                     except Exception as error:
                         self.skip(kind, f"{name}/{generator}#{repetition}", f"{type(error).__name__}: {error}")
                         continue
+                    result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # how busy the machine was
                     self.add(name, generator, kind, repetition, result)
 
     def warm_up(self) -> None:

@@ -34,6 +34,10 @@ KAFKA_JVM_OPTS = (
     "-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
 )
+# The same on both: Kafka's default 50 offsets partitions (kafka_dist's test default is 1), and no
+# initial rebalance delay (Kafka's 3 s would dominate a group consumer's run on either system).
+COMMON_OVERRIDES = {"auto.create.topics.enable": "true", "offsets.topic.num.partitions": "50",
+                    "group.initial.rebalance.delay.ms": "0"}
 PROBE_TOPIC = "startup-probe"
 PROBE_TIMEOUT_S = 120.0
 
@@ -127,7 +131,7 @@ class KafkaRunner:
         self.server: KafkaServer | None = None
 
     def overrides(self) -> dict:
-        return {"num.partitions": self.partitions, "auto.create.topics.enable": "true"}
+        return {"num.partitions": self.partitions, **COMMON_OVERRIDES}
 
     def start(self) -> System:
         self.server = KafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
@@ -185,7 +189,7 @@ class MoldauRunner:
         self.directory: str | None = None
 
     def overrides(self) -> dict:
-        return {"num.partitions": str(self.partitions), "auto.create.topics.enable": "true"}
+        return {"num.partitions": str(self.partitions), **COMMON_OVERRIDES}
 
     def start(self) -> System:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
