@@ -3,7 +3,8 @@
 Modules: fs.py (the file-system interface; the OS one is moldau.runtime.disk.OsFileSystem),
 memory_fs.py (in-memory file system that can crash), config.py (LogConfig), segment.py and
 index.py (segments and sparse indexes), leader_epoch.py (leader-epoch cache), checkpoints.py
-(small text files), partition_log.py (PartitionLog), cleaner.py (compaction).
+(small text files), partition_log.py (PartitionLog), cleaner.py (compaction),
+producer_state.py (idempotent producers).
 """
 
 from .cleaner import CleanResult, clean_log
@@ -12,6 +13,7 @@ from .fs import FileHandle, FileSystem
 from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, LeaderEpochCache
 from .memory_fs import MemoryFileSystem
 from .partition_log import AppendInfo, FileRegion, LogError, PartitionLog, ReadResult
+from .producer_state import ProducerStateError, ProducerStateExtension, ProducerStateManager
 
 __all__ = [
     "UNDEFINED_EPOCH",
@@ -26,6 +28,9 @@ __all__ = [
     "LogError",
     "MemoryFileSystem",
     "PartitionLog",
+    "ProducerStateError",
+    "ProducerStateExtension",
+    "ProducerStateManager",
     "ReadResult",
     "clean_log",
 ]
