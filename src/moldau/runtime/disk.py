@@ -36,6 +36,13 @@ class OsFileHandle:
         return self._fd
 
     def append(self, chunks: Sequence[Chunk]) -> int:
+        if len(chunks) <= _IOV_CHUNKS_MAX:  # the common case: one writev
+            expected = sum(map(len, chunks))
+            written = os.writev(self._fd, chunks)
+            if written < expected:
+                self._finish_short_write(chunks, written, expected)
+            self._size += expected
+            return expected
         total = 0
         for start in range(0, len(chunks), _IOV_CHUNKS_MAX):
             group = chunks[start : start + _IOV_CHUNKS_MAX] if len(chunks) > _IOV_CHUNKS_MAX \
