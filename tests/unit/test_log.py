@@ -343,3 +343,13 @@ def test_follower_replicates_gaps_and_a_later_start() -> None:
     assert follower.leader_epoch_cache.entries == [(2, 1000)]
     assert read_offsets(follower, 1001) == [1000, 1003]
     assert follower.log_end_offset == 1005
+
+
+def test_os_append_of_many_batches_spans_several_writev_calls(tmp_path) -> None:
+    log = PartitionLog.open(OsFileSystem(), str(tmp_path / "many-0"), LogConfig(), 0)
+    payload = b"".join(batch(1, first_value=i) for i in range(700))  # 1400 chunks
+    info = log.append_as_leader(payload, 0, 0)
+    assert (info.first_offset, info.last_offset) == (0, 699)
+    assert log.active_segment.size == len(payload)
+    assert read_all(log) == list(range(700))
+    log.close()
