@@ -2,7 +2,8 @@
 
 --list, --describe (offsets, lag, --members and --state of a live group), --reset-offsets
 (--to-earliest, --to-offset, --shift-by, with --execute) and --delete, checked against what a
-confluent-kafka client then sees.
+confluent-kafka client then sees; and Kafka's OffsetsMessageFormatter and
+GroupMetadataMessageFormatter reading `__consumer_offsets` (the records use Kafka's schemas).
 """
 
 from __future__ import annotations
@@ -128,6 +129,16 @@ def test_reset_offsets(broker):
             got.append((message.partition(), message.offset()))
     c.close()
     assert sorted(got) == sorted((p, offset - 1) for p, offset in ends.items())
+
+
+def test_kafka_formatters_read_the_offsets_topic(broker):
+    """Records in __consumer_offsets use Kafka's schemas: Kafka's own formatters decode them."""
+    for formatter, expected in (("OffsetsMessageFormatter", f'"group":"{GROUP}","topic":"{TOPIC}","partition":0'),
+                                ("GroupMetadataMessageFormatter", '"protocolType":"consumer"')):
+        result = kafka_tool("kafka-console-consumer", [
+            "--bootstrap-server", broker.bootstrap_servers, "--topic", "__consumer_offsets", "--from-beginning",
+            "--formatter", f"org.apache.kafka.tools.consumer.{formatter}", "--timeout-ms", "3000"], timeout=120)
+        assert expected in result.stdout, result.stdout + result.stderr
 
 
 def test_delete_group(broker):
