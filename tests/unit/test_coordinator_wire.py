@@ -39,7 +39,8 @@ REQUESTS = {
         "retention_time": -1, "topics": [{"name": "t", "partitions": [
             {"partition_index": 0, "committed_offset": 3, "committed_leader_epoch": -1, "committed_metadata": "x"}]}]},
     9: {"group_id": "g", "topics": TOPIC_PARTITIONS, "require_stable": False,
-        "groups": [{"group_id": "g", "member_id": None, "member_epoch": -1, "topics": TOPIC_PARTITIONS}]},
+        "groups": [{"group_id": "g", "member_id": None, "member_epoch": -1, "topics": TOPIC_PARTITIONS},
+                   {"group_id": "other", "member_id": None, "member_epoch": -1, "topics": None}]},
     16: {"states_filter": [], "types_filter": []},
     15: {"groups": ["g", "missing"], "include_authorized_operations": False},
     42: {"groups_names": ["missing"]},
@@ -111,6 +112,8 @@ def check(key: int, version: int, response) -> None:
         topics = response.groups[0].topics if version >= 8 else response.topics
         partitions = {p.partition_index: p.committed_offset for p in topics[0].partitions}
         assert partitions == {0: 3, 1: -1}
+        if version >= 8:  # several groups in one request; a null topic list means "all"
+            assert response.groups[1].group_id == "other" and response.groups[1].topics == ()
     elif key == 16:
         assert response.error_code == ErrorCode.none and "g" in [g.group_id for g in response.groups]
     elif key == 15:
