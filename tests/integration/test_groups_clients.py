@@ -176,3 +176,30 @@ def consume_java(bootstrap: str, topic: str, count: int) -> list[str]:
 def test_java_console_consumer_resumes_from_its_commit_after_restart(broker):
     need_kafka()
     resume_check(broker, "java-topic", produce_java, consume_java)
+
+
+# --- a crash -----------------------------------------------------------------------------
+
+def test_committed_offsets_survive_kill_9(tmp_path):
+    """An acknowledged commit is in the OS before the answer: SIGKILL loses none of them."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from moldau.testing.server_process import ServerProcess
+
+    with ServerProcess(str(tmp_path / "data"), overrides={"group.initial.rebalance.delay.ms": "0"}) as server:
+        create_topic(server.bootstrap_servers, "crash-topic")
+        settings = {"bootstrap.servers": server.bootstrap_servers, "group.id": "crash-group",
+                    "enable.auto.commit": False}
+        consumer = Consumer(settings)
+        for round_ in range(1, 21):
+            consumer.commit(offsets=[TopicPartition("crash-topic", p, round_ * 10 + p) for p in range(PARTITIONS)],
+                            asynchronous=False)
+        consumer.close()
+        server.kill()
+        server.start()
+        consumer = Consumer(settings)
+        try:
+            found = consumer.committed([TopicPartition("crash-topic", p) for p in range(PARTITIONS)], 30)
+        finally:
+            consumer.close()
+        assert {tp.partition: tp.offset for tp in found} == {p: 200 + p for p in range(PARTITIONS)}
