@@ -36,7 +36,7 @@ Minimal example (a source that counts):
             self.next = stored["n"] + 1 if stored else 0
             self.topic = config["topic"]
         def poll(self):
-            time.sleep(0.1)
+            self.context.stopping.wait(0.1)
             record = SourceRecord({"counter": "c"}, {"n": self.next}, self.topic,
                                   value=self.next, value_schema=Schema.INT64)
             self.next += 1
