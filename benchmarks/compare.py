@@ -284,8 +284,16 @@ def client_ceiling(records: int, repetitions: int) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]} | {"runs": runs}
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `finally` that stops both systems runs."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    _exit_on_sigterm()
     from moldau.testing.kafka_dist import kafka_available
 
     if "kafka" in args.systems and not kafka_available():

@@ -12,14 +12,16 @@ launched with the server process produces one record (acks=1, topic auto-created
 the time from launching the process to its acknowledgement. Kafka's one-off `kafka-storage
 format` step happens before the launch and is reported separately.
 
-A replicated system (3 brokers, RF 3) plugs in through `make_system(kind, brokers)`; until the
+A replicated system (3 brokers, RF 3) plugs in through `make_runner(kind, partitions, brokers)`; until the
 3-node variants exist it raises Unavailable, and the harness reports the workload as skipped.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -66,6 +68,33 @@ def proc_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+class Watchdog:
+    """Stops a server when the harness dies without stopping it (SIGKILL, a killed process group).
+
+    Kafka runs in its own session (kafka_dist starts it so), so killing the harness or its process
+    group leaves the JVM running. The watchdog is a tiny shell loop in its own session too: once
+    the harness's PID is gone it sends SIGTERM (SIGKILL after 10 s) to the server and removes its
+    data directory. A normal stop kills the watchdog first.
+    """
+
+    _SCRIPT = ("while kill -0 {parent} 2>/dev/null && kill -0 {target} 2>/dev/null; do sleep 1; done; "
+               "if kill -0 {target} 2>/dev/null; then kill -TERM {signal_target}; "
+               "for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 {target} 2>/dev/null || break; sleep 1; done; "
+               "kill -KILL {signal_target} 2>/dev/null; sleep 1; rm -rf {directory}; fi")
+
+    def __init__(self, target_pid: int, whole_group: bool, directory: str | os.PathLike):
+        signal_target = f"-- -{target_pid}" if whole_group else str(target_pid)
+        script = self._SCRIPT.format(parent=os.getpid(), target=target_pid, signal_target=signal_target,
+                                     directory=shlex.quote(str(directory)))
+        self.process = subprocess.Popen(["sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
 
 class FirstAck(threading.Thread):
@@ -129,6 +158,7 @@ class KafkaRunner:
             raise Unavailable("a 3-node KRaft Kafka is not wired into the harness yet (KafkaServer is single-node)")
         self.partitions = partitions
         self.server: KafkaServer | None = None
+        self.watchdog: Watchdog | None = None
 
     def overrides(self) -> dict:
         return {"num.partitions": self.partitions, **COMMON_OVERRIDES}
@@ -136,9 +166,13 @@ class KafkaRunner:
     def start(self) -> System:
         self.server = KafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
         self.server.start()
+        self.watchdog = Watchdog(self.server.pid, whole_group=True, directory=self.server.directory)
         return System("kafka", 1, 1, self.server.bootstrap_servers, [self.server.pid], f"Apache Kafka {kafka_version()}")
 
     def stop(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -186,6 +220,7 @@ class MoldauRunner:
             raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (not built yet)")
         self.partitions = partitions
         self.server: ServerProcess | None = None
+        self.watchdog: Watchdog | None = None
         self.directory: str | None = None
 
     def overrides(self) -> dict:
@@ -195,11 +230,15 @@ class MoldauRunner:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
         self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides())
         self.server.start()
+        self.watchdog = Watchdog(self.server.process.pid, whole_group=False, directory=self.directory)
         from moldau import __version__
 
         return System("moldau", 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
 
     def stop(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         if self.server is not None:
             self.server.terminate()
             self.server.close()

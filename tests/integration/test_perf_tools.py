@@ -74,10 +74,16 @@ def test_compare_quick_runs_every_workload_on_both_systems(tmp_path):
     from moldau.testing.kafka_dist import need_kafka
 
     need_kafka()
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick",
-                           "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    assert done.returncode == 0, done.stderr[-3000:]
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick",
+                                "--output-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # SIGTERM: compare.py stops both servers before exiting
+        stdout, stderr = process.communicate(timeout=60)
+        pytest.fail(f"compare.py --quick took over 300 s: {stderr[-3000:]}")
+    assert process.returncode == 0, stderr[-3000:]
     result = json.loads(next(tmp_path.glob("compare-*.json")).read_text())
     assert result["skipped"] == [], result["skipped"]
     seen = {(row["workload"], row["generator"], row["system"]) for row in result["rows"]}
@@ -87,4 +93,4 @@ def test_compare_quick_runs_every_workload_on_both_systems(tmp_path):
                 assert (workload, generator, system) in seen
     ratios = [entry for entry in result["summary"] if "ratio" in entry]
     assert any(entry["workload"] == "startup" and entry["metric"] == "first_ack_s" for entry in ratios)
-    assert "| workload | generator | metric |" in done.stdout
+    assert "| workload | generator | metric |" in stdout
