@@ -93,7 +93,8 @@ def compare_rest(ours: str, theirs: str) -> None:
     assert plugins[0] == plugins[1]
     connectors = [sorted(rest(url, "GET", "/connectors")[1]) for url in (ours, theirs)]  # Kafka's order is a set's
     assert connectors[0] == connectors[1] == ["compat-local-file-sink", "compat-local-file-source"]
-    for path in ("/connectors/compat-local-file-source", "/connectors/compat-local-file-source/status", "/connectors/compat-local-file-sink/tasks"):
+    for path in ("/connectors/compat-local-file-source", "/connectors/compat-local-file-source/status",
+                 "/connectors/compat-local-file-sink/tasks", "/connectors/compat-local-file-source/offsets"):
         mine, kafkas = rest(ours, "GET", path), rest(theirs, "GET", path)
         assert mine[0] == kafkas[0] == 200
         assert shape(mine[1]) == shape(kafkas[1]), path

@@ -70,6 +70,11 @@ def test_endpoints(worker, tmp_path, bootstrap):
     expanded = rest(url, "GET", "/connectors?expand=status&expand=info")[1]
     assert set(expanded) == {"snk", "src"} and expanded["src"]["info"]["type"] == "source"
 
+    assert rest(url, "GET", "/connectors/src/offsets") == (200, {"offsets": [
+        {"partition": {"filename": str(source)}, "offset": {"position": 4}}]})
+    wait_until(lambda: rest(url, "GET", "/connectors/snk/offsets")[1], lambda o: o == {"offsets": [
+        {"partition": {"kafka_topic": topic, "kafka_partition": 0}, "offset": {"kafka_offset": 1}}]}, what="sink offsets")
+
     # pause: nothing flows; resume: it does
     assert rest(url, "PUT", "/connectors/src/pause") == (202, None)
     wait_until(lambda: state_of(url, "src"), lambda s: s == ("PAUSED", ["PAUSED"]), what="PAUSED")

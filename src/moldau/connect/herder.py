@@ -20,12 +20,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from moldau.connect.api import Connector, ConnectorContext, SinkConnector
+import confluent_kafka
+from confluent_kafka.admin import AdminClient
+
+from moldau.connect.api import ConnectError, Connector, ConnectorContext, SinkConnector
 from moldau.connect.config import CONNECTOR_CONFIG, ConfigError, converter_settings, sink_topics_check
 from moldau.connect.converters import Converter
 from moldau.connect.data import DataError
 from moldau.connect.plugins import connector_class, connector_type, converter_class
-from moldau.connect.worker import SinkTaskRunner, SourceTaskRunner, TaskRunner, log
+from moldau.connect.worker import SinkTaskRunner, SourceTaskRunner, TaskRunner, client_base, log
 
 
 class NotFoundError(LookupError):
@@ -95,6 +98,17 @@ def make_converter(class_name: str, settings: dict[str, str], is_key: bool) -> C
     return converter
 
 
+def sink_group_offsets(worker_config: dict[str, Any], group: str) -> dict[tuple[str, int], int]:
+    """Committed offsets of a consumer group, by (topic, partition)."""
+    admin = AdminClient(client_base(worker_config, "connect-offsets"))
+    futures = admin.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group)])
+    try:
+        result = futures[group].result(timeout=15)
+    except confluent_kafka.KafkaException as error:
+        raise ConnectError(f"cannot read the offsets of consumer group {group}: {error}") from None
+    return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or () if tp.offset >= 0}
+
+
 def invalid_config_message(errors: list[str]) -> str:
     return (f"Connector configuration is invalid and contains the following {len(errors)} error(s):\n"
             + "\n".join(errors)
@@ -138,6 +152,18 @@ class StandaloneHerder:
             runtime = self._get(name)
             return [{"id": {"connector": name, "task": i}, "config": dict(c)}
                     for i, c in enumerate(runtime.task_configs)]
+
+    def connector_offsets(self, name: str) -> dict[str, Any]:
+        """GET /connectors/{name}/offsets (KIP-875): source offsets from the offsets file, sink
+        offsets from the consumer group `connect-<name>`."""
+        with self._lock:
+            kind = self._get(name).type
+        if kind == "source":
+            entries = self.offset_store.offsets_of(name)
+            return {"offsets": [{"partition": p, "offset": o} for p, o in entries]}
+        committed = sink_group_offsets(self.worker_config, f"connect-{name}")
+        return {"offsets": [{"partition": {"kafka_topic": t, "kafka_partition": p}, "offset": {"kafka_offset": o}}
+                            for (t, p), o in sorted(committed.items())]}
 
     def connector_status(self, name: str) -> dict[str, Any]:
         with self._lock:

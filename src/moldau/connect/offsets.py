@@ -57,6 +57,19 @@ class OffsetStore:
         with self._lock:
             return self._entries.get(self.key(connector, source_partition))
 
+    def offsets_of(self, connector: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every (source partition, source offset) committed for `connector`, in key order."""
+        found = []
+        with self._lock:
+            for key in sorted(self._entries):
+                try:
+                    name, partition = json.loads(key)
+                except ValueError:
+                    continue
+                if name == connector:
+                    found.append((partition, self._entries[key]))
+        return found
+
     def commit(self, connector: str, offsets: dict[str, tuple[dict, dict]]) -> None:
         """Store `{key: (source_partition, source_offset)}` for `connector` and persist the file."""
         if not offsets:

@@ -9,8 +9,8 @@ its own locking, so handlers need none.
 
 Endpoints: GET / · GET/POST /connectors · GET/DELETE /connectors/{name} · GET/PUT
 /connectors/{name}/config · GET /connectors/{name}/status · GET /connectors/{name}/tasks ·
-GET /connectors/{name}/tasks/{id}/status · POST /connectors/{name}/tasks/{id}/restart ·
-PUT /connectors/{name}/pause · PUT /connectors/{name}/resume · POST /connectors/{name}/restart
+GET /connectors/{name}/tasks/{id}/status · GET /connectors/{name}/offsets ·
+POST /connectors/{name}/tasks/{id}/restart · PUT /connectors/{name}/pause · PUT /connectors/{name}/resume · POST /connectors/{name}/restart
 (`?includeTasks=true&onlyFailed=true`) · GET /connector-plugins ·
 PUT /connector-plugins/{class}/config/validate.
 """
@@ -28,6 +28,7 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient
 
 from moldau import __version__
+from moldau.connect.api import ConnectError
 from moldau.connect.config import ConfigError
 from moldau.connect.herder import ConflictError, NotFoundError, StandaloneHerder, validate_connector_config
 from moldau.connect.plugins import connector_plugins
@@ -148,6 +149,13 @@ def _status(api, m, q, body):
     return 200, api.herder.connector_status(m["name"])
 
 
+def _offsets(api, m, q, body):
+    try:
+        return 200, api.herder.connector_offsets(m["name"])
+    except ConnectError as error:
+        raise HttpError(500, str(error)) from None
+
+
 def _tasks(api, m, q, body):
     return 200, api.herder.task_configs(m["name"])
 
@@ -208,6 +216,7 @@ ROUTES: list[tuple[str, re.Pattern, Callable]] = [
         ("PUT", rf"^/connectors/{_NAME}/config", _put_config),
         ("GET", rf"^/connectors/{_NAME}/status", _status),
         ("GET", rf"^/connectors/{_NAME}/tasks", _tasks),
+        ("GET", rf"^/connectors/{_NAME}/offsets", _offsets),
         ("GET", rf"^/connectors/{_NAME}/tasks/(?P<task>\d+)/status", _task_status),
         ("POST", rf"^/connectors/{_NAME}/tasks/(?P<task>\d+)/restart", _task_restart),
         ("PUT", rf"^/connectors/{_NAME}/pause", _pause),
