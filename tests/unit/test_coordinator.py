@@ -264,3 +264,21 @@ def test_offsets_expire_after_the_retention_period_of_an_empty_group():
     core = BrokerCore(core.config, fs, Uuids(), OFFSETS_RETENTION_MS + 3)
     assert coordinator(core).fetch_offsets("old", [("t", [0])], OFFSETS_RETENTION_MS + 3)[1] == [("t", [(0, None)])]
     assert sorted(g.group_id for g in coordinator(core).list_groups(None, None, OFFSETS_RETENTION_MS + 3)) == ["fresh"]
+
+
+def test_losing_leadership_of_the_offsets_partition_unloads_its_groups():
+    core = make_core()
+    a, _ = join_new(core, 0)
+    sync(core, 0, a, 1, {})
+    b, held_b = join_new(core, 1)  # waits for a to rejoin
+    index = coordinator(core).partition_of("g")
+    partition = core.partition(offsets_topic.TOPIC, index)
+    partition.leader = 2  # another broker leads it now
+    coordinator(core).tick(2)
+    assert "g" not in coordinator(core).groups
+    assert held_b[0]["error_code"] == ErrorCode.not_coordinator
+    assert coordinator(core).heartbeat("g", 1, a, None, 3) == ErrorCode.not_coordinator
+    partition.leader = core.node_id
+    partition.leader_epoch += 1
+    coordinator(core).tick(4)  # leading again: the group comes back from the log
+    assert coordinator(core).groups["g"].generation_id == 1

@@ -1,9 +1,10 @@
 """The group coordinator: groups of the `__consumer_offsets` partitions this broker leads.
 
 Theory of operation. `GroupCoordinator` owns every classic group whose offsets partition this
-broker leads (offsets_topic.py says which partition a group lives in). The first request that
-touches a partition replays it from the log (`_load`): the last record per key wins, so the
-result is what compaction would keep — committed offsets per (group, topic, partition) and each
+broker leads (offsets_topic.py says which partition a group lives in). A partition is replayed
+from the log (`_load`) on the first tick after this broker starts leading it, or earlier by the
+first request that needs it; the last record per key wins, so the result is what compaction
+would keep — committed offsets per (group, topic, partition) and each
 group's last stored generation. A group that had members when the broker stopped comes back
 Stable with them; their sessions restart at load time, so members that are gone expire and the
 group rebalances.
@@ -29,7 +30,7 @@ from moldau import limits
 from moldau.coordinator import offsets_topic as topic
 from moldau.coordinator import records as rec
 from moldau.coordinator.group import Group, member_from_value
-from moldau.coordinator.membership import MembershipMixin
+from moldau.coordinator.membership import MembershipMixin, join_response, sync_response
 from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import COMPLETING_REBALANCE, DEAD, EMPTY, STABLE, GroupState
 
@@ -108,6 +109,30 @@ class GroupCoordinator(MembershipMixin):
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
         self.loaded[index] = partition.leader_epoch
+
+    def sync_partitions(self, now_ms: int) -> None:
+        """Load the offsets partitions this broker now leads; unload those it no longer leads
+        (their groups' waiting requests are answered NOT_COORDINATOR, and clients look again)."""
+        if self.core.image.topic(topic.TOPIC) is None:
+            return
+        for index in range(self.partition_count()):
+            partition = self.core.partition(topic.TOPIC, index)
+            leading = partition is not None and partition.is_leader
+            if leading and self.loaded.get(index) != partition.leader_epoch:
+                self._load(index, partition, now_ms)
+            elif not leading and index in self.loaded:
+                self._unload(index)
+
+    def _unload(self, index: int) -> None:
+        del self.loaded[index]
+        for group_id in [g for g in sorted(self.groups) if self.partition_of(g) == index]:
+            group = self.groups.pop(group_id)
+            for member in list(group.members.values()):
+                if member.awaiting_join is not None:
+                    member.awaiting_join(join_response(ErrorCode.not_coordinator, member.member_id))
+                if member.awaiting_sync is not None:
+                    member.awaiting_sync(sync_response(ErrorCode.not_coordinator))
+                member.awaiting_join = member.awaiting_sync = None
 
     @staticmethod
     def _restore_group(group_id: str, value: rec.GroupValue | None, offsets: dict, now_ms: int) -> Group:
@@ -236,12 +261,8 @@ class GroupCoordinator(MembershipMixin):
             return []  # no group was ever coordinated: listing does not create the topic
         if types is not None and GROUP_TYPE_CLASSIC not in types:
             return []
-        for index in range(self.partition_count()):
-            partition = self.core.partition(topic.TOPIC, index)
-            if partition is not None and partition.is_leader and self.loaded.get(index) != partition.leader_epoch:
-                self._load(index, partition, now_ms)
-        groups = [self.groups[g] for g in sorted(self.groups)
-                  if self.core.partition(topic.TOPIC, self.partition_of(g)) is not None]
+        self.sync_partitions(now_ms)
+        groups = [self.groups[g] for g in sorted(self.groups)]
         return [g for g in groups if not g.is_in(DEAD) and (states is None or g.state in states)]
 
     def describe_group(self, group_id: str, now_ms: int) -> tuple[ErrorCode, Group | None]:
@@ -266,6 +287,7 @@ class GroupCoordinator(MembershipMixin):
 
     # --- time ---------------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
+        self.sync_partitions(now_ms)  # after a start: load every led partition without waiting for a request
         for group_id in sorted(self.groups):
             group = self.groups.get(group_id)
             if group is not None and not group.is_in(DEAD):
