@@ -41,13 +41,13 @@ def envelope(line: str) -> bytes:
 class WorkerProcess:
     """`moldau connect standalone` as a subprocess; stderr goes to a file we can read."""
 
-    def __init__(self, directory: Path, args: list[str]):
+    def __init__(self, directory: Path, args: list[str], stdin=subprocess.DEVNULL):
         self.directory = directory
         self.log_path = directory / f"worker-{time.monotonic_ns()}.log"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([sys.executable, "-m", "moldau", "connect", "standalone", *args],
-                                        cwd=directory, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                        cwd=directory, env=env, stdin=stdin, stdout=self.log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
         return self.log_path.read_text()
@@ -193,3 +193,23 @@ def test_killed_worker_leaves_no_gap(tmp_path, bootstrap):
     first_seen = list(dict.fromkeys(values))
     assert first_seen == [envelope(line) for line in lines]  # nothing lost, order kept
     assert all(values.count(envelope(line)) == 1 for line in lines[:100])  # committed lines are not repeated
+
+
+def test_without_file_source_reads_stdin_and_sink_writes_stdout(tmp_path, bootstrap):
+    """Kafka's file connectors without `file`: standard input in, standard output out."""
+    directory = lab_directory(tmp_path, bootstrap)
+    topic = f"connect-test-stdio-{tmp_path.name[-8:]}"
+    (directory / "in.properties").write_text(dumps({"name": "stdin-source", "connector.class": "FileStreamSource",
+                                                    "topic": topic}))
+    (directory / "out.properties").write_text(dumps({"name": "stdout-sink", "connector.class": "FileStreamSink",
+                                                     "topics": topic}))
+    worker = WorkerProcess(directory, ["worker.properties", "in.properties", "out.properties"], stdin=subprocess.PIPE)
+    try:
+        worker.rest_url()
+        worker.process.stdin.write(b"from stdin\n")
+        worker.process.stdin.flush()
+        wait_until(worker.output, lambda text: "\nfrom stdin\n" in text, what="the line on standard output")
+    finally:
+        worker.process.stdin.close()
+        assert worker.stop() == 0, worker.output()
+    assert read_topic(bootstrap, topic, expect_at_least=1) == [(None, envelope("from stdin"))]
