@@ -182,3 +182,12 @@ def test_unreachable_broker_process_prints_one_line(tmp_path):
         assert result.code == 1
         assert result.err == "moldau: cannot reach 127.0.0.1:1 — is `moldau server` running?\n"
         assert result.out == ""
+
+
+def test_produce_auto_creates_a_topic_when_the_broker_does(bootstrap):
+    for topic in ("auto-created-1", "auto-created-2", "auto-created-3"):
+        produced = moldau("produce", topic, "--bootstrap-server", bootstrap, stdin="hello\n")
+        assert produced.code == 0, produced.err
+        consumed = moldau("consume", topic, "--from-beginning", "--max-messages", "1", "--timeout-ms", "10000",
+                          "--bootstrap-server", bootstrap)
+        assert consumed.out == "hello\n", consumed.err

@@ -37,6 +37,7 @@ from moldau.cli.main import CliError
 
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 PROGRESS_INTERVAL_S = 0.5
+AUTO_CREATE_WAIT_S = 2.0
 FAILURES_SHOWN = 3
 
 
@@ -207,10 +208,15 @@ def make_producer(current: Settings, args: argparse.Namespace):
 
 
 def check_topic(producer, current: Settings, topic: str, partition: int | None) -> None:
-    """Fail fast on an unknown topic or partition; a Metadata request may auto-create the topic."""
+    """Fail fast on an unknown topic or partition.
+
+    The producer's Metadata request lets a broker with auto.create.topics.enable create the
+    topic; Kafka may answer UNKNOWN_TOPIC_OR_PARTITION to that very request and have the topic a
+    moment later, so "unknown" is believed only after AUTO_CREATE_WAIT_S of asking again.
+    """
     from confluent_kafka import KafkaException
 
-    deadline = time.monotonic() + REQUEST_TIMEOUT_S
+    started = time.monotonic()
     while True:
         try:
             metadata = producer.list_topics(topic=topic, timeout=REQUEST_TIMEOUT_S)
@@ -221,14 +227,14 @@ def check_topic(producer, current: Settings, topic: str, partition: int | None) 
         if error is None and described is not None and described.partitions:
             break
         name = error.name() if error is not None else ""
-        if name in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "TOPIC_AUTHORIZATION_FAILED") or (
-            name == "INVALID_TOPIC_EXCEPTION"
-        ):
-            reason = "unknown topic" if "UNKNOWN" in name else error.str()
-            raise CliError(f"{reason} '{topic}'" if "UNKNOWN" in name else f"topic '{topic}': {reason}")
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - started
+        if name in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC") and waited > AUTO_CREATE_WAIT_S:
+            raise CliError(f"unknown topic '{topic}'")
+        if name in ("TOPIC_AUTHORIZATION_FAILED", "INVALID_TOPIC_EXCEPTION"):
+            raise CliError(f"topic '{topic}': {error.str()}")
+        if waited > REQUEST_TIMEOUT_S:
             raise CliError(f"topic '{topic}' has no leader yet ({name or 'no partitions'})")
-        time.sleep(0.1)  # LEADER_NOT_AVAILABLE while an auto-created topic gets its leaders
+        time.sleep(0.1)  # being auto-created, or LEADER_NOT_AVAILABLE while leaders are elected
     if partition is not None and partition not in described.partitions:
         raise CliError(f"topic '{topic}' has no partition {partition} (it has {len(described.partitions)})")
 
