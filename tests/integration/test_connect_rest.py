@@ -148,3 +148,21 @@ def test_failures_stay_contained(worker, tmp_path):
     assert rest(url, "PUT", "/connectors/bad-snk/config", {"connector.class": "FileStreamSink", "file": str(fixed), "topics": topic})[0] == 200
     wait_until(lambda: sorted(lines_of(fixed)), lambda l: l == ["a", "b"], what="the fixed sink")
     assert state_of(url, "bad-snk") == ("RUNNING", ["RUNNING"])
+
+
+def test_undecodable_record_fails_the_sink_task_clearly(worker, tmp_path, bootstrap):
+    import confluent_kafka
+
+    topic = f"poison-{tmp_path.name[-10:]}"
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, b"plain text, not a JSON envelope")
+    assert producer.flush(10) == 0
+    out = tmp_path / "out.txt"
+    config = {"connector.class": "FileStreamSink", "file": str(out), "topics": topic,
+              "value.converter": "org.apache.kafka.connect.json.JsonConverter"}  # overrides the worker's
+    assert rest(worker.rest_url, "PUT", "/connectors/poisoned/config", config)[0] == 201
+    status = wait_until(lambda: rest(worker.rest_url, "GET", "/connectors/poisoned/status")[1],
+                        lambda s: s["tasks"] and s["tasks"][0]["state"] == "FAILED", what="the sink task to fail")
+    assert status["tasks"][0]["trace"].startswith(
+        "DataError: Converting byte[] to Kafka Connect data failed due to serialization error: ")
+    assert lines_of(out) == []
