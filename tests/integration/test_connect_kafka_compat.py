@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from moldau.connect.properties import dumps, load_file
+from moldau.properties import dumps, load_file
 from moldau.connect.standalone import StandaloneWorker
 from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 from moldau.testing.kafka_dist import free_port, java_command

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from moldau.connect.properties import dumps, load_file
+from moldau.properties import dumps, load_file
 from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,13 +2,7 @@
 
 import pytest
 
-from moldau.broker.config import BrokerConfig, ConfigFileError, parse_properties
-
-
-def test_properties_syntax():
-    text = "# comment\n! also\nkey1=value1\nkey2 : value2\nkey3 value3\nlong=a\\\n    b\nesc=tab\\there\\u0041\n"
-    assert parse_properties(text) == {"key1": "value1", "key2": "value2", "key3": "value3", "long": "ab",
-                                      "esc": "tab\thereA"}
+from moldau.broker.config import BrokerConfig, ConfigFileError
 
 
 def test_kafka_keys_apply():

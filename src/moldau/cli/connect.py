@@ -42,7 +42,7 @@ def run_standalone(args: argparse.Namespace) -> int:
     from moldau.connect.config import ConfigError
     from moldau.connect.herder import ConflictError
     from moldau.connect.offsets import OffsetFileError
-    from moldau.connect.properties import PropertiesError, load_file
+    from moldau.properties import PropertiesError, load_file
     from moldau.connect.standalone import StandaloneWorker
 
     try:

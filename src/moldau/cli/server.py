@@ -30,16 +30,18 @@ def register(subparsers) -> None:
 
 
 def load_config(args):
-    from moldau.broker.config import BrokerConfig, ConfigFileError, parse_properties
+    from moldau.broker.config import BrokerConfig, ConfigFileError
+    from moldau.properties import PropertiesError, load_file
 
     properties: dict[str, str] = {}
     path = args.config_option or args.config_file
     if path:
         try:
-            with open(path, encoding="utf-8") as handle:
-                properties.update(parse_properties(handle.read()))
+            properties.update(load_file(path))
         except OSError as error:
             raise CliError(f"cannot read {path}: {error.strerror}") from None
+        except PropertiesError as error:
+            raise CliError(str(error)) from None
     for item in args.override:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

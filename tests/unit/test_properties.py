@@ -2,7 +2,7 @@
 
 import pytest
 
-from moldau.connect.properties import PropertiesError, dumps, load_file, loads
+from moldau.properties import PropertiesError, dumps, load_file, loads
 
 
 def test_separators_and_blanks():
