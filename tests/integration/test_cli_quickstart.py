@@ -118,7 +118,8 @@ def test_second_consumer_in_group_resumes_where_first_committed(bootstrap):
 
     more = ["This is my fourth event", "This is my fifth event"]
     assert moldau("produce", topic, "--bootstrap-server", bootstrap, stdin="".join(m + "\n" for m in more)).code == 0
-    second = moldau("consume", topic, "--group", group, "--from-beginning", "--timeout-ms", "8000",
+    second = moldau("consume", topic, "--group", group, "--from-beginning", "--max-messages", "2",
+                    "--timeout-ms", "15000",
                     "--bootstrap-server", bootstrap)
     assert second.code == 0 and second.out.splitlines() == more
     assert second.err.strip().splitlines()[-1] == "Processed a total of 2 messages"
