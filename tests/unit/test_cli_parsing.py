@@ -65,17 +65,19 @@ def test_key_values_accept_commas_and_kafka_list_syntax():
         common.parse_key_values(["novalue"])
 
 
-def test_properties_file(tmp_path):
+def test_properties_file_is_read_as_java_reads_it(tmp_path):
     path = tmp_path / "client.properties"
-    path.write_text("# comment\n! also a comment\n\nsecurity.protocol=SASL_SSL\nsasl.mechanism: PLAIN\nx = a=b\n")
-    assert common.read_properties(str(path)) == {
-        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "x": "a=b"
-    }
+    path.write_text(
+        "# comment\n! also a comment\n\nsecurity.protocol=SASL_SSL\nsasl.mechanism: PLAIN\nx = a=b\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \\\n"
+        '    username="u" password="p";\n'
+    )
+    loaded = common.read_properties(str(path))
+    assert loaded["security.protocol"] == "SASL_SSL" and loaded["sasl.mechanism"] == "PLAIN"
+    assert loaded["x"] == "a=b"
+    assert common.java_client_properties(loaded)["sasl.username"] == "u"
     with pytest.raises(CliError, match="cannot read"):
         common.read_properties(str(tmp_path / "missing"))
-    path.write_text("just words\n")
-    with pytest.raises(CliError, match=":1: expected key=value"):
-        common.read_properties(str(path))
 
 
 def test_bad_bootstrap_address():

@@ -84,23 +84,15 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def read_properties(path: str) -> dict[str, str]:
-    """A Java-style properties file: `key=value` or `key: value`, `#`/`!` comments."""
+    """A client properties file, read as Java reads it (moldau.properties)."""
+    from moldau import properties
+
     try:
-        with open(path, encoding="utf-8") as file:
-            lines = file.read().splitlines()
+        return properties.load_file(path)
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from None
-    properties: dict[str, str] = {}
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        separators = [i for i in (line.find("="), line.find(":")) if i > 0]
-        if not separators:
-            raise CliError(f"{path}:{number}: expected key=value, got {line!r}")
-        cut = min(separators)
-        properties[line[:cut].strip()] = line[cut + 1 :].strip()
-    return properties
+    except properties.PropertiesError as error:
+        raise CliError(f"{path}: {error}") from None
 
 
 def parse_key_values(items: Iterable[str], what: str = "config") -> dict[str, str]:
