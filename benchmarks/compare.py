@@ -80,14 +80,17 @@ def environment() -> dict:
             return ""
 
     lscpu = run(["lscpu"])
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "")
+    fields = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in lscpu.splitlines() if ":" in line}
+    model = " ".join(filter(None, [fields.get("Model name", ""), f"(family {fields.get('CPU family', '?')} model "
+                                   f"{fields.get('Model', '?')}, {fields.get('BogoMIPS', '?')} BogoMIPS)",
+                                   fields.get("Hypervisor vendor", "") and f"on {fields['Hypervisor vendor']}"]))
     with open("/proc/meminfo") as meminfo:
         mem_kb = int(meminfo.readline().split()[1])
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": model, "cpus": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1),
         "loadavg_before": os.getloadavg(), "kernel": platform.release(),
-        "python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+        "python": platform.python_version(), "confluent_kafka": confluent_kafka.version(),
         "librdkafka": confluent_kafka.libversion()[0], "kafka": kafka_version(),
         "java": run([java_executable() or "java", "-version"]).splitlines()[0:1],
         "moldau_commit": run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
