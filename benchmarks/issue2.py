@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 
 from bench import generators  # noqa: E402
+from bench.environment import environment  # noqa: E402
 from bench.systems import make_runner  # noqa: E402
 from bench.workloads import ResourceSampler, create_topic, producer_props  # noqa: E402
 
@@ -73,9 +74,13 @@ def main(argv=None) -> int:
     finally:
         runner.stop()
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    result = {"system": system.version, "records": records, "record_size": 100, "partitions": args.partitions,
+    result = {"command": " ".join(["python", "benchmarks/issue2.py", *(argv if argv is not None else sys.argv[1:])]),
+              "environment": environment(), "system": system.version, "records": records, "record_size": 100, "partitions": args.partitions,
               "repetitions": repetitions, "first_ack_s": sorted(startups), "first_ack_s_median": statistics.median(startups),
               "idle_rss_mb": idle_rss_mb, "median": medians, "rounds": rounds}
+    output = HERE.parent / "build" / "benchmarks"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"issue2-{args.system}-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0
 
