@@ -192,3 +192,19 @@ def test_produce_auto_creates_a_topic_when_the_broker_does(bootstrap):
         consumed = moldau("consume", topic, "--from-beginning", "--max-messages", "1", "--timeout-ms", "10000",
                           "--bootstrap-server", bootstrap)
         assert consumed.out == "hello\n", consumed.err
+
+
+def test_bytes_that_are_not_utf8_round_trip_exactly(bootstrap, tmp_path):
+    topic = "quickstart-binary"
+    assert moldau("topics", "create", topic, "--bootstrap-server", bootstrap).code == 0
+    data = b"plain\n\xff\xfe binary\ncaf\xc3\xa9 \x80\n"
+    path = tmp_path / "input.bin"
+    path.write_bytes(data)
+    assert moldau("produce", topic, "--file", str(path), "--bootstrap-server", bootstrap).code == 0
+    consumed = subprocess.run(
+        cli_command(["consume", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "15000",
+                     "--bootstrap-server", bootstrap]),
+        capture_output=True, timeout=60, env=cli_environment(),
+    )
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout == data

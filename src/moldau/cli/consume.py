@@ -107,7 +107,8 @@ class Printer:
 
 
 def _text(data: bytes | None) -> str:
-    return "null" if data is None else data.decode("utf-8", errors="replace")
+    # surrogateescape: bytes that are not UTF-8 reach stdout exactly as stored (see run()).
+    return "null" if data is None else data.decode("utf-8", errors="surrogateescape")
 
 
 def _json_bytes(data: bytes | None, name: str, into: dict) -> None:
@@ -132,7 +133,8 @@ def as_json(message) -> dict:
     }
     _json_bytes(message.key(), "key", record)
     _json_bytes(message.value(), "value", record)
-    record["headers"] = [[name, None if value is None else _text(value)] for name, value in message.headers() or []]
+    record["headers"] = [[name, None if value is None else value.decode("utf-8", errors="replace")]
+                         for name, value in message.headers() or []]
     return record
 
 
@@ -180,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--max-messages must be at least 1")
     current = settings(args)
     out = printer(args, current)
+    if not out.json_lines and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     offset = start_offset(args)
     consumer = make_consumer(current, args)
     try:

@@ -92,14 +92,14 @@ class LineFormat:
                 raise CliError(f"line has no headers delimiter {self.headers_delimiter!r}: {header_text[:60]!r}")
             for item in filter(None, header_text.split(self.headers_separator)):
                 name, _, value = item.partition(self.headers_key_separator)
-                headers.append((name, value.encode()))
+                headers.append((name, _bytes(value)))
         key = None
         if self.key_separator is not None:
             key_text, sep, value_text = line.partition(self.key_separator)
             if not sep:
                 raise CliError(f"line has no key separator {self.key_separator!r}: {line[:60]!r}")
-            key, line = key_text.encode(), value_text
-        return key, line.encode(), headers
+            key, line = _bytes(key_text), value_text
+        return key, _bytes(line), headers
 
 
 def line_format(args: argparse.Namespace) -> LineFormat:
@@ -114,6 +114,11 @@ def line_format(args: argparse.Namespace) -> LineFormat:
         fmt.headers_separator = props.get("headers.separator", ",")
         fmt.headers_key_separator = props.get("headers.key.separator", ":")
     return fmt
+
+
+def _bytes(text: str) -> bytes:
+    """Input bytes that are not UTF-8 were decoded with surrogateescape: give them back as read."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _unescape(text: str) -> str:
@@ -242,9 +247,11 @@ def check_topic(producer, current: Settings, topic: str, partition: int | None) 
 def open_input(path: str | None) -> tuple[IO[str], int | None, bool]:
     """The line source, its size in bytes when known, and whether a person is typing."""
     if path is None or path == "-":
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="surrogateescape")  # any bytes, sent as read
         return sys.stdin, None, sys.stdin.isatty()
     try:
-        handle = open(path, encoding="utf-8", newline="")
+        handle = open(path, encoding="utf-8", errors="surrogateescape", newline="")
         return handle, os.fstat(handle.fileno()).st_size, False
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from None
@@ -268,7 +275,7 @@ def send_lines(producer, topic, partition, fmt: LineFormat, source, interactive,
     sent = bytes_read = 0
     extra = {} if partition is None else {"partition": partition}
     for line in _lines(source, interactive):
-        bytes_read += len(line.encode()) if progress.total_bytes else 0
+        bytes_read += len(_bytes(line)) if progress.total_bytes else 0
         text = line[:-1] if line.endswith("\n") else line
         text = text[:-1] if text.endswith("\r") else text
         key, value, headers = fmt.parse(text)
