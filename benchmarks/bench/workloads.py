@@ -12,6 +12,7 @@ librdkafka does not). Everything else is each client's default.
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 import uuid
@@ -136,8 +137,13 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     else:
         topic = fresh_topic(workload, system, generator)
         create_topic(system, topic, scale.partitions if workload.kind == "produce" else 1)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ResourceSampler(system) as sampler:
         result = _generate(workload, generator, bootstrap, topic, scale)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The generator process's CPU (user + system), the same way for both generators (JVM included).
+    result["client_cpu_s"] = round(children_after.ru_utime + children_after.ru_stime
+                                   - children_before.ru_utime - children_before.ru_stime, 3)
     result["broker_peak_rss_mb"] = round(sampler.peak_rss / 2**20, 1)
     result["broker_cpu_s"] = round(sampler.cpu_s, 2)
     result["broker_cpu_util"] = round(sampler.cpu_s / sampler.wall_s, 2) if sampler.wall_s else 0.0
