@@ -8,6 +8,7 @@ JSON, and each error path is one line on stderr with exit code 1.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from moldau.cli.testing import run_cli
-from moldau.testing.kafka_dist import KafkaServer, need_kafka
+from moldau.testing.kafka_dist import KafkaServer, kafka_tool, need_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,8 @@ def test_topics_create_list_describe_delete(backend):
     assert {"name": topic, "partitions": 3} in listed
 
     described = backend.ok("topics", "describe", topic).out.splitlines()
-    assert described[0].startswith(f"Topic: {topic}\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: ")
+    assert re.fullmatch(rf"Topic: {topic}\tTopicId: [\w-]{{22}}\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: .*",
+                        described[0]), described[0]
     assert "retention.ms=3600000" in described[0]
     assert described[1].split() == ["PARTITION", "LEADER", "REPLICAS", "ISR", "EARLIEST", "LATEST"]
     rows = [line.split() for line in described[2:]]
@@ -105,6 +107,11 @@ def test_topics_create_list_describe_delete(backend):
     data = json.loads(backend.ok("-o", "json", "topics", "describe", topic).out)
     assert data[0]["name"] == topic and data[0]["partition_count"] == 3 and data[0]["replication_factor"] == 1
     assert data[0]["configs"] == {"retention.ms": "3600000"}
+    assert re.fullmatch(r"[\w-]{22}", data[0]["topic_id"]) and data[0]["topic_id"] in described[0]
+    if backend.name == "kafka":  # the same id Kafka's own kafka-topics prints
+        tool = kafka_tool("kafka-topics", ["--bootstrap-server", backend.bootstrap_servers, "--describe",
+                                           "--topic", topic])
+        assert f"TopicId: {data[0]['topic_id']}\t" in tool.stdout, tool.stdout + tool.stderr
     for index, partition in enumerate(data[0]["partitions"]):
         assert partition["partition"] == index
         assert partition["leader"] is not None and partition["replicas"] == [partition["leader"]]

@@ -87,7 +87,9 @@ def test_quickstart_verbatim(bootstrap):
 
     described = moldau("topics", "--describe", "--topic", "quickstart-events", "--bootstrap-server", bootstrap)
     assert described.code == 0
-    assert described.out.startswith("Topic: quickstart-events\tPartitionCount: 1\tReplicationFactor: 1")
+    first_line = described.out.splitlines()[0]
+    assert first_line.startswith("Topic: quickstart-events\tTopicId: ")
+    assert "\tPartitionCount: 1\tReplicationFactor: 1\tConfigs: " in first_line
 
     produced = moldau("produce", "--topic", "quickstart-events", "--bootstrap-server", bootstrap,
                       stdin="".join(event + "\n" for event in EVENTS))

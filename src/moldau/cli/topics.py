@@ -16,6 +16,7 @@ offsets (ListOffsets), which Kafka's own tool leaves out.
 from __future__ import annotations
 
 import argparse
+import base64
 import time
 from dataclasses import dataclass, field
 
@@ -207,7 +208,9 @@ def describe(admin, current: Settings, request: TopicsRequest, args) -> int:
     names = [name for name in names if name not in missing]
     offsets = _offsets(admin, current, metadata, names)
     configs = _topic_configs(admin, current, names)
-    described = [_describe_one(metadata.topics[name], offsets, configs.get(name, {})) for name in names]
+    ids = _topic_ids(admin, names)
+    described = [_describe_one(metadata.topics[name], ids.get(name), offsets, configs.get(name, {}))
+                 for name in names]
     if current.output == "json":
         emit_json(described)
         return 0
@@ -215,7 +218,8 @@ def describe(admin, current: Settings, request: TopicsRequest, args) -> int:
         if index:
             print()
         config_text = ",".join(f"{key}={value}" for key, value in topic["configs"].items())
-        print(f"Topic: {topic['name']}\tPartitionCount: {topic['partition_count']}\t"
+        topic_id = f"TopicId: {topic['topic_id']}\t" if topic["topic_id"] else ""
+        print(f"Topic: {topic['name']}\t{topic_id}PartitionCount: {topic['partition_count']}\t"
               f"ReplicationFactor: {topic['replication_factor']}\tConfigs: {config_text}")
         emit_table(
             ("PARTITION", "LEADER", "REPLICAS", "ISR", "EARLIEST", "LATEST"),
@@ -231,7 +235,7 @@ def _unknown(topic) -> bool:
     return topic.error is not None and topic.error.name() in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC")
 
 
-def _describe_one(topic, offsets: dict, configs: dict) -> dict:
+def _describe_one(topic, topic_id: str | None, offsets: dict, configs: dict) -> dict:
     partitions = []
     for partition_id in sorted(topic.partitions):
         partition = topic.partitions[partition_id]
@@ -247,11 +251,32 @@ def _describe_one(topic, offsets: dict, configs: dict) -> dict:
     replication = max((len(p["replicas"]) for p in partitions), default=0)
     return {
         "name": topic.topic,
+        "topic_id": topic_id,
         "partition_count": len(partitions),
         "replication_factor": replication,
         "configs": configs,
         "partitions": partitions,
     }
+
+
+def _topic_ids(admin, names: list[str]) -> dict[str, str]:
+    """Topic IDs as Kafka prints them (URL-safe base64, no padding); missing when not known."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    if not names:
+        return {}
+    ids = {}
+    for name, future in admin.describe_topics(TopicCollection(names), request_timeout=REQUEST_TIMEOUT_S).items():
+        try:
+            uuid = future.result(REQUEST_TIMEOUT_S).topic_id
+        except KafkaException:
+            continue
+        if uuid is None:
+            continue
+        raw = ((uuid.get_most_significant_bits() & (2**64 - 1)) << 64) | (uuid.get_least_significant_bits() & (2**64 - 1))
+        if raw:
+            ids[name] = base64.urlsafe_b64encode(raw.to_bytes(16, "big")).decode().rstrip("=")
+    return ids
 
 
 def _offsets(admin, current: Settings, metadata, names: list[str]) -> dict:
