@@ -128,7 +128,7 @@ def test_topics_kafka_spelling(backend):
     assert f"Created topic {topic}." in created.out
     assert topic in backend.ok("topics", "--list").out.splitlines()
     described = backend.ok("topics", "--describe", "--topic", topic).out
-    assert f"Topic: {topic}\tPartitionCount: 2" in described
+    assert described.startswith(f"Topic: {topic}\tTopicId: ") and "\tPartitionCount: 2\t" in described
     altered = backend.ok("topics", "--alter", "--topic", topic, "--partitions", "4")
     assert f"Altered topic {topic}." in altered.out
     data = wait_until(
