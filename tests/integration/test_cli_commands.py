@@ -247,6 +247,16 @@ def test_produce_consume_errors(backend):
     one_line_error(backend.run("produce", stdin="x\n"), "which topic")
 
 
+def test_produce_reports_failed_deliveries(backend):
+    topic = name("cli-too-large")
+    backend.ok("topics", "create", topic, "-c", "max.message.bytes=2000")
+    result = backend.run("produce", topic, "--linger-ms", "0", stdin="small\n" + "x" * 10000 + "\nsmall again\n")
+    one_line_error(result, f"of 3 messages to '{topic}' failed", "too large")
+    assert result.err_lines[0].startswith(("moldau: 1 of 3", "moldau: 2 of 3", "moldau: 3 of 3")), result.err
+    consumed = backend.ok("consume", topic, "--from-beginning", "--timeout-ms", "2000")
+    assert "x" * 100 not in consumed.out
+
+
 # ---- groups ---------------------------------------------------------------------------------
 
 
