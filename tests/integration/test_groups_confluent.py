@@ -97,7 +97,8 @@ class Child:
         self.assignment: set[int] = set()
         self.records: list[tuple[int, int, str, bool]] = []
         self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -122,6 +123,8 @@ class Child:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
+        self.reader.join(30)  # everything it printed before dying counts
+        self.pump()
         self.process.stdout.close()
 
 
