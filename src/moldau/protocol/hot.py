@@ -15,19 +15,12 @@ from __future__ import annotations
 import struct
 import uuid
 
+from moldau.protocol.codec import write_uvarint as _uvarint
+
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _PARTITION_V3 = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time
 _I64 = struct.Struct(">q")
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _string(value: str | None, flexible: bool) -> bytes:
@@ -35,6 +28,13 @@ def _string(value: str | None, flexible: bool) -> bytes:
         return b"\x00" if flexible else b"\xff\xff"
     encoded = value.encode()
     return (_uvarint(len(encoded) + 1) if flexible else _I16.pack(len(encoded))) + encoded
+
+
+def _topic_key(topic: dict, name_field: str, by_id: bool, flexible: bool) -> bytes:
+    """A topic's id (v13+ of Produce and Fetch) or its name."""
+    if by_id:
+        return uuid.UUID(str(topic["topic_id"])).bytes
+    return _string(topic[name_field], flexible)
 
 
 def _array_length(count: int, flexible: bool) -> bytes:
@@ -50,10 +50,7 @@ def encode_produce_response(correlation_id: int, version: int, response: dict) -
     topics = response["responses"]
     out.append(_array_length(len(topics), flexible))
     for topic in topics:
-        if version >= 13:
-            out.append(uuid.UUID(str(topic["topic_id"])).bytes)
-        else:
-            out.append(_string(topic["name"], flexible))
+        out.append(_topic_key(topic, "name", version >= 13, flexible))
         partitions = topic["partition_responses"]
         out.append(_array_length(len(partitions), flexible))
         for partition in partitions:
@@ -110,10 +107,7 @@ def encode_fetch_response(correlation_id: int, version: int, response: dict) -> 
     topics = response["responses"]
     out.append(_array_length(len(topics), flexible))
     for topic in topics:
-        if version >= 13:
-            out.append(uuid.UUID(str(topic["topic_id"])).bytes)
-        else:
-            out.append(_string(topic["topic"], flexible))
+        out.append(_topic_key(topic, "topic", version >= 13, flexible))
         partitions = topic["partitions"]
         out.append(_array_length(len(partitions), flexible))
         for partition in partitions:
