@@ -32,7 +32,7 @@ from moldau.log.config import LogConfig
 from moldau.log.partition_log import PartitionLog
 from moldau.protocol import codec
 from moldau.protocol.build import build
-from moldau.replication.partition import Partition
+from moldau.replication.partition import Partition, PartitionError
 
 METADATA_DIR = "__cluster_metadata-0"
 
@@ -163,6 +163,16 @@ class BrokerCore:
     # --- partitions --------------------------------------------------------------------
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
+
+    def leader_partition(self, topic: str, index: int, current_leader_epoch: int = -1) -> Partition:
+        """The partition if this broker leads it at the client's epoch; else raises the
+        PartitionError the client must see (UNKNOWN_TOPIC_OR_PARTITION when this broker has
+        no replica, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH)."""
+        partition = self.partitions.get((topic, index))
+        if partition is None:
+            raise PartitionError(ErrorCode.unknown_topic_or_partition)
+        partition.check_leader(current_leader_epoch)
+        return partition
 
     def topic_configs(self, topic: str) -> dict[str, str]:
         """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""

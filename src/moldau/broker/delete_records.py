@@ -9,6 +9,7 @@ start offset.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.replication.partition import PartitionError
 
 
 @apis.api(21, 0, 2)
@@ -22,12 +23,10 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
 
 def _delete(core, name, requested) -> dict:
     result = {"partition_index": requested.partition_index, "low_watermark": -1, "error_code": ErrorCode.none}
-    partition = core.partition(name, requested.partition_index)
-    if partition is None:
-        result["error_code"] = ErrorCode.unknown_topic_or_partition
-        return result
-    if not partition.is_leader:
-        result["error_code"] = ErrorCode.not_leader_or_follower
+    try:
+        partition = core.leader_partition(name, requested.partition_index)
+    except PartitionError as error:
+        result["error_code"] = error.error_code
         return result
     offset = partition.high_watermark if requested.offset == -1 else requested.offset
     if offset < 0 or offset > partition.high_watermark:

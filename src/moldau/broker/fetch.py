@@ -22,6 +22,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.protocol.hot import encode_fetch_response
+from moldau.replication.partition import PartitionError
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -101,15 +102,13 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
     if name is None:
         result["error_code"] = ErrorCode.unknown_topic_id if topic_id not in (None, _ZERO_UUID) else ErrorCode.unknown_topic_or_partition
         return result
-    partition = core.partition(name, fp.partition)
-    if partition is None:
-        result["error_code"] = ErrorCode.unknown_topic_or_partition
-        return result
     try:
-        partition.check_leader(getattr(fp, "current_leader_epoch", -1))
-    except Exception as error:
+        partition = core.leader_partition(name, fp.partition, getattr(fp, "current_leader_epoch", -1))
+    except PartitionError as error:
         result["error_code"] = error.error_code
-        result["current_leader"] = {"leader_id": partition.leader, "leader_epoch": partition.leader_epoch}
+        known = core.partition(name, fp.partition)
+        if known is not None:  # tell the client who leads (KIP-951)
+            result["current_leader"] = {"leader_id": known.leader, "leader_epoch": known.leader_epoch}
         return result
     high_watermark = partition.high_watermark
     result.update(high_watermark=high_watermark, last_stable_offset=high_watermark,

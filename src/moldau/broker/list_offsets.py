@@ -9,6 +9,7 @@ gives the first offset whose timestamp is at or after it, or offset -1 when ther
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.replication.partition import PartitionError
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -2, -1, -3, -4, -5
 
@@ -25,13 +26,10 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
 def _lookup(core, name: str, request_partition) -> dict:
     result = {"partition_index": request_partition.partition_index, "error_code": ErrorCode.none,
               "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    partition = core.partition(name, request_partition.partition_index)
-    if partition is None:
-        result["error_code"] = ErrorCode.unknown_topic_or_partition
-        return result
     try:
-        partition.check_leader(getattr(request_partition, "current_leader_epoch", -1))
-    except Exception as error:
+        partition = core.leader_partition(name, request_partition.partition_index,
+                                          getattr(request_partition, "current_leader_epoch", -1))
+    except PartitionError as error:
         result["error_code"] = error.error_code
         return result
     timestamp = request_partition.timestamp

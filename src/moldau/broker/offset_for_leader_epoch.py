@@ -9,6 +9,7 @@ find where to truncate (KIP-101/279). Unknown epochs give (-1, -1), as Kafka.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.replication.partition import PartitionError
 
 
 @apis.api(23, 2, 4)
@@ -22,13 +23,9 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
 
 def _end_offset(core, name, requested) -> dict:
     result = {"error_code": ErrorCode.none, "partition": requested.partition, "leader_epoch": -1, "end_offset": -1}
-    partition = core.partition(name, requested.partition)
-    if partition is None:
-        result["error_code"] = ErrorCode.unknown_topic_or_partition
-        return result
     try:
-        partition.check_leader(requested.current_leader_epoch)
-    except Exception as error:
+        partition = core.leader_partition(name, requested.partition, requested.current_leader_epoch)
+    except PartitionError as error:
         result["error_code"] = error.error_code
         return result
     epoch, end_offset = partition.log.end_offset_for_epoch(requested.leader_epoch)
