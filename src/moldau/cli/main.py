@@ -5,8 +5,7 @@ Each module in SUBCOMMANDS exposes `register(subparsers)`, which adds its subpar
 can cause are raised as `CliError` and printed as one line on stderr, never a traceback.
 
 Global options (`--bootstrap-server`, `--command-config`, `--output`) may come before the
-subcommand or after it; see moldau.cli.common. A module listed here that is not written yet is
-left out of the parser rather than breaking every other command.
+subcommand or after it; see moldau.cli.common.
 """
 
 from __future__ import annotations
@@ -48,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"moldau {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
