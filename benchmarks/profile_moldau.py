@@ -94,13 +94,21 @@ def _short(frame: str) -> str:
     return frame
 
 
+def _records(phase: str, args) -> tuple[int, int]:
+    if phase == "produce-1KiB":
+        return args.records // 4, 1024
+    if phase.endswith("-java"):
+        return args.records // 3, args.record_size
+    return args.records, args.record_size
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=3_000_000)
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--phases", default="produce,consume,produce-java,consume-java")
+    parser.add_argument("--phases", default="produce,consume,produce-1KiB,produce-java,consume-java")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     output = Path(args.output_dir)
@@ -113,11 +121,15 @@ def main(argv=None) -> int:
         create_topic(system, topic, args.partitions)
         java_topic = f"profile-java-{uuid.uuid4().hex[:8]}"
         create_topic(system, java_topic, args.partitions)
+        kib_topic = f"profile-kib-{uuid.uuid4().hex[:8]}"
+        create_topic(system, kib_topic, args.partitions)
         bootstrap = system.bootstrap_servers
         phases = {
             "produce": lambda: generators.librdkafka_produce(bootstrap, topic, args.records, args.record_size,
                                                              producer_props("1")),
             "consume": lambda: generators.librdkafka_consume(bootstrap, topic, args.records),
+            "produce-1KiB": lambda: generators.librdkafka_produce(bootstrap, kib_topic, args.records // 4, 1024,
+                                                                  producer_props("1")),
             # Java's producer sends 16 KiB batches (batch.size default): ~60× more requests per record.
             "produce-java": lambda: generators.java_produce(bootstrap, java_topic, args.records // 3,
                                                             args.record_size, producer_props("1")),
@@ -131,12 +143,12 @@ def main(argv=None) -> int:
             with Recorder(system.pids[0], raw, "raw"):
                 result = load()
             cpu_util = (system.cpu_seconds() - cpu_began) / (time.monotonic() - began)
-            reports.append((phase, raw, result, cpu_util))
+            reports.append((phase, raw, result, cpu_util, _records(phase, args)))
     finally:
         runner.stop()
-    for phase, raw, result, cpu_util in reports:
+    for phase, raw, result, cpu_util, (records, size) in reports:
         samples, own, inclusive = top_frames(raw, args.top)
-        print(f"\n## {phase}: {args.records} × {args.record_size} B, {result['records_per_sec']:,.0f} records/s, "
+        print(f"\n## {phase}: {records} × {size} B, {result['records_per_sec']:,.0f} records/s, "
               f"broker CPU {cpu_util:.2f} cores, {samples} busy samples at {RATE_HZ} Hz ({raw})")
         print("\nself %  frame")
         for share, frame in own:

@@ -18,6 +18,7 @@ A replicated system (3 brokers, RF 3) plugs in through `make_runner(kind, partit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -214,6 +215,7 @@ class MoldauRunner:
     """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess)."""
 
     kind = "moldau"
+    shadow_uvloop = False
 
     def __init__(self, partitions: int, brokers: int = 1):
         if brokers != 1:
@@ -229,11 +231,12 @@ class MoldauRunner:
     def start(self) -> System:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
         self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides())
-        self.server.start()
+        with _without_uvloop(self.shadow_uvloop):
+            self.server.start()
         self.watchdog = Watchdog(self.server.process.pid, whole_group=False, directory=self.directory)
         from moldau import __version__
 
-        return System("moldau", 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
+        return System(self.kind, 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
 
     def stop(self) -> None:
         if self.watchdog is not None:
@@ -254,7 +257,8 @@ class MoldauRunner:
         probe = FirstAck(f"127.0.0.1:{port}", time.monotonic())
         try:
             probe.start()
-            server.start()
+            with _without_uvloop(self.shadow_uvloop):
+                server.start()
             listening_s = server.startup_seconds
             probe.join(PROBE_TIMEOUT_S)
         finally:
@@ -266,7 +270,36 @@ class MoldauRunner:
         return {"first_ack_s": probe.seconds, "listening_s": listening_s}
 
 
-RUNNERS = {"kafka": KafkaRunner, "moldau": MoldauRunner}
+class MoldauAsyncioRunner(MoldauRunner):
+    """moldau on asyncio's own event loop instead of uvloop (uvloop has no sendfile): a variant to
+    measure the event loop's share, not a configuration users pick."""
+
+    kind = "moldau-asyncio"
+    shadow_uvloop = True
+
+
+@contextlib.contextmanager
+def _without_uvloop(active: bool):
+    """Start a server whose `import uvloop` fails (a shadowing module first on PYTHONPATH), so
+    `moldau server` falls back to asyncio.run."""
+    if not active:
+        yield
+        return
+    shadow = tempfile.mkdtemp(prefix="moldau-bench-no-uvloop-")
+    Path(shadow, "uvloop.py").write_text("raise ImportError('uvloop shadowed by benchmarks/bench/systems.py')\n")
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = shadow + (os.pathsep + saved if saved else "")
+    try:
+        yield  # the server has chosen its loop once it prints its listening line
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+        shutil.rmtree(shadow, ignore_errors=True)
+
+
+RUNNERS = {"kafka": KafkaRunner, "moldau": MoldauRunner, "moldau-asyncio": MoldauAsyncioRunner}
 
 
 def make_runner(kind: str, partitions: int, brokers: int = 1):
