@@ -282,3 +282,14 @@ def test_losing_leadership_of_the_offsets_partition_unloads_its_groups():
     partition.leader_epoch += 1
     coordinator(core).tick(4)  # leading again: the group comes back from the log
     assert coordinator(core).groups["g"].generation_id == 1
+
+
+def test_group_size_limit_refuses_new_members_but_not_a_returning_static_one(monkeypatch):
+    from moldau import limits
+
+    monkeypatch.setattr(limits, "group_members_max", 2)
+    core = make_core()
+    first = join(core, 0, instance="i1")[0]["member_id"]
+    join_new(core, 0)
+    assert join(core, 1)[0]["error_code"] == ErrorCode.group_max_size_reached
+    assert join(core, 2, instance="i1")[0]["member_id"] != first  # replaced, not refused

@@ -107,17 +107,16 @@ class MembershipMixin:
             raise CoordinatorError(ErrorCode.invalid_session_timeout)
 
     def _join_new_member(self, group: Group, req: JoinRequest, respond: Respond, now_ms: int) -> None:
+        prefix = req.group_instance_id if req.group_instance_id is not None else req.client_id
+        member_id = f"{prefix}-{self.new_uuid()}"
+        old_id = group.static_members.get(req.group_instance_id) if req.group_instance_id is not None else None
+        if old_id is not None and old_id in group.members:  # a static member back: takes its own place
+            self._replace_static_member(group, old_id, member_id, req, respond, now_ms)
+            return
         if len(group.members) + len(group.pending_members) >= limits.group_members_max:
             respond(join_response(ErrorCode.group_max_size_reached))
             return
-        prefix = req.group_instance_id if req.group_instance_id is not None else req.client_id
-        member_id = f"{prefix}-{self.new_uuid()}"
-        if req.group_instance_id is not None:
-            old_id = group.static_members.get(req.group_instance_id)
-            if old_id is not None and old_id in group.members:
-                self._replace_static_member(group, old_id, member_id, req, respond, now_ms)
-                return
-        elif req.require_known_member_id:
+        if req.group_instance_id is None and req.require_known_member_id:
             group.pending_members[member_id] = now_ms + req.session_timeout_ms
             respond(join_response(ErrorCode.member_id_required, member_id))
             return
