@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 from moldau import Broker
-from moldau.testing.pytest_plugin import collect_usage
 from moldau.testing.tools import need_executable
 
 KEYS = 97
@@ -27,7 +26,6 @@ def _kcat(*args, input=None, timeout=60):
 def test_kcat_auto_creates_produces_and_consumes_10000_keyed(tmp_path):
     with Broker(data_dir=str(tmp_path), config={"num.partitions": "3"}) as broker:
         _produce_and_consume_10000(broker.bootstrap_servers)
-        collect_usage(broker)
 
 
 def _produce_and_consume_10000(bootstrap):

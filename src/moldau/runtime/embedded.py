@@ -20,6 +20,10 @@ from moldau.runtime.server import Server
 
 _START_TIMEOUT_S = 30
 
+# Called with each broker just before it stops, while it still runs (the pytest plugin
+# collects the API versions clients used, for the compatibility matrix).
+STOP_HOOKS: list = []
+
 
 class Broker:
     def __init__(self, data_dir: str | None = None, port: int = 0, config: dict[str, str] | None = None,
@@ -84,6 +88,8 @@ class Broker:
         if self._thread is None:
             return
         assert self._loop is not None
+        for hook in STOP_HOOKS:
+            hook(self)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_START_TIMEOUT_S)
         self._thread = None

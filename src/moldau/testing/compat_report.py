@@ -44,18 +44,21 @@ _LABELS = (
 )
 
 
-def _label(raw: str) -> str:
+def _label(raw: str) -> str | None:
+    """The client library behind a label, or None for our own raw test clients and fuzzers."""
     for pattern, label in _LABELS:
         match = pattern.search(raw)
         if match:
             return match.expand(label)
-    return re.sub(r"-\d+$", "", raw)
+    return None
 
 
 def render(usage: dict[str, dict[str, list[int]]]) -> str:
     merged: dict[str, dict[int, set[int]]] = {}
     for raw, by_api in usage.items():
         label = _label(raw)
+        if label is None:
+            continue
         for key, versions in by_api.items():
             merged.setdefault(label, {}).setdefault(int(key), set()).update(versions)
     clients = sorted(merged)

@@ -18,7 +18,6 @@ def moldau_broker(tmp_path):
 
     with Broker(data_dir=str(tmp_path / "moldau-data")) as broker:
         yield broker
-        collect_usage(broker)
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +26,6 @@ def moldau_broker_session(tmp_path_factory):
 
     with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-session"))) as broker:
         yield broker
-        collect_usage(broker)
 
 
 # --- the compatibility matrix ---------------------------------------------------------------
@@ -45,6 +43,13 @@ def collect_usage(broker) -> None:
     for label, apis in usage.items():
         for api_key, versions in apis.items():
             _usage.setdefault(label, {}).setdefault(api_key, set()).update(versions)
+
+
+def pytest_configure(config):
+    from moldau.runtime import embedded
+
+    if collect_usage not in embedded.STOP_HOOKS:
+        embedded.STOP_HOOKS.append(collect_usage)
 
 
 def pytest_sessionfinish(session, exitstatus):
