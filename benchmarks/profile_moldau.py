@@ -48,9 +48,12 @@ def py_spy() -> str:
 class Recorder:
     """`py-spy record` attached to a PID for the duration of a `with` block."""
 
-    def __init__(self, pid: int, output: Path, fmt: str = "raw"):
+    def __init__(self, pid: int, output: Path, fmt: str = "raw", native: bool = False):
+        # --native needs py-spy to pause the process for each sample (it cannot be --nonblocking),
+        # which slows the broker: only the shares of such a profile are meaningful.
+        mode = ["--native"] if native else ["--nonblocking"]
         self.command = [py_spy(), "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--format", fmt,
-                        "--output", str(output), "--nonblocking"]
+                        "--output", str(output), *mode]
         self.process: subprocess.Popen | None = None
 
     def __enter__(self):
@@ -85,6 +88,23 @@ def top_frames(collapsed: Path, limit: int) -> tuple[int, list, list]:
     return samples, percent(own), percent(inclusive)
 
 
+def native_leaves(collapsed: Path, limit: int) -> list:
+    """[(%, native leaf, the innermost Python frame above it)]: which Python line a system call
+    or memcpy (an unnamed libc address) was made for. Shares of the busy samples."""
+    shares, samples = collections.Counter(), 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        if frames[-1].startswith(("epoll_wait", "epoll_pwait")):
+            continue  # waiting for the network: idle (blocking-mode py-spy cannot tell)
+        python = [_short(frame) for frame in frames if ".py:" in frame]
+        samples += int(count_text)
+        shares[(_short(frames[-1])[:60], python[-1] if python else "")] += int(count_text)
+    return [(100.0 * n / max(samples, 1), leaf, caller) for (leaf, caller), n in shares.most_common(limit)]
+
+
 def _short(frame: str) -> str:
     """'handle (moldau/broker/produce.py:42)' with the path trimmed to the package."""
     for marker in ("/src/", "/lib/python3.11/", "site-packages/"):
@@ -108,6 +128,8 @@ def main(argv=None) -> int:
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--native", action="store_true",
+                        help="sample native frames too (py-spy --native; pauses the broker per sample)")
     parser.add_argument("--phases", default="produce,consume,produce-1KiB,produce-java,consume-java")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
@@ -138,9 +160,9 @@ def main(argv=None) -> int:
         }
         for phase in args.phases.split(","):
             load = phases[phase]
-            raw = output / f"profile-{phase}.txt"
+            raw = output / f"profile-{phase}{'-native' if args.native else ''}.txt"
             cpu_began, began = system.cpu_seconds(), time.monotonic()
-            with Recorder(system.pids[0], raw, "raw"):
+            with Recorder(system.pids[0], raw, "raw", native=args.native):
                 result = load()
             cpu_util = (system.cpu_seconds() - cpu_began) / (time.monotonic() - began)
             reports.append((phase, raw, result, cpu_util, _records(phase, args)))
@@ -156,6 +178,10 @@ def main(argv=None) -> int:
         print("\ntotal %  frame")
         for share, frame in inclusive:
             print(f"{share:7.1f}  {frame}")
+        if args.native:
+            print("\nself %  native leaf  ←  innermost Python frame")
+            for share, leaf, caller in native_leaves(raw, args.top):
+                print(f"{share:6.1f}  {leaf}  ←  {caller}")
     return 0
 
 
