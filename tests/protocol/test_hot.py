@@ -58,4 +58,4 @@ def test_fetch_response_matches_kio(version, variant):
 
     description = _fetch_description(variant)
     declared = codec.encode_response(5, version >= 12, build(codec.response_schema(1, version), description))
-    assert encode_fetch_response(5, version, description) == declared
+    assert b"".join(encode_fetch_response(5, version, description)) == declared

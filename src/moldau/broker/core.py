@@ -85,7 +85,8 @@ class BrokerCore:
 
     # --- requests ----------------------------------------------------------------------
     def handle_request(self, payload: bytes | memoryview, connection_id: int, client_host: str, now_ms: int) -> Any:
-        """Return a response frame (bytes), None (acks=0 produce: no response), or a Delayed."""
+        """Return a response frame (bytes, or a list of chunks forming one frame), None
+        (acks=0 produce: no response), or a Delayed."""
         self.now_ms = now_ms
         header = codec.read_request_header(payload)
         entry = apis.REGISTRY.get(header.api_key)
@@ -108,8 +109,8 @@ class BrokerCore:
 
     def finish(self, ctx: apis.RequestContext, result: Any) -> Any:
         """Turn a handler's result into a response frame (Delayed results finish later)."""
-        if result is None or isinstance(result, (bytes, apis.Delayed)):
-            return result
+        if result is None or isinstance(result, (bytes, list, apis.Delayed)):
+            return result  # finished frames (a list: one frame in chunks), or no response
         header = ctx.header
         schema = codec.response_schema(header.api_key, header.api_version)
         flexible = codec.response_header_flexible(header.api_key, header.api_version)

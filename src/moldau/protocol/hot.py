@@ -94,9 +94,10 @@ _EPOCH_END_OFFSET = struct.Struct(">iq")
 _LEADER = struct.Struct(">ii")
 
 
-def encode_fetch_response(correlation_id: int, version: int, response: dict) -> bytes:
-    """A whole Fetch response frame from broker/fetch.py's description. Record sets are
-    bytes objects and are joined without being copied twice."""
+def encode_fetch_response(correlation_id: int, version: int, response: dict) -> list[bytes]:
+    """A whole Fetch response frame from broker/fetch.py's description, as a list of chunks
+    (size prefix, then header and record sets in order) for the transport's writelines: the
+    record sets read from the log are sent as they are, never joined into one copy."""
     flexible = version >= 12
     out = [_I32.pack(correlation_id)]
     if flexible:
@@ -118,7 +119,7 @@ def encode_fetch_response(correlation_id: int, version: int, response: dict) -> 
         out.append(b"\x00")
     size = sum(len(part) for part in out)
     out.insert(0, _I32.pack(size))
-    return b"".join(out)
+    return out
 
 
 def _fetch_partition(out: list, partition: dict, version: int, flexible: bool) -> None:

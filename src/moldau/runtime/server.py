@@ -34,6 +34,11 @@ from moldau.runtime.disk import OsFileSystem
 log = logging.getLogger("moldau.server")
 
 _TICK_INTERVAL_S = 0.5
+# Per-connection receive buffer: its usual size, the read ahead past the current frame, and
+# the size above which an emptied buffer (it grew for a large frame) is replaced.
+_READ_BUFFER_BYTES = 256 * 1024
+_READ_AHEAD_BYTES = 64 * 1024
+_READ_BUFFER_KEEP_BYTES = 4 * 1024 * 1024
 _INT32 = struct.Struct(">i")
 
 
@@ -49,11 +54,18 @@ class _Slot:
         self.ready = False
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
+    """One client. The socket reads straight into `buffer` (a BufferedProtocol: no copy per
+    read); each complete frame is copied out once, as the request handed to the core.
+    `buffer[start:end]` holds bytes received and not yet handled."""
+
     def __init__(self, server: "Server", connection_id: int):
         self.server = server
         self.connection_id = connection_id
-        self.buffer = bytearray()
+        self.buffer = bytearray(_READ_BUFFER_BYTES)
+        self.start = 0
+        self.end = 0
+        self.handling = False  # inside buffer_updated: responses are flushed once at its end
         self.slots: collections.deque[_Slot] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.client_host = "?"
@@ -97,26 +109,54 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.resume_reading()
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        position = 0
-        maximum = self.server.core.config.socket_request_max_bytes
-        while len(buffer) - position >= 4:
-            (size,) = _INT32.unpack_from(buffer, position)
-            if size < 0 or size > maximum:
-                log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
-                self.abort()
-                return
-            end = position + 4 + size
-            if len(buffer) < end:
-                break
-            payload = bytes(buffer[position + 4 : end])
-            position = end
-            if not self.handle(payload):
-                return
-        if position:
-            del buffer[:position]
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Room for the rest of the frame being received (whole, so that a large frame is
+        never moved while it arrives) plus a read ahead."""
+        unread = self.end - self.start
+        if unread == 0:
+            self.start = self.end = 0
+            if len(self.buffer) > _READ_BUFFER_KEEP_BYTES:  # after a huge frame, shrink back
+                self.buffer = bytearray(_READ_BUFFER_BYTES)
+        wanted = self._frame_bytes(unread) + _READ_AHEAD_BYTES
+        if len(self.buffer) - self.start < wanted or len(self.buffer) - self.end < _READ_AHEAD_BYTES // 4:
+            if self.start:
+                self.buffer[:unread] = self.buffer[self.start : self.end]
+                self.start, self.end = 0, unread
+            if len(self.buffer) < wanted:
+                self.buffer.extend(bytes(wanted - len(self.buffer)))
+        return memoryview(self.buffer)[self.end :]
+
+    def _frame_bytes(self, unread: int) -> int:
+        """Bytes of the frame starting at `start`, as far as known (4 until the size is in)."""
+        if unread < 4:
+            return 4
+        (size,) = _INT32.unpack_from(self.buffer, self.start)
+        if size < 0 or size > self.server.config.socket_request_max_bytes:
+            return 4  # buffer_updated closes the connection
+        return 4 + size
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.end += nbytes
+        maximum = self.server.config.socket_request_max_bytes
+        self.handling = True
+        try:
+            while self.end - self.start >= 4:
+                (size,) = _INT32.unpack_from(self.buffer, self.start)
+                if size < 0 or size > maximum:
+                    log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
+                    self.abort()
+                    return
+                frame_end = self.start + 4 + size
+                if frame_end > self.end:
+                    break
+                with memoryview(self.buffer) as view:
+                    payload = bytes(view[self.start + 4 : frame_end])
+                self.start = frame_end
+                if not self.handle(payload):
+                    return
+        finally:
+            self.handling = False
+        self.flush()
         if len(self.slots) >= limits.inflight_requests_per_connection_max:
             self.paused_for_inflight = True
             self._update_reading()
@@ -141,7 +181,8 @@ class _Connection(asyncio.Protocol):
             self.defer(slot, result)
         else:
             slot.frame, slot.ready = result, True
-            self.flush()
+            if not self.handling:
+                self.flush()
         return True
 
     def defer(self, slot: _Slot, delayed: apis.Delayed) -> None:
@@ -164,9 +205,13 @@ class _Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         slots = self.slots
-        frames = []
+        frames: list = []
         while slots and slots[0].ready:
-            frames.append(slots.popleft().frame)
+            frame = slots.popleft().frame
+            if isinstance(frame, list):  # a response in chunks (fetch: header, record sets, ...)
+                frames.extend(frame)
+            else:
+                frames.append(frame)
         if frames:
             self.transport.writelines(frames)
         if self.paused_for_inflight and len(slots) < limits.inflight_requests_per_connection_max // 2:
