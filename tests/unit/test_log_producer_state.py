@@ -73,17 +73,15 @@ def test_truncation_rebuilds_state() -> None:
     assert produce(log, 6).first_offset == 6  # not a duplicate any more
 
 
-def test_extension_hooks() -> None:
+def test_extension_expires_idle_producers() -> None:
     log = PartitionLog.open(MemoryFileSystem(), DIR, LogConfig(), 0)
     partition = SimpleNamespace(log=log, key=("idem", 0))
     core = SimpleNamespace(partitions={("idem", 0): partition})
     extension = ProducerStateExtension(core)
     payload = build_batch([Record(0, 1000, None, b"v")], producer_id=3, producer_epoch=0,
                           base_sequence=0)
-    assert extension.check_append(partition, payload, 0) is None
-    info = log.append_as_leader(payload, 0, 0)
-    extension.after_append(partition, info, 0)
-    duplicate = extension.check_append(partition, payload, 0)
-    assert duplicate is not None and duplicate.first_offset == 0
+    assert not log.append_as_leader(payload, 0, 0).duplicate
+    retried = log.append_as_leader(payload, 0, 0)
+    assert retried.duplicate and retried.first_offset == 0
     extension.tick(10**12)  # producer expired after producer.id.expiration.ms
-    assert extension.check_append(partition, payload, 0) is None
+    assert not log.append_as_leader(payload, 0, 0).duplicate

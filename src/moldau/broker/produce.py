@@ -20,6 +20,8 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
+from moldau.records import RecordsError
+from moldau.replication.partition import PartitionError
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -29,7 +31,6 @@ def handle(core, ctx: apis.RequestContext, request):
     if ctx.version < 3:
         return _refuse_legacy(ctx, request)
     acks = request.acks
-    producer = core.extensions.get("producer_state")
     responses = []
     for topic in request.topic_data:
         name = getattr(topic, "name", None)
@@ -37,7 +38,7 @@ def handle(core, ctx: apis.RequestContext, request):
         if name is None and topic_id is not None:
             image = core.image.topics_by_id.get(str(topic_id))
             name = image.name if image else None
-        partitions = [_append(core, ctx, name, topic_id, p, acks, producer) for p in topic.partition_data]
+        partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     if acks == 0:
         return None
@@ -45,7 +46,7 @@ def handle(core, ctx: apis.RequestContext, request):
     return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
 
 
-def _append(core, ctx, name, topic_id, data, acks, producer) -> dict:
+def _append(core, ctx, name, topic_id, data, acks) -> dict:
     if acks not in (-1, 0, 1):
         return _result(data.index, ErrorCode.invalid_required_acks)
     if name is None:
@@ -57,20 +58,13 @@ def _append(core, ctx, name, topic_id, data, acks, producer) -> dict:
     if data.records is None:
         return _result(data.index, ErrorCode.corrupt_message, "no records")
     try:
-        if producer is not None:
-            duplicate = producer.check_append(partition, data.records, ctx.now_ms)
-            if duplicate is not None:  # a retried batch: answer with its original offsets
-                return _result(data.index, ErrorCode.none, base_offset=duplicate.first_offset,
-                               log_start_offset=partition.log_start_offset)
+        # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
+        # a retried batch comes back as a duplicate with its original offsets, unwritten.
         info = partition.append(data.records, acks, ctx.now_ms)
-        if producer is not None:
-            producer.after_append(partition, info, ctx.now_ms)
-    except Exception as error:  # RecordsError, PartitionError, producer state errors
-        code = getattr(error, "error_code", None)
-        if not isinstance(code, ErrorCode):
-            raise
-        return _result(data.index, code, str(error))
-    core.partition_appended(partition.key, ctx.now_ms)
+    except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
+        return _result(data.index, error.error_code, str(error))
+    if not info.duplicate:
+        core.partition_appended(partition.key, ctx.now_ms)
     return _result(data.index, ErrorCode.none, base_offset=info.first_offset,
                    log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)
 

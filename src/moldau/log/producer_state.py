@@ -15,10 +15,10 @@ max.in.flight bound) batches, and checks each incoming batch as Kafka's Producer
   OUT_OF_ORDER_SEQUENCE_NUMBER; an unknown producer id is accepted at any sequence (its state
   may have been removed by retention, as Kafka allows).
 
-The broker calls this through `ProducerStateExtension` (registered by coordinator.install as
-core.extensions["producer_state"]): `check_append` before the append (answers duplicates with
-the original offsets), `after_append` (nothing to do: PartitionLog.append_as_leader/follower
-update `log.producer_state` themselves), `tick` (expiry).
+PartitionLog.append_as_leader checks every batch here before writing (a duplicate comes back
+as `AppendInfo.duplicate` with the original offsets) and append_as_leader/follower record the
+written batches. The broker's only other contact is `ProducerStateExtension` (registered by
+coordinator.install as core.extensions["producer_state"]), whose `tick` expires idle producers.
 
 Batches without a producer id (-1) are not tracked. State is rebuilt on open by scanning batch
 headers (no records) from a snapshot's offset: `close()` writes `producer-state-snapshot`
@@ -37,7 +37,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import BatchHeader, RecordsError, validate_payload
+from moldau.records.batch import BatchHeader, RecordsError
 
 from .fs import FileSystem
 
@@ -162,38 +162,12 @@ class ProducerStateManager:
         fs.remove(posixpath.join(directory, SNAPSHOT_FILE))
 
 
-@dataclass(slots=True, frozen=True)
-class Duplicate:
-    """A retried batch that is already in the log: answer with its original offsets."""
-
-    first_offset: int
-    last_offset: int
-
-
 class ProducerStateExtension:
-    """The broker-facing hooks (see module docstring); state lives in each PartitionLog."""
+    """Expires idle producers of every partition from the broker's tick; the state itself
+    lives in each PartitionLog and is checked by its appends."""
 
     def __init__(self, core: Any) -> None:
         self.core = core
-
-    def check_append(self, partition: Any, records: Any, now_ms: int) -> Duplicate | None:
-        """Sequence/epoch checks of a produce payload; a Duplicate if it was already written.
-
-        Headers are parsed without the CRC check (append_as_leader does that right after).
-        """
-        log = partition.log
-        headers = validate_payload(records, log.config.max_message_bytes, verify_crc=False)
-        state: ProducerStateManager = log.producer_state
-        for header in headers:
-            if header.producer_id < 0:
-                continue
-            duplicate = state.check(header)
-            if duplicate is not None:
-                return Duplicate(*duplicate)
-        return None
-
-    def after_append(self, partition: Any, info: Any, now_ms: int) -> None:
-        """Nothing to do: the log updated its producer state while appending."""
 
     def tick(self, now_ms: int) -> None:
         partitions = getattr(self.core, "partitions", {})
