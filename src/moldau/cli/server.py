@@ -7,7 +7,6 @@ connections; warnings go to stderr. SIGTERM or SIGINT shut it down cleanly with 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal

@@ -27,7 +27,6 @@ from moldau.cli.common import (
     client_options,
     cluster_metadata,
     emit_json,
-    emit_keyvalues,
     emit_table,
     parse_key_values,
     settings,

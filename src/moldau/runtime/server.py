@@ -22,7 +22,6 @@ import os
 import struct
 import time
 import uuid
-from typing import Any
 
 from moldau import limits
 from moldau.broker import apis
