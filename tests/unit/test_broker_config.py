@@ -38,3 +38,13 @@ def test_unknown_keys_warn_once():
 def test_bad_values_refuse_to_start(key, value):
     with pytest.raises(ConfigFileError):
         BrokerConfig.from_properties({key: value})
+
+
+def test_group_keys():
+    config = BrokerConfig.from_properties({"group.min.session.timeout.ms": "1000",
+                                           "group.max.session.timeout.ms": "60000",
+                                           "offsets.retention.minutes": "10",
+                                           "group.initial.rebalance.delay.ms": "0"})
+    assert (config.group_min_session_timeout_ms, config.group_max_session_timeout_ms) == (1000, 60000)
+    assert config.offsets_retention_ms == 600_000 and config.group_initial_rebalance_delay_ms == 0
+    assert config.warnings == []

@@ -248,10 +248,9 @@ def test_producer_ids_are_never_reused_across_restarts():
 
 
 def test_offsets_expire_after_the_retention_period_of_an_empty_group():
-    from moldau.coordinator.coordinator import OFFSETS_RETENTION_MS
-
     fs = MemoryFileSystem()
     core = make_core(fs)
+    OFFSETS_RETENTION_MS = core.config.offsets_retention_ms  # offsets.retention.minutes: 7 days
     coordinator(core).commit_offsets("old", -1, "", None, [OffsetCommit("t", 0, 5, -1, "")], 0)
     coordinator(core).commit_offsets("fresh", -1, "", None, [OffsetCommit("t", 0, 5, -1, "")], OFFSETS_RETENTION_MS)
     a, _ = join_new(core, 0, group="consumers")

@@ -20,7 +20,7 @@ _HARMLESS_KEYS = {
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
     "log.retention.check.interval.ms", "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr", "group.initial.rebalance.delay.ms",
+    "share.coordinator.state.topic.min.isr",
     "offsets.topic.replication.factor", "offsets.topic.num.partitions", "zookeeper.connect",
     "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
 }
@@ -71,6 +71,9 @@ class BrokerConfig:
     socket_request_max_bytes: int = limits.frame_bytes_max
     offsets_topic_num_partitions: int = 50
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
+    group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
+    group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     cluster_id: str | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
     log_defaults: dict[str, str] = field(default_factory=dict)
@@ -121,6 +124,12 @@ class BrokerConfig:
             self.offsets_topic_num_partitions = _positive(value)
         elif key == "group.initial.rebalance.delay.ms":
             self.group_initial_rebalance_delay_ms = int(value)
+        elif key == "group.min.session.timeout.ms":
+            self.group_min_session_timeout_ms = _positive(value)
+        elif key == "group.max.session.timeout.ms":
+            self.group_max_session_timeout_ms = _positive(value)
+        elif key == "offsets.retention.minutes":
+            self.offsets_retention_ms = _positive(value) * 60_000
         elif key == "cluster.id":
             self.cluster_id = value
         elif key in _TOPIC_DEFAULT_KEYS:

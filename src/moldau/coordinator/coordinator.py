@@ -35,7 +35,6 @@ from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import COMPLETING_REBALANCE, DEAD, EMPTY, STABLE, GroupState
 
 GROUP_TYPE_CLASSIC = "classic"
-OFFSETS_RETENTION_MS = 7 * 24 * 3600 * 1000  # Kafka's offsets.retention.minutes default (7 days)
 OFFSETS_RETENTION_CHECK_INTERVAL_MS = 600_000  # Kafka's offsets.retention.check.interval.ms
 
 
@@ -300,15 +299,16 @@ class GroupCoordinator(MembershipMixin):
         """Kafka's offset retention (KIP-211): a consumer group's offsets go once it has been
         Empty for the retention period; a group that only commits (no protocol) loses each
         offset the retention period after its commit. A group left with nothing is deleted."""
+        retention_ms = self.core.config.offsets_retention_ms  # offsets.retention.minutes
         for group_id in sorted(self.groups):
             group = self.groups[group_id]
             if not group.is_in(EMPTY) or group.pending_members:
                 continue
             if group.protocol_type:
-                expired = sorted(group.offsets) if now_ms - group.state_timestamp_ms >= OFFSETS_RETENTION_MS else []
+                expired = sorted(group.offsets) if now_ms - group.state_timestamp_ms >= retention_ms else []
             else:
                 expired = sorted(key for key, value in group.offsets.items()
-                                 if now_ms - value.commit_timestamp_ms >= OFFSETS_RETENTION_MS)
+                                 if now_ms - value.commit_timestamp_ms >= retention_ms)
             emptied = len(expired) == len(group.offsets)
             try:
                 self._tombstone(group, expired, with_group=emptied, now_ms=now_ms)

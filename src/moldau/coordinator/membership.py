@@ -103,7 +103,8 @@ class MembershipMixin:
     def _check_join(self, req: JoinRequest) -> None:
         if not req.group_id:
             raise CoordinatorError(ErrorCode.invalid_group_id)
-        if not limits.group_session_timeout_ms_min <= req.session_timeout_ms <= limits.group_session_timeout_ms_max:
+        config = self.core.config  # group.min/max.session.timeout.ms
+        if not config.group_min_session_timeout_ms <= req.session_timeout_ms <= config.group_max_session_timeout_ms:
             raise CoordinatorError(ErrorCode.invalid_session_timeout)
 
     def _join_new_member(self, group: Group, req: JoinRequest, respond: Respond, now_ms: int) -> None:
