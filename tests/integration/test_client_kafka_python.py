@@ -82,3 +82,28 @@ def test_compression_round_trip(moldau_broker, codec):
         workload.check(_consume(consumer, 1000), 1000)
     finally:
         consumer.close()
+
+
+def test_admin_alter_configs_and_describe_log_dirs(moldau_broker):
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    bootstrap = moldau_broker.bootstrap_servers
+    _create(bootstrap, "kp-admin", 2)
+    _produce(bootstrap, "kp-admin", workload.messages(100))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        # AlterConfigs (not incremental) replaces the topic's whole set of overrides
+        resource = ConfigResource(ConfigResourceType.TOPIC, "kp-admin", configs={"retention.ms": "3600000"})
+        assert admin.alter_configs([resource], incremental=False) == {"topic": {"kp-admin": "OK"}}
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-admin")])
+        entry = described["topic"]["kp-admin"]["retention.ms"]
+        assert (entry["value"], entry["config_source"]) == ("3600000", "DYNAMIC_TOPIC_CONFIG")
+        (broker,) = admin.describe_log_dirs()
+    finally:
+        admin.close()
+    (log_dir,) = broker["log_dirs"]
+    sizes = {(t["name"], p["partition_index"]): p["partition_size"] for t in log_dir["topics"] for p in t["partitions"]}
+    expected = moldau_broker.call(lambda core: {("kp-admin", p): core.partition("kp-admin", p).log.size_bytes
+                                                for p in (0, 1)})
+    assert {k: v for k, v in sizes.items() if k[0] == "kp-admin"} == expected
+    assert sum(expected.values()) > 0 and log_dir["usable_bytes"] > 0

@@ -141,6 +141,12 @@ def test_kafka_formatters_read_the_offsets_topic(broker):
         assert expected in result.stdout, result.stdout + result.stderr
 
 
+def test_delete_offsets_of_one_partition(broker):
+    groups_tool(broker, "--reset-offsets", "--group", GROUP, "--topic", TOPIC, "--to-offset", "5", "--execute")
+    groups_tool(broker, "--delete-offsets", "--group", GROUP, "--topic", f"{TOPIC}:0")  # OffsetDelete
+    assert committed(broker) == {0: -1001, 1: 5, 2: 5}
+
+
 def test_delete_group(broker):
     groups_tool(broker, "--delete", "--group", GROUP)
     assert GROUP not in groups_tool(broker, "--list").split()
