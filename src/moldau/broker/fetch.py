@@ -60,14 +60,7 @@ def _resolve(core, request) -> list[tuple]:
     """(topic name or None, topic id, request topic, request partition) per partition asked."""
     wanted = []
     for topic in request.topics:
-        name = getattr(topic, "topic", None)
-        topic_id = getattr(topic, "topic_id", None)
-        if name is None and topic_id is not None:
-            image = core.image.topics_by_id.get(str(topic_id))
-            name = image.name if image else None
-        elif name is not None:
-            image = core.image.topic(name)
-            topic_id = image.topic_id if image else _ZERO_UUID
+        name, topic_id = core.image.resolve(getattr(topic, "topic", None), getattr(topic, "topic_id", None))
         for partition in topic.partitions:
             wanted.append((name, topic_id, topic, partition))
     return wanted

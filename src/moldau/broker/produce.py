@@ -33,11 +33,7 @@ def handle(core, ctx: apis.RequestContext, request):
     acks = request.acks
     responses = []
     for topic in request.topic_data:
-        name = getattr(topic, "name", None)
-        topic_id = getattr(topic, "topic_id", None)
-        if name is None and topic_id is not None:
-            image = core.image.topics_by_id.get(str(topic_id))
-            name = image.name if image else None
+        name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
         partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     if acks == 0:

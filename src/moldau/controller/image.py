@@ -56,6 +56,14 @@ class MetadataImage:
     def topic(self, name: str) -> TopicImage | None:
         return self.topics_by_name.get(name)
 
+    def resolve(self, name: str | None, topic_id: object | None) -> tuple[str | None, str | None]:
+        """(name, topic id) of a topic a request names by either (Fetch and Produce v13+ use
+        ids); the name is None when the id is unknown, the id None when the name is."""
+        topic = self.topics_by_id.get(str(topic_id)) if name is None and topic_id is not None else self.topic(name)
+        if topic is None:
+            return name, (None if topic_id is None else str(topic_id))
+        return topic.name, topic.topic_id
+
     def topic_configs(self, name: str) -> dict[str, str]:
         return self.configs.get((2, name), {})
 
