@@ -7,7 +7,7 @@ import pytest
 from moldau.log import LeaderEpochCache, LogConfig, MemoryFileSystem, PartitionLog, clean_log
 from moldau.log.config import LogConfig as Config
 from moldau.log.leader_epoch import format_checkpoint, parse_checkpoint
-from moldau.records import Record, build_batch, iterate_batches, iterate_records
+from moldau.records import Record, build_batch, iterate_batches
 
 DIR = "/data/compacted-0"
 
@@ -72,17 +72,7 @@ def keyed(key: bytes, value: bytes | None, timestamp: int = 1000) -> bytes:
 
 
 def contents(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
-    out = []
-    position = log.log_start_offset
-    while position < log.log_end_offset:
-        result = log.read(position, 1 << 20)
-        if result.region is None:
-            break
-        batches = list(iterate_batches(result.read_bytes()))
-        for _, data in batches:
-            out.extend((r.offset, r.key, r.value) for r in iterate_records(data))
-        position = batches[-1][0].next_offset
-    return out
+    return [(record.offset, record.key, record.value) for record in log.records()]
 
 
 def test_compaction_keeps_latest_per_key_and_offsets() -> None:

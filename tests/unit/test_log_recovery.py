@@ -17,17 +17,7 @@ def batch(count: int, first: int, value_bytes: int = 30) -> bytes:
 
 
 def values(log: PartitionLog) -> list[bytes]:
-    out: list[bytes] = []
-    position = log.log_start_offset
-    while position < log.log_end_offset:
-        result = log.read(position, 1 << 20)
-        if result.region is None:
-            break
-        batches = list(iterate_batches(result.read_bytes()))
-        for _, data in batches:
-            out.extend(r.value.split(b"x")[0] for r in iterate_records(data))
-        position = batches[-1][0].next_offset
-    return out
+    return [record.value.split(b"x")[0] for record in log.records()]
 
 
 def test_torn_tail_is_truncated_at_last_complete_batch() -> None:

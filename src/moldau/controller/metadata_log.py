@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from moldau.controller import records as r
-from moldau.records import Record, build_batch, iterate_batches, iterate_records
-
-_READ_CHUNK_BYTES = 1024 * 1024
+from moldau.records import Record, build_batch
 
 
 class LocalMetadataLog:
@@ -33,17 +31,9 @@ class LocalMetadataLog:
         return info.last_offset
 
     def replay(self) -> Iterator[r.MetadataRecord]:
-        offset = self.log.log_start_offset
-        end = self.log.log_end_offset
-        while offset < end:
-            data = self.log.read(offset, _READ_CHUNK_BYTES, end, True).read_bytes()
-            if not data:
-                break
-            for header, batch in iterate_batches(data):
-                for record in iterate_records(batch):
-                    if record.offset >= offset and record.value is not None:
-                        yield r.decode(record.value)
-                offset = header.next_offset
+        for record in self.log.records():
+            if record.value is not None:
+                yield r.decode(record.value)
 
     def close(self) -> None:
         self.log.close()

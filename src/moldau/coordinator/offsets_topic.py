@@ -20,12 +20,11 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records import Record, build_batch, iterate_batches, iterate_records
+from moldau.records import Record, build_batch
 
 TOPIC = "__consumer_offsets"
 SEGMENT_BYTES = 100 * 1024 * 1024  # Kafka's offsets.topic.segment.bytes
 REPLICATION_FACTOR_MAX = 3  # Kafka's offsets.topic.replication.factor default
-_READ_CHUNK_BYTES = 1024 * 1024
 
 
 class CoordinatorError(Exception):
@@ -96,18 +95,6 @@ def _coordinator_error(code: Any) -> ErrorCode:
 
 def read_records(partition: Any) -> Iterator[tuple[bytes, bytes | None]]:
     """Every (key, value) of the partition from log start to log end, in offset order."""
-    log = partition.log
-    offset = log.log_start_offset
-    end = log.log_end_offset
-    while offset < end:
-        data = log.read(offset, _READ_CHUNK_BYTES, end, True).read_bytes()
-        if not data:
-            break
-        for header, batch in iterate_batches(data):
-            if header.next_offset <= offset or header.is_control:
-                offset = max(offset, header.next_offset)
-                continue
-            for record in iterate_records(batch):
-                if record.offset >= offset and record.key is not None:
-                    yield record.key, record.value
-            offset = header.next_offset
+    for record in partition.log.records():
+        if record.key is not None:
+            yield record.key, record.value

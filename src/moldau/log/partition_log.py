@@ -66,6 +66,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 from dataclasses import dataclass
+from typing import Iterator
 
 from kio.schema.errors import ErrorCode
 
@@ -77,7 +78,7 @@ from moldau.records.batch import (
     patched_header,
     validate_payload,
 )
-from moldau.records.record import Record, iterate_records
+from moldau.records.record import Record, iterate_batches, iterate_records
 
 from . import checkpoints
 from .config import LogConfig
@@ -92,6 +93,8 @@ _CHECKPOINT_INTERVAL_MS = 60_000
 _RELATIVE_OFFSET_MAX = 2**31 - 1
 # Followers replicate what the leader accepted; their batch-size bound is only a sanity bound.
 _FOLLOWER_BATCH_BYTES_MAX = 2**31 - 1
+# Bytes read per step when `records()` walks a log (slow path: replay of internal topics).
+_RECORDS_READ_BYTES = 1024 * 1024
 
 
 class LogError(RecordsError):
@@ -497,6 +500,23 @@ class PartitionLog:
                 if record.timestamp >= timestamp_ms and record.offset >= start_offset:
                     return record.offset, record.timestamp
         return None
+
+    def records(self, start_offset: int | None = None) -> Iterator[Record]:
+        """Every record of the data batches from `start_offset` (default: the log start offset)
+        to the log end, in offset order; control batches are skipped. The slow path, for
+        replaying internal topics (metadata log, __consumer_offsets): it decodes records."""
+        offset = self.log_start_offset if start_offset is None else start_offset
+        end = self.log_end_offset
+        while offset < end:
+            data = self.read(offset, _RECORDS_READ_BYTES, end, True).read_bytes()
+            if not data:
+                return
+            for header, batch in iterate_batches(data):
+                if header.next_offset > offset and not header.is_control:
+                    for record in iterate_records(batch):
+                        if record.offset >= offset:
+                            yield record
+                offset = max(offset, header.next_offset)
 
     def max_timestamp_offset(self) -> tuple[int, int] | None:
         """(offset, timestamp) of the record with the largest timestamp (ListOffsets -3)."""
