@@ -48,11 +48,17 @@ def moldau(*argv: str, stdin: str = ""):
 
 
 class Running:
-    """A `moldau` subprocess read line by line; always stopped (by PID) at the end."""
+    """A `moldau` subprocess read line by line; always stopped (by PID) at the end.
+
+    Its output is unbuffered (as under many CI runners): each line reaches the pipe as it is
+    written, so a Ctrl-C can land between a printed line and its bookkeeping — the consumer must
+    still report and commit exactly what it printed.
+    """
 
     def __init__(self, *argv: str, stdin=subprocess.DEVNULL):
         self.process = subprocess.Popen(cli_command(argv), stdin=stdin, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=cli_environment())
+                                        stderr=subprocess.PIPE, text=True,
+                                        env=cli_environment({"PYTHONUNBUFFERED": "1"}))
 
     def read_lines(self, count: int, timeout_s: float = 30.0) -> list[str]:
         """The first `count` stdout lines (fewer if the process ends or time runs out)."""
@@ -97,9 +103,10 @@ def test_quickstart_verbatim(bootstrap):
 
     consumer = Running("consume", "--topic", "quickstart-events", "--from-beginning", "--bootstrap-server", bootstrap)
     try:
-        assert consumer.read_lines(3) == EVENTS
+        lines = consumer.read_lines(3)
     finally:
         code, err = consumer.interrupt()
+    assert lines == EVENTS, err
     assert code == 0
     assert err.strip().splitlines()[-1] == "Processed a total of 3 messages"
     assert "Traceback" not in err
@@ -113,9 +120,10 @@ def test_second_consumer_in_group_resumes_where_first_committed(bootstrap):
 
     first = Running("consume", topic, "--group", group, "--from-beginning", "--bootstrap-server", bootstrap)
     try:
-        assert first.read_lines(3) == EVENTS
+        lines = first.read_lines(3)
     finally:
         code, err = first.interrupt()  # Ctrl-C: commits what it printed, leaves the group
+    assert lines == EVENTS, err
     assert code == 0 and err.strip().splitlines()[-1] == "Processed a total of 3 messages"
 
     more = ["This is my fourth event", "This is my fifth event"]

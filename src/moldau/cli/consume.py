@@ -192,8 +192,10 @@ def run(args: argparse.Namespace) -> int:
         finish(consumer, grouped=False)
         raise
     tally = [0]  # messages printed, kept current for the Ctrl-C path
+    stop = _Stop()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGTERM, signal.SIGINT)} \
+        if in_main_thread else {}
     try:
         if args.group and args.partition is None:
             subscribe(consumer, topic, offset if args.offset is not None else None)
@@ -202,19 +204,35 @@ def run(args: argparse.Namespace) -> int:
 
             start = OFFSET_END if offset is None else offset
             consumer.assign([TopicPartition(topic, p, start) for p in partitions])
-        read(consumer, current, out, args, bool(args.group), tally)
+        read(consumer, current, out, args, bool(args.group), tally, stop)
     except KeyboardInterrupt:
         pass
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         finish(consumer, grouped=bool(args.group))
         print(f"Processed a total of {tally[0]} messages", file=sys.stderr, flush=True)
     return 0
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _Stop:
+    """Ctrl-C and SIGTERM, taken only where they cannot split a message.
+
+    While the consumer waits in consume() the signal interrupts it at once (messages it had taken
+    are neither printed nor stored, so they are not committed either). Anywhere else it only
+    asks the loop to stop after the message being written: a line on stdout, its stored offset
+    and the count in "Processed a total of N messages" always agree, even with unbuffered output.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.waiting = False
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+        if self.waiting:
+            self.waiting = False
+            raise KeyboardInterrupt
 
 
 def make_consumer(current: Settings, args: argparse.Namespace):
@@ -272,14 +290,21 @@ def subscribe(consumer, topic: str, offset: int | None) -> None:
 
 
 def read(consumer, current: Settings, out: Printer, args: argparse.Namespace, grouped: bool,
-         tally: list[int]) -> None:
+         tally: list[int], stop: _Stop | None = None) -> None:
+    stop = stop or _Stop()
     count = 0
     last_message = time.monotonic()
     write = sys.stdout.write
-    while args.max_messages is None or count < args.max_messages:
+    while (args.max_messages is None or count < args.max_messages) and not stop.requested:
         want = POLL_BATCH if args.max_messages is None else min(POLL_BATCH, args.max_messages - count)
+        stop.waiting = True
+        if stop.requested:  # a signal between the loop test and here
+            break
         messages = consumer.consume(num_messages=want, timeout=POLL_TIMEOUT_S)
+        stop.waiting = False
         for message in messages:
+            if stop.requested:
+                break
             error = message.error()
             if error is not None:
                 check_error(error, current, message.topic())
