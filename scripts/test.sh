@@ -24,6 +24,13 @@ else
     echo "test.sh: Java and Maven are needed for the Kafka CLI tests; they will be skipped" >&2
 fi
 
+# KafkaJS (Node.js), pinned by tests/clients/kafkajs/package-lock.json, for its client tests.
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tests/clients/kafkajs --no-audit --no-fund --loglevel=error >/dev/null
+else
+    echo "test.sh: Node.js and npm are needed for the KafkaJS tests; they will be skipped" >&2
+fi
+
 # Each run records which API versions each client used (docs/compatibility.md is rendered
 # from it with: python -m moldau.testing.compat_report build/compatibility.json docs/compatibility.md).
 export MOLDAU_COMPAT_REPORT="${MOLDAU_COMPAT_REPORT:-build/compatibility.json}"

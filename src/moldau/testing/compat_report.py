@@ -41,6 +41,8 @@ _LABELS = (
     (re.compile(r"^confluent-kafka-python (\S+?)-rdkafka-(\S+)"), r"confluent-kafka \1 (librdkafka \2)"),
     (re.compile(r"^librdkafka 2\.0\.2"), "kcat 1.7 (librdkafka 2.0.2)"),
     (re.compile(r"^apache-kafka-java (\S+)"), r"Java client \1"),
+    (re.compile(r"^kafkajs"), "KafkaJS 2.2"),
+    (re.compile(r"^kgo v?(\S+)"), r"franz-go \1"),
 )
 
 
