@@ -31,6 +31,13 @@ else
     echo "test.sh: Node.js and npm are needed for the KafkaJS tests; they will be skipped" >&2
 fi
 
+# franz-go (Go), pinned by tests/clients/franz/go.sum; the tests build the client themselves.
+if command -v go >/dev/null 2>&1; then
+    (cd tests/clients/franz && go mod download)
+else
+    echo "test.sh: Go is needed for the franz-go tests; they will be skipped" >&2
+fi
+
 # Each run records which API versions each client used (docs/compatibility.md is rendered
 # from it with: python -m moldau.testing.compat_report build/compatibility.json docs/compatibility.md).
 export MOLDAU_COMPAT_REPORT="${MOLDAU_COMPAT_REPORT:-build/compatibility.json}"

@@ -43,6 +43,9 @@ _LABELS = (
     (re.compile(r"^apache-kafka-java (\S+)"), r"Java client \1"),
     (re.compile(r"^kafkajs"), "KafkaJS 2.2"),
     (re.compile(r"^kgo v?(\S+)"), r"franz-go \1"),
+    # franz-go sends ApiVersions once per broker, not per connection: its other connections
+    # carry only the client id of tests/clients/franz (pinned to v1.22.3 by its go.mod).
+    (re.compile(r"^franz-go-workload"), "franz-go 1.22.3"),
 )
 
 
