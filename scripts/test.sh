@@ -31,11 +31,11 @@ else
     echo "test.sh: Node.js and npm are needed for the KafkaJS tests; they will be skipped" >&2
 fi
 
-# franz-go (Go), pinned by tests/clients/franz/go.sum; the tests build the client themselves.
+# The Go clients (franz-go, Sarama), pinned by tests/clients/*/go.sum; the tests build them.
 if command -v go >/dev/null 2>&1; then
-    (cd tests/clients/franz && go mod download)
+    for client in franz sarama; do (cd "tests/clients/$client" && go mod download); done
 else
-    echo "test.sh: Go is needed for the franz-go tests; they will be skipped" >&2
+    echo "test.sh: Go is needed for the franz-go and Sarama tests; they will be skipped" >&2
 fi
 
 # Each run records which API versions each client used (docs/compatibility.md is rendered

@@ -46,6 +46,8 @@ _LABELS = (
     # franz-go sends ApiVersions once per broker, not per connection: its other connections
     # carry only the client id of tests/clients/franz (pinned to v1.22.3 by its go.mod).
     (re.compile(r"^franz-go-workload"), "franz-go 1.22.3"),
+    (re.compile(r"^sarama v?(\S+)"), r"Sarama \1 (Version 2.1.0)"),
+    (re.compile(r"^sarama-workload"), "Sarama 1.61.1 (Version 2.1.0)"),
 )
 
 
