@@ -30,6 +30,8 @@ _KAFKA_NAMES = {
     "cleanup.policy": "cleanup_policy",
     "delete.retention.ms": "delete_retention_ms",
     "min.compaction.lag.ms": "min_compaction_lag_ms",
+    "max.compaction.lag.ms": "max_compaction_lag_ms",
+    "min.cleanable.dirty.ratio": "min_cleanable_dirty_ratio",
     "file.delete.delay.ms": "file_delete_delay_ms",
 }
 _LONG_MAX = 2**63 - 1
@@ -50,6 +52,9 @@ class LogConfig:
     cleanup_policy: str = "delete"
     delete_retention_ms: int = 24 * 3600 * 1000
     min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = _LONG_MAX
+    # Compact when dirty bytes / cleanable bytes reach this (log/cleaner.py).
+    min_cleanable_dirty_ratio: float = 0.5
     file_delete_delay_ms: int = 60_000
 
     @classmethod
@@ -63,6 +68,8 @@ class LogConfig:
             raw = configs[key].strip()
             if name in ("message_timestamp_type", "cleanup_policy"):
                 changes[name] = _parse_choice(key, raw)
+            elif name == "min_cleanable_dirty_ratio":
+                changes[name] = float(raw)
             else:
                 value = int(raw)
                 changes[name] = -1 if value == _LONG_MAX and name.startswith("flush") else value
@@ -77,6 +84,11 @@ class LogConfig:
             raise ValueError("index.interval.bytes and max.message.bytes must be >= 0")
         if self.segment_ms < 1:
             raise ValueError("segment.ms must be >= 1")
+        if not 0 <= self.min_cleanable_dirty_ratio <= 1:
+            raise ValueError(f"min.cleanable.dirty.ratio {self.min_cleanable_dirty_ratio} "
+                             "outside [0, 1]")
+        if self.max_compaction_lag_ms < 1 or self.min_compaction_lag_ms < 0:
+            raise ValueError("max.compaction.lag.ms must be >= 1, min.compaction.lag.ms >= 0")
 
     @property
     def log_append_time(self) -> bool:
