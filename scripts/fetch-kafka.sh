@@ -14,7 +14,8 @@ version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom" | he
 [ -n "$version" ] || { echo "fetch-kafka: no <kafka.version> in $pom" >&2; exit 1; }
 home="${MOLDAU_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/moldau/kafka-$version}"
 libs="$home/libs"
-marker="$libs/.complete-$version"
+# The marker names the pom's content too: adding a dependency to it fetches again.
+marker="$libs/.complete-$version-$(sha256sum "$pom" | cut -c1-12)"
 
 if [ -f "$marker" ]; then
     echo "$libs"
@@ -31,7 +32,7 @@ trap 'rm -rf "$staging"' EXIT
 echo "fetch-kafka: resolving Apache Kafka $version from Maven Central" >&2
 mvn -q -B -f "$pom" dependency:copy-dependencies -Dkafka.libs="$staging" >&2
 ls "$staging"/kafka_2.13-"$version".jar "$staging"/kafka-tools-"$version".jar >/dev/null
-touch "$staging/.complete-$version"
+touch "$staging/$(basename "$marker")"
 rm -rf "$libs"
 mv "$staging" "$libs"
 trap - EXIT
