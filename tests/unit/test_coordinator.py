@@ -237,6 +237,45 @@ def test_admin_commit_delete_offsets_and_delete_group():
     assert coordinator(core).fetch_offsets("admin", [("t", [0])], 10)[1] == [("t", [(0, None)])]
 
 
+def test_deleting_a_topic_drops_the_committed_offsets_of_every_group():
+    """A group must not resume a recreated topic at the deleted topic's offsets (it would skip
+    the new topic's first records): Kafka deletes them with the topic, durably."""
+    fs = MemoryFileSystem()
+    core = make_core(fs)
+    core.controller.create_topic("keep", 1, 1)
+    for group_id in ("g1", "g2"):
+        assert coordinator(core).commit_offsets(
+            group_id, -1, "", None, [OffsetCommit("t", 0, 10, -1, ""), OffsetCommit("keep", 0, 3, -1, "")], 0) == \
+            [ErrorCode.none, ErrorCode.none]
+    core.controller.delete_topic("t")
+    core.controller.create_topic("t", 4, 1)
+    for group_id in ("g1", "g2"):
+        assert coordinator(core).fetch_offsets(group_id, [("t", [0]), ("keep", [0])], 1)[1][0] == ("t", [(0, None)])
+    core.close()
+    core = BrokerCore(core.config, fs, Uuids(), 10)  # the tombstones survive a restart
+    for group_id in ("g1", "g2"):
+        (_, t_offsets), (_, keep_offsets) = coordinator(core).fetch_offsets(group_id, [("t", [0]), ("keep", [0])], 10)[1]
+        assert t_offsets == [(0, None)] and keep_offsets[0][1].offset == 3
+
+
+def test_offsets_of_a_topic_deleted_before_its_group_loaded_are_dropped_on_load():
+    """Offsets left in __consumer_offsets for a topic that no longer exists (the broker stopped
+    between deleting the topic and tombstoning its offsets) go when the partition loads."""
+    fs = MemoryFileSystem()
+    core = make_core(fs)
+    assert coordinator(core).commit_offsets("g", -1, "", None, [OffsetCommit("t", 0, 10, -1, "")], 0) == [ErrorCode.none]
+    del core.extensions["group_coordinator"]  # the deletion happens without the coordinator
+    core.controller.delete_topic("t")
+    core.close()
+    core = BrokerCore(core.config, fs, Uuids(), 10)
+    core.tick(10)  # the first tick after a start loads every offsets partition
+    core.controller.create_topic("t", 4, 1)
+    assert coordinator(core).fetch_offsets("g", [("t", [0])], 10)[1] == [("t", [(0, None)])]
+    core.close()
+    core = BrokerCore(core.config, fs, Uuids(), 20)  # dropped durably: the recreated t stays clean
+    assert coordinator(core).fetch_offsets("g", [("t", [0])], 20)[1] == [("t", [(0, None)])]
+
+
 def test_producer_ids_are_never_reused_across_restarts():
     fs = MemoryFileSystem()
     core = make_core(fs)

@@ -59,6 +59,8 @@ class BrokerCore:
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
+        # Group coordinator and friends, by name; installed after the metadata replay below.
+        self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
         metadata_log = LocalMetadataLog(
             PartitionLog.open(fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms),
@@ -70,7 +72,6 @@ class BrokerCore:
         self.controller.replay()
         host, port = config.advertised
         self.controller.register_broker(host, port, config.cluster_id)
-        self.extensions: dict[str, Any] = {}  # group coordinator and friends, by name
         # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
         from moldau.coordinator import install as install_coordinator
         install_coordinator(self)
@@ -190,6 +191,11 @@ class BrokerCore:
             self._sync_partition(record.topic_id, record.partition)
         elif isinstance(record, r.RemoveTopicRecord):
             self._remove_topic_partitions(record.topic_id)
+            name = self.image.removed_topic_names[record.topic_id]
+            for key in sorted(self.extensions):
+                on_topic_deleted = getattr(self.extensions[key], "topic_deleted", None)
+                if on_topic_deleted is not None:
+                    on_topic_deleted(name, self.now_ms)
         elif isinstance(record, r.ConfigRecord) and record.resource_type == TYPE_TOPIC:
             self._reconfigure_topic(record.resource_name)
         elif isinstance(record, r.ConfigRecord) and record.resource_type == TYPE_BROKER:

@@ -51,6 +51,9 @@ class MetadataImage:
         self.brokers: dict[int, BrokerImage] = {}
         # (resource_type, resource_name) -> {config name: value}
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
+        # topic id -> name of every deleted topic: listeners react to a RemoveTopicRecord
+        # after it was applied, and the record carries only the id.
+        self.removed_topic_names: dict[str, str] = {}
         self.offset = -1  # offset in the metadata log of the last applied record
 
     def topic(self, name: str) -> TopicImage | None:
@@ -108,6 +111,7 @@ class MetadataImage:
         topic = self.topics_by_id.pop(record.topic_id)
         del self.topics_by_name[topic.name]
         self.configs.pop((2, topic.name), None)
+        self.removed_topic_names[record.topic_id] = topic.name
 
     def _apply_ConfigRecord(self, record: r.ConfigRecord) -> None:
         key = (record.resource_type, record.resource_name)

@@ -12,7 +12,8 @@ group rebalances.
 Every change that must survive a restart is appended to the partition before memory changes
 and before the client is answered: offset commits (OffsetCommitValue records), the group's
 generation and assignments when a rebalance completes (GroupMetadataValue), tombstones for
-DeleteGroups and OffsetDelete. The rebalance protocol itself is in membership.py; this module
+DeleteGroups, OffsetDelete and the offsets of a deleted topic (as Kafka: a topic recreated
+under the same name must not inherit them). The rebalance protocol itself is in membership.py; this module
 adds routing, storage, offsets and the admin APIs (ListGroups, DescribeGroups, DeleteGroups).
 
 Randomness (member ids) comes from the injected `new_uuid`; time arrives as `now_ms`.
@@ -104,10 +105,42 @@ class GroupCoordinator(MembershipMixin):
                     entries[(key.topic, key.partition)] = rec.decode_offset_value(value_bytes)
             else:
                 metadata[key.group_id] = None if value_bytes is None else rec.decode_group_value(value_bytes)
+        self._drop_offsets_of_deleted_topics(partition, offsets, now_ms)
         live = {g for g, entries in offsets.items() if entries} | {g for g, v in metadata.items() if v is not None}
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
         self.loaded[index] = partition.leader_epoch
+
+    def _drop_offsets_of_deleted_topics(self, partition: Any, offsets: dict, now_ms: int) -> None:
+        """Committed offsets whose topic no longer exists (deleted while this partition was not
+        loaded, or the broker stopped before topic_deleted wrote its tombstones) are dropped and
+        tombstoned, so that a topic created later under the same name starts without them."""
+        stale = [(group_id, key) for group_id in sorted(offsets) for key in sorted(offsets[group_id])
+                 if self.core.image.topic(key[0]) is None]
+        for group_id, key in stale:
+            del offsets[group_id][key]
+        if stale:
+            records = [(rec.encode_key(rec.OffsetKey(g, t, p)), None) for g, (t, p) in stale]
+            try:
+                topic.append(self.core, partition, records, now_ms)
+            except CoordinatorError:
+                pass  # memory is right; the next load finds and drops them again
+
+    def topic_deleted(self, name: str, now_ms: int) -> None:
+        """A topic was deleted: every group forgets its committed offsets for it (tombstones),
+        as Kafka does, so that a consumer of a topic recreated with the same name starts from
+        auto.offset.reset instead of at the old topic's offsets — which would skip records.
+        Groups of partitions not loaded yet are cleaned when they load."""
+        for group_id in sorted(self.groups):
+            group = self.groups[group_id]
+            doomed = sorted(key for key in group.offsets if key[0] == name)
+            if not doomed:
+                continue
+            try:
+                self._tombstone(group, doomed, with_group=False, now_ms=now_ms)
+            except CoordinatorError:
+                for key in doomed:
+                    group.offsets.pop(key, None)
 
     def sync_partitions(self, now_ms: int) -> None:
         """Load the offsets partitions this broker now leads; unload those it no longer leads
