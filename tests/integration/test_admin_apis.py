@@ -2,7 +2,7 @@
 Kafka error code a real broker returns for each bad input."""
 
 import pytest
-from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -104,6 +104,40 @@ def test_create_partitions_delete_records_and_delete_topics(admin, moldau_broker
     admin.delete_topics(["grow"])["grow"].result(10)
     assert "grow" not in admin.list_topics(timeout=10).topics
     assert _error_name(admin.delete_topics(["grow"])["grow"]) == "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+def test_delete_records_refuses_compacted_and_internal_topics(admin, moldau_broker):
+    """As Kafka: DeleteRecords never deletes from a compacted-only topic (POLICY_VIOLATION) nor
+    from __consumer_offsets (INVALID_TOPIC_EXCEPTION, which would lose groups' offsets)."""
+    admin.create_topics([NewTopic("compacted", 1, 1, config={"cleanup.policy": "compact"}),
+                         NewTopic("both", 1, 1, config={"cleanup.policy": "compact,delete"})])["both"].result(10)
+    producer = Producer({"bootstrap.servers": moldau_broker.bootstrap_servers})
+    for topic in ("compacted", "both"):
+        for i in range(10):
+            producer.produce(topic, key=b"k%d" % i, value=b"v")
+    producer.flush(10)
+    consumer = Consumer({"bootstrap.servers": moldau_broker.bootstrap_servers, "group.id": "committer"})
+    consumer.commit(offsets=[TopicPartition("both", 0, 3)], asynchronous=False)
+    consumer.close()
+    offsets_partition = None  # the group's: the one __consumer_offsets partition with records
+    for p in admin.list_topics(timeout=10).topics["__consumer_offsets"].partitions:
+        latest = admin.list_offsets({TopicPartition("__consumer_offsets", p): OffsetSpec.latest()})
+        if next(iter(latest.values())).result(10).offset > 0:
+            offsets_partition = p
+    assert offsets_partition is not None
+
+    def delete_error(topic, partition, offset):
+        (future,) = admin.delete_records([TopicPartition(topic, partition, offset)]).values()
+        error = future.exception(10)
+        return None if error is None else error.args[0].code()
+
+    assert delete_error("compacted", 0, 5) == 44  # POLICY_VIOLATION
+    assert delete_error("__consumer_offsets", offsets_partition, 1) == 17  # INVALID_TOPIC_EXCEPTION
+    assert delete_error("both", 0, 5) is None
+    earliest = admin.list_offsets({TopicPartition(t, 0): OffsetSpec.earliest() for t in ("compacted", "both")})
+    assert {tp.topic: f.result(10).offset for tp, f in earliest.items()} == {"compacted": 0, "both": 5}
+    latest = admin.list_offsets({TopicPartition("__consumer_offsets", offsets_partition): OffsetSpec.earliest()})
+    assert next(iter(latest.values())).result(10).offset == 0
 
 
 def test_list_offsets_max_timestamp(admin, moldau_broker):

@@ -4,11 +4,16 @@ The offset must lie between the log start offset and the high watermark (-1 mean
 watermark), else OFFSET_OUT_OF_RANGE. Whole segments below the new start are deleted; reads
 below it get OFFSET_OUT_OF_RANGE from then on. The response's low_watermark is the new log
 start offset.
+
+Refused as Kafka refuses them, before any offset check: internal topics (INVALID_TOPIC_EXCEPTION
+— __consumer_offsets holds every group's committed offsets) and topics whose cleanup.policy
+does not include `delete` (POLICY_VIOLATION: a compacted topic keeps the latest value per key).
 """
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.controller.controller import INTERNAL_TOPICS
 from moldau.replication.partition import PartitionError
 
 
@@ -23,10 +28,16 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
 
 def _delete(core, name, requested) -> dict:
     result = {"partition_index": requested.partition_index, "low_watermark": -1, "error_code": ErrorCode.none}
+    if name in INTERNAL_TOPICS:
+        result["error_code"] = ErrorCode.invalid_topic_exception
+        return result
     try:
         partition = core.leader_partition(name, requested.partition_index)
     except PartitionError as error:
         result["error_code"] = error.error_code
+        return result
+    if not partition.log.config.delete:
+        result["error_code"] = ErrorCode.policy_violation
         return result
     offset = partition.high_watermark if requested.offset == -1 else requested.offset
     if offset < 0 or offset > partition.high_watermark:
