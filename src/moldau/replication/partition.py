@@ -81,9 +81,16 @@ class Partition:
         if not self.is_leader:
             raise PartitionError(ErrorCode.not_leader_or_follower)
 
+    @property
+    def effective_min_insync_replicas(self) -> int:
+        """min.insync.replicas, but never more than the replicas there are: Kafka 4 accepts any
+        value and caps it at the replication factor, so min.insync.replicas=2 on a topic with
+        one replica still takes acks=all writes instead of failing each with NOT_ENOUGH_REPLICAS."""
+        return min(self.min_insync_replicas, len(self.replicas))
+
     def append(self, payload: Any, required_acks: int, now_ms: int) -> Any:
         self.check_leader()
-        if required_acks == -1 and len(self.isr) < self.min_insync_replicas:
+        if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
             raise PartitionError(ErrorCode.not_enough_replicas)
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms)
         self.maybe_advance_high_watermark()
