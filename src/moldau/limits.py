@@ -44,6 +44,17 @@ index_bytes_max_default = 10 * 1024 * 1024
 retention_ms_default = 7 * 24 * 3600 * 1000
 leader_epoch_entries_max = 100_000
 
+# --- log cleaner (cleanup.policy=compact, log/cleaner.py) --------------------------------
+# Source bytes one clean_log call reads (offset map and cleaning together) before it returns
+# to the event loop; the next broker tick continues the pass. A batch bigger than this is
+# still read whole, alone. Measured at 50-75 ms per MiB (small records, none or zstd), so a
+# call stays near 100-150 ms.
+cleaner_bytes_per_call_max = 2 * 1024 * 1024
+# The offset map of one cleaning pass (Kafka bounds it with log.cleaner.dedupe.buffer.size):
+# a dirty section with more keys is cleaned up to the batch where the map filled.
+cleaner_offset_map_keys_max = 1_000_000
+cleaner_offset_map_key_bytes_max = 64 * 1024 * 1024
+
 # --- groups ------------------------------------------------------------------------------
 group_members_max = 1000
 group_session_timeout_ms_min = 6_000

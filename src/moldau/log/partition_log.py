@@ -66,7 +66,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from kio.schema.errors import ErrorCode
 
@@ -86,6 +86,9 @@ from .fs import Chunk, FileHandle, FileSystem
 from .leader_epoch import LeaderEpochCache
 from .producer_state import ProducerStateError, ProducerStateManager
 from .segment import LogSegment, segment_file_name
+
+if TYPE_CHECKING:
+    from .cleaner import CleanerPass
 
 # Kafka's log.flush.offset.checkpoint.interval.ms: how often a moved recovery point is written.
 _CHECKPOINT_INTERVAL_MS = 60_000
@@ -188,8 +191,11 @@ class PartitionLog:
         # Offsets below this were compacted by the last cleaning (cleaner-offset-checkpoint).
         self.cleaner_checkpoint = checkpoints.read_offset_checkpoint(
             fs, directory, checkpoints.CLEANER_OFFSET_FILE) or 0
-        # When the oldest tombstone kept by the last cleaning may go (0: unknown, -1: none).
-        self.cleaner_tombstone_expiry_ms = 0
+        # When the oldest tombstone kept by the last cleaning may go (-1: none, or not known
+        # yet: in memory only, like Kafka's delete horizon; the next pass learns it again).
+        self.cleaner_tombstone_expiry_ms = -1
+        # The compaction pass under way, continued by each enforce_retention (cleaner.py).
+        self.cleaner_pass: CleanerPass | None = None
         self.closed = False
 
     # --- opening and recovery -----------------------------------------------------------------
@@ -583,6 +589,13 @@ class PartitionLog:
         self._after_truncation()
 
     def _after_truncation(self) -> None:
+        # Offsets from the LEO on will be written again: they cannot stay below the cleaner
+        # checkpoint, and a compaction pass planned over the old ones must not swap them in.
+        self._abort_cleaning()
+        if self.cleaner_checkpoint > self.log_end_offset:
+            self.cleaner_checkpoint = self.log_end_offset
+            checkpoints.write_offset_checkpoint(
+                self.fs, self.directory, checkpoints.CLEANER_OFFSET_FILE, self.log_end_offset)
         if self.log_start_offset > self.log_end_offset:
             self.log_start_offset = self.log_end_offset
             self._write_log_start_offset()
@@ -602,9 +615,10 @@ class PartitionLog:
     def enforce_retention(self, now_ms: int) -> int:
         """Delete old non-active segments by retention.ms/bytes; return how many went.
 
-        For cleanup.policy compact this also compacts (cleaner.clean_log) when segments were
-        closed since the last cleaning, synchronously: fine for internal topics, a blocking
-        cost proportional to the closed segments' size otherwise."""
+        For cleanup.policy compact this also advances compaction (cleaner.clean_log): a pass
+        starts when min.cleanable.dirty.ratio (or a due tombstone, or max.compaction.lag.ms)
+        says so, and each call does a bounded step of it (limits.cleaner_bytes_per_call_max
+        source bytes), so a tick never blocks for long."""
         self._now_ms = now_ms
         deleted = 0
         config = self.config
@@ -628,7 +642,7 @@ class PartitionLog:
         if config.compact:
             from .cleaner import clean_log
 
-            clean_log(self, now_ms)  # no-op unless segments were closed since the last pass
+            clean_log(self, now_ms)  # no-op unless cleaning is due or a pass is under way
         return deleted
 
     def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
@@ -715,6 +729,7 @@ class PartitionLog:
     def close(self) -> None:
         if self.closed:
             return
+        self._abort_cleaning()
         self.checkpoint()
         self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
         for segment in self._segments:
@@ -726,12 +741,19 @@ class PartitionLog:
 
     def delete(self) -> None:
         """Topic deletion: close everything and remove the partition directory."""
+        self._abort_cleaning()
         for segment in self._segments:
             segment.close()
         for retired in self._retired:
             retired.handle.close()
         self.closed = True
         self.fs.remove_tree(self.directory)
+
+    def _abort_cleaning(self) -> None:
+        if self.cleaner_pass is not None:
+            from .cleaner import abort_cleaning
+
+            abort_cleaning(self)
 
     # --- introspection ------------------------------------------------------------------------
     @property
