@@ -1,6 +1,7 @@
 """Request handlers, one module per Kafka API. Importing this package fills the API table."""
 
 from moldau.broker import (  # noqa: F401 - imported for their @api registrations
+    acls,
     alter_configs,
     api_versions,
     create_partitions,
@@ -12,6 +13,8 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     describe_configs,
     describe_groups,
     describe_log_dirs,
+    describe_producers,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -20,6 +23,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     leave_group,
     list_groups,
     list_offsets,
+    list_partition_reassignments,
     metadata,
     offset_commit,
     offset_delete,

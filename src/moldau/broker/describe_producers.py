@@ -1,0 +1,38 @@
+"""DescribeProducers (key 61), version 0: the idempotent producers a partition's leader tracks.
+
+Answered from the partition log's producer state (log/producer_state.py): per producer id its
+epoch, the last sequence it wrote, and the timestamp of its last batch. There are no
+transactions yet, so coordinator_epoch and current_txn_start_offset are -1 (Kafka's values for
+a producer outside a transaction). Errors per partition as Kafka: UNKNOWN_TOPIC_OR_PARTITION,
+NOT_LEADER_OR_FOLLOWER.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.replication.partition import PartitionError
+
+
+@apis.api(61, 0, 0)
+def handle(core, ctx: apis.RequestContext, request) -> dict:
+    topics = []
+    for topic in request.topics:
+        partitions = [_describe(core, topic.name, index) for index in topic.partition_indexes]
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _describe(core, topic: str, index: int) -> dict:
+    try:
+        partition = core.leader_partition(topic, index)
+    except PartitionError as error:
+        return {"partition_index": index, "error_code": error.error_code, "error_message": None,
+                "active_producers": []}
+    producers = [
+        {"producer_id": producer_id, "producer_epoch": entry.producer_epoch,
+         "last_sequence": entry.last_sequence, "last_timestamp": entry.last_timestamp,
+         "coordinator_epoch": -1, "current_txn_start_offset": -1}
+        for producer_id, entry in sorted(partition.log.producer_state.producers.items())
+    ]
+    return {"partition_index": index, "error_code": ErrorCode.none, "error_message": None,
+            "active_producers": producers}
