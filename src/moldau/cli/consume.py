@@ -299,6 +299,7 @@ def read(consumer, current: Settings, out: Printer, args: argparse.Namespace, gr
         want = POLL_BATCH if args.max_messages is None else min(POLL_BATCH, args.max_messages - count)
         stop.waiting = True
         if stop.requested:  # a signal between the loop test and here
+            stop.waiting = False
             break
         messages = consumer.consume(num_messages=want, timeout=POLL_TIMEOUT_S)
         stop.waiting = False
