@@ -85,6 +85,45 @@ def test_broker_configs(admin):
     assert configs["num.partitions"].value == "1" and configs["log.retention.ms"].value == "604800000"
 
 
+def test_dynamic_broker_configs_apply_in_kafkas_order_and_report_their_source(admin, moldau_broker):
+    """This broker's dynamic config beats the cluster-wide default (kafka-configs
+    --entity-default), which beats server.properties; DescribeConfigs says which one applied,
+    and the default entity lists what was set cluster-wide (kafka-configs shows only those)."""
+    alter_schema = load_request_schema(44, 1)
+    alter_mod = __import__(alter_schema.__module__, fromlist=["x"])
+
+    def set_broker_config(name, value):
+        resource = alter_mod.AlterConfigsResource(resource_type=4, resource_name=name, configs=(
+            alter_mod.AlterableConfig(name="log.retention.ms", config_operation=0, value=value),))
+        response = rawclient.call(moldau_broker, 44, 1, alter_schema(resources=(resource,), validate_only=False))
+        assert response.responses[0].error_code == 0
+
+    describe_schema = load_request_schema(32, 4)
+    describe_mod = __import__(describe_schema.__module__, fromlist=["x"])
+
+    def describe(resource_type, name):
+        request = describe_schema(resources=(describe_mod.DescribeConfigsResource(
+            resource_type=resource_type, resource_name=name, configuration_keys=None),),
+            include_synonyms=True, include_documentation=False)
+        result = rawclient.call(moldau_broker, 32, 4, request).results[0]
+        return {entry.name: entry for entry in result.configs}
+
+    admin.create_topics([NewTopic("layered", 1, 1)])["layered"].result(10)
+    set_broker_config("", "2222")
+    retention = describe(2, "layered")["retention.ms"]
+    assert (retention.value, retention.config_source) == ("2222", 3)  # DYNAMIC_DEFAULT_BROKER_CONFIG
+    set_broker_config("1", "1111")
+    assert moldau_broker.call(lambda core: core.topic_configs("layered")["retention.ms"]) == "1111"
+    retention = describe(2, "layered")["retention.ms"]
+    assert (retention.value, retention.config_source) == ("1111", 2)  # DYNAMIC_BROKER_CONFIG
+    assert [(s.value, s.source) for s in retention.synonyms] == [("1111", 2), ("2222", 3), ("604800000", 5)]
+    default_entity = describe(4, "")
+    assert {name: (e.value, e.config_source) for name, e in default_entity.items()} == \
+        {"log.retention.ms": ("2222", 3)}
+    broker_entity = describe(4, "1")["log.retention.ms"]
+    assert (broker_entity.value, broker_entity.config_source) == ("1111", 2)
+
+
 def test_create_partitions_delete_records_and_delete_topics(admin, moldau_broker):
     admin.create_topics([NewTopic("grow", 1, 1)])["grow"].result(10)
     admin.create_partitions([NewPartitions("grow", 4)])["grow"].result(10)

@@ -23,7 +23,14 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.controller import records as r
-from moldau.controller.configs import TYPE_BROKER, TYPE_TOPIC, effective_topic_configs
+from moldau.controller.configs import (
+    SOURCE_DYNAMIC_BROKER,
+    SOURCE_DYNAMIC_DEFAULT_BROKER,
+    SOURCE_STATIC_BROKER,
+    TYPE_BROKER,
+    TYPE_TOPIC,
+    effective_topic_configs,
+)
 from moldau.controller.controller import Controller, ControllerDefaults
 from moldau.controller.image import MetadataImage
 from moldau.controller.metadata_log import LocalMetadataLog
@@ -180,10 +187,27 @@ class BrokerCore:
         """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""
         return effective_topic_configs(self.image.topic_configs(topic), self.broker_config_values())
 
+    def broker_config_layers(self) -> list[tuple[int, dict[str, str]]]:
+        """(DescribeConfigs source, values) of the broker's settings, highest precedence first
+        (Kafka's order): this broker's dynamic configs, the cluster-wide dynamic default,
+        server.properties."""
+        return [
+            (SOURCE_DYNAMIC_BROKER, self.image.configs.get((TYPE_BROKER, str(self.node_id)), {})),
+            (SOURCE_DYNAMIC_DEFAULT_BROKER, self.image.configs.get((TYPE_BROKER, ""), {})),
+            (SOURCE_STATIC_BROKER, self.config.log_defaults),
+        ]
+
+    def broker_config_sources(self) -> dict[str, int]:
+        """Where each of broker_config_values() comes from."""
+        sources: dict[str, int] = {}
+        for source, values in reversed(self.broker_config_layers()):
+            sources.update(dict.fromkeys(values, source))
+        return sources
+
     def broker_config_values(self) -> dict[str, str]:
-        values = dict(self.config.log_defaults)
-        values.update(self.image.configs.get((TYPE_BROKER, str(self.node_id)), {}))
-        values.update(self.image.configs.get((TYPE_BROKER, ""), {}))
+        values: dict[str, str] = {}
+        for _source, layer in reversed(self.broker_config_layers()):
+            values.update(layer)
         return values
 
     def _on_metadata_record(self, record: r.MetadataRecord) -> None:

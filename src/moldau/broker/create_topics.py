@@ -44,7 +44,7 @@ def _create(core, topic, validate_only: bool) -> dict:
 
 def _created(core, topic, configs, validate_only: bool) -> dict:
     image = core.image.topic(topic.name)
-    broker = core.broker_config_values()
+    broker, sources = core.broker_config_values(), core.broker_config_sources()
     overrides = {k: v for k, v in configs.items() if v is not None}
     if validate_only or image is None:
         partitions = topic.num_partitions if topic.num_partitions != -1 else core.config.num_partitions
@@ -56,7 +56,7 @@ def _created(core, topic, configs, validate_only: bool) -> dict:
         topic_id = image.topic_id
     described = []
     for name, value in sorted(effective_topic_configs(overrides, broker).items()):
-        _value, source = topic_config_value(name, overrides, broker)
+        _value, source = topic_config_value(name, overrides, broker, sources)
         described.append({"name": name, "value": value, "read_only": False, "config_source": source, "is_sensitive": False})
     return {"name": topic.name, "topic_id": topic_id, "error_code": 0, "error_message": None,
             "topic_config_error_code": 0, "num_partitions": partitions, "replication_factor": factor,

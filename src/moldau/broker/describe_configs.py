@@ -3,7 +3,9 @@
 Topic configs list every topic config with its effective value and where it came from
 (topic override, broker setting, default); with include_synonyms, the chain of values that
 could apply, highest precedence first, as Kafka. Broker configs list the server.properties
-keys this broker applies, plus dynamic overrides.
+keys this broker applies, under this broker's dynamic configs and the cluster-wide dynamic
+default; the default entity (empty name, `kafka-configs --entity-default`) lists only the
+cluster-wide dynamic defaults, as Kafka.
 """
 
 from kio.schema.errors import ErrorCode
@@ -20,7 +22,7 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         if resource.resource_type == c.TYPE_TOPIC:
             result = _topic(core, resource.resource_name, keys, request.include_synonyms)
         elif resource.resource_type == c.TYPE_BROKER:
-            result = _broker(core, resource.resource_name, keys)
+            result = _broker(core, resource.resource_name, keys, request.include_synonyms)
         else:
             result = _error(ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
         result.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
@@ -32,31 +34,44 @@ def _topic(core, name: str, keys, include_synonyms: bool) -> dict:
     if core.image.topic(name) is None:
         return _error(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
     overrides = core.image.topic_configs(name)
-    broker = core.broker_config_values()
+    broker, sources, layers = core.broker_config_values(), core.broker_config_sources(), core.broker_config_layers()
     entries = []
     for config_name, definition in sorted(c.TOPIC_CONFIGS.items()):
         if keys is not None and config_name not in keys:
             continue
-        value, source = c.topic_config_value(config_name, overrides, broker)
-        synonyms = _synonyms(config_name, definition, overrides, broker) if include_synonyms else []
+        value, source = c.topic_config_value(config_name, overrides, broker, sources)
+        synonyms = _synonyms(config_name, definition, overrides, layers) if include_synonyms else []
         entries.append(_entry(config_name, value, source, definition.kind, synonyms, definition.documentation))
     return {"error_code": 0, "error_message": None, "configs": entries}
 
 
-def _synonyms(name, definition, overrides, broker) -> list[dict]:
+def _synonyms(name, definition, overrides, layers) -> list[dict]:
+    """Every value that could apply to a topic config, highest precedence first."""
     chain = []
     if name in overrides:
         chain.append({"name": name, "value": overrides[name], "source": c.SOURCE_TOPIC})
-    if definition.broker_key and definition.broker_key in broker:
-        chain.append({"name": definition.broker_key, "value": broker[definition.broker_key], "source": c.SOURCE_STATIC_BROKER})
     if definition.broker_key:
-        chain.append({"name": definition.broker_key, "value": definition.default, "source": c.SOURCE_DEFAULT})
+        chain += _broker_synonyms(definition.broker_key, layers, definition.default)
     return chain
 
 
-def _broker(core, name: str, keys) -> dict:
+def _broker_synonyms(key: str, layers, default: str | None) -> list[dict]:
+    chain = [{"name": key, "value": values[key], "source": source} for source, values in layers if key in values]
+    if default is not None:
+        chain.append({"name": key, "value": default, "source": c.SOURCE_DEFAULT})
+    return chain
+
+
+def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
     if name not in ("", str(core.node_id)):
         return _error(ErrorCode.invalid_request, f"Broker {name} is not this broker ({core.node_id})")
+    if name == "":  # the default entity: only what was set cluster-wide
+        defaults = core.image.configs.get((c.TYPE_BROKER, ""), {})
+        return {"error_code": 0, "error_message": None, "configs": [
+            _entry(key, defaults[key], c.SOURCE_DYNAMIC_DEFAULT_BROKER, "string",
+                   [{"name": key, "value": defaults[key], "source": c.SOURCE_DYNAMIC_DEFAULT_BROKER}]
+                   if include_synonyms else [], "")
+            for key in sorted(defaults) if keys is None or key in keys]}
     config = core.config
     host, port = config.advertised
     static = {
@@ -72,21 +87,23 @@ def _broker(core, name: str, keys) -> dict:
         "socket.request.max.bytes": str(config.socket_request_max_bytes),
         "offsets.topic.num.partitions": str(config.offsets_topic_num_partitions),
     }
+    kafka_defaults = {}
     for definition in c.TOPIC_CONFIGS.values():
         if definition.broker_key and definition.default is not None:
             static.setdefault(definition.broker_key, definition.default)
+            kafka_defaults[definition.broker_key] = definition.default
     static.update(config.log_defaults)
-    dynamic = core.image.configs.get((c.TYPE_BROKER, name), {})
+    layers = core.broker_config_layers()
     entries = []
-    for config_name in sorted(set(static) | set(dynamic)):
+    for config_name in sorted(set(static).union(*(values for _, values in layers))):
         if keys is not None and config_name not in keys:
             continue
-        if config_name in dynamic:
-            value, source = dynamic[config_name], c.SOURCE_DYNAMIC_BROKER
+        chain = _broker_synonyms(config_name, layers, kafka_defaults.get(config_name))
+        if chain:
+            value, source = chain[0]["value"], chain[0]["source"]
         else:
-            value = static[config_name]
-            source = c.SOURCE_STATIC_BROKER if config_name in config.log_defaults else c.SOURCE_DEFAULT
-        entries.append(_entry(config_name, value, source, "string", [], ""))
+            value, source = static[config_name], c.SOURCE_DEFAULT
+        entries.append(_entry(config_name, value, source, "string", chain if include_synonyms else [], ""))
     return {"error_code": 0, "error_message": None, "configs": entries}
 
 

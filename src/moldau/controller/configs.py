@@ -1,9 +1,10 @@
 """Topic and broker configuration: names, types, defaults and validation, Kafka's spelling.
 
 A topic config's effective value comes from, in order: the topic's dynamic override (a
-ConfigRecord in the metadata image), the broker's setting of the matching `log.*` key
-(server.properties or a dynamic broker config), then Kafka's default. DescribeConfigs reports
-which of these it came from (`source`), as Kafka does.
+ConfigRecord in the metadata image), the broker's setting of the matching `log.*` key — this
+broker's dynamic config, else the cluster-wide dynamic default (`--entity-default`), else
+server.properties — then Kafka's default. DescribeConfigs reports which of these it came from
+(`source`), as Kafka does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ LONG_MAX = 9223372036854775807
 # DescribeConfigs config sources (Kafka's ConfigSource ids).
 SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
 SOURCE_DYNAMIC_BROKER = 2  # DYNAMIC_BROKER_CONFIG
+SOURCE_DYNAMIC_DEFAULT_BROKER = 3  # DYNAMIC_DEFAULT_BROKER_CONFIG (the cluster-wide default)
 SOURCE_STATIC_BROKER = 4  # STATIC_BROKER_CONFIG
 SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
 
@@ -117,13 +119,16 @@ def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str | No
     return out
 
 
-def topic_config_value(name: str, overrides: dict[str, str], broker: dict[str, str]) -> tuple[str | None, int]:
-    """(effective value, DescribeConfigs source) of one topic config."""
+def topic_config_value(name: str, overrides: dict[str, str], broker: dict[str, str],
+                       broker_sources: dict[str, int] | None = None) -> tuple[str | None, int]:
+    """(effective value, DescribeConfigs source) of one topic config. `broker_sources` says
+    where each of the broker's values came from (static when absent)."""
     definition = TOPIC_CONFIGS[name]
     if name in overrides:
         return overrides[name], SOURCE_TOPIC
     if definition.broker_key and definition.broker_key in broker:
-        return broker[definition.broker_key], SOURCE_STATIC_BROKER
+        source = (broker_sources or {}).get(definition.broker_key, SOURCE_STATIC_BROKER)
+        return broker[definition.broker_key], source
     return definition.default, SOURCE_DEFAULT
 
 
