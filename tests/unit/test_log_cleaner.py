@@ -489,6 +489,14 @@ def test_close_and_delete_between_calls() -> None:
     assert not fs.exists(DIR)
 
 
+def test_policy_change_to_delete_drops_the_pass() -> None:
+    fs = MemoryFileSystem()
+    log, model = started_pass(fs, groups_done=1)
+    log.update_config(config(cleanup_policy="delete"))
+    assert log.cleaner_pass is None and no_leftovers(fs)
+    check_is_compaction_of(log, model)
+
+
 def test_producer_metadata_and_offsets_survive_bounded_cleaning() -> None:
     log = PartitionLog.open(MemoryFileSystem(), DIR, config(segment_bytes=700), 0)
     model: Model = []

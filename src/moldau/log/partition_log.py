@@ -770,6 +770,8 @@ class PartitionLog:
 
     def update_config(self, config: LogConfig) -> None:
         self.config = config
+        if not config.compact:
+            self._abort_cleaning()  # no longer compacted: drop a pass under way
         for segment in self._segments:
             segment.index_interval_bytes = config.index_interval_bytes
 
