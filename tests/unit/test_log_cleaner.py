@@ -12,7 +12,8 @@ import pytest
 from moldau import limits
 from moldau.log import LogConfig, MemoryFileSystem, PartitionLog, clean_log
 from moldau.log.cleaner import CleanResult
-from moldau.records import Record, build_batch, iterate_batches
+from moldau.records import Record, build_batch
+from moldau.records.batch import BatchHeader
 
 DIR = "/data/compacted-0"
 Model = list[tuple[int, bytes | None, bytes | None]]  # (offset, key, value) as written
@@ -65,6 +66,10 @@ def converge(log: PartitionLog, now_ms: int, calls_max: int = 10_000,
                 and not result.pass_finished and log.cleaner_pass is None):
             return results
     raise AssertionError("clean_log did not converge")
+
+
+def batch_headers(log: PartitionLog) -> list[BatchHeader]:
+    return [h for s in log.segments for h in s.scan_headers(0)]
 
 
 def no_leftovers(fs: MemoryFileSystem) -> bool:
@@ -509,13 +514,38 @@ def test_producer_metadata_and_offsets_survive_bounded_cleaning() -> None:
         model.extend((info.first_offset + i, r.key, r.value) for i, r in enumerate(records))
     log.roll(2000)
     converge(log, 2000, max_bytes=150)
-    data = log.read(0, 1 << 20).read_bytes()
-    headers = [h for h, _ in iterate_batches(data)]
+    headers = batch_headers(log)
     assert all(h.producer_id == 4 and h.producer_epoch == 1 and h.compression == 1
                for h in headers)
     assert all(h.base_sequence == h.base_offset for h in headers)  # sequences kept
     check_is_compaction_of(log, model)
     assert log.append_as_leader(build_batch([Record(0, 1, b"k0", b"x")]), 0, 0).first_offset == 30
+
+
+def test_a_producers_last_batch_stays_empty_so_its_sequence_survives_a_crash() -> None:
+    fs = MemoryFileSystem()
+    cfg = config(delete_retention_ms=0, min_cleanable_dirty_ratio=0.0)
+    log = PartitionLog.open(fs, DIR, cfg, 0)
+    model: Model = []
+    for i in range(8):
+        put(log, model, b"k%d" % i, b"v")
+    put(log, model, b"k0", None)  # producer 9's last batch: a tombstone, expired at once
+    log.roll(2000)
+    other = build_batch([Record(0, 1000, b"k1", b"w")])  # a producer without id
+    log.append_as_leader(other, 0, 1000)
+    converge(log, 2000)
+    assert (8, b"k0", None) not in contents(log)
+    last = [h for h in batch_headers(log) if h.base_offset == 8]
+    assert len(last) == 1 and last[0].records_count == 0 and last[0].producer_id == 9
+    assert last[0].base_sequence == 8 and last[0].compression == 0
+    fs.crash("keep")  # no snapshot: the producer state is rebuilt from the batch headers
+    again = PartitionLog.open(fs, DIR, cfg, 2000)
+    assert again.producer_state.producers[9].last_sequence == 8
+    again.append_as_leader(build_batch([Record(0, 3000, b"k9", b"v")], producer_id=9,
+                                        producer_epoch=2, base_sequence=9), 0, 3000)
+    again.roll(3000)
+    converge(again, 3000)  # producer 9 wrote again: the empty batch goes
+    assert all(h.records_count > 0 for h in batch_headers(again))
 
 
 def test_log_config_cleaner_settings() -> None:

@@ -35,11 +35,13 @@ A pass:
    markers) and every batch at or after end_offset are copied whole. A batch that keeps every
    record is copied byte for byte; a rewritten one keeps its base offset, last_offset_delta,
    base timestamp, producer id/epoch, base sequence, leader epoch, compression and flags, so
-   offsets never move and producer metadata survives. A batch that keeps nothing is dropped:
-   a clean restart keeps its producer's idempotence state through the producer-state snapshot
-   (producer_state.py); after a crash or a truncation the state is rebuilt from the batches
-   left, so such a producer becomes unknown and is accepted at its next sequence (Kafka keeps
-   an empty batch instead).
+   offsets never move and producer metadata survives. A batch that keeps nothing is dropped,
+   unless it is the last batch of a producer the log's producer state still knows: that one
+   stays as an empty batch (a bare header, as in Kafka), because after a crash or a
+   truncation the producer state is rebuilt from the batch headers (a clean restart reads
+   the producer-state snapshot of producer_state.py instead), and without it the producer's
+   next sequence would be refused as out of order. An empty batch goes once its producer has
+   written again or expired.
 4. A finished group is swapped in crash-safely: fsync `<base>.log.cleaned`; rename it to
    `<base>.<end>.swap` (the commit point; `end` is the base offset of the segment after the
    group); delete the group's segments; rename the swap to `<base>.log`; write its indexes
@@ -75,6 +77,7 @@ from dataclasses import dataclass, field
 
 from moldau import limits
 from moldau.records.batch import (
+    COMPRESSION_MASK,
     CURRENT_MAGIC,
     HEADER_SIZE,
     HEADER_STRUCT,
@@ -91,6 +94,7 @@ from .checkpoints import CLEANER_OFFSET_FILE, write_offset_checkpoint
 from .fs import Chunk, FileSystem
 from .index import OFFSET_ENTRY, TIME_ENTRY
 from .partition_log import PartitionLog
+from .producer_state import ProducerEntry
 from .segment import LogSegment, segment_file_name
 
 # Largest relative offset an index entry can hold (int32): bounds a group's offset span.
@@ -119,6 +123,7 @@ class _Output:
 
     segment: LogSegment
     records_removed: int = 0
+    changed: bool = False  # some batch was dropped or rewritten
 
 
 @dataclass(slots=True)
@@ -347,8 +352,12 @@ def _clean_step(log: PartitionLog, state: CleanerPass, budget: int, must_progres
         return 0, _MORE
     chunks: list[Chunk] = []
     indexed: list[tuple[int, int, int, int]] = []
+    producers = log.producer_state.producers
     for header, data in batches:
-        kept = _clean_batch(state, header, data, log.config.delete_retention_ms)
+        kept = _clean_batch(state, header, data, log.config.delete_retention_ms,
+                            _last_of_its_producer(producers, header))
+        if kept is not data:
+            state.output.changed = True
         if kept is None:
             continue
         if kept is not data:
@@ -362,12 +371,21 @@ def _clean_step(log: PartitionLog, state: CleanerPass, budget: int, must_progres
     return end - position, _MORE
 
 
+def _last_of_its_producer(producers: dict[int, ProducerEntry], header: BatchHeader) -> bool:
+    entry = producers.get(header.producer_id) if header.producer_id >= 0 else None
+    return entry is not None and bool(entry.batches) and (
+        entry.batches[-1][3] == header.next_offset - 1)
+
+
 def _clean_batch(state: CleanerPass, header: BatchHeader, data: bytes,
-                 delete_retention_ms: int) -> bytes | None:
+                 delete_retention_ms: int, last_of_its_producer: bool) -> bytes | None:
     """The batch to keep (`data` itself when unchanged) or None; counts removed records and
-    tracks the earliest time a kept tombstone may go."""
+    tracks the earliest time a kept tombstone may go. The last batch of an active producer
+    stays, empty if need be, so its sequence survives a rebuild of the producer state."""
     if header.is_control or header.base_offset >= state.end_offset:
         return data
+    if header.records_count == 0:  # kept empty by an earlier pass
+        return data if last_of_its_producer else None
     offset_map = state.offset_map
     body, scanned = _scan_records(header, data)
     kept: list[tuple[int, int, int]] = []  # (timestamp delta, start, end) in the body
@@ -386,7 +404,7 @@ def _clean_batch(state: CleanerPass, header: BatchHeader, data: bytes,
     state.output.records_removed += removed
     if removed == 0:
         return data
-    if not kept:
+    if not kept and not last_of_its_producer:
         return None
     return _rebuilt_batch(header, body, kept)
 
@@ -422,15 +440,21 @@ def _scan_records(header: BatchHeader,
 def _rebuilt_batch(header: BatchHeader, body: bytes, kept: list[tuple[int, int, int]]) -> bytes:
     """The batch with only the `kept` records. Base offset and base timestamp stay, so each
     record's bytes (deltas from them) stay too: they are copied, not re-encoded; the header
-    keeps every field but length, max timestamp (CreateTime), records count and CRC."""
-    records = b"".join(body[start:end] for _, start, end in kept)
-    payload = compress(header.compression, records)
+    keeps every field but length, max timestamp (CreateTime), records count and CRC. With
+    nothing kept it is a bare header, uncompressed (as Kafka writes an empty batch)."""
+    attributes = header.attributes
     max_timestamp = header.max_timestamp
-    if not header.timestamp_type:  # CreateTime: the newest record kept
-        max_timestamp = header.base_timestamp + max(delta for delta, _, _ in kept)
+    if kept:
+        payload = compress(header.compression,
+                           b"".join(body[start:end] for _, start, end in kept))
+        if not header.timestamp_type:  # CreateTime: the newest record kept
+            max_timestamp = header.base_timestamp + max(delta for delta, _, _ in kept)
+    else:
+        payload = b""
+        attributes &= ~COMPRESSION_MASK
     batch = bytearray(HEADER_STRUCT.pack(
         header.base_offset, HEADER_SIZE - LOG_OVERHEAD + len(payload),
-        header.partition_leader_epoch, CURRENT_MAGIC, 0, header.attributes,
+        header.partition_leader_epoch, CURRENT_MAGIC, 0, attributes,
         header.last_offset_delta, header.base_timestamp, max_timestamp, header.producer_id,
         header.producer_epoch, header.base_sequence, len(kept)))
     batch += payload
@@ -465,7 +489,7 @@ def _finish_group(log: PartitionLog, state: CleanerPass, group: list[LogSegment]
     output = state.output
     assert output is not None, "a finished group has an output"
     before = sum(segment.size for segment in group)
-    if len(group) == 1 and output.records_removed == 0:
+    if len(group) == 1 and not output.changed:
         _discard_output(log, output.segment)
         after = before  # nothing changed: the segment stays as it is
     else:
