@@ -26,7 +26,8 @@ A pass:
    the dirty section only up to the batch where it filled (`end_offset`), the rest stays dirty.
 2. The segments below end_offset, from the first, are grouped so that each group's total size
    fits segment.bytes, its index sizes segment.index.bytes and its offsets the index's int32
-   (Kafka's groupSegmentsBySize). A group's output is never bigger than its input.
+   (Kafka's groupSegmentsBySize). A group's output is no bigger than its input: a rewritten
+   batch copies a subset of its records' bytes (then compresses them with the batch's codec).
 3. Groups are cleaned oldest first, each into `<base>.log.cleaned`. A record below end_offset
    goes when the map holds a later offset for its key; records without a key stay. A tombstone
    (null value) that survives goes once its batch's max timestamp is older than
@@ -37,7 +38,7 @@ A pass:
    base timestamp, producer id/epoch, base sequence, leader epoch, compression and flags, so
    offsets never move and producer metadata survives. A batch that keeps nothing is dropped,
    unless it is the last batch of a producer the log's producer state still knows: that one
-   stays as an empty batch (a bare header, as in Kafka), because after a crash or a
+   stays as an empty batch (a bare uncompressed header, as in Kafka), because after a crash or a
    truncation the producer state is rebuilt from the batch headers (a clean restart reads
    the producer-state snapshot of producer_state.py instead), and without it the producer's
    next sequence would be refused as out of order. An empty batch goes once its producer has
@@ -54,17 +55,19 @@ Offsets removed by compaction leave gaps; reads skip them (a fetch at a missing 
 the next batch), as in Kafka. An emptied group leaves an empty segment holding its base offset;
 later passes merge it into its neighbours.
 
-Why this is cheap: a pass rereads the clean section (Kafka's does too) but only when the dirty
-section is at least min.cleanable.dirty.ratio of the total, so the work stays proportional to
-the bytes written; no output segment outgrows segment.bytes; no call blocks for long.
+Why this is cheap: the offset map holds the dirty section's keys only; a pass rereads the
+clean section (Kafka's does too) but only once the dirty section is at least
+min.cleanable.dirty.ratio of the total, so the work stays proportional to the bytes written;
+no output segment outgrows segment.bytes; no call blocks for long. Records are scanned for
+offset, key and null value only; values and headers are never decoded.
 
 Invariants:
 - Between two calls the log may change under a pass: retention or DeleteRecords delete
   segments, a follower truncates, the topic is deleted or closed. Each call first checks that
   the segments the pass has yet to swap are still in the log, consecutive, not active and of
   the sizes it planned with; if not, it drops its work and a later call starts a new pass.
-  Truncation, close and deletion also abort the pass directly (`abort_cleaning`), and
-  truncation lowers the checkpoint to the truncation point.
+  Truncation, close, deletion and a policy without compact also abort the pass directly
+  (`abort_cleaning`), and truncation lowers the checkpoint to the new log end offset.
 - Groups are swapped oldest first, each swap is atomic, and records at or after end_offset are
   never touched, so after any call (or a crash at any point) every key's latest record is where
   it was, and a tombstone disappears only after the older records of its key below it.

@@ -58,7 +58,8 @@ API (all synchronous; time arrives as `now_ms`)
   `delete_records_before(offset) -> log_start_offset`, `enforce_retention(now_ms)` (also
   compacts compacted topics).
 - State: `log_start_offset`, `log_end_offset`, `recovery_point`, `size_bytes`, `segments`,
-  `active_segment`, `producer_state` (producer_state.py), `cleaner_checkpoint`.
+  `active_segment`, `producer_state` (producer_state.py), `cleaner_checkpoint`, `cleaner_pass`
+  (the compaction pass under way, cleaner.py).
 """
 
 from __future__ import annotations
