@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from moldau.cli.testing import run_cli
+from moldau.cli.testing import run_cli, run_cli_process
 from moldau.testing.kafka_dist import KafkaServer, kafka_tool, need_kafka
 
 pytestmark = pytest.mark.integration
@@ -255,6 +255,30 @@ def test_produce_reports_failed_deliveries(backend):
     assert result.err_lines[0].startswith(("moldau: 1 of 3", "moldau: 2 of 3", "moldau: 3 of 3")), result.err
     consumed = backend.ok("consume", topic, "--from-beginning", "--timeout-ms", "2000")
     assert "x" * 100 not in consumed.out
+
+
+def test_produce_an_oversized_line_fails_alone(backend):
+    """librdkafka refuses a message over its message.max.bytes before any broker sees it; like
+    Kafka's console producer, that one line fails (with what to raise) and the rest are sent."""
+    topic = name("cli-oversized")
+    backend.ok("topics", "create", topic)
+    result = backend.run("produce", topic, stdin="a\nb\n" + "x" * 1_100_000 + "\nc\n")
+    one_line_error(result, f"1 of 4 messages to '{topic}' failed", "message 3", "-X message.max.bytes=")
+    assert backend.ok("consume", topic, "--from-beginning", "--timeout-ms", "2000").out.split() == ["a", "b", "c"]
+
+
+def test_produce_a_malformed_line_keeps_the_lines_before_it(backend):
+    """Input that stops on a bad line must not drop the lines read before it, still queued in
+    the producer (Kafka's console producer flushes on close); the error says where it stopped.
+    A real process: at interpreter exit nothing flushes the producer for us."""
+    topic = name("cli-bad-line")
+    backend.ok("topics", "create", topic)
+    lines = "".join(f"k{i}:v{i}\n" for i in range(20000)) + "no separator\nk:after\n"
+    result = run_cli_process(["produce", topic, "--key-separator", ":",
+                              "--bootstrap-server", backend.bootstrap_servers], stdin=lines)
+    one_line_error(result, "line 20001: no key separator", "20000 sent before it, 20000 acknowledged")
+    described = json.loads(backend.ok("-o", "json", "topics", "describe", topic).out)[0]
+    assert described["partitions"][0]["latest_offset"] == 20000
 
 
 # ---- groups ---------------------------------------------------------------------------------

@@ -102,6 +102,44 @@ def test_producer_line_formats():
     assert produce.line_format(parse("produce", "t")).parse("plain") == (None, b"plain", [])
 
 
+class QueueingProducer:
+    """A producer that only delivers on flush (as librdkafka with a long linger.ms)."""
+
+    def __init__(self) -> None:
+        self.queued: list[bytes] = []
+        self.delivered: list[bytes] = []
+        self.callbacks: list = []
+
+    def produce(self, topic, value, key=None, headers=None, on_delivery=None, **extra) -> None:
+        self.queued.append(value)
+        self.callbacks.append(on_delivery)
+
+    def poll(self, timeout=0) -> int:
+        return 0
+
+    def flush(self, timeout=None) -> int:
+        for value, callback in zip(self.queued, self.callbacks):
+            self.delivered.append(value)
+            callback(None, None)
+        self.queued, self.callbacks = [], []
+        return 0
+
+
+def test_produce_flushes_the_lines_before_a_malformed_one(monkeypatch, tmp_path):
+    """A line without the key separator stops the input; the lines before it are still queued in
+    the producer and must be delivered before the command exits (Kafka's console producer closes,
+    so flushes, its producer), and the error says where the input stopped."""
+    producer = QueueingProducer()
+    monkeypatch.setattr(produce, "make_producer", lambda current, args: producer)
+    monkeypatch.setattr(produce, "check_topic", lambda *args: None)
+    source = tmp_path / "lines.txt"
+    source.write_text("a:1\nb:2\nno separator\nc:3\n")
+    with pytest.raises(CliError) as caught:
+        produce.run(parse("produce", "t", "--file", str(source), "--key-separator", ":", "--no-progress"))
+    assert producer.delivered == [b"1", b"2"]
+    assert str(caught.value) == "line 3: no key separator ':' in 'no separator' (2 sent before it, 2 acknowledged)"
+
+
 class FakeMessage:
     def __init__(self, key, value, headers=None):
         self._key, self._value, self._headers = key, value, headers

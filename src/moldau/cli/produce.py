@@ -6,11 +6,14 @@ text before the first SEP is the key. `--header k=v` headers go on every message
 `>` prompt is shown before each line, as Kafka's console producer does.
 
 Delivery reports are counted as they arrive; the command exits non-zero, naming the first
-failure, if any message was not acknowledged. The topic is checked first (a Metadata request for
-it, which also triggers auto-creation on brokers that do it), so an unknown topic fails in
-seconds instead of after message.timeout.ms. Progress (messages sent, acknowledged, rate, and
-percent of the file) is printed to stderr twice a second when stderr is a terminal or with
-`--progress`.
+failure, if any message was not acknowledged. A message larger than the producer's
+message.max.bytes counts as one failure and the lines after it are still sent, as with Kafka's
+console producer. When the input stops on an error (a line without the key separator, Ctrl-C),
+what was read before it is flushed first: a line accepted is never silently dropped. The topic
+is checked first (a Metadata request for it, which also triggers auto-creation on brokers that
+do it), so an unknown topic fails in seconds instead of after message.timeout.ms. Progress
+(messages sent, acknowledged, rate, and percent of the file) is printed to stderr twice a
+second when stderr is a terminal or with `--progress`.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class LineFormat:
         if self.headers_delimiter is not None:
             header_text, sep, line = line.partition(self.headers_delimiter)
             if not sep:
-                raise CliError(f"line has no headers delimiter {self.headers_delimiter!r}: {header_text[:60]!r}")
+                raise CliError(f"no headers delimiter {self.headers_delimiter!r} in {header_text[:60]!r}")
             for item in filter(None, header_text.split(self.headers_separator)):
                 name, _, value = item.partition(self.headers_key_separator)
                 headers.append((name, _bytes(value)))
@@ -97,7 +100,7 @@ class LineFormat:
         if self.key_separator is not None:
             key_text, sep, value_text = line.partition(self.key_separator)
             if not sep:
-                raise CliError(f"line has no key separator {self.key_separator!r}: {line[:60]!r}")
+                raise CliError(f"no key separator {self.key_separator!r} in {line[:60]!r}")
             key, line = _bytes(key_text), value_text
         return key, _bytes(line), headers
 
@@ -138,8 +141,11 @@ class Deliveries:
             self.acknowledged += 1
             return
         self.failed += 1
+        self.note(error.str())
+
+    def note(self, failure: str) -> None:
         if len(self.failures) < FAILURES_SHOWN:
-            self.failures.append(error.str())
+            self.failures.append(failure)
 
 
 class Progress:
@@ -184,8 +190,19 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(args.progress if args.progress is not None else (sys.stderr.isatty() and not interactive),
                         total_bytes)
     deliveries = Deliveries()
+    counter = [0]  # lines handed to the producer, also when the input stops on an error
     try:
-        sent = send_lines(producer, topic, args.partition, fmt, source, interactive, deliveries, progress)
+        sent = send_lines(producer, topic, args.partition, fmt, source, interactive, deliveries, progress, counter)
+    except CliError as error:  # a bad line: the lines before it still go out, then say how they fared
+        remaining = producer.flush(args.timeout_ms / 1000.0 + 5)
+        failed = deliveries.failed + remaining
+        if counter[0]:
+            error = CliError(f"{error} ({counter[0]} sent before it, {deliveries.acknowledged} acknowledged"
+                             + (f", {failed} failed: {(deliveries.failures or ['timeout'])[0]})" if failed else ")"))
+        raise error from None
+    except BaseException:
+        producer.flush(args.timeout_ms / 1000.0 + 5)  # Ctrl-C: the lines read so far still go out
+        raise
     finally:
         if source is not sys.stdin:
             source.close()
@@ -271,21 +288,39 @@ def _lines(source: IO[str], interactive: bool) -> Iterator[str]:
         yield line
 
 
-def send_lines(producer, topic, partition, fmt: LineFormat, source, interactive, deliveries, progress) -> int:
+def send_lines(producer, topic, partition, fmt: LineFormat, source, interactive, deliveries, progress,
+               counter: list[int]) -> int:
+    """Produce each line; return how many were handed to the producer, also kept in counter[0]
+    for the caller to report when the input stops on an error."""
+    from confluent_kafka import KafkaError, KafkaException
+
     sent = bytes_read = 0
     extra = {} if partition is None else {"partition": partition}
     for line in _lines(source, interactive):
         bytes_read += len(_bytes(line)) if progress.total_bytes else 0
         text = line[:-1] if line.endswith("\n") else line
         text = text[:-1] if text.endswith("\r") else text
-        key, value, headers = fmt.parse(text)
+        try:
+            key, value, headers = fmt.parse(text)
+        except CliError as error:
+            raise CliError(f"line {sent + 1}: {error}") from None  # "line 7: no key separator ':' in 'x'"
         while True:
             try:
                 producer.produce(topic, value, key, headers=headers or None, on_delivery=deliveries, **extra)
                 break
             except BufferError:
                 producer.poll(0.1)  # local queue full: wait for deliveries, then retry
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                # librdkafka's own check, before any broker sees it: fail this one and go on.
+                deliveries.failed += 1
+                deliveries.note(f"message {sent + 1} ({len(value) + len(key or b'')} bytes) is larger than the "
+                                "producer's message.max.bytes; raise it with -X message.max.bytes=N "
+                                "(the topic's max.message.bytes must allow it too)")
+                break
         sent += 1
+        counter[0] = sent
         producer.poll(0)
         if interactive:
             producer.flush(5)
