@@ -116,7 +116,9 @@ async function main() {
   await commands[command](kafka, ...args);
 }
 
+// Writes to a pipe are asynchronous in Node: exit only once stdout has taken everything written
+// (process.exit would cut the last lines short), and not wait for KafkaJS's timers either.
 main().then(
-  () => process.exit(0),
-  (error) => { process.stderr.write(`kafkajs workload failed: ${error.stack || error}\n`); process.exit(1); },
+  () => process.stdout.write("", () => process.exit(0)),
+  (error) => { process.stderr.write(`kafkajs workload failed: ${error.stack || error}\n`, () => process.exit(1)); },
 );
