@@ -33,6 +33,14 @@ records_per_batch_max = 10_000_000
 fetch_wait_ms_max = 30_000
 fetch_response_bytes_max_default = 52_428_800
 fetch_partition_bytes_max_default = 1_048_576
+# Fetch sessions (KIP-227): Kafka's max.incremental.fetch.session.cache.slots, and how long a
+# session must have been idle before a new one may take its slot
+# (min.incremental.fetch.session.eviction.ms).
+fetch_sessions_max = 1000
+fetch_session_eviction_ms = 120_000
+# A session unused this long belongs to a client that is gone (consumers fetch at least every
+# fetch.max.wait.ms): dropped on the broker's tick.
+fetch_session_idle_ms = 600_000
 # Waiting fetches and acks=all produces held as delayed operations.
 delayed_operations_max = 100_000
 

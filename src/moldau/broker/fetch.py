@@ -11,8 +11,9 @@ deadline answers with whatever is there.
 Topics are named by id from v13. From v12 a consumer sends the epoch of the last batch it
 fetched; if this log diverges from the consumer's at that epoch (a leader change truncated
 it), the response carries `diverging_epoch` instead of records, and the consumer truncates
-its position (KIP-320). Fetch sessions (KIP-227) are not kept: every response says session 0,
-which tells clients to send full fetch requests, as Kafka does when its session cache is full.
+its position (KIP-320). From v7 a client may keep a fetch session (KIP-227,
+fetch_sessions.py): it then sends only the partitions that changed and hears only about the
+partitions with something new.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau import limits
 from moldau.broker import apis
+from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, SessionPartition, changed
 from moldau.protocol.hot import encode_fetch_response
 from moldau.replication.partition import PartitionError
 
@@ -29,63 +31,80 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 @apis.api(1, 4, 17)
 def handle(core, ctx: apis.RequestContext, request):
-    wanted = _resolve(core, request)
+    sessions = core.extensions.get("fetch_sessions")
+    if sessions is None:
+        sessions = core.extensions["fetch_sessions"] = FetchSessionCache(core.new_uuid)
+    fetch = sessions.context(request, ctx.version, lambda topic: _resolve(core, topic), ctx.now_ms)
+    if fetch.error != ErrorCode.none:
+        response = {"throttle_time": 0, "error_code": fetch.error, "session_id": 0, "responses": []}
+        return encode_fetch_response(ctx.header.correlation_id, ctx.version, response)
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), limits.fetch_wait_ms_max)
 
-    def read(now_ms: int) -> tuple[bytes, int, bool]:
-        response, size, has_error = _read_all(core, request, wanted)
+    def read() -> tuple[bytes, int, bool]:
+        response, size, has_error, carried = _read_all(core, request, fetch)
+        # A session remembers what each response it sends told its client; a long-poll reads
+        # several times and sends once.
+        pending[:] = carried
         # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
         return encode_fetch_response(ctx.header.correlation_id, ctx.version, response), size, has_error
 
-    response, size, has_error = read(ctx.now_ms)
-    if max_wait_ms <= 0 or size >= request.min_bytes or has_error or size >= request.max_bytes:
+    def sent(response: bytes) -> bytes:
+        if fetch.session_id:
+            fetch.sent(pending)
         return response
 
+    pending: list = []
+    response, size, has_error = read()
+    if max_wait_ms <= 0 or size >= request.min_bytes or has_error or size >= request.max_bytes:
+        return sent(response)
+
     def try_complete(now_ms: int):
-        response, size, has_error = read(now_ms)
+        response, size, has_error = read()
         if size >= request.min_bytes or has_error:
-            return core.finish(ctx, response)
+            return core.finish(ctx, sent(response))
         return None
 
     def on_expire(now_ms: int):
-        return core.finish(ctx, read(now_ms)[0])
+        return core.finish(ctx, sent(read()[0]))
 
-    keys = tuple(sorted({(name, p.partition) for name, _tid, _topic, p in wanted if name is not None}))
+    keys = tuple(sorted({(p.topic, p.partition) for p in fetch.partitions if p.topic is not None}))
     delayed = apis.Delayed(ctx.now_ms + max_wait_ms, try_complete, on_expire, keys)
     core.watch(delayed)
     return delayed
 
 
-def _resolve(core, request) -> list[tuple]:
-    """(topic name or None, topic id, request topic, request partition) per partition asked."""
-    wanted = []
-    for topic in request.topics:
-        name, topic_id = core.image.resolve(getattr(topic, "topic", None), getattr(topic, "topic_id", None))
-        for partition in topic.partitions:
-            wanted.append((name, topic_id, topic, partition))
-    return wanted
+def _resolve(core, topic) -> tuple[str | None, str | None]:
+    return core.image.resolve(getattr(topic, "topic", None), getattr(topic, "topic_id", None))
 
 
-def _read_all(core, request, wanted) -> tuple[dict, int, bool]:
+def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list]:
+    """The response for `fetch`'s partitions (in an incremental fetch only the changed ones),
+    its records' size, whether a partition has an error, and (partition, result) per partition
+    it carries."""
     remaining = request.max_bytes
     total = 0
     has_error = False
-    by_topic: dict[int, dict] = {}
+    by_topic: dict[tuple, dict] = {}
     order: list[dict] = []
-    for name, topic_id, topic, fetch_partition in wanted:
-        entry = by_topic.get(id(topic))
+    carried: list[tuple[SessionPartition, dict]] = []
+    for partition in fetch.partitions:
+        data = _read_partition(core, request, partition.topic, partition.topic_id, partition, remaining, total == 0)
+        if fetch.incremental and not changed(partition, data):
+            continue
+        key = (partition.topic, partition.topic_id)
+        entry = by_topic.get(key)
         if entry is None:
-            entry = {"topic": name or "", "topic_id": topic_id or _ZERO_UUID, "partitions": []}
-            by_topic[id(topic)] = entry
+            entry = {"topic": partition.topic or "", "topic_id": partition.topic_id or _ZERO_UUID, "partitions": []}
+            by_topic[key] = entry
             order.append(entry)
-        data = _read_partition(core, request, name, topic_id, fetch_partition, remaining, total == 0)
         size = len(data["records"]) if data["records"] else 0
         total += size
         remaining = max(0, remaining - size)
         has_error = has_error or data["error_code"] != ErrorCode.none
         entry["partitions"].append(data)
-    response = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": order}
-    return response, total, has_error
+        carried.append((partition, data))
+    response = {"throttle_time": 0, "error_code": 0, "session_id": fetch.session_id, "responses": order}
+    return response, total, has_error, carried
 
 
 def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool) -> dict:
