@@ -557,3 +557,25 @@ def test_log_config_cleaner_settings() -> None:
     for bad in ({"min.cleanable.dirty.ratio": "1.5"}, {"max.compaction.lag.ms": "0"}):
         with pytest.raises(ValueError):
             LogConfig.from_kafka_configs(bad)
+
+
+def test_a_segment_compacted_to_nothing_does_not_hold_back_time_retention():
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, DIR, config(cleanup_policy="compact,delete", delete_retention_ms=0,
+                                            retention_ms=10_000, segment_bytes=400), 0)
+
+    def write(key: bytes, value: bytes | None, timestamp: int) -> None:
+        log.append_as_leader(build_batch([Record(0, timestamp, key, value)]), 0, timestamp)
+
+    write(b"k", None, 1000)  # a tombstone alone in the first segment: cleaned away entirely
+    log.roll(1000)
+    for i in range(3):  # old records in later segments, due for time retention
+        write(f"live-{i}".encode(), b"v" * 300, 2000 + i)  # one per segment: no merging
+        log.roll(2000 + i)
+    write(b"new", b"v", 50_000)
+    converge(log, 20_000)
+    first = log.segments[0]
+    assert first.size == 0 and first.max_timestamp < 0, "the tombstone's segment is empty now"
+    log.enforce_retention(40_000)  # every closed segment is past retention.ms now
+    assert [r.key for r in log.records()] == [b"new"]
+    assert log.log_start_offset == log.segments[0].base_offset

@@ -624,9 +624,11 @@ class PartitionLog:
         deleted = 0
         config = self.config
         if config.delete and config.retention_ms >= 0:
+            # A closed segment compaction emptied has no timestamp and nothing to keep: it goes
+            # too, instead of holding back the older-than-retention segments behind it.
             deleted += self._delete_oldest(
-                lambda segment, _: segment.max_timestamp >= 0
-                and now_ms - segment.max_timestamp > config.retention_ms)
+                lambda segment, _: segment.size == 0
+                or (segment.max_timestamp >= 0 and now_ms - segment.max_timestamp > config.retention_ms))
         if config.delete and config.retention_bytes >= 0:
             excess = [self.size_bytes - config.retention_bytes]
 
