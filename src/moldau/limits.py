@@ -58,6 +58,9 @@ leader_epoch_entries_max = 100_000
 # still read whole, alone. Measured at 50-75 ms per MiB (small records, none or zstd), so a
 # call stays near 100-150 ms.
 cleaner_bytes_per_call_max = 2 * 1024 * 1024
+# All compacted partitions together, per broker tick: the logs take turns (the first to clean
+# moves on by one each tick), so many dirty logs cost one call's worth, not one call each.
+cleaner_bytes_per_tick_max = 2 * 1024 * 1024
 # The offset map of one cleaning pass (Kafka bounds it with log.cleaner.dedupe.buffer.size):
 # a dirty section with more keys is cleaned up to the batch where the map filled.
 cleaner_offset_map_keys_max = 1_000_000

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from kio.schema.errors import ErrorCode
 
+from moldau import limits
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.controller import records as r
@@ -66,6 +67,7 @@ class BrokerCore:
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
+        self._clean_turn = 0  # which partition's log cleans first on the next tick
         # Group coordinator and friends, by name; installed after the metadata replay below.
         self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
@@ -278,9 +280,15 @@ class BrokerCore:
     def tick(self, now_ms: int) -> None:
         """Periodic work: retention, time-based flushes and segment rolls."""
         self.now_ms = now_ms
-        for key in sorted(self.partitions):
+        keys = sorted(self.partitions)
+        # Compaction shares one budget per tick; the log that cleans first moves on each tick,
+        # so every compacted log gets its turn however many there are.
+        clean_budget = limits.cleaner_bytes_per_tick_max
+        self._clean_turn = (self._clean_turn + 1) % max(1, len(keys))
+        for key in keys[self._clean_turn:] + keys[:self._clean_turn]:
             partition = self.partitions[key]
-            partition.log.enforce_retention(now_ms)
+            partition.log.enforce_retention(now_ms, clean_max_bytes=max(0, clean_budget))
+            clean_budget -= partition.log.cleaner_bytes_read
             partition.log.maybe_flush(now_ms)
             partition.truncate_high_watermark_to_log()
         for ext in self.extensions.values():

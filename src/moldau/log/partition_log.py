@@ -197,6 +197,7 @@ class PartitionLog:
         self.cleaner_tombstone_expiry_ms = -1
         # The compaction pass under way, continued by each enforce_retention (cleaner.py).
         self.cleaner_pass: CleanerPass | None = None
+        self.cleaner_bytes_read = 0  # by the cleaning of the last enforce_retention
         self.closed = False
 
     # --- opening and recovery -----------------------------------------------------------------
@@ -613,14 +614,17 @@ class PartitionLog:
             self._delete_segments_below_log_start()
         return self.log_start_offset
 
-    def enforce_retention(self, now_ms: int) -> int:
+    def enforce_retention(self, now_ms: int, clean_max_bytes: int | None = None) -> int:
         """Delete old non-active segments by retention.ms/bytes; return how many went.
 
         For cleanup.policy compact this also advances compaction (cleaner.clean_log): a pass
         starts when min.cleanable.dirty.ratio (or a due tombstone, or max.compaction.lag.ms)
         says so, and each call does a bounded step of it (limits.cleaner_bytes_per_call_max
-        source bytes), so a tick never blocks for long."""
+        source bytes; `clean_max_bytes` when the caller shares a budget between logs, 0 to
+        skip cleaning this time), so a tick never blocks for long. `cleaner_bytes_read` is what
+        this call's cleaning read."""
         self._now_ms = now_ms
+        self.cleaner_bytes_read = 0
         deleted = 0
         config = self.config
         if config.delete and config.retention_ms >= 0:
@@ -645,7 +649,9 @@ class PartitionLog:
         if config.compact:
             from .cleaner import clean_log
 
-            clean_log(self, now_ms)  # no-op unless cleaning is due or a pass is under way
+            if clean_max_bytes is None or clean_max_bytes > 0:
+                # no-op unless cleaning is due or a pass is under way
+                self.cleaner_bytes_read = clean_log(self, now_ms, max_bytes=clean_max_bytes).bytes_read
         return deleted
 
     def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
