@@ -15,6 +15,7 @@ object the runtime provides.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Callable
 
@@ -43,6 +44,9 @@ from moldau.protocol.build import build
 from moldau.replication.partition import Partition, PartitionError
 
 METADATA_DIR = "__cluster_metadata-0"
+
+
+log = logging.getLogger("moldau.log")
 
 
 class CloseConnection(Exception):
@@ -287,8 +291,11 @@ class BrokerCore:
         self._clean_turn = (self._clean_turn + 1) % max(1, len(keys))
         for key in keys[self._clean_turn:] + keys[:self._clean_turn]:
             partition = self.partitions[key]
-            partition.log.enforce_retention(now_ms, clean_max_bytes=max(0, clean_budget))
+            deleted = partition.log.enforce_retention(now_ms, clean_max_bytes=max(0, clean_budget))
             clean_budget -= partition.log.cleaner_bytes_read
+            if deleted:
+                log.info("Deleted %d segment(s) of %s-%d by retention; log start offset is now %d",
+                         deleted, key[0], key[1], partition.log_start_offset)
             partition.log.maybe_flush(now_ms)
             partition.truncate_high_watermark_to_log()
         for ext in self.extensions.values():

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
+    parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default="warning",
+                        help="what the broker logs to stderr (default warning; info: topics created and "
+                             "deleted, configs changed, group rebalances, expired members, retention)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="set a server.properties key (repeatable)")
     parser.set_defaults(func=run)
@@ -63,7 +66,8 @@ def run(args) -> int:
     config = load_config(args)
     for warning in config.warnings:
         print(f"moldau: warning: {warning}", file=sys.stderr)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
+                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     try:
         import uvloop
 

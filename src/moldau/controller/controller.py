@@ -15,6 +15,7 @@ Randomness (topic ids) comes from an injected source, so simulations replay.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import uuid
 from typing import Callable, Iterable, Protocol
@@ -28,6 +29,8 @@ from moldau.controller.image import MetadataImage, TopicImage
 
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+log = logging.getLogger("moldau.controller")
 
 
 class ControllerError(Exception):
@@ -81,7 +84,37 @@ class Controller:
             return
         self.image.offset = self.metadata_log.append(records)
         for record in records:
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s", self._describe(record))
             self._apply(record)
+
+    def _describe(self, record: r.MetadataRecord) -> str:
+        """One line for the operator's log (`moldau server --log-level info`), in Kafka's words."""
+        topic = self.image.topics_by_id.get(getattr(record, "topic_id", ""), None)
+        name = topic.name if topic is not None else getattr(record, "name", "?")
+        if isinstance(record, r.TopicRecord):
+            return f"Created topic {record.name} with topic id {record.topic_id}"
+        if isinstance(record, r.PartitionRecord):
+            return (f"Created partition {name}-{record.partition}: replicas {list(record.replicas)}, "
+                    f"ISR {list(record.isr)}, leader {record.leader}, leader epoch {record.leader_epoch}")
+        if isinstance(record, r.PartitionChangeRecord):
+            changes = ", ".join(f"{field} {value if not isinstance(value, tuple) else list(value)}"
+                                for field, value in (("leader", record.leader), ("ISR", record.isr),
+                                                     ("replicas", record.replicas)) if value is not None)
+            return f"Changed partition {name}-{record.partition}: {changes or 'epoch only'}"
+        if isinstance(record, r.RemoveTopicRecord):
+            return f"Deleted topic {name} (topic id {record.topic_id})"
+        if isinstance(record, r.ConfigRecord):
+            kind = {2: "topic", 4: "broker"}.get(record.resource_type, f"resource type {record.resource_type}")
+            target = f"{kind} {record.resource_name}" if record.resource_name else f"{kind} default"
+            if record.value is None:
+                return f"Removed config {record.name} of {target}"
+            return f"Set config {record.name}={record.value} on {target}"
+        if isinstance(record, r.RegisterBrokerRecord):
+            return f"Registered broker {record.broker_id} at {record.host}:{record.port}"
+        if isinstance(record, r.ClusterIdRecord):
+            return f"Cluster id is {record.cluster_id}"
+        return repr(record)
 
     def _apply(self, record: r.MetadataRecord) -> None:
         self.image.apply(record)

@@ -13,11 +13,14 @@ vote for, whether every member has rejoined, who leads.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
 from moldau.coordinator.records import GroupValue, MemberValue, OffsetValue, subscribed_topics
-from moldau.coordinator.state import EMPTY, GroupState, check_transition
+from moldau.coordinator.state import EMPTY, STABLE, GroupState, check_transition
+
+log = logging.getLogger("moldau.group")
 
 Respond = Callable[[dict], None]
 
@@ -74,6 +77,10 @@ class Group:
 
     def transition_to(self, new: GroupState, now_ms: int) -> None:
         check_transition(self.state, new)
+        if log.isEnabledFor(logging.INFO) and new != self.state:
+            log.info("Group %s: %s -> %s (generation %d, %d member(s)%s)", self.group_id, self.state.value,
+                     new.value, self.generation_id, len(self.members),
+                     f", protocol {self.protocol_name}" if new == STABLE and self.protocol_name else "")
         self.state = new
         self.state_timestamp_ms = now_ms
 

@@ -27,6 +27,7 @@ rebalance deadline covers) and rebalances the group, as does LeaveGroup.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -35,6 +36,8 @@ from moldau import limits
 from moldau.coordinator.group import Group, Member, Respond
 from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import COMPLETING_REBALANCE, DEAD, EMPTY, PREPARING_REBALANCE, STABLE
+
+log = logging.getLogger("moldau.group")
 
 # Kafka's GroupCoordinator.NewMemberJoinTimeoutMs: a new member that never rejoins is dropped.
 NEW_MEMBER_JOIN_TIMEOUT_MS = 300_000
@@ -402,6 +405,9 @@ class MembershipMixin:
     def expire_sessions(self, group: Group, now_ms: int) -> None:
         expired = [m for m in group.members.values() if not self._keep_alive(m, now_ms)]
         for member in expired:
+            log.info("Group %s: member %s (client %s, %s) has not heartbeated within its session "
+                     "timeout of %d ms; removing it", group.group_id, member.member_id, member.client_id,
+                     member.client_host, member.session_timeout_ms)
             self._remove_member(group, member)
         stale = [mid for mid, deadline in group.pending_members.items() if deadline <= now_ms]
         for member_id in stale:
