@@ -31,11 +31,11 @@ else
     echo "test.sh: Node.js and npm are needed for the KafkaJS tests; they will be skipped" >&2
 fi
 
-# The Go clients (franz-go, Sarama), pinned by tests/clients/*/go.sum; the tests build them.
+# The Go clients (franz-go, Sarama, kafka-go), pinned by tests/clients/*/go.sum; the tests build them.
 if command -v go >/dev/null 2>&1; then
-    for client in franz sarama; do (cd "tests/clients/$client" && go mod download); done
+    for client in franz sarama kafkago; do (cd "tests/clients/$client" && go mod download); done
 else
-    echo "test.sh: Go is needed for the franz-go and Sarama tests; they will be skipped" >&2
+    echo "test.sh: Go is needed for the franz-go, Sarama and kafka-go tests; they will be skipped" >&2
 fi
 
 # Each run records which API versions each client used (docs/compatibility.md is rendered

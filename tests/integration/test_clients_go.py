@@ -6,7 +6,8 @@ build/clients/:
 - franz-go negotiates the newest version of every API the broker advertises and is idempotent
   by default, so it drives the top of each version range;
 - IBM Sarama does not negotiate: it sends the versions of the Kafka release in its config
-  (2.1.0, its default), as many Go services in production still do.
+  (2.1.0, its default), as many Go services in production still do;
+- segmentio/kafka-go is a third implementation, with its own encoder and group member.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _binary(name: str) -> Path:
     return _built[name]
 
 
-@pytest.fixture(params=["franz", "sarama"])
+@pytest.fixture(params=["franz", "sarama", "kafkago"])
 def client(request):
     binary = _binary(request.param)
 

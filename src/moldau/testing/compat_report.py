@@ -48,6 +48,7 @@ _LABELS = (
     (re.compile(r"^franz-go-workload"), "franz-go 1.22.3"),
     (re.compile(r"^sarama v?(\S+)"), r"Sarama \1 (Version 2.1.0)"),
     (re.compile(r"^sarama-workload"), "Sarama 1.61.1 (Version 2.1.0)"),
+    (re.compile(r"^kafkago-workload"), "kafka-go 0.4.51"),
 )
 
 
