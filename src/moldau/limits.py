@@ -14,6 +14,10 @@ frame_bytes_max = 100 * 1024 * 1024
 # max.in.flight 1,000,000 by default); past this bound the server stops reading the socket.
 inflight_requests_per_connection_max = 1000
 connections_max = 10_000
+# A connection with no request for this long is closed (Kafka's connections.max.idle.ms), so
+# clients that vanished without closing (a killed host, a dropped network) do not hold a slot
+# of connections_max forever.
+connection_idle_ms_default = 600_000
 client_id_bytes_max = 32_767
 
 # --- topics and partitions ---------------------------------------------------------------

@@ -69,6 +69,7 @@ class BrokerConfig:
     delete_topic_enable: bool = True
     message_max_bytes: int = limits.message_bytes_max_default
     socket_request_max_bytes: int = limits.frame_bytes_max
+    connections_max_idle_ms: int = limits.connection_idle_ms_default
     offsets_topic_num_partitions: int = 50
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
@@ -120,6 +121,8 @@ class BrokerConfig:
             self.delete_topic_enable = _boolean(value)
         elif key == "socket.request.max.bytes":
             self.socket_request_max_bytes = _positive(value)
+        elif key == "connections.max.idle.ms":
+            self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
         elif key == "offsets.topic.num.partitions":
             self.offsets_topic_num_partitions = _positive(value)
         elif key == "group.initial.rebalance.delay.ms":

@@ -73,6 +73,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.closed = False
         # delayed operations still pending for this connection, with their deadline timers
         self.pending: dict[apis.Delayed, asyncio.TimerHandle] = {}
+        self.last_request_ms = now_ms()  # the idle check of Server._close_idle
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -136,6 +137,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.end += nbytes
+        self.last_request_ms = now_ms()
         maximum = self.server.config.socket_request_max_bytes
         self.handling = True
         try:
@@ -263,6 +265,17 @@ class Server:
                 self.core.tick(now_ms())
             except Exception:
                 log.exception("periodic broker work failed")
+            self._close_idle(now_ms())
+
+    def _close_idle(self, now: int) -> None:
+        """Close connections that sent nothing for connections.max.idle.ms and wait for nothing."""
+        idle_ms = self.config.connections_max_idle_ms
+        if idle_ms < 0:
+            return
+        for connection in [c for c in self.connections if now - c.last_request_ms > idle_ms]:
+            if not connection.pending and not connection.slots:
+                log.info("closing connection %s: idle for over %d ms", connection.client_host, idle_ms)
+                connection.abort()
 
     async def stop(self) -> None:
         if self._tick_task is not None:
