@@ -11,7 +11,8 @@ import rawclient
 from moldau.records import Record, build_batch
 
 
-def _request(version, session_id, epoch, partitions=(), forgotten=(), topic="s", topic_id=None, max_wait_ms=0):
+def _request(version, session_id, epoch, partitions=(), forgotten=(), topic="s", topic_id=None, max_wait_ms=0,
+             max_bytes=50_000_000):
     """A Fetch request; partitions are (index, fetch_offset), forgotten are indexes."""
     schema = load_request_schema(1, version)
     mod = __import__(schema.__module__, fromlist=["x"])
@@ -23,7 +24,7 @@ def _request(version, session_id, epoch, partitions=(), forgotten=(), topic="s",
     forgotten_topics = (mod.ForgottenTopic(**name, partitions=tuple(forgotten)),) if forgotten else ()
     replica = {"replica_state": mod.ReplicaState(replica_id=-1, replica_epoch=-1)} if version >= 15 else {"replica_id": -1}
     request = schema(cluster_id=None, **replica, max_wait=datetime.timedelta(milliseconds=max_wait_ms),
-                     min_bytes=1, max_bytes=50_000_000, isolation_level=0, session_id=session_id,
+                     min_bytes=1, max_bytes=max_bytes, isolation_level=0, session_id=session_id,
                      session_epoch=epoch, topics=topics, forgotten_topics_data=forgotten_topics, rack_id="")
     return request
 
@@ -88,6 +89,24 @@ def test_incremental_fetches_carry_only_what_changed(broker, version):
     assert response.session_id == 0 and sorted(got) == [0]
     response, _ = _fetch(broker, version, session, 6, **ask)
     assert response.error_code.name == "fetch_session_id_not_found"
+
+
+def test_a_busy_partition_does_not_starve_the_others(broker):
+    for _ in range(5):
+        _append(broker, 0)
+        _append(broker, 1)
+    response, got = _fetch(broker, 12, 0, 0, [(0, 0), (1, 0)], max_bytes=1)
+    session = response.session_id
+    assert sorted(got) == [0, 1] and got[0].records and not got[1].records  # max_bytes: one batch
+    offsets, served = {0: 1, 1: 0}, []
+    for epoch in range(1, 7):  # the client moves the partition it was served on
+        response, got = _fetch(broker, 12, session, epoch, [(p, offsets[p]) for p in sorted(offsets)], max_bytes=1)
+        with_records = [p for p, data in got.items() if data.records]
+        assert len(with_records) == 1
+        served.append(with_records[0])
+        offsets[with_records[0]] += 1
+    # Without the turn-taking partition 0 would be served until it ran dry.
+    assert served == [0, 1, 0, 1, 0, 1], "partitions take turns once one returned records"
 
 
 def test_sessionless_fetch_opens_nothing(broker):

@@ -19,8 +19,9 @@ The request's (session_id, session_epoch) say what it is, as in Kafka:
   session's partitions are updated with the request's and the forgotten ones removed, and the
   expected epoch moves on by one (wrapping to 1).
 
-Partitions are kept in the order they were first sent, as Kafka does. Every partition of a full
-response is sent; an incremental response sends a partition when its response differs from what
+Partitions are kept in the order they were first sent, and one that returned records in an
+incremental response moves to the back, as in Kafka, so a busy partition cannot keep the
+response's max_bytes to itself. Every partition of a full response is sent; an incremental response sends a partition when its response differs from what
 the client last heard (`changed`). What was sent is recorded only when a response is final
 (`FetchContext.sent`), so a long-poll that re-reads its partitions several times does not lose
 a change.
@@ -101,12 +102,18 @@ class FetchContext:
     partitions: list[SessionPartition]
     incremental: bool = False
     error: ErrorCode = ErrorCode.none
+    session: FetchSession | None = None
 
     def sent(self, results: list[tuple[SessionPartition, dict]]) -> None:
-        """Record what a final response told the client about each partition it carried."""
+        """Record what a final response told the client about each partition it carried. In an
+        incremental fetch the partitions that returned records go to the back of the session's
+        order, as in Kafka: with the response's max_bytes spent on the first partitions, the
+        others come first next time, so no partition starves behind a busy one."""
         for partition, result in results:
             partition.sent_high_watermark = result["high_watermark"]
             partition.sent_log_start_offset = result["log_start_offset"]
+            if self.incremental and self.session is not None and result["records"]:
+                self.session.partitions.move_to_end(_key(partition.topic, partition.topic_id, partition.partition))
 
 
 def _key(topic: str | None, topic_id: str | None, index: int) -> tuple[str, int]:
@@ -190,7 +197,7 @@ class FetchSessionCache:
         session.last_used_ms = now_ms
         self.sessions.move_to_end(session_id)
         self.incremental_fetches += 1
-        return FetchContext(session_id, list(session.partitions.values()), incremental=True)
+        return FetchContext(session_id, list(session.partitions.values()), incremental=True, session=session)
 
 
 def _requested(request, resolve) -> OrderedDict[tuple[str, int], SessionPartition]:
