@@ -4,6 +4,7 @@ unknown versions, oversized and truncated frames."""
 
 import datetime
 import struct
+import time
 
 import pytest
 from kio.index import load_request_schema
@@ -56,6 +57,24 @@ def test_corrupt_crc_and_message_too_large(broker):
     truncated = good[: len(good) - 3]
     assert _produce_error(broker, "t", truncated) == "corrupt_message"
     assert broker.call(lambda core: core.partition("t", 0).log_end_offset) == 1
+
+
+def test_create_time_out_of_the_configured_range_is_refused(broker):
+    """As Kafka 4: a CreateTime more than message.timestamp.after.max.ms (default one hour)
+    ahead of the broker's clock is INVALID_TIMESTAMP — such a record would keep its segment
+    from time-based retention — and message.timestamp.before.max.ms bounds the past."""
+    _create(broker, "t")
+    now = int(time.time() * 1000)
+    assert _produce_error(broker, "t", build_batch([Record(0, now + 2 * 3_600_000, None, b"v")])) == "invalid_timestamp"
+    late_second = build_batch([Record(0, now, None, b"a"), Record(1, now + 2 * 3_600_000, None, b"b")])
+    assert _produce_error(broker, "t", late_second) == "invalid_timestamp"
+    assert _produce_error(broker, "t", build_batch([Record(0, now + 1_800_000, None, b"v")])) == "none"
+    assert _produce_error(broker, "t", build_batch([Record(0, 1_700_000_000_000, None, b"v")])) == "none"
+    broker.call(lambda core: core.controller.alter_configs(2, "t", {"message.timestamp.before.max.ms": "86400000"}))
+    assert _produce_error(broker, "t", build_batch([Record(0, 1_700_000_000_000, None, b"v")])) == "invalid_timestamp"
+    broker.call(lambda core: core.controller.alter_configs(2, "t", {"message.timestamp.type": "LogAppendTime"}))
+    assert _produce_error(broker, "t", build_batch([Record(0, now + 2 * 3_600_000, None, b"v")])) == "none"
+    assert broker.call(lambda core: core.partition("t", 0).log_end_offset) == 3
 
 
 def test_unknown_and_invalid_topics(broker):

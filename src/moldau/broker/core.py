@@ -244,7 +244,7 @@ class BrokerCore:
             log = self._open_log(self._path(f"{topic.name}-{index}"), uuid.UUID(topic_id), configs)
             partition = Partition(topic.name, index, topic_id, log, self.node_id)
             partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
-            partition.min_insync_replicas = int(configs["min.insync.replicas"])
+            _apply_partition_configs(partition, configs)
             self.partitions[key] = partition
         partition.partition_epoch = image.partition_epoch
         if image.leader == self.node_id:
@@ -278,7 +278,7 @@ class BrokerCore:
         for key in sorted(self.partitions):
             if key[0] == topic:
                 self.partitions[key].log.update_config(log_config)
-                self.partitions[key].min_insync_replicas = int(configs["min.insync.replicas"])
+                _apply_partition_configs(self.partitions[key], configs)
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
@@ -305,6 +305,13 @@ class BrokerCore:
         for key in sorted(self.partitions):
             self.partitions[key].log.close()
         self.controller.metadata_log.close()
+
+
+def _apply_partition_configs(partition: Partition, configs: dict[str, str]) -> None:
+    """The topic configs the leader checks on produce, outside the log's own configuration."""
+    partition.min_insync_replicas = int(configs["min.insync.replicas"])
+    partition.timestamp_before_max_ms = int(configs["message.timestamp.before.max.ms"])
+    partition.timestamp_after_max_ms = int(configs["message.timestamp.after.max.ms"])
 
 
 def error_code_of(exception: BaseException) -> ErrorCode:

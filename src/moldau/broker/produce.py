@@ -8,7 +8,8 @@ adds the min.insync.replicas check). Each append wakes the fetches waiting on th
 
 Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on produce),
 UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
-INVALID_RECORD, NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
+INVALID_RECORD, INVALID_TIMESTAMP (a CreateTime outside message.timestamp.before/after.max.ms
+of the broker's clock), NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
     try:
         # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
         # a retried batch comes back as a duplicate with its original offsets, unwritten.
+        partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
         info = partition.append(data.records, acks, ctx.now_ms)
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
         return _result(data.index, error.error_code, str(error))

@@ -18,6 +18,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from moldau.records.batch import BATCH_LENGTH_MIN, HEADER_SIZE, NO_TIMESTAMP, parse_header
+
+_LONG_MAX = 9223372036854775807
+
 
 class PartitionError(Exception):
     def __init__(self, error_code: ErrorCode, message: str = ""):
@@ -38,6 +42,10 @@ class Partition:
     replicas: tuple[int, ...] = ()
     isr: tuple[int, ...] = ()
     min_insync_replicas: int = 1
+    # message.timestamp.before/after.max.ms: how far a CreateTime timestamp may lie in the past
+    # or the future of the leader's clock (the broker core sets them from the topic's configs).
+    timestamp_before_max_ms: int = _LONG_MAX
+    timestamp_after_max_ms: int = _LONG_MAX
     high_watermark: int = 0
     # follower broker id -> log end offset it has fetched up to (leader side)
     follower_log_end_offsets: dict[int, int] = field(default_factory=dict)
@@ -95,6 +103,34 @@ class Partition:
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms)
         self.maybe_advance_high_watermark()
         return info
+
+    def check_timestamps(self, payload: Any, now_ms: int) -> None:
+        """Produce's check before append(): INVALID_TIMESTAMP for a CreateTime batch whose
+        timestamps lie more than message.timestamp.after.max.ms (Kafka's default: one hour)
+        ahead of this broker's clock, or more than message.timestamp.before.max.ms behind it.
+        A far-future timestamp would otherwise hold its segment back from time-based retention
+        and skew offsets-by-time.
+
+        Only the batch headers are read (the records stay opaque): the max timestamp bounds
+        every record from above; the base timestamp (the first record's) stands for the
+        oldest. A payload too malformed to walk is left to the log's validation to refuse."""
+        before, after = self.timestamp_before_max_ms, self.timestamp_after_max_ms
+        if (before == _LONG_MAX and after == _LONG_MAX) or self.log.config.log_append_time:
+            return
+        view = memoryview(payload)
+        position = 0
+        while position + HEADER_SIZE <= len(view):
+            header = parse_header(view, position)
+            if header.batch_length < BATCH_LENGTH_MIN:
+                return
+            for timestamp in (header.base_timestamp, header.max_timestamp):
+                if timestamp != NO_TIMESTAMP and (timestamp - now_ms > after or now_ms - timestamp > before):
+                    raise PartitionError(
+                        ErrorCode.invalid_timestamp,
+                        f"Timestamp {timestamp} of a record is out of range: it must lie within "
+                        f"[{now_ms - before}, {now_ms + after}] (message.timestamp.before.max.ms, "
+                        "message.timestamp.after.max.ms)")
+            position += header.size_bytes
 
     def maybe_advance_high_watermark(self) -> bool:
         ends = [self.log.log_end_offset]
