@@ -1,4 +1,5 @@
-"""Unit tests of replication/partition.py: the leader's acks=all checks on a real in-memory log."""
+"""Unit tests of the leader's produce-side checks (replication/partition.py) and of the topic and
+broker configs that feed them, on a real BrokerCore over an in-memory log."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from moldau.records import Record, build_batch
 from moldau.replication.partition import PartitionError
 
 
-def _core() -> BrokerCore:
+def _core_on(fs: MemoryFileSystem) -> BrokerCore:
     counter = iter(range(1, 1_000_000))
-    return BrokerCore(BrokerConfig(data_dir="/data"), MemoryFileSystem(), lambda: uuid.UUID(int=next(counter)), 0)
+    return BrokerCore(BrokerConfig(data_dir="/data"), fs, lambda: uuid.UUID(int=next(counter)), 0)
+
+
+def _core() -> BrokerCore:
+    return _core_on(MemoryFileSystem())
 
 
 def _batch() -> bytes:
@@ -45,3 +50,34 @@ def test_acks_all_fails_while_the_isr_is_below_min_insync_replicas():
     assert partition.append(_batch(), 1, 1000).first_offset == 0  # acks=1 does not wait for the ISR
     partition.isr = (1, 2)
     assert partition.append(_batch(), -1, 1000).first_offset == 1
+
+
+def test_an_invalid_dynamic_broker_config_is_refused_before_the_metadata_log():
+    """kafka-configs --entity-type brokers --add-config log.retention.ms=abc was committed and
+    then broke every reconfiguration, and every later start of the broker."""
+    from moldau.controller.controller import ControllerError
+
+    core = _core()
+    core.controller.create_topic("t", 1, 1)
+    for name in ("1", ""):
+        with pytest.raises(ControllerError) as caught:
+            core.controller.alter_configs(4, name, {"log.retention.ms": "abc"})
+        assert caught.value.error_code == ErrorCode.invalid_request
+        assert "log.retention.ms" in str(caught.value)
+    assert core.image.configs.get((4, "1"), {}) == {} and core.image.configs.get((4, ""), {}) == {}
+    core.controller.alter_configs(4, "1", {"log.retention.ms": "1000"})
+    assert core.topic_configs("t")["retention.ms"] == "1000"
+
+
+def test_a_metadata_log_holding_an_invalid_broker_config_still_starts():
+    """A log written before validation: the bad value is ignored, the broker starts."""
+    from moldau.controller import records as r
+
+    fs = MemoryFileSystem()
+    core = _core_on(fs)
+    core.controller.create_topic("t", 1, 1)
+    core.controller.commit([r.ConfigRecord(4, "", "log.retention.ms", "abc")])  # as before the fix
+    core.close()
+    reopened = _core_on(fs)
+    assert reopened.topic_configs("t")["retention.ms"] == "604800000"
+    assert reopened.partition("t", 0).append(_batch(), 1, 1000).first_offset == 0

@@ -31,7 +31,9 @@ from moldau.controller.configs import (
     SOURCE_STATIC_BROKER,
     TYPE_BROKER,
     TYPE_TOPIC,
+    ConfigError,
     effective_topic_configs,
+    validate_broker_configs,
 )
 from moldau.controller.controller import Controller, ControllerDefaults
 from moldau.controller.image import MetadataImage
@@ -197,9 +199,10 @@ class BrokerCore:
         """(DescribeConfigs source, values) of the broker's settings, highest precedence first
         (Kafka's order): this broker's dynamic configs, the cluster-wide dynamic default,
         server.properties."""
+        dynamic = self.image.configs
         return [
-            (SOURCE_DYNAMIC_BROKER, self.image.configs.get((TYPE_BROKER, str(self.node_id)), {})),
-            (SOURCE_DYNAMIC_DEFAULT_BROKER, self.image.configs.get((TYPE_BROKER, ""), {})),
+            (SOURCE_DYNAMIC_BROKER, _valid_broker_configs(dynamic.get((TYPE_BROKER, str(self.node_id)), {}))),
+            (SOURCE_DYNAMIC_DEFAULT_BROKER, _valid_broker_configs(dynamic.get((TYPE_BROKER, ""), {}))),
             (SOURCE_STATIC_BROKER, self.config.log_defaults),
         ]
 
@@ -305,6 +308,22 @@ class BrokerCore:
         for key in sorted(self.partitions):
             self.partitions[key].log.close()
         self.controller.metadata_log.close()
+
+
+def _valid_broker_configs(values: dict[str, str]) -> dict[str, str]:
+    """Dynamic broker configs without the invalid values a metadata log written before the
+    controller validated them may hold: ignored, so that such a log still starts a broker
+    (where the operator can delete them) instead of failing on every start."""
+    if not values:
+        return values
+    valid = {}
+    for name, value in values.items():
+        try:
+            validate_broker_configs({name: value})
+        except ConfigError:
+            continue
+        valid[name] = value
+    return valid
 
 
 def _apply_partition_configs(partition: Partition, configs: dict[str, str]) -> None:

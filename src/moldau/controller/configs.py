@@ -9,7 +9,7 @@ server.properties — then Kafka's default. DescribeConfigs reports which of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kio.schema.errors import ErrorCode
 
@@ -116,6 +116,24 @@ def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str | No
         if definition is None:
             raise ConfigError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
         out[name] = None if value is None else validate_value(definition, value)
+    return out
+
+
+# The broker-level (server.properties) key of each topic config -> its definition, e.g.
+# log.retention.ms -> retention.ms's: a dynamic broker config takes the same values.
+BROKER_KEY_CONFIGS = {d.broker_key: d for d in TOPIC_CONFIGS.values() if d.broker_key}
+
+
+def validate_broker_configs(configs: dict[str, str | None]) -> dict[str, str | None]:
+    """Dynamic broker configs (topic defaults such as log.retention.ms): each value checked as
+    its topic config's, under its broker name. Unknown keys are the caller's to refuse."""
+    out: dict[str, str | None] = {}
+    for name, value in sorted(configs.items()):
+        definition = BROKER_KEY_CONFIGS.get(name)
+        if value is None or definition is None:
+            out[name] = value
+        else:
+            out[name] = validate_value(replace(definition, name=name), value)
     return out
 
 

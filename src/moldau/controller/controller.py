@@ -24,7 +24,13 @@ from kio.schema.errors import ErrorCode
 
 from moldau import limits
 from moldau.controller import records as r
-from moldau.controller.configs import TYPE_TOPIC, ConfigError, validate_topic_configs
+from moldau.controller.configs import (
+    TYPE_BROKER,
+    TYPE_TOPIC,
+    ConfigError,
+    validate_broker_configs,
+    validate_topic_configs,
+)
 from moldau.controller.image import MetadataImage, TopicImage
 
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -239,6 +245,13 @@ class Controller:
                 changes = validate_topic_configs(changes)
             except ConfigError as error:
                 raise ControllerError(error.error_code, str(error)) from None
+        elif resource_type == TYPE_BROKER:
+            # A bad value must never reach the metadata log: every broker applies it to every
+            # topic on replay, so it would break the broker now and on every later start.
+            try:
+                changes = validate_broker_configs(changes)
+            except ConfigError as error:  # Kafka answers INVALID_REQUEST for broker configs
+                raise ControllerError(ErrorCode.invalid_request, str(error)) from None
         records = [r.ConfigRecord(resource_type, name, k, v) for k, v in sorted(changes.items())]
         if not validate_only:
             self.commit(records)
