@@ -81,3 +81,36 @@ def test_a_metadata_log_holding_an_invalid_broker_config_still_starts():
     reopened = _core_on(fs)
     assert reopened.topic_configs("t")["retention.ms"] == "604800000"
     assert reopened.partition("t", 0).append(_batch(), 1, 1000).first_offset == 0
+
+
+def test_values_the_partition_log_refuses_are_refused_before_the_metadata_log():
+    """min.cleanable.dirty.ratio=2 passed the type check, was committed, and then every
+    reconfiguration and every later start of the broker failed in LogConfig."""
+    from moldau.controller.controller import ControllerError
+
+    core = _core()
+    core.controller.create_topic("t", 1, 1)
+    with pytest.raises(ControllerError) as caught:
+        core.controller.alter_configs(2, "t", {"min.cleanable.dirty.ratio": "2"})
+    assert caught.value.error_code == ErrorCode.invalid_config
+    with pytest.raises(ControllerError) as caught:
+        core.controller.create_topic("u", 1, 1, {"min.cleanable.dirty.ratio": "1.5"})
+    assert caught.value.error_code == ErrorCode.invalid_config
+    with pytest.raises(ControllerError) as caught:
+        core.controller.alter_configs(4, "", {"log.cleaner.min.cleanable.ratio": "2"})
+    assert caught.value.error_code == ErrorCode.invalid_request
+    core.controller.alter_configs(2, "t", {"min.cleanable.dirty.ratio": "0.9"})
+    assert core.topic_configs("t")["min.cleanable.dirty.ratio"] == "0.9"
+
+
+def test_a_metadata_log_holding_an_invalid_topic_config_still_starts():
+    from moldau.controller import records as r
+
+    fs = MemoryFileSystem()
+    core = _core_on(fs)
+    core.controller.create_topic("t", 1, 1, {"retention.ms": "5000"})
+    core.controller.commit([r.ConfigRecord(2, "t", "min.cleanable.dirty.ratio", "2")])  # as before the fix
+    core.close()
+    reopened = _core_on(fs)
+    assert reopened.topic_configs("t")["min.cleanable.dirty.ratio"] == "0.5"
+    assert reopened.topic_configs("t")["retention.ms"] == "5000"

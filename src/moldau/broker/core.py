@@ -34,6 +34,7 @@ from moldau.controller.configs import (
     ConfigError,
     effective_topic_configs,
     validate_broker_configs,
+    validate_topic_configs,
 )
 from moldau.controller.controller import Controller, ControllerDefaults
 from moldau.controller.image import MetadataImage
@@ -193,7 +194,7 @@ class BrokerCore:
 
     def topic_configs(self, topic: str) -> dict[str, str]:
         """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""
-        return effective_topic_configs(self.image.topic_configs(topic), self.broker_config_values())
+        return effective_topic_configs(_valid_topic_configs(self.image.topic_configs(topic)), self.broker_config_values())
 
     def broker_config_layers(self) -> list[tuple[int, dict[str, str]]]:
         """(DescribeConfigs source, values) of the broker's settings, highest precedence first
@@ -314,12 +315,21 @@ def _valid_broker_configs(values: dict[str, str]) -> dict[str, str]:
     """Dynamic broker configs without the invalid values a metadata log written before the
     controller validated them may hold: ignored, so that such a log still starts a broker
     (where the operator can delete them) instead of failing on every start."""
+    return _valid(values, validate_broker_configs)
+
+
+def _valid_topic_configs(values: dict[str, str]) -> dict[str, str]:
+    """A topic's overrides without invalid ones (as _valid_broker_configs)."""
+    return _valid(values, validate_topic_configs)
+
+
+def _valid(values: dict[str, str], validate: Callable[[dict[str, str | None]], Any]) -> dict[str, str]:
     if not values:
         return values
     valid = {}
     for name, value in values.items():
         try:
-            validate_broker_configs({name: value})
+            validate({name: value})
         except ConfigError:
             continue
         valid[name] = value

@@ -115,8 +115,22 @@ def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str | No
         definition = TOPIC_CONFIGS.get(name)
         if definition is None:
             raise ConfigError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
-        out[name] = None if value is None else validate_value(definition, value)
+        out[name] = None if value is None else _check_log_config(name, name, validate_value(definition, value))
     return out
+
+
+def _check_log_config(topic_name: str, shown_name: str, value: str) -> str:
+    """The partition log's own bounds on a value (LogConfig.check: min.cleanable.dirty.ratio in
+    [0, 1], …): a value the logs would refuse must never reach the metadata log, where every
+    replay would apply it again."""
+    from moldau.log.config import LogConfig
+
+    try:
+        LogConfig.from_kafka_configs({topic_name: value})
+    except ValueError as error:
+        raise ConfigError(ErrorCode.invalid_config,
+                          f"Invalid value {value} for configuration {shown_name}: {error}") from None
+    return value
 
 
 # The broker-level (server.properties) key of each topic config -> its definition, e.g.
@@ -133,7 +147,7 @@ def validate_broker_configs(configs: dict[str, str | None]) -> dict[str, str | N
         if value is None or definition is None:
             out[name] = value
         else:
-            out[name] = validate_value(replace(definition, name=name), value)
+            out[name] = _check_log_config(definition.name, name, validate_value(replace(definition, name=name), value))
     return out
 
 
