@@ -148,6 +148,23 @@ def test_retention_by_time_and_bytes() -> None:
     assert log.enforce_retention(now_ms=10**9) == 0 or len(log.segments) == 1
 
 
+def test_retention_also_takes_a_due_active_segment() -> None:
+    """Kafka's lab: set retention.ms low and the records go, without waiting for a roll."""
+    log = open_log(retention_ms=2000)
+    for i in range(5):
+        log.append_as_leader(batch(1, timestamp=1000 + i), 0, 0)
+    assert len(log.segments) == 1
+    assert log.enforce_retention(now_ms=2500) == 0  # not due yet
+    assert log.enforce_retention(now_ms=4000) == 1
+    assert (log.log_start_offset, log.log_end_offset) == (5, 5) and read_all(log) == []
+    assert len(log.segments) == 1 and log.active_segment.base_offset == 5 and log.active_segment.size == 0
+    assert log.enforce_retention(now_ms=10**9) == 0  # an empty active segment stays
+    assert log.append_as_leader(batch(1, timestamp=10**9), 0, 0).first_offset == 5
+
+    log.update_config(LogConfig(retention_ms=-1, retention_bytes=0))  # by size, too
+    assert log.enforce_retention(now_ms=10**9) == 1 and log.log_start_offset == 6
+
+
 def test_delete_records_before() -> None:
     log = open_log(segment_bytes=300)
     for _ in range(10):

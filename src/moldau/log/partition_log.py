@@ -36,9 +36,11 @@ batch (a torn write), deleting any later segments. Interrupted compaction is fin
 discarded (cleaner.py's `.cleaned`/`.swap` protocol). After recovery everything is fsynced and
 the recovery point checkpointed at the LEO.
 
-Deletion: retention (`enforce_retention`) and DeleteRecords (`delete_records_before`) only
-remove whole non-active segments and raise `log_start_offset`; reads below it are
-OFFSET_OUT_OF_RANGE. Files of deleted segments are unlinked at once but their handles stay open
+Deletion: retention (`enforce_retention`) and DeleteRecords (`delete_records_before`) remove
+whole segments and raise `log_start_offset`; reads below it are OFFSET_OUT_OF_RANGE. An
+active segment that retention finds due is rolled first and then deleted, as in Kafka, so
+the log is left with an empty active segment at its log end offset (single node: the high
+watermark is the log end offset; replication will bound this by the high watermark). Files of deleted segments are unlinked at once but their handles stay open
 for file.delete.delay.ms, so a region handed to sendfile stays readable (Kafka's `.deleted`
 delay, without the rename).
 
@@ -632,7 +634,8 @@ class PartitionLog:
             # too, instead of holding back the older-than-retention segments behind it.
             deleted += self._delete_oldest(
                 lambda segment, _: segment.size == 0
-                or (segment.max_timestamp >= 0 and now_ms - segment.max_timestamp > config.retention_ms))
+                or (segment.max_timestamp >= 0 and now_ms - segment.max_timestamp > config.retention_ms),
+                active_too=True)
         if config.delete and config.retention_bytes >= 0:
             excess = [self.size_bytes - config.retention_bytes]
 
@@ -642,7 +645,7 @@ class PartitionLog:
                 excess[0] -= segment.size
                 return True
 
-            deleted += self._delete_oldest(over_size)
+            deleted += self._delete_oldest(over_size, active_too=True)
         deleted += self._delete_segments_below_log_start()
         self._close_retired(now_ms)
         self.producer_state.expire(now_ms)
@@ -654,9 +657,19 @@ class PartitionLog:
                 self.cleaner_bytes_read = clean_log(self, now_ms, max_bytes=clean_max_bytes).bytes_read
         return deleted
 
-    def _delete_oldest(self, should_delete) -> int:  # type: ignore[no-untyped-def]
+    def _delete_oldest(self, should_delete, active_too: bool = False) -> int:  # type: ignore[no-untyped-def]
+        """Delete segments from the oldest while `should_delete(segment, deleted so far)`. With
+        `active_too` (retention), an active segment that is due goes too, as in Kafka: it is
+        rolled first, so the log keeps an empty active segment at the log end offset and the
+        "set retention.ms low and watch the records go" lab works without waiting for a roll."""
         deleted = 0
         while len(self._segments) > 1 and should_delete(self._segments[0], deleted):
+            self._retire(self._segments.pop(0))
+            self._bases.pop(0)
+            deleted += 1
+        if active_too and len(self._segments) == 1 and self._segments[0].size > 0 \
+                and should_delete(self._segments[0], deleted):
+            self.roll(self._now_ms)
             self._retire(self._segments.pop(0))
             self._bases.pop(0)
             deleted += 1
