@@ -18,7 +18,7 @@ _HARMLESS_KEYS = {
     "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "log.retention.check.interval.ms", "transaction.state.log.replication.factor",
+    "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "offsets.topic.replication.factor", "offsets.topic.num.partitions", "zookeeper.connect",
@@ -70,6 +70,8 @@ class BrokerConfig:
     message_max_bytes: int = limits.message_bytes_max_default
     socket_request_max_bytes: int = limits.frame_bytes_max
     connections_max_idle_ms: int = limits.connection_idle_ms_default
+    # How often retention deletes due segments (Kafka's default: 5 minutes).
+    log_retention_check_interval_ms: int = 300_000
     offsets_topic_num_partitions: int = 50
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
@@ -121,6 +123,8 @@ class BrokerConfig:
             self.delete_topic_enable = _boolean(value)
         elif key == "socket.request.max.bytes":
             self.socket_request_max_bytes = _positive(value)
+        elif key == "log.retention.check.interval.ms":
+            self.log_retention_check_interval_ms = _positive(value)
         elif key == "connections.max.idle.ms":
             self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
         elif key == "offsets.topic.num.partitions":

@@ -75,6 +75,7 @@ class BrokerCore:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
         self._clean_turn = 0  # which partition's log cleans first on the next tick
+        self._last_retention_check_ms = now_ms  # retention runs every log.retention.check.interval.ms
         # Group coordinator and friends, by name; installed after the metadata replay below.
         self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
@@ -293,9 +294,15 @@ class BrokerCore:
         # so every compacted log gets its turn however many there are.
         clean_budget = limits.cleaner_bytes_per_tick_max
         self._clean_turn = (self._clean_turn + 1) % max(1, len(keys))
+        # Retention deletes due segments every log.retention.check.interval.ms, as in Kafka
+        # (records with old timestamps are not gone the instant they are written).
+        retention_due = now_ms - self._last_retention_check_ms >= self.config.log_retention_check_interval_ms
+        if retention_due:
+            self._last_retention_check_ms = now_ms
         for key in keys[self._clean_turn:] + keys[:self._clean_turn]:
             partition = self.partitions[key]
-            deleted = partition.log.enforce_retention(now_ms, clean_max_bytes=max(0, clean_budget))
+            deleted = partition.log.enforce_retention(now_ms, clean_max_bytes=max(0, clean_budget),
+                                                      retention=retention_due)
             clean_budget -= partition.log.cleaner_bytes_read
             if deleted:
                 log.info("Deleted %d segment(s) of %s-%d by retention; log start offset is now %d",

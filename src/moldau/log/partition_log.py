@@ -616,7 +616,7 @@ class PartitionLog:
             self._delete_segments_below_log_start()
         return self.log_start_offset
 
-    def enforce_retention(self, now_ms: int, clean_max_bytes: int | None = None) -> int:
+    def enforce_retention(self, now_ms: int, clean_max_bytes: int | None = None, retention: bool = True) -> int:
         """Delete old non-active segments by retention.ms/bytes; return how many went.
 
         For cleanup.policy compact this also advances compaction (cleaner.clean_log): a pass
@@ -624,19 +624,20 @@ class PartitionLog:
         says so, and each call does a bounded step of it (limits.cleaner_bytes_per_call_max
         source bytes; `clean_max_bytes` when the caller shares a budget between logs, 0 to
         skip cleaning this time), so a tick never blocks for long. `cleaner_bytes_read` is what
-        this call's cleaning read."""
+        this call's cleaning read. With `retention` false (the broker checks retention only
+        every log.retention.check.interval.ms) only the cleaning and housekeeping run."""
         self._now_ms = now_ms
         self.cleaner_bytes_read = 0
         deleted = 0
         config = self.config
-        if config.delete and config.retention_ms >= 0:
+        if retention and config.delete and config.retention_ms >= 0:
             # A closed segment compaction emptied has no timestamp and nothing to keep: it goes
             # too, instead of holding back the older-than-retention segments behind it.
             deleted += self._delete_oldest(
                 lambda segment, _: segment.size == 0
                 or (segment.max_timestamp >= 0 and now_ms - segment.max_timestamp > config.retention_ms),
                 active_too=True)
-        if config.delete and config.retention_bytes >= 0:
+        if retention and config.delete and config.retention_bytes >= 0:
             excess = [self.size_bytes - config.retention_bytes]
 
             def over_size(segment: LogSegment, _: int) -> bool:
