@@ -32,7 +32,9 @@ def test_kafka_acls_says_security_is_disabled(bootstrap):
     listed = kafka_tool(ACLS, ["--bootstrap-server", bootstrap, "--list"])
     added = kafka_tool(ACLS, ["--bootstrap-server", bootstrap, "--add", "--allow-principal", "User:alice",
                               "--operation", "Read", "--topic", "orders"])
-    for result in (listed, added):
+    removed = kafka_tool(ACLS, ["--bootstrap-server", bootstrap, "--remove", "--allow-principal", "User:alice",
+                                "--operation", "Read", "--topic", "orders", "--force"])
+    for result in (listed, added, removed):
         output = result.stdout + result.stderr
         assert "SecurityDisabledException" in output or "Security features are disabled" in output, output[-2000:]
         assert "UnsupportedVersion" not in output
