@@ -7,9 +7,7 @@ checked here with the same workload check as every other client.
 
 from __future__ import annotations
 
-import base64
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,34 +26,18 @@ def kafkajs():
     need((CLIENT_DIR / "node_modules" / "kafkajs" / "package.json").exists(),
          "KafkaJS (npm ci --prefix tests/clients/kafkajs)")
 
-    def run(bootstrap: str, *argv: str) -> str:
-        result = subprocess.run([node, str(CLIENT_DIR / "workload.js"), bootstrap, *argv],
-                                capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
-
-    return run
-
-
-def consumed(output: str) -> list[workload.Consumed]:
-    records = []
-    for line in output.splitlines():
-        r = json.loads(line)
-        records.append(workload.Consumed(
-            r["partition"], r["offset"], base64.b64decode(r["key"]), base64.b64decode(r["value"]),
-            tuple((k, base64.b64decode(v)) for k, v in r["headers"]), r["timestamp"]))
-    return records
+    return lambda bootstrap, *argv: workload.run_client(node, str(CLIENT_DIR / "workload.js"), bootstrap, *argv)
 
 
 def test_produce_and_group_consume_10000_keyed_messages_then_resume(moldau_broker, kafkajs):
     bootstrap = moldau_broker.bootstrap_servers
     kafkajs(bootstrap, "create", "js-orders", str(workload.PARTITIONS))
     kafkajs(bootstrap, "produce", "js-orders", "0", str(workload.MESSAGES))
-    workload.check(consumed(kafkajs(bootstrap, "consume", "js-orders", str(workload.MESSAGES), "js-group")))
+    workload.check(workload.from_json_lines(kafkajs(bootstrap, "consume", "js-orders", str(workload.MESSAGES), "js-group")))
 
     # The group committed on disconnect: a new member resumes after the last message read.
     kafkajs(bootstrap, "produce", "js-orders", str(workload.MESSAGES), "5")
-    resumed = consumed(kafkajs(bootstrap, "consume", "js-orders", "5", "js-group"))
+    resumed = workload.from_json_lines(kafkajs(bootstrap, "consume", "js-orders", "5", "js-group"))
     assert sorted(int(dict(r.headers)["seq"]) for r in resumed) == list(range(workload.MESSAGES, workload.MESSAGES + 5))
 
 
@@ -72,4 +54,4 @@ def test_gzip_round_trip(moldau_broker, kafkajs):
     bootstrap = moldau_broker.bootstrap_servers
     kafkajs(bootstrap, "create", "js-gzip", str(workload.PARTITIONS))
     kafkajs(bootstrap, "produce", "js-gzip", "0", "1000", "gzip")
-    workload.check(consumed(kafkajs(bootstrap, "consume", "js-gzip", "1000", "js-gzip-group")), 1000)
+    workload.check(workload.from_json_lines(kafkajs(bootstrap, "consume", "js-gzip", "1000", "js-gzip-group")), 1000)

@@ -1,8 +1,8 @@
 """Go clients against moldau: admin, produce, group consume and resume, offsets, codecs.
 
-Two clients with opposite habits, each a small program in tests/clients/<name>/main.go (versions
-pinned by its go.mod/go.sum; modules fetched by scripts/test.sh), built once per session into
-build/clients/:
+Three clients, each a small program in tests/clients/go/<name>/main.go over the shared package
+tests/clients/go/workload (one module; versions pinned by its go.sum; modules fetched by
+scripts/test.sh), built once per session into build/clients/:
 - franz-go negotiates the newest version of every API the broker advertises and is idempotent
   by default, so it drives the top of each version range;
 - IBM Sarama does not negotiate: it sends the versions of the Kafka release in its config
@@ -12,7 +12,6 @@ build/clients/:
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 from pathlib import Path
@@ -33,7 +32,7 @@ def _binary(name: str) -> Path:
         go = need_executable("go")
         binary = ROOT / "build" / "clients" / f"{name}-workload"
         binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run([go, "build", "-o", str(binary), "."], cwd=ROOT / "tests" / "clients" / name,
+        built = subprocess.run([go, "build", "-o", str(binary), f"./{name}"], cwd=ROOT / "tests" / "clients" / "go",
                                capture_output=True, text=True, timeout=600)
         assert built.returncode == 0, built.stderr[-3000:]
         _built[name] = binary
@@ -45,33 +44,21 @@ def client(request):
     binary = _binary(request.param)
 
     def run(bootstrap: str, *argv: str) -> str:
-        result = subprocess.run([str(binary), bootstrap, *argv], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
+        return workload.run_client(str(binary), bootstrap, *argv)
 
     run.prefix = request.param
     return run
-
-
-def consumed(output: str) -> list[workload.Consumed]:
-    records = []
-    for line in output.splitlines():
-        r = json.loads(line)
-        records.append(workload.Consumed(
-            r["partition"], r["offset"], base64.b64decode(r["key"]), base64.b64decode(r["value"]),
-            tuple((h["key"], base64.b64decode(h["value"])) for h in r["headers"]), r["timestamp"]))
-    return records
 
 
 def test_produce_and_group_consume_10000_keyed_messages_then_resume(moldau_broker, client):
     bootstrap, topic, group = moldau_broker.bootstrap_servers, f"{client.prefix}-orders", f"{client.prefix}-group"
     client(bootstrap, "create", topic, str(workload.PARTITIONS))
     client(bootstrap, "produce", topic, "0", str(workload.MESSAGES), "none")
-    workload.check(consumed(client(bootstrap, "consume", topic, str(workload.MESSAGES), group)))
+    workload.check(workload.from_json_lines(client(bootstrap, "consume", topic, str(workload.MESSAGES), group)))
 
     # What was printed was committed: a new member of the group starts after it.
     client(bootstrap, "produce", topic, str(workload.MESSAGES), "5", "none")
-    resumed = consumed(client(bootstrap, "consume", topic, "5", group))
+    resumed = workload.from_json_lines(client(bootstrap, "consume", topic, "5", group))
     assert sorted(int(dict(r.headers)["seq"]) for r in resumed) == list(range(workload.MESSAGES, workload.MESSAGES + 5))
 
 
@@ -88,4 +75,4 @@ def test_compression_round_trip(moldau_broker, client, codec):
     bootstrap, topic = moldau_broker.bootstrap_servers, f"{client.prefix}-{codec}"
     client(bootstrap, "create", topic, str(workload.PARTITIONS))
     client(bootstrap, "produce", topic, "0", "1000", codec)
-    workload.check(consumed(client(bootstrap, "consume", topic, "1000", f"{topic}-group")), 1000)
+    workload.check(workload.from_json_lines(client(bootstrap, "consume", topic, "1000", f"{topic}-group")), 1000)

@@ -8,6 +8,9 @@ check derives the expected per-partition order from what the producer was told.
 
 from __future__ import annotations
 
+import base64
+import json
+import subprocess
 from dataclasses import dataclass
 
 MESSAGES = 10_000
@@ -44,6 +47,26 @@ class Consumed:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+
+
+def run_client(*command: str, timeout_s: float = 180) -> str:
+    """Run one command of a client program (tests/clients/); its stdout, or the test fails with
+    its stderr."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def from_json_lines(output: str) -> list[Consumed]:
+    """What the client programs of tests/clients/ print: one JSON object per consumed record,
+    binary fields in base64, headers as {"key", "value"} objects."""
+    records = []
+    for line in output.splitlines():
+        r = json.loads(line)
+        headers = tuple((h["key"], base64.b64decode(h["value"])) for h in r["headers"])
+        records.append(Consumed(r["partition"], r["offset"], base64.b64decode(r["key"]),
+                                base64.b64decode(r["value"]), headers, r["timestamp"]))
+    return records
 
 
 def check(consumed: list[Consumed], count: int = MESSAGES) -> None:

@@ -44,7 +44,7 @@ _LABELS = (
     (re.compile(r"^kafkajs"), "KafkaJS 2.2"),
     (re.compile(r"^kgo v?(\S+)"), r"franz-go \1"),
     # franz-go sends ApiVersions once per broker, not per connection: its other connections
-    # carry only the client id of tests/clients/franz (pinned to v1.22.3 by its go.mod).
+    # carry only the client id of tests/clients/go/franz (pinned to v1.22.3 by tests/clients/go/go.mod).
     (re.compile(r"^franz-go-workload"), "franz-go 1.22.3"),
     (re.compile(r"^sarama v?(\S+)"), r"Sarama \1 (Version 2.1.0)"),
     (re.compile(r"^sarama-workload"), "Sarama 1.61.1 (Version 2.1.0)"),

@@ -72,7 +72,7 @@ async function consume(kafka, topic, count, groupId) {
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         if (seen >= Number(count)) return;
-        const headers = Object.entries(message.headers || {}).map(([k, v]) => [k, b64(v)]);
+        const headers = Object.entries(message.headers || {}).map(([key, value]) => ({ key, value: b64(value) }));
         process.stdout.write(JSON.stringify({
           partition, offset: Number(message.offset), key: b64(message.key), value: b64(message.value),
           headers, timestamp: Number(message.timestamp),
