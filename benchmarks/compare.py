@@ -37,6 +37,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "src")]
 
 from bench import loopback  # noqa: E402
 from bench.environment import environment  # noqa: E402
+from bench.formatting import number as _fmt  # noqa: E402
 from bench.systems import Unavailable, make_runner  # noqa: E402
 from bench.workloads import WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once  # noqa: E402
 
@@ -237,14 +238,6 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "–"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
-
-
 def client_ceiling(records: int, repetitions: int) -> dict:
     """How fast `moldau perf produce` goes with no broker at all (median of the runs)."""
     from bench.generators import librdkafka_produce_mock
@@ -293,7 +286,7 @@ def main(argv=None) -> int:
     (output / f"compare-{stamp}.json").write_text(json.dumps(result, indent=2))
     (output / f"compare-{stamp}.md").write_text(table + "\n")
     print(table)
-    print(f"\nloopback reference: " + ", ".join(f"{r['chunk_bytes']} B sends {r['mb_per_sec']} MB/s" for r in reference))
+    print("\nloopback reference: " + ", ".join(f"{r['chunk_bytes']} B sends {r['mb_per_sec']} MB/s" for r in reference))
     print("client ceiling (moldau perf produce, 100 B, acks=1, librdkafka mock cluster): "
           f"{ceiling['records_per_sec']:,.0f} records/s, {ceiling['mb_per_sec']:.1f} MB/s")
     for skipped in run.skipped:

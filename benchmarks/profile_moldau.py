@@ -22,7 +22,6 @@ import collections
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path

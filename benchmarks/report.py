@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+from bench.formatting import number as _fmt
+
 ROWS = (  # (workload, generator, metric, label)
     ("produce-100B-acks1", "librdkafka", "records_per_sec", "1. produce 100 B, acks=1 — records/s"),
     ("produce-100B-acks1", "java", "records_per_sec", "1. produce 100 B, acks=1 — records/s"),
@@ -33,14 +35,6 @@ COST_ROWS = (
     ("produce-100B-acksall", "java"), ("produce-1KiB-acks1", "librdkafka"), ("produce-1KiB-acks1", "java"),
     ("consume-100B", "librdkafka"), ("consume-100B", "java"),
 )
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "–"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def _index(result: dict) -> dict:

@@ -15,7 +15,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 
 RECEIVER = r"""
 import socket, sys, time
