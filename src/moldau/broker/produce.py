@@ -57,8 +57,8 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
     try:
         # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
         # a retried batch comes back as a duplicate with its original offsets, unwritten.
-        partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
-        info = partition.append(data.records, acks, ctx.now_ms)
+        headers = partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
+        info = partition.append(data.records, acks, ctx.now_ms, validated=headers)
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
         return _result(data.index, error.error_code, str(error))
     if not info.duplicate:

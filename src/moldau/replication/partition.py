@@ -18,7 +18,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import BATCH_LENGTH_MIN, HEADER_SIZE, NO_TIMESTAMP, parse_header
+from moldau.records.batch import NO_TIMESTAMP, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
 
@@ -96,33 +96,37 @@ class Partition:
         one replica still takes acks=all writes instead of failing each with NOT_ENOUGH_REPLICAS."""
         return min(self.min_insync_replicas, len(self.replicas))
 
-    def append(self, payload: Any, required_acks: int, now_ms: int) -> Any:
+    def append(self, payload: Any, required_acks: int, now_ms: int,
+               validated: list[BatchHeader] | None = None) -> Any:
+        """Append as leader; `validated`: the payload's headers if the caller parsed them already."""
         self.check_leader()
         if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
             raise PartitionError(ErrorCode.not_enough_replicas)
-        info = self.log.append_as_leader(payload, self.leader_epoch, now_ms)
+        info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
 
-    def check_timestamps(self, payload: Any, now_ms: int) -> None:
-        """Produce's check before append(): INVALID_TIMESTAMP for a CreateTime batch whose
-        timestamps lie more than message.timestamp.after.max.ms (Kafka's default: one hour)
-        ahead of this broker's clock, or more than message.timestamp.before.max.ms behind it.
-        A far-future timestamp would otherwise hold its segment back from time-based retention
-        and skew offsets-by-time.
-
-        Only the batch headers are read (the records stay opaque): the max timestamp bounds
-        every record from above; the base timestamp (the first record's) stands for the
-        oldest. A payload too malformed to walk is left to the log's validation to refuse."""
+    def check_timestamps(self, payload: Any, now_ms: int) -> list[BatchHeader] | None:
+        """Produce's check before append(); returns the headers it parsed (None when the topic
+        sets no bounds, or uses LogAppendTime), to be passed on to append() so the log does not
+        parse them again."""
         before, after = self.timestamp_before_max_ms, self.timestamp_after_max_ms
         if (before == _LONG_MAX and after == _LONG_MAX) or self.log.config.log_append_time:
-            return
-        view = memoryview(payload)
-        position = 0
-        while position + HEADER_SIZE <= len(view):
-            header = parse_header(view, position)
-            if header.batch_length < BATCH_LENGTH_MIN:
-                return
+            return None
+        headers = validate_payload(payload, self.log.config.max_message_bytes)
+        self._check_timestamps(headers, before, after, now_ms)
+        return headers
+
+    @staticmethod
+    def _check_timestamps(headers: list[BatchHeader], before: int, after: int, now_ms: int) -> None:
+        """INVALID_TIMESTAMP for a CreateTime batch whose timestamps lie more than
+        message.timestamp.after.max.ms (Kafka's default: one hour) ahead of this broker's clock,
+        or more than message.timestamp.before.max.ms behind it. A far-future timestamp would
+        otherwise hold its segment back from time-based retention and skew offsets-by-time.
+
+        Only the batch headers are read (the records stay opaque): the max timestamp bounds
+        every record from above; the base timestamp (the first record's) stands for the oldest."""
+        for header in headers:
             for timestamp in (header.base_timestamp, header.max_timestamp):
                 if timestamp != NO_TIMESTAMP and (timestamp - now_ms > after or now_ms - timestamp > before):
                     raise PartitionError(
@@ -130,7 +134,6 @@ class Partition:
                         f"Timestamp {timestamp} of a record is out of range: it must lie within "
                         f"[{now_ms - before}, {now_ms + after}] (message.timestamp.before.max.ms, "
                         "message.timestamp.after.max.ms)")
-            position += header.size_bytes
 
     def maybe_advance_high_watermark(self) -> bool:
         ends = [self.log.log_end_offset]
