@@ -44,6 +44,7 @@ from moldau.log.config import LogConfig
 from moldau.log.partition_log import PartitionLog
 from moldau.protocol import codec
 from moldau.protocol.build import build
+from moldau.protocol.rpc import OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
 
 METADATA_DIR = "__cluster_metadata-0"
@@ -74,6 +75,11 @@ class BrokerCore:
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
+        # Requests to other nodes, drained by the runtime after every call (protocol/rpc.py).
+        self.outbox: list[OutboundRequest] = []
+        # partition key -> [(offset, deadline_ms, callback)] waiting for the high watermark
+        # to pass `offset` (after_replicated).
+        self.replication_waiters: dict[tuple[str, int], list[tuple[int, int, Callable[[ErrorCode], None]]]] = {}
         self._clean_turn = 0  # which partition's log cleans first on the next tick
         self._last_retention_check_ms = now_ms  # retention runs every log.retention.check.interval.ms
         # Group coordinator and friends, by name; installed after the metadata replay below.
@@ -170,6 +176,7 @@ class BrokerCore:
 
     def partition_appended(self, key: tuple[str, int], now_ms: int) -> None:
         """Try to complete the delayed operations watching a partition that just grew."""
+        self._complete_replication_waiters(key, now_ms)
         for delayed in list(self.watchers.get(key, ())):
             if delayed.done:
                 self._unwatch(delayed)
@@ -178,6 +185,48 @@ class BrokerCore:
             if response is not None:
                 delayed.complete(response)
                 self._unwatch(delayed)
+
+    # --- other nodes and replication -----------------------------------------------------
+    def send(self, request: OutboundRequest) -> None:
+        """Queue a request to another node; the runtime sends it after the current call."""
+        self.outbox.append(request)
+
+    def after_replicated(self, partition: Partition, offset: int, callback: Callable[[ErrorCode], None],
+                         timeout_ms: int = 30_000) -> None:
+        """Call `callback(error_code)` once the record at `offset` is below the partition's high
+        watermark (every in-sync replica has it): ErrorCode.none; NOT_LEADER_OR_FOLLOWER if this
+        broker stops leading first; REQUEST_TIMED_OUT after `timeout_ms`. Writers of internal
+        topics (groups, transactions) answer their clients from this callback. On one node the
+        high watermark moves with the append, so the callback usually runs at once."""
+        if not partition.is_leader:
+            callback(ErrorCode.not_leader_or_follower)
+        elif partition.high_watermark > offset:
+            callback(ErrorCode.none)
+        else:
+            self.replication_waiters.setdefault(partition.key, []).append((offset, self.now_ms + timeout_ms, callback))
+
+    def _complete_replication_waiters(self, key: tuple[str, int], now_ms: int) -> None:
+        waiting = self.replication_waiters.get(key)
+        if not waiting:
+            return
+        partition = self.partitions.get(key)
+        done, kept = [], []
+        for entry in waiting:
+            offset, deadline_ms, callback = entry
+            if partition is None or not partition.is_leader:
+                done.append((callback, ErrorCode.not_leader_or_follower))
+            elif partition.high_watermark > offset:
+                done.append((callback, ErrorCode.none))
+            elif deadline_ms <= now_ms:
+                done.append((callback, ErrorCode.request_timed_out))
+            else:
+                kept.append(entry)
+        if kept:
+            self.replication_waiters[key] = kept
+        else:
+            del self.replication_waiters[key]
+        for callback, code in done:
+            callback(code)
 
     # --- partitions --------------------------------------------------------------------
     def partition(self, topic: str, index: int) -> Partition | None:
@@ -309,6 +358,8 @@ class BrokerCore:
                          deleted, key[0], key[1], partition.log_start_offset)
             partition.log.maybe_flush(now_ms)
             partition.truncate_high_watermark_to_log()
+        for key in sorted(self.replication_waiters):
+            self._complete_replication_waiters(key, now_ms)
         for ext in self.extensions.values():
             ext.tick(now_ms)
 

@@ -1,0 +1,35 @@
+"""Requests one node sends another: the core's outbound messages, as data.
+
+Theory of operation. The core never opens a connection. When it must ask another node
+something — a Raft vote, a follower's Fetch, a broker heartbeat to the active controller,
+WriteTxnMarkers to a partition leader — it appends an `OutboundRequest` to `core.outbox`.
+After every call into the core the runtime (or the simulation) drains the outbox, sends each
+request over its connection to `destination` on the named listener, and later calls
+`on_response(response, now_ms)` with the parsed kio response object; on a failure (no
+connection, disconnect, `timeout_ms` passed) it calls `on_response(None, now_ms)` instead.
+Callbacks run synchronously inside the core's owner, like every other core call, so no state
+change spans an await.
+
+`listener` says which of the destination's endpoints: CONTROLLER (Raft, broker
+registration/heartbeat, AlterPartition, forwarded admin requests) or BROKER (replica fetches,
+transaction markers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+CONTROLLER = "controller"
+BROKER = "broker"
+
+
+@dataclass(slots=True, eq=False)
+class OutboundRequest:
+    destination: int  # node id
+    listener: str  # CONTROLLER or BROKER
+    api_key: int
+    api_version: int
+    body: Any  # the kio request object of `api_version`
+    timeout_ms: int
+    on_response: Callable[[Any, int], None]  # (kio response or None on failure, now_ms)
