@@ -334,6 +334,30 @@ class BrokerCore:
                 self.partitions[key].log.update_config(log_config)
                 _apply_partition_configs(self.partitions[key], configs)
 
+    # --- timers ------------------------------------------------------------------------
+    def next_deadline_ms(self) -> int | None:
+        """The earliest time a part of the core asked to run (a group member's session expiry,
+        a Raft election timeout, ...). The runtime keeps one timer armed for it and calls
+        `run_deadlines` then, so deadlines are met on time instead of on the next coarse tick.
+        Parts take part by defining `next_deadline_ms()` and `run_deadlines(now_ms)`; after
+        `run_deadlines(now)` a part's next deadline must lie after `now`."""
+        earliest = None
+        for part in self._timed_parts():
+            deadline = part.next_deadline_ms()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
+
+    def run_deadlines(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        for part in self._timed_parts():
+            deadline = part.next_deadline_ms()
+            if deadline is not None and deadline <= now_ms:
+                part.run_deadlines(now_ms)
+
+    def _timed_parts(self) -> list[Any]:
+        return [self.extensions[k] for k in sorted(self.extensions) if hasattr(self.extensions[k], "next_deadline_ms")]
+
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
         """Periodic work: retention, time-based flushes and segment rolls."""

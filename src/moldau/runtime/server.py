@@ -158,6 +158,7 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             self.handling = False
         self.flush()
+        self.server.after_core_call()
         if len(self.slots) >= limits.inflight_requests_per_connection_max:
             self.paused_for_inflight = True
             self._update_reading()
@@ -201,6 +202,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _expire(self, delayed: apis.Delayed) -> None:
         self.server.core.expire(delayed, now_ms())
+        self.server.after_core_call()
 
     def flush(self) -> None:
         if self.closed or self.transport is None:
@@ -235,6 +237,9 @@ class Server:
         self._tick_task: asyncio.Task | None = None
         self._next_connection_id = 0
         self.port: int = 0
+        # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_ms: int | None = None
 
     async def start(self) -> tuple[str, int]:
         self.loop = asyncio.get_running_loop()
@@ -265,7 +270,36 @@ class Server:
                 self.core.tick(now_ms())
             except Exception:
                 log.exception("periodic broker work failed")
+            self.after_core_call()
             self._close_idle(now_ms())
+
+    def after_core_call(self) -> None:
+        """Keep a timer armed for the core's earliest deadline. Called after every entry into
+        the core (requests, timers, ticks), since any of them may move a deadline."""
+        core = self.core
+        if core is None:
+            return
+        deadline = core.next_deadline_ms()
+        if deadline == self._deadline_ms:
+            return
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        self._deadline_ms = deadline
+        if deadline is not None:
+            delay_s = max(0.0, (deadline - now_ms()) / 1000)
+            self._deadline_timer = self.loop.call_later(delay_s, self._run_deadlines)
+
+    def _run_deadlines(self) -> None:
+        self._deadline_timer = None
+        self._deadline_ms = None
+        if self.core is None:
+            return
+        try:
+            self.core.run_deadlines(now_ms())
+        except Exception:
+            log.exception("timed broker work failed")
+        self.after_core_call()
 
     def _close_idle(self, now: int) -> None:
         """Close connections that sent nothing for connections.max.idle.ms and wait for nothing."""
@@ -280,6 +314,8 @@ class Server:
     async def stop(self) -> None:
         if self._tick_task is not None:
             self._tick_task.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
