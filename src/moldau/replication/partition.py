@@ -2,10 +2,21 @@
 
 Theory of operation. Every partition has a leader, a replica set, an in-sync replica set (ISR)
 and a leader epoch, taken from the metadata image. The leader appends produced batches to its
-log stamped with its leader epoch, tracks how far each follower has fetched, and advances the
-high watermark to the smallest log end offset among the ISR. Consumers read only below the
-high watermark. On a single node the ISR is this broker alone, so the high watermark follows
-the log end offset at once; the follower bookkeeping is here so that the cluster slots in.
+log stamped with its leader epoch and learns how far each follower has replicated from the
+fetch offsets of the followers' Fetch requests (a fetch at offset N means the follower holds
+everything below N). The high watermark — what consumers may read and what acks=all waits
+for — is the smallest log end offset among the ISR.
+
+ISR changes are the controller's to commit (AlterPartition, replication/isr.py sends them);
+while one is in flight the leader counts the *maximal* ISR (the committed ISR plus a replica
+being added) for the high watermark, as Kafka does, so a replica that may become an ISR member
+— and so a possible next leader — holds every record below the high watermark. A follower
+joins once it has caught up to the high watermark and to the start of the leader's epoch; a
+member leaves once it has not caught up to the leader's log end for replica.lag.time.max.ms.
+
+A follower (replication/fetcher.py fetches for it) appends what the leader sends, truncates
+where its log diverges from the leader's (KIP-320's diverging epoch), and takes the high
+watermark from the leader's responses, bounded by its own log end.
 
 Invariants: the high watermark never decreases while this broker leads; it never exceeds the
 log end offset; leader ∈ ISR ⊆ replicas.
@@ -30,6 +41,19 @@ class PartitionError(Exception):
 
 
 @dataclass(slots=True)
+class FollowerState:
+    """What the leader knows of one follower (Kafka's Replica)."""
+
+    log_end_offset: int = -1
+    broker_epoch: int = -1
+    last_fetch_ms: int = -1
+    # The leader's log end at the follower's previous fetch, and when the follower last had
+    # everything the leader had (Kafka's lastCaughtUpTimeMs).
+    last_fetch_leader_log_end_offset: int = -1
+    last_caught_up_ms: int = -1
+
+
+@dataclass(slots=True)
 class Partition:
     topic: str
     index: int
@@ -47,8 +71,12 @@ class Partition:
     timestamp_before_max_ms: int = _LONG_MAX
     timestamp_after_max_ms: int = _LONG_MAX
     high_watermark: int = 0
-    # follower broker id -> log end offset it has fetched up to (leader side)
-    follower_log_end_offsets: dict[int, int] = field(default_factory=dict)
+    # Leader side: follower broker id -> what it has replicated.
+    followers: dict[int, FollowerState] = field(default_factory=dict)
+    # An ISR change sent to the controller and not yet seen committed (None: none in flight).
+    pending_isr: tuple[int, ...] | None = None
+    # The offset at which this broker's leader epoch began (a follower must reach it to join).
+    leader_epoch_start_offset: int = 0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -66,8 +94,21 @@ class Partition:
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
 
-    def become_leader(self, leader_epoch: int, replicas: tuple[int, ...], isr: tuple[int, ...], now_ms: int) -> None:
+    @property
+    def maximal_isr(self) -> tuple[int, ...]:
+        if self.pending_isr is None:
+            return self.isr
+        return self.isr + tuple(b for b in self.pending_isr if b not in self.isr)
+
+    # --- becoming leader or follower -------------------------------------------------------
+    def become_leader(self, leader_epoch: int, replicas: tuple[int, ...], isr: tuple[int, ...], now_ms: int,
+                      partition_epoch: int | None = None) -> None:
         assert self.node_id in replicas, "a broker leads only partitions it replicates"
+        new_epoch = leader_epoch != self.leader_epoch or not self.is_leader
+        if partition_epoch is not None:
+            if partition_epoch != self.partition_epoch:
+                self.pending_isr = None  # whatever we asked for was decided (committed or not)
+            self.partition_epoch = partition_epoch
         self.leader = self.node_id
         self.replicas, self.isr = replicas, isr
         if leader_epoch > self.log.latest_epoch:
@@ -75,9 +116,24 @@ class Partition:
             # begins, so OffsetForLeaderEpoch answers for it before the first append.
             self.log.leader_epoch_cache.assign(leader_epoch, self.log.log_end_offset)
         self.leader_epoch = leader_epoch
-        self.follower_log_end_offsets = {r: -1 for r in replicas if r != self.node_id}
+        if new_epoch:
+            self.leader_epoch_start_offset = self.log.log_end_offset
+            self.followers = {r: FollowerState(last_caught_up_ms=now_ms) for r in replicas if r != self.node_id}
+            self.pending_isr = None
+        else:  # the same leadership with a changed replica set or ISR
+            self.followers = {r: self.followers.get(r) or FollowerState(last_caught_up_ms=now_ms)
+                              for r in replicas if r != self.node_id}
         self.high_watermark = max(self.high_watermark, self.log.log_start_offset)
         self.maybe_advance_high_watermark()
+
+    def become_follower(self, leader: int, leader_epoch: int, replicas: tuple[int, ...], isr: tuple[int, ...],
+                        partition_epoch: int = 0) -> None:
+        self.leader, self.leader_epoch, self.partition_epoch = leader, leader_epoch, partition_epoch
+        self.replicas, self.isr = replicas, isr
+        self.followers = {}
+        self.pending_isr = None
+        # A follower's high watermark comes from the leader; it never exceeds its own log.
+        self.high_watermark = min(self.high_watermark, self.log.log_end_offset)
 
     def check_leader(self, current_leader_epoch: int = -1) -> None:
         """Raise the error a client must see when this broker cannot serve the partition."""
@@ -96,12 +152,15 @@ class Partition:
         one replica still takes acks=all writes instead of failing each with NOT_ENOUGH_REPLICAS."""
         return min(self.min_insync_replicas, len(self.replicas))
 
+    # --- appends (leader) -------------------------------------------------------------------
     def append(self, payload: Any, required_acks: int, now_ms: int,
                validated: list[BatchHeader] | None = None) -> Any:
         """Append as leader; `validated`: the payload's headers if the caller parsed them already."""
         self.check_leader()
         if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
-            raise PartitionError(ErrorCode.not_enough_replicas)
+            raise PartitionError(ErrorCode.not_enough_replicas,
+                                 f"The ISR of {self.topic}-{self.index} has {len(self.isr)} member(s), "
+                                 f"fewer than min.insync.replicas={self.effective_min_insync_replicas}")
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
@@ -135,16 +194,68 @@ class Partition:
                         f"[{now_ms - before}, {now_ms + after}] (message.timestamp.before.max.ms, "
                         "message.timestamp.after.max.ms)")
 
+    # --- followers (leader side) ------------------------------------------------------------
+    def update_follower(self, broker_id: int, fetch_offset: int, broker_epoch: int, now_ms: int) -> bool:
+        """Record a follower's fetch at `fetch_offset`; True if the high watermark moved."""
+        state = self.followers.get(broker_id)
+        if state is None:
+            return False
+        leader_end = self.log.log_end_offset
+        if fetch_offset >= leader_end:
+            state.last_caught_up_ms = now_ms
+        elif fetch_offset >= state.last_fetch_leader_log_end_offset >= 0:
+            state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+        state.log_end_offset = fetch_offset
+        state.broker_epoch = broker_epoch
+        state.last_fetch_ms = now_ms
+        state.last_fetch_leader_log_end_offset = leader_end
+        return self.maybe_advance_high_watermark()
+
     def maybe_advance_high_watermark(self) -> bool:
-        ends = [self.log.log_end_offset]
-        ends += [self.follower_log_end_offsets.get(r, -1) for r in self.isr if r != self.node_id]
-        new = min(ends)
+        if not self.is_leader:
+            return False
+        new = self.log.log_end_offset
+        for replica in self.maximal_isr:
+            if replica != self.node_id:
+                state = self.followers.get(replica)
+                new = min(new, state.log_end_offset if state is not None else -1)
         if new > self.high_watermark:
             self.high_watermark = new
             return True
         return False
 
+    def isr_to_add(self) -> list[int]:
+        """Followers that caught up and may join the ISR (Kafka's isFollowerInSync)."""
+        if not self.is_leader or self.pending_isr is not None:
+            return []
+        ready = []
+        for replica in self.replicas:
+            state = self.followers.get(replica)
+            if replica in self.isr or state is None:
+                continue
+            if state.log_end_offset >= self.high_watermark and state.log_end_offset >= self.leader_epoch_start_offset:
+                ready.append(replica)
+        return ready
+
+    def isr_to_remove(self, now_ms: int, lag_max_ms: int) -> list[int]:
+        """ISR members that have not caught up for replica.lag.time.max.ms."""
+        if not self.is_leader or self.pending_isr is not None:
+            return []
+        stale = []
+        for replica in self.isr:
+            state = self.followers.get(replica)
+            if replica != self.node_id and state is not None and now_ms - state.last_caught_up_ms > lag_max_ms:
+                stale.append(replica)
+        return stale
+
+    # --- follower side ----------------------------------------------------------------------
+    def follower_high_watermark(self, leader_high_watermark: int) -> None:
+        self.high_watermark = max(self.high_watermark, min(leader_high_watermark, self.log.log_end_offset))
+
     def truncate_high_watermark_to_log(self) -> None:
-        # After DeleteRecords or retention the high watermark stays ≥ log start offset.
+        # After DeleteRecords or retention the high watermark stays ≥ log start offset; after a
+        # truncation it stays ≤ log end offset.
         if self.high_watermark < self.log.log_start_offset:
             self.high_watermark = self.log.log_start_offset
+        if self.high_watermark > self.log.log_end_offset:
+            self.high_watermark = self.log.log_end_offset
