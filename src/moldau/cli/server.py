@@ -74,10 +74,14 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.runtime.tls import TlsConfigError
+
     try:
         return runner(_serve(config))
     except OSError as error:
         raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    except TlsConfigError as error:
+        raise CliError(str(error)) from None
 
 
 async def _serve(config) -> int:
@@ -89,7 +93,9 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
-    print(f"moldau server listening on {host}:{port}", flush=True)
+    others = [f"{l.host or '0.0.0.0'}:{l.port} ({l.name})" for l in config.listener_settings.broker_listeners
+              if l.name != config.first_listener.name]
+    print(f"moldau server listening on {host}:{port}" + (", " + ", ".join(others) if others else ""), flush=True)
     await stop.wait()
     await server.stop()
     return 0
