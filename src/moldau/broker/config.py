@@ -95,6 +95,8 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     cluster_id: str | None = None
+    # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
+    metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
     log_defaults: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -209,6 +211,8 @@ class BrokerConfig:
             self.offsets_retention_ms = _positive(value) * 60_000
         elif key == "cluster.id":
             self.cluster_id = value
+        elif key == "metrics.port":
+            self.metrics_port = _port(value) if value else None
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = value
             if key == "message.max.bytes":
@@ -232,6 +236,13 @@ def _advertisable(listener: Listener, wildcard_host: str) -> Listener:
     if listener.host in ("", "0.0.0.0", "::"):
         return Listener(listener.name, wildcard_host, listener.port, listener.security_protocol)
     return listener
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a port number, 0-65535 (0: any free port)")
+    return number
 
 
 def _positive(value: str) -> int:

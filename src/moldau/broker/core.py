@@ -24,6 +24,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
+from moldau.broker.metrics import BrokerMetrics
 from moldau.controller import records as r
 from moldau.controller.configs import (
     SOURCE_DYNAMIC_BROKER,
@@ -75,6 +76,7 @@ class BrokerCore:
         self.disk_usage = disk_usage  # (total bytes, usable bytes) of the data dir
         self.now_ms = now_ms
         self.node_id = config.node_id
+        self.metrics = BrokerMetrics()  # plain counters; runtime/metrics.py scrapes them
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
@@ -148,6 +150,8 @@ class BrokerCore:
         if result is None or isinstance(result, (bytes, list, apis.Delayed)):
             return result  # finished frames (a list: one frame in chunks), or no response
         header = ctx.header
+        if result.get("error_code"):  # a top-level error (per-partition ones: produce.py)
+            self.metrics.request_error(header.api_key)
         schema = codec.response_schema(header.api_key, header.api_version)
         flexible = codec.response_header_flexible(header.api_key, header.api_version)
         return codec.encode_response(header.correlation_id, flexible, build(schema, result))

@@ -48,6 +48,12 @@ class Broker:
         return self.config.port
 
     @property
+    def metrics_url(self) -> str | None:
+        """http://host:port of /metrics and /health/* (config {"metrics.port": "0"}), else None."""
+        port = self.config.metrics_port
+        return f"http://{self.config.host}:{port}" if port else None
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 

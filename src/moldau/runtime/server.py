@@ -93,6 +93,7 @@ class _Connection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
+        self.server.core.metrics.connection_opened(self.listener.name)
         certificate = None
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:  # TLS: called once the handshake is done
@@ -115,6 +116,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.pending.clear()
         if core is not None:
             core.connection_closed(self.connection_id)
+            core.metrics.connection_closed(self.listener.name)
 
     def pause_writing(self) -> None:
         self.paused_for_writes = True
@@ -195,34 +197,42 @@ class _Connection(asyncio.BufferedProtocol):
 
     def handle(self, payload: bytes) -> bool:
         server = self.server
+        metrics = server.core.metrics
+        started_ns = time.perf_counter_ns()  # request latency, per API key (broker/metrics.py)
+        api_key = (payload[0] << 8 | payload[1]) if len(payload) >= 2 else -1
         try:
             result = server.core.handle_request(payload, self.connection_id, self.client_host, now_ms())
         except (MalformedRequest, CloseConnection, struct.error, UnicodeDecodeError) as error:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns, error=True)
             log.info("closing connection %s: %s", self.client_host, error)
             self.abort()
             return False
         except Exception:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns, error=True)
             log.exception("request from %s failed; closing its connection", self.client_host)
             self.abort()
             return False
         if result is None:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns)
             return True  # acks=0: no response
         slot = _Slot()
         self.slots.append(slot)
         if isinstance(result, apis.Delayed):
-            self.defer(slot, result)
+            self.defer(slot, result, api_key, started_ns)
         else:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns)
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
         return True
 
-    def defer(self, slot: _Slot, delayed: apis.Delayed) -> None:
+    def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
         timer = loop.call_later(max(0.0, (delayed.deadline_ms - now_ms()) / 1000), self._expire, delayed)
         self.pending[delayed] = timer
 
         def done(frame: bytes) -> None:
+            self.server.core.metrics.request(api_key, time.perf_counter_ns() - started_ns)
             timer.cancel()
             self.pending.pop(delayed, None)
             slot.frame, slot.ready = frame, True
@@ -271,11 +281,13 @@ class Server:
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
 
     async def start(self) -> tuple[str, int]:
         """Bind every listener, then start the core (it registers the bound ports), then
         accept connections. Returns the first broker listener's (host, port)."""
         self.loop = asyncio.get_running_loop()
+        await self.start_metrics()  # first, so that /health/ready says "not yet" meanwhile
         config = self.config
         try:
             for listener in list(config.listeners):
@@ -309,6 +321,23 @@ class Server:
         if listener is None:
             raise KeyError(name)
         return listener.port
+
+    async def start_metrics(self) -> None:
+        """Serve /metrics and /health/* on metrics.port (runtime/metrics.py), when it is set."""
+        if self.config.metrics_port is None or self.metrics_server is not None:
+            return
+        from moldau.runtime.metrics import MetricsServer
+
+        self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, lambda: self, self.ready)
+        self.config.metrics_port = await self.metrics_server.start()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether this node serves Kafka requests (its /health/ready), and why not."""
+        if not self._servers or not all(server.is_serving() for server in self._servers.values()):
+            return False, "the Kafka listeners are not accepting connections"
+        if self.core is None:
+            return False, "recovering the logs and replaying the metadata log"
+        return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
         if len(self.connections) >= limits.connections_max:
@@ -383,3 +412,6 @@ class Server:
         if self.core is not None:
             self.core.close()
             self.core = None
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
