@@ -350,9 +350,11 @@ def decode_legacy_json(value: bytes) -> MetadataRecord | str:
         return ConfigRecord(resource_type=body["resource_type"], resource_name=body["resource_name"],
                             name=body["name"], value=body.get("value"))
     if kind == "RegisterBrokerRecord":
-        endpoint = BrokerEndpoint(name="PLAINTEXT", host=body["host"], port=body["port"], security_protocol=0)
+        listed = body.get("endpoints") or [("PLAINTEXT", body["host"], body["port"], "PLAINTEXT")]
+        endpoints = tuple(BrokerEndpoint(name=name, host=host, port=port, security_protocol=SECURITY_PROTOCOL_IDS.get(protocol, 0))
+                          for name, host, port, protocol in listed)
         return RegisterBrokerRecord(broker_id=body["broker_id"], incarnation_id=uuid.UUID(int=0), broker_epoch=0,
-                                    end_points=(endpoint,), rack=body.get("rack"), fenced=False)
+                                    end_points=endpoints, rack=body.get("rack"), fenced=False)
     raise MetadataParseError(f"unknown legacy metadata record type {kind!r}")
 
 
