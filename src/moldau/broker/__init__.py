@@ -2,7 +2,13 @@
 
 from moldau.broker import (  # noqa: F401 - imported for their @api registrations
     acls,
+    allocate_producer_ids,
     alter_configs,
+    alter_partition,
+    alter_partition_reassignments,
+    begin_quorum_epoch,
+    broker_heartbeat,
+    broker_registration,
     api_versions,
     create_partitions,
     create_topics,
@@ -14,7 +20,10 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_quorum,
     elect_leaders,
+    end_quorum_epoch,
+    envelope,
     fetch,
     find_coordinator,
     heartbeat,
@@ -31,4 +40,5 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     offset_for_leader_epoch,
     produce,
     sync_group,
+    vote,
 )

@@ -17,18 +17,26 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 @apis.api(33, 0, 2)
-def handle_alter(core, ctx: apis.RequestContext, request) -> dict:
-    responses = []
-    for resource in request.resources:
-        current = core.image.configs.get((resource.resource_type, resource.resource_name), {})
-        changes: dict[str, str | None] = {name: None for name in current}
-        changes.update({entry.name: entry.value for entry in resource.configs})
-        responses.append(_apply(core, resource, changes, request.validate_only))
-    return {"throttle_time": 0, "responses": responses}
+def handle_alter(core, ctx: apis.RequestContext, request):
+    return core.on_controller(ctx, request, _run_alter)
 
 
 @apis.api(44, 0, 1)
-def handle_incremental(core, ctx: apis.RequestContext, request) -> dict:
+def handle_incremental(core, ctx: apis.RequestContext, request):
+    return core.on_controller(ctx, request, _run_incremental)
+
+
+def _run_alter(core, ctx: apis.RequestContext, request) -> dict:
+    responses = []
+    for resource in request.resources:
+        current = core.controller.image.configs.get((resource.resource_type, resource.resource_name), {})
+        changes: dict[str, str | None] = {name: None for name in current}
+        changes.update({entry.name: entry.value for entry in resource.configs})
+        responses.append(_apply(core, resource, changes, request.validate_only, ctx.now_ms))
+    return {"throttle_time": 0, "responses": responses}
+
+
+def _run_incremental(core, ctx: apis.RequestContext, request) -> dict:
     responses = []
     for resource in request.resources:
         try:
@@ -36,12 +44,12 @@ def handle_incremental(core, ctx: apis.RequestContext, request) -> dict:
         except ControllerError as error:
             responses.append(_response(resource, error.error_code, str(error)))
             continue
-        responses.append(_apply(core, resource, changes, request.validate_only))
+        responses.append(_apply(core, resource, changes, request.validate_only, ctx.now_ms))
     return {"throttle_time": 0, "responses": responses}
 
 
 def _incremental_changes(core, resource) -> dict[str, str | None]:
-    current = core.image.configs.get((resource.resource_type, resource.resource_name), {})
+    current = core.controller.image.configs.get((resource.resource_type, resource.resource_name), {})
     changes: dict[str, str | None] = {}
     for entry in resource.configs:
         op = entry.config_operation
@@ -66,10 +74,12 @@ def _incremental_changes(core, resource) -> dict[str, str | None]:
     return changes
 
 
-def _apply(core, resource, changes, validate_only) -> dict:
+def _apply(core, resource, changes, validate_only, now_ms: int) -> dict:
     if resource.resource_type == c.TYPE_BROKER:
-        if resource.resource_name not in ("", str(core.node_id)):
-            return _response(resource, ErrorCode.invalid_request, f"Broker {resource.resource_name} is not this broker")
+        known = resource.resource_name == "" or (resource.resource_name.isdigit() and
+                                                  int(resource.resource_name) in core.controller.image.brokers)
+        if not known and core.controller.active:
+            return _response(resource, ErrorCode.invalid_request, f"Broker {resource.resource_name} is not registered")
         unknown = [k for k in changes if k not in _DYNAMIC_BROKER_KEYS]
         if unknown:
             return _response(resource, ErrorCode.invalid_config,
@@ -77,7 +87,7 @@ def _apply(core, resource, changes, validate_only) -> dict:
     elif resource.resource_type != c.TYPE_TOPIC:
         return _response(resource, ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
     try:
-        core.controller.alter_configs(resource.resource_type, resource.resource_name, changes, validate_only)
+        core.controller.alter_configs(resource.resource_type, resource.resource_name, changes, validate_only, now_ms)
     except ControllerError as error:
         return _response(resource, error.error_code, str(error))
     return _response(resource, ErrorCode.none, None)

@@ -17,10 +17,13 @@ from moldau.protocol import codec
 from moldau.protocol.build import build
 
 
-def api_keys() -> list[dict]:
+def api_keys(controller_listener: bool = False) -> list[dict]:
+    """The APIs a client of this listener may use: broker APIs, or on a controller listener
+    the quorum's and controller's own (as Kafka answers per listener)."""
+    kind = "controller" if controller_listener else "broker"
     return [
         {"api_key": e.key, "min_version": e.advertised_min_version, "max_version": e.max_version}
-        for e in sorted(apis.REGISTRY.values(), key=lambda e: e.key)
+        for e in sorted(apis.REGISTRY.values(), key=lambda e: e.key) if kind in e.listeners
     ]
 
 
@@ -34,4 +37,5 @@ def handle(core, ctx: apis.RequestContext, request) -> object:
         version = getattr(request, "client_software_version", "")
         core.connection_software[ctx.connection_id] = f"{software} {version}".strip()
     core.record_usage(ctx.connection_id, ctx.header.client_id, 18, ctx.version)
-    return {"error_code": 0, "api_keys": api_keys(), "throttle_time": 0}
+    controller_listener = ctx.listener_name in core.config.controller_listener_names
+    return {"error_code": 0, "api_keys": api_keys(controller_listener), "throttle_time": 0}

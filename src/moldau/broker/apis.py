@@ -24,17 +24,22 @@ class ApiEntry:
     handler: Callable[..., Any]
     # Versions advertised but answered with UNSUPPORTED_VERSION (Produce v0–v2, as Kafka 4).
     advertised_min_version: int
+    # Which listeners advertise it in ApiVersions: Kafka's "listeners" of each API's schema
+    # (the quorum's and the controller's own RPCs only on controller listeners).
+    listeners: frozenset[str] = frozenset({"broker", "controller"})
 
 
 REGISTRY: dict[int, ApiEntry] = {}
+CONTROLLER_ONLY = frozenset({"controller"})
 
 
-def api(key: int, min_version: int, max_version: int, advertised_min_version: int | None = None):
+def api(key: int, min_version: int, max_version: int, advertised_min_version: int | None = None,
+        listeners: frozenset[str] = frozenset({"broker", "controller"})):
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         assert key not in REGISTRY, f"api key {key} registered twice"
         REGISTRY[key] = ApiEntry(
             key, min_version, max_version, handler,
-            min_version if advertised_min_version is None else advertised_min_version,
+            min_version if advertised_min_version is None else advertised_min_version, listeners,
         )
         return handler
 
@@ -51,6 +56,8 @@ class RequestContext:
     listener_name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
     principal: str = "User:ANONYMOUS"
+    payload: bytes | memoryview = b""  # the whole request (forwarding sends it on as it came)
+    forwarded: bool = False  # came from another broker in an Envelope: never forwarded again
 
     @property
     def version(self) -> int:
@@ -75,3 +82,18 @@ class Delayed:
         self.done = True
         if self.callback is not None:
             self.callback(response)
+
+
+def map_delayed(inner: Delayed, transform: Callable[[Any], Any]) -> Delayed:
+    """A Delayed that completes when `inner` does, with `transform(inner's response)`."""
+
+    def try_complete(now_ms: int) -> Any:
+        response = inner.try_complete(now_ms)
+        if response is not None:
+            inner.done = True
+            return transform(response)
+        return None
+
+    outer = Delayed(inner.deadline_ms, try_complete, lambda now_ms: transform(inner.on_expire(now_ms)), inner.watch)
+    inner.callback = lambda response: outer.complete(transform(response))
+    return outer

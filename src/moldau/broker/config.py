@@ -16,14 +16,14 @@ from moldau.broker.listeners import Listener, ListenerError, ListenerSettings
 
 # Kafka keys that configure things Moldau does differently or not at all; accepted silently.
 _HARMLESS_KEYS = {
-    "controller.quorum.voters", "controller.quorum.bootstrap.servers",
+    "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "offsets.topic.replication.factor", "offsets.topic.num.partitions", "zookeeper.connect",
-    "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
+    "offsets.topic.num.partitions", "zookeeper.connect",
+    "num.replica.fetchers", "log.cleaner.enable",
 }
 
 # Keys copied into the broker-level defaults of topic configs (see controller/configs.py).
@@ -90,6 +90,8 @@ class BrokerConfig:
     # How often retention deletes due segments (Kafka's default: 5 minutes).
     log_retention_check_interval_ms: int = 300_000
     offsets_topic_num_partitions: int = 50
+    # offsets.topic.replication.factor; None: min(3, the brokers there are)
+    offsets_topic_replication_factor: int | None = None
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
@@ -97,6 +99,24 @@ class BrokerConfig:
     cluster_id: str | None = None
     # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
     metrics_port: int | None = None
+    # --- the cluster (KRaft's keys and defaults) ----------------------------------------
+    process_roles: tuple[str, ...] = ("broker", "controller")
+    # controller.quorum.voters as {node id: (host, port)}; empty: this node alone, reached on
+    # its first controller listener (or its first listener).
+    controller_quorum_voters: dict[int, tuple[str, int]] = field(default_factory=dict)
+    rack: str | None = None
+    broker_heartbeat_interval_ms: int = 2_000
+    broker_session_timeout_ms: int = 9_000
+    replica_lag_time_max_ms: int = 30_000
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_max_bytes: int = 1_048_576
+    replica_fetch_response_max_bytes: int = 10_485_760
+    replica_fetch_backoff_ms: int = 1_000
+    auto_leader_rebalance_enable: bool = True
+    leader_imbalance_check_interval_ms: int = 300_000
+    leader_imbalance_per_broker_percentage: int = 10
+    # controller.quorum.* timing keys, passed to the Raft client as given.
+    quorum_settings: dict[str, str] = field(default_factory=dict)
     # Broker-level defaults for topic configs, by their server.properties key.
     log_defaults: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -166,6 +186,10 @@ class BrokerConfig:
                 {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
         except ListenerError as error:
             raise ConfigFileError(str(error)) from None
+        roles = props.get("process.roles")
+        if roles is not None:
+            config.process_roles = _roles(roles)
+        config.check_cluster()
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
@@ -199,6 +223,8 @@ class BrokerConfig:
             self.log_retention_check_interval_ms = _positive(value)
         elif key == "connections.max.idle.ms":
             self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
+        elif key == "offsets.topic.replication.factor":
+            self.offsets_topic_replication_factor = _positive(value)
         elif key == "offsets.topic.num.partitions":
             self.offsets_topic_num_partitions = _positive(value)
         elif key == "group.initial.rebalance.delay.ms":
@@ -213,6 +239,8 @@ class BrokerConfig:
             self.cluster_id = value
         elif key == "metrics.port":
             self.metrics_port = _port(value) if value else None
+        elif self._apply_cluster(key, value):
+            pass
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = value
             if key == "message.max.bytes":
@@ -223,6 +251,51 @@ class BrokerConfig:
             return key in _HARMLESS_KEYS
         return True
 
+    def _apply_cluster(self, key: str, value: str) -> bool:
+        """The cluster's keys; False when `key` is not one of them."""
+        if key == "controller.quorum.voters":
+            self.controller_quorum_voters = parse_voters(value)
+        elif key == "broker.rack":
+            self.rack = value or None
+        elif key in _CLUSTER_INT_KEYS:
+            setattr(self, _CLUSTER_INT_KEYS[key], _positive(value))
+        elif key == "leader.imbalance.check.interval.seconds":
+            self.leader_imbalance_check_interval_ms = _positive(value) * 1000
+        elif key == "auto.leader.rebalance.enable":
+            self.auto_leader_rebalance_enable = _boolean(value)
+        elif key.startswith("controller.quorum.") and key != "controller.quorum.bootstrap.servers":
+            _positive(value)
+            self.quorum_settings[key] = value
+        else:
+            return False
+        return True
+
+    def quorum_voters(self) -> dict[int, tuple[str, int]]:
+        """The metadata quorum's voters; a node without controller.quorum.voters is a quorum of
+        one, reached on its own controller listener (else its first listener)."""
+        if self.controller_quorum_voters:
+            return dict(self.controller_quorum_voters)
+        controllers = self.listener_settings.controller_listeners
+        listener = controllers[0] if controllers else self.first_listener
+        host = listener.host if listener.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return {self.node_id: (host, listener.port)}
+
+    def raft_configs(self) -> dict[str, str]:
+        return dict(self.quorum_settings)
+
+    def check_cluster(self) -> None:
+        """Refuse combinations a node cannot run with (one line each, naming the keys)."""
+        roles = set(self.process_roles)
+        if "controller" in roles and self.controller_quorum_voters and self.node_id not in self.controller_quorum_voters:
+            raise ConfigFileError(
+                f"node.id {self.node_id} has process.roles={','.join(self.process_roles)} but is not in "
+                f"controller.quorum.voters ({format_voters(self.controller_quorum_voters)})")
+        if "controller" not in roles and not self.controller_quorum_voters:
+            raise ConfigFileError("process.roles=broker needs controller.quorum.voters: the controllers to join")
+        if "controller" not in roles and self.node_id in self.controller_quorum_voters:
+            raise ConfigFileError(f"node.id {self.node_id} is in controller.quorum.voters but process.roles "
+                                  f"({','.join(self.process_roles)}) does not include controller")
+
     def _resolve_aliases(self, props: dict[str, str]) -> None:
         for alias, target, factor in _ALIASES:
             if alias in props and target not in props:
@@ -230,6 +303,52 @@ class BrokerConfig:
                     self.log_defaults[target] = str(int(props[alias].strip()) * factor)
                 except ValueError:
                     raise ConfigFileError(f"invalid value {props[alias]!r} for {alias}") from None
+
+
+_CLUSTER_INT_KEYS = {
+    "broker.heartbeat.interval.ms": "broker_heartbeat_interval_ms",
+    "broker.session.timeout.ms": "broker_session_timeout_ms",
+    "replica.lag.time.max.ms": "replica_lag_time_max_ms",
+    "replica.fetch.wait.max.ms": "replica_fetch_wait_max_ms",
+    "replica.fetch.max.bytes": "replica_fetch_max_bytes",
+    "replica.fetch.response.max.bytes": "replica_fetch_response_max_bytes",
+    "replica.fetch.backoff.ms": "replica_fetch_backoff_ms",
+    "leader.imbalance.per.broker.percentage": "leader_imbalance_per_broker_percentage",
+}
+_VOTERS_FORM = "id@host:port[,id@host:port...], e.g. 1@localhost:9093,2@localhost:9095"
+
+
+def parse_voters(value: str) -> dict[int, tuple[str, int]]:
+    """controller.quorum.voters: `1@host:9093,2@host:9095` -> {1: (host, 9093), ...}."""
+    voters: dict[int, tuple[str, int]] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        node, sep, address = item.partition("@")
+        host, colon, port = address.rpartition(":")
+        try:
+            node_id, port_number = int(node), int(port)
+        except ValueError:
+            node_id = port_number = -1
+        if not sep or not colon or not host or node_id < 0 or not 0 < port_number <= 65535:
+            raise ValueError(f"{item!r} is not id@host:port (expected {_VOTERS_FORM})")
+        if node_id in voters:
+            raise ValueError(f"node {node_id} appears twice (expected {_VOTERS_FORM})")
+        voters[node_id] = (host.strip("[]"), port_number)
+    if not voters:
+        raise ValueError(f"no voters (expected {_VOTERS_FORM})")
+    return voters
+
+
+def format_voters(voters: dict[int, tuple[str, int]]) -> str:
+    return ",".join(f"{node}@{host}:{port}" for node, (host, port) in sorted(voters.items()))
+
+
+def _roles(value: str) -> tuple[str, ...]:
+    roles = tuple(sorted({part.strip() for part in value.split(",") if part.strip()}))
+    if not roles or any(role not in ("broker", "controller") for role in roles):
+        raise ConfigFileError(f"invalid value {value!r} for process.roles: expected broker, controller or broker,controller")
+    return roles
 
 
 def _advertisable(listener: Listener, wildcard_host: str) -> Listener:

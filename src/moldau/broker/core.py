@@ -7,15 +7,23 @@ long-poll) that completes when an append makes it satisfiable or its deadline pa
 state changes happen inside these synchronous calls, so no change spans an await and
 simulations can drive the same object on virtual time.
 
-The core reacts to the metadata image: when the controller commits a partition record naming
-this broker, the core opens (or creates) the partition's log and becomes its leader; when a
-topic is removed, it deletes the logs. The disk is reached only through `fs`, a file-system
-object the runtime provides.
+The core is one node of a cluster (a cluster of one by default): it holds the node's Raft
+client for the metadata quorum (raft/), the controller that acts when this node leads the
+quorum (controller/), and the broker: its registration and heartbeats (lifecycle.py), its
+partitions (replica_manager.py, replication/), its groups and producer ids (coordinator/).
+Committed metadata records are applied to `image` in log order (`_publish`) and the broker
+reacts to them: opening logs, leading or following partitions, deleting topics.
+
+Other nodes are reached only through `outbox` (protocol/rpc.py): after every call into the
+core — a request, a response callback, a timer — `_after_call` moves Raft's messages there,
+applies newly committed metadata, activates or deactivates the controller, completes what
+waited for a commit, and starts follower fetches. The disk is reached only through `fs`.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from typing import Any, Callable
 
@@ -37,21 +45,27 @@ from moldau.controller.configs import (
     validate_broker_configs,
     validate_topic_configs,
 )
-from moldau.controller.controller import Controller, ControllerDefaults
-from moldau.controller.image import MetadataImage
-from moldau.controller.metadata_log import LocalMetadataLog
-from moldau.log import checkpoints
+from moldau.broker.controller_channel import ControllerChannel
+from moldau.broker.lifecycle import BrokerLifecycle, RUNNING
+from moldau.broker.replica_manager import ReplicaManager
+from moldau.controller import storage
+from moldau.controller.controller import Controller, ControllerConfig, ControllerError, describe_record
+from moldau.controller.image import Endpoint, MetadataImage
 from moldau.log.config import LogConfig
-from moldau.log.partition_log import PartitionLog
+from moldau.replication.fetcher import FetcherConfig, ReplicaFetcherManager
+from moldau.replication.isr import IsrManager
 from moldau.protocol import codec
 from moldau.protocol.build import build
-from moldau.protocol.rpc import OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
 from moldau.broker.listeners import SSL
 from moldau.security.principal import certificate_principal, parse_rules
 from moldau.security.session import PRE_AUTHENTICATION_APIS, Session
 
 METADATA_DIR = "__cluster_metadata-0"
+# Committed metadata records applied per call into the core (the rest on the next calls, at
+# once): a node catching up with a long metadata log keeps serving meanwhile.
+PUBLISH_RECORDS_PER_CALL = 5000
 
 
 log = logging.getLogger("moldau.log")
@@ -69,6 +83,7 @@ class BrokerCore:
         new_uuid: Callable[[], uuid.UUID],
         now_ms: int,
         disk_usage: Callable[[], tuple[int, int]] = lambda: (-1, -1),
+        rng: random.Random | None = None,
     ):
         self.config = config
         self.fs = fs
@@ -90,18 +105,36 @@ class BrokerCore:
         # Group coordinator and friends, by name; installed after the metadata replay below.
         self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
-        metadata_log = LocalMetadataLog(
-            PartitionLog.open(fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms),
-            lambda: self.now_ms,
-        )
-        defaults = ControllerDefaults(config.num_partitions, config.default_replication_factor, config.delete_topic_enable)
-        self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
-        self.controller.listeners.append(self._on_metadata_record)
-        self.controller.replay()
-        host, port = config.advertised
-        endpoints = tuple((l.name, l.host, l.port, l.security_protocol) for l in config.advertised_listeners
-                          if l.name not in config.controller_listener_names)
-        self.controller.register_broker(host, port, config.cluster_id, endpoints)
+        voters = config.quorum_voters()
+        legacy = storage.pending_legacy_conversion(fs, config.data_dir, now_ms)
+        self.image.cluster_id = storage.load_or_format(fs, config.data_dir, self.node_id, config.cluster_id, voters,
+                                                       new_uuid, legacy[1] if legacy else None)
+        # Records of an old-format metadata log, written by the first active controller.
+        self.bootstrap_records: list = legacy[0] if legacy else []
+        from moldau.raft import RaftClient
+
+        self.raft = RaftClient(self.node_id, voters, fs, config.data_dir, self.image.cluster_id,
+                               rng or random.Random(), now_ms, config.raft_configs())
+        self.controller = Controller(self.node_id, self.raft, new_uuid, ControllerConfig(
+            config.num_partitions, config.default_replication_factor, config.delete_topic_enable,
+            config.broker_session_timeout_ms, config.auto_leader_rebalance_enable,
+            config.leader_imbalance_check_interval_ms, config.leader_imbalance_per_broker_percentage), rng)
+        self.is_controller = "controller" in config.process_roles
+        self.is_broker = "broker" in config.process_roles
+        self.channel = ControllerChannel(self)
+        self.lifecycle = BrokerLifecycle(self, new_uuid(), config.broker_heartbeat_interval_ms) if self.is_broker else None
+        if self.lifecycle is not None:
+            self.lifecycle.previous_broker_epoch = storage.take_clean_shutdown_epoch(fs, config.data_dir)
+        self.fetchers = ReplicaFetcherManager(self, FetcherConfig(
+            config.replica_fetch_wait_max_ms, 1, config.replica_fetch_max_bytes,
+            config.replica_fetch_response_max_bytes, config.replica_fetch_backoff_ms))
+        self.isr = IsrManager(self, config.replica_lag_time_max_ms)
+        self.replicas = ReplicaManager(self)
+        self._published_offset = -1  # every committed metadata offset up to here is applied
+        self._controller_epoch = -1  # the Raft epoch the controller was activated in
+        self._raft_fetches: list[tuple[apis.Delayed, apis.RequestContext, Any]] = []
+        self._raft_version = -1
+        self._creating: dict[str, int] = {}  # topics this broker asked the controller to create
         # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
         from moldau.coordinator import install as install_coordinator
         install_coordinator(self)
@@ -113,6 +146,8 @@ class BrokerCore:
         # connection id -> its listener, principal and authentication state
         self.sessions: dict[int, Session] = {}
         self._parsed_principal_rules: dict[str, list] = {}
+        self.raft.tick(now_ms)
+        self._after_call(now_ms)
 
     def _path(self, name: str) -> str:
         return self.config.data_dir.rstrip("/") + "/" + name
@@ -130,7 +165,7 @@ class BrokerCore:
         if not session.authenticated and header.api_key not in PRE_AUTHENTICATION_APIS:
             raise CloseConnection(f"api key {header.api_key} sent before SASL authentication")
         ctx = apis.RequestContext(header, connection_id, client_host, now_ms, session.listener_name,
-                                  session.security_protocol, session.principal)
+                                  session.security_protocol, session.principal, payload)
         version = header.api_version
         if not entry.advertised_min_version <= version <= entry.max_version:
             if header.api_key == 18:  # ApiVersions answers any version, with v0 on error
@@ -143,7 +178,25 @@ class BrokerCore:
         else:
             request = codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset)
         result = entry.handler(self, ctx, request)
-        return self.finish(ctx, result)
+        response = self.finish(ctx, result)
+        self._after_call(now_ms)
+        return response
+
+    @staticmethod
+    def codec_api_key(payload: bytes) -> int:
+        return codec.read_request_header(payload).api_key
+
+    def handle_forwarded(self, payload: bytes, ctx: apis.RequestContext, principal: str, client_host: str) -> Any:
+        """An admin request another broker forwarded in an Envelope: run here as if it came
+        from its client (never forwarded again); returns what handle_request would."""
+        header = codec.read_request_header(payload)
+        entry = apis.REGISTRY.get(header.api_key)
+        if entry is None or not entry.min_version <= header.api_version <= entry.max_version:
+            raise CloseConnection(f"cannot run forwarded api key {header.api_key} v{header.api_version}")
+        inner = apis.RequestContext(header, ctx.connection_id, client_host, ctx.now_ms, ctx.listener_name,
+                                    ctx.security_protocol, principal, payload, forwarded=True)
+        request = codec.read_body(codec.request_schema(header.api_key, header.api_version), payload, header.body_offset)
+        return self.finish(inner, entry.handler(self, inner, request))
 
     def finish(self, ctx: apis.RequestContext, result: Any) -> Any:
         """Turn a handler's result into a response frame (Delayed results finish later)."""
@@ -196,6 +249,7 @@ class BrokerCore:
         if not delayed.done:
             delayed.complete(delayed.on_expire(now_ms))
         self._unwatch(delayed)
+        self._after_call(now_ms)
 
     def cancel(self, delayed: apis.Delayed) -> None:
         """Forget an operation whose connection went away (nobody awaits its response)."""
@@ -228,8 +282,205 @@ class BrokerCore:
 
     # --- other nodes and replication -----------------------------------------------------
     def send(self, request: OutboundRequest) -> None:
-        """Queue a request to another node; the runtime sends it after the current call."""
+        """Queue a request to another node; the runtime sends it after the current call and
+        calls back with the response, after which the core catches up (`_after_call`)."""
+        original = request.on_response
+
+        def on_response(response: Any, now_ms: int) -> None:
+            self.now_ms = now_ms
+            original(response, now_ms)
+            self._after_call(now_ms)
+
+        request.on_response = on_response
         self.outbox.append(request)
+
+    # --- the node: quorum, controller, broker lifecycle ------------------------------------
+    def _after_call(self, now_ms: int) -> None:
+        """Bring every part up to date after a call into the core (see the module docstring).
+        Cheap when nothing changed: a few comparisons."""
+        self.now_ms = now_ms
+        raft = self.raft
+        if raft.outbox:
+            messages, raft.outbox = raft.outbox, []
+            for message in messages:
+                self.send(message)
+        if raft.high_watermark - 1 > self._published_offset:
+            self._publish(now_ms)
+        self._update_controller(now_ms)
+        if self.channel.commit_waiters:
+            self.channel.commit_advanced()
+        if raft.version != self._raft_version:
+            self._raft_version = raft.version
+            self._retry_raft_fetches(now_ms)
+        if self.replicas.pending:
+            self.replicas.open_pending()
+        self.fetchers.poll(now_ms)
+
+    def _publish(self, now_ms: int) -> None:
+        """Apply committed metadata records to the image, in log order, a bounded number per
+        call (a deadline brings the next call at once when more are waiting)."""
+        high_watermark = self.raft.high_watermark
+        batch = self.raft.read_committed(self._published_offset + 1, PUBLISH_RECORDS_PER_CALL)
+        for offset, value in batch:
+            record = r.decode(value)
+            if log.isEnabledFor(logging.INFO) and self.controller.active:
+                log.info("%s", describe_record(self.image, record))
+            self.image.apply(record, offset)
+            self._on_metadata_record(record)
+        if len(batch) < PUBLISH_RECORDS_PER_CALL:
+            self._published_offset = high_watermark - 1
+        else:
+            self._published_offset = batch[-1][0]
+        if self.lifecycle is not None:
+            if not self.replicas.ready and self.lifecycle.broker_epoch >= 0 and \
+                    self.image.offset >= self.lifecycle.registered_offset:
+                self.replicas.become_ready()
+            self.lifecycle.metadata_applied(now_ms)
+
+    def _update_controller(self, now_ms: int) -> None:
+        raft, controller = self.raft, self.controller
+        if controller.active and (not raft.is_leader or raft.epoch != self._controller_epoch):
+            controller.deactivate()
+            self.channel.commit_advanced()  # fails what waited on the lost leadership
+        if controller.active or not self.is_controller or not raft.is_leader:
+            return
+        if raft.high_watermark <= raft.epoch_start_offset or self._published_offset < raft.high_watermark - 1:
+            return  # not everything before this epoch is committed and applied yet
+        self._controller_epoch = raft.epoch
+        controller.activate(self.image, now_ms)
+        self._write_bootstrap_records(now_ms)
+
+    def _write_bootstrap_records(self, now_ms: int) -> None:
+        """Records converted from an old-format metadata log, written once on a fresh log."""
+        if not self.bootstrap_records:
+            return
+        records, self.bootstrap_records = self.bootstrap_records, []
+        if self.controller.image.topics_by_name or self.controller.image.brokers:
+            storage.remove_legacy_log(self.fs, self.config.data_dir)  # an earlier start wrote them
+            return
+        offset = self.controller.write(records, now_ms)
+        self.channel.wait_for_commit(offset, lambda ok: ok and storage.remove_legacy_log(self.fs, self.config.data_dir))
+
+    def create_topic_internally(self, name: str, partitions: int = -1, replication_factor: int = -1,
+                                configs: dict[str, str] | None = None) -> ErrorCode:
+        """Create a topic the broker itself needs (auto-creation, __consumer_offsets): on the
+        active controller at once (NONE once it exists here), else by asking the controller and
+        answering LEADER_NOT_AVAILABLE meanwhile, which clients retry (as Kafka answers)."""
+        if self.image.topic(name) is not None:
+            return ErrorCode.none
+        controller = self.controller
+        if controller.active:
+            try:
+                controller.create_topic(name, partitions, replication_factor, configs or {}, now_ms=self.now_ms)
+            except ControllerError as error:
+                if error.error_code != ErrorCode.topic_already_exists:
+                    return error.error_code
+            self._after_call(self.now_ms)  # committed at once on a quorum of one: apply it now
+            return ErrorCode.none if self.image.topic(name) is not None else ErrorCode.leader_not_available
+        self._request_topic_creation(name, partitions, replication_factor, configs or {})
+        return ErrorCode.leader_not_available
+
+    def _request_topic_creation(self, name: str, partitions: int, replication_factor: int,
+                                configs: dict[str, str]) -> None:
+        from kio.schema.create_topics.v7 import request as create_request
+
+        controller = self.controller_id()
+        if controller < 0 or self._creating.get(name, 0) > self.now_ms:
+            return
+        self._creating[name] = self.now_ms + 1000  # at most one request a second per topic
+        topic = create_request.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=replication_factor, assignments=(),
+            configs=tuple(create_request.CreatableTopicConfig(name=k, value=v) for k, v in sorted(configs.items())))
+        body = create_request.CreateTopicsRequest(topics=(topic,), timeout=_timedelta(30_000), validate_only=False)
+
+        def done(response: Any, now_ms: int) -> None:
+            self._creating.pop(name, None)
+
+        self.send(OutboundRequest(controller, CONTROLLER, 19, 7, body, 30_000, done))
+
+    def fatal_error(self) -> str | None:
+        """Why this node cannot go on, in one line (the runtime exits with it), or None."""
+        return self.raft.fatal_error or (self.lifecycle.fatal_error if self.lifecycle is not None else None)
+
+    def open_internal_session(self, connection_id: int) -> None:
+        """The session of requests this node sends itself (runtime/peers.py's loopback):
+        authenticated, on the controller listener when there is one."""
+        if connection_id in self.sessions:
+            return
+        names = self.config.controller_listener_names
+        listener_name = names[0] if names and self.config.listener_settings.listener(names[0]) else None
+        session = self.connection_opened(connection_id, listener_name, "127.0.0.1")
+        session.authenticated = True
+
+    def controller_id(self) -> int:
+        """The active controller's node id (the metadata quorum's leader), -1 when unknown."""
+        return self.raft.leader_id
+
+    @property
+    def broker_epoch(self) -> int:
+        return self.lifecycle.broker_epoch if self.lifecycle is not None else -1
+
+    @property
+    def running(self) -> bool:
+        """Registered, unfenced and acting on its partitions (what `moldau server` waits for)."""
+        return self.lifecycle is not None and self.lifecycle.state == RUNNING and self.replicas.ready
+
+    def lifecycle_changed(self, now_ms: int) -> None:
+        """The broker registered, was unfenced or fenced, or finished its controlled shutdown."""
+        producer_ids = self.extensions.get("producer_ids")
+        if producer_ids is not None and self.broker_epoch >= 0:
+            producer_ids.request_block(now_ms)
+
+    def advertised_endpoints(self) -> list[Endpoint]:
+        """The broker listeners this node registers (what clients and other brokers use)."""
+        names = self.config.controller_listener_names
+        return [Endpoint(l.name, l.host, l.port, l.security_protocol)
+                for l in self.config.advertised_listeners if l.name not in names]
+
+    def node_address(self, node_id: int, listener: str) -> tuple[str, int] | None:
+        """Where to reach another node: its controller listener (from controller.quorum.voters)
+        or its inter-broker listener (from its registration)."""
+        if listener == CONTROLLER:
+            return self.raft.voters.get(node_id)
+        broker = self.image.brokers.get(node_id)
+        if broker is None:
+            return None
+        return broker.endpoint(self.config.inter_broker_listener_name) or broker.endpoint(None)
+
+    def on_controller(self, ctx: apis.RequestContext, request: Any, run: Callable[..., Any]) -> Any:
+        """Run an admin request on the active controller (controller_channel.py)."""
+        return self.channel.on_controller(ctx, request, run)
+
+    @property
+    def _backlog(self) -> "_Backlog":
+        return _Backlog(self)
+
+    # --- the metadata quorum's own requests (Vote, BeginQuorumEpoch, Fetch of the log, ...) ---
+    def raft_request(self, ctx: apis.RequestContext, request: Any) -> Any:
+        """Hand a Raft request to the quorum client; a metadata Fetch with nothing to return
+        yet waits (up to its max_wait) for the log or the high watermark to move."""
+        response = self.raft.handle_request(ctx.header.api_key, ctx.version, request, ctx.now_ms)
+        if response is not None:
+            return response
+        max_wait_ms = int(request.max_wait.total_seconds() * 1000)
+
+        def on_expire(now_ms: int) -> Any:
+            return self.finish(ctx, self.raft.handle_request(1, ctx.version, request, now_ms, expired=True))
+
+        delayed = apis.Delayed(ctx.now_ms + max_wait_ms, lambda now_ms: None, on_expire)
+        self._raft_fetches.append((delayed, ctx, request))
+        return delayed
+
+    def _retry_raft_fetches(self, now_ms: int) -> None:
+        waiting, self._raft_fetches = self._raft_fetches, []
+        for delayed, ctx, request in waiting:
+            if delayed.done:
+                continue
+            response = self.raft.handle_request(1, ctx.version, request, now_ms)
+            if response is None:
+                self._raft_fetches.append((delayed, ctx, request))
+            else:
+                delayed.complete(self.finish(ctx, response))
 
     def after_replicated(self, partition: Partition, offset: int, callback: Callable[[ErrorCode], None],
                          timeout_ms: int = 30_000) -> None:
@@ -270,13 +521,18 @@ class BrokerCore:
 
     # --- partitions --------------------------------------------------------------------
     def partition(self, topic: str, index: int) -> Partition | None:
-        return self.partitions.get((topic, index))
+        """This broker's replica of the partition (its log opened now if it was waiting)."""
+        return self.partitions.get((topic, index)) or self.replicas.get(topic, index)
+
+    @staticmethod
+    def apply_partition_configs(partition: Partition, configs: dict[str, str]) -> None:
+        apply_partition_configs(partition, configs)
 
     def leader_partition(self, topic: str, index: int, current_leader_epoch: int = -1) -> Partition:
         """The partition if this broker leads it at the client's epoch; else raises the
         PartitionError the client must see (UNKNOWN_TOPIC_OR_PARTITION when this broker has
         no replica, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH)."""
-        partition = self.partitions.get((topic, index))
+        partition = self.partition(topic, index)
         if partition is None:
             raise PartitionError(ErrorCode.unknown_topic_or_partition)
         partition.check_leader(current_leader_epoch)
@@ -312,10 +568,11 @@ class BrokerCore:
 
     def _on_metadata_record(self, record: r.MetadataRecord) -> None:
         if isinstance(record, (r.PartitionRecord, r.PartitionChangeRecord)):
-            self._sync_partition(record.topic_id, record.partition)
+            self.replicas.sync(str(record.topic_id), record.partition_id)
         elif isinstance(record, r.RemoveTopicRecord):
-            self._remove_topic_partitions(record.topic_id)
-            name = self.image.removed_topic_names[record.topic_id]
+            topic_id = str(record.topic_id)
+            self.replicas.remove_topic(topic_id)
+            name = self.image.removed_topic_names[topic_id]
             for key in sorted(self.extensions):
                 on_topic_deleted = getattr(self.extensions[key], "topic_deleted", None)
                 if on_topic_deleted is not None:
@@ -326,44 +583,6 @@ class BrokerCore:
             for topic in sorted(self.image.topics_by_name):
                 self._reconfigure_topic(topic)
 
-    def _sync_partition(self, topic_id: str, index: int) -> None:
-        topic = self.image.topics_by_id[topic_id]
-        image = topic.partitions[index]
-        if self.node_id not in image.replicas:
-            return
-        key = (topic.name, index)
-        partition = self.partitions.get(key)
-        if partition is None:
-            configs = self.topic_configs(topic.name)
-            log = self._open_log(self._path(f"{topic.name}-{index}"), uuid.UUID(topic_id), configs)
-            partition = Partition(topic.name, index, topic_id, log, self.node_id)
-            partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
-            _apply_partition_configs(partition, configs)
-            self.partitions[key] = partition
-        partition.partition_epoch = image.partition_epoch
-        if image.leader == self.node_id:
-            partition.become_leader(image.leader_epoch, image.replicas, image.isr, self.now_ms)
-        else:
-            partition.leader, partition.leader_epoch = image.leader, image.leader_epoch
-
-    def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
-        """Open a partition's log, first removing a directory left by an older topic of the
-        same name (its partition.metadata names another topic id: a deletion cut short)."""
-        on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
-        if on_disk is not None and on_disk != topic_id:
-            self.fs.remove_tree(directory)
-        log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
-        if on_disk != topic_id:
-            checkpoints.write_partition_metadata(self.fs, directory, topic_id)
-        return log
-
-    def _remove_topic_partitions(self, topic_id: str) -> None:
-        for key in sorted(self.partitions):
-            partition = self.partitions[key]
-            if partition.topic_id == topic_id:
-                del self.partitions[key]
-                partition.log.delete()
-
     def _reconfigure_topic(self, topic: str) -> None:
         if self.image.topic(topic) is None:
             return
@@ -372,7 +591,7 @@ class BrokerCore:
         for key in sorted(self.partitions):
             if key[0] == topic:
                 self.partitions[key].log.update_config(log_config)
-                _apply_partition_configs(self.partitions[key], configs)
+                apply_partition_configs(self.partitions[key], configs)
 
     # --- timers ------------------------------------------------------------------------
     def next_deadline_ms(self) -> int | None:
@@ -394,9 +613,14 @@ class BrokerCore:
             deadline = part.next_deadline_ms()
             if deadline is not None and deadline <= now_ms:
                 part.run_deadlines(now_ms)
+        self._after_call(now_ms)
 
     def _timed_parts(self) -> list[Any]:
-        return [self.extensions[k] for k in sorted(self.extensions) if hasattr(self.extensions[k], "next_deadline_ms")]
+        parts: list[Any] = [self.raft, self.controller, self.channel, self.fetchers, self.isr, self._backlog]
+        if self.lifecycle is not None:
+            parts.append(self.lifecycle)
+        return parts + [self.extensions[k] for k in sorted(self.extensions)
+                        if hasattr(self.extensions[k], "next_deadline_ms")]
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
@@ -424,13 +648,44 @@ class BrokerCore:
             partition.truncate_high_watermark_to_log()
         for key in sorted(self.replication_waiters):
             self._complete_replication_waiters(key, now_ms)
+        self.replicas.checkpoint_high_watermarks(now_ms)
         for ext in self.extensions.values():
             ext.tick(now_ms)
+        self._after_call(now_ms)
 
     def close(self) -> None:
+        """A clean shutdown: checkpoints written, and the broker epoch kept for the next start
+        (so the controller knows the next registration is this broker restarted)."""
+        self.replicas.checkpoint_high_watermarks(self.now_ms, force=True)
+        if self.lifecycle is not None and self.lifecycle.broker_epoch >= 0:
+            storage.write_clean_shutdown_epoch(self.fs, self.config.data_dir, self.lifecycle.broker_epoch)
         for key in sorted(self.partitions):
             self.partitions[key].log.close()
-        self.controller.metadata_log.close()
+        self.raft.close()
+
+
+def _timedelta(ms: int):
+    import datetime
+
+    return datetime.timedelta(milliseconds=ms)
+
+
+class _Backlog:
+    """Work the core left for the next call: metadata records to apply, logs to open."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: BrokerCore):
+        self.core = core
+
+    def next_deadline_ms(self) -> int | None:
+        core = self.core
+        if core.raft.high_watermark - 1 > core._published_offset or core.replicas.pending:
+            return core.now_ms
+        return None
+
+    def run_deadlines(self, now_ms: int) -> None:
+        pass  # run_deadlines ends with _after_call, which does the work
 
 
 def _valid_broker_configs(values: dict[str, str]) -> dict[str, str]:
@@ -458,7 +713,7 @@ def _valid(values: dict[str, str], validate: Callable[[dict[str, str | None]], A
     return valid
 
 
-def _apply_partition_configs(partition: Partition, configs: dict[str, str]) -> None:
+def apply_partition_configs(partition: Partition, configs: dict[str, str]) -> None:
     """The topic configs the leader checks on produce, outside the log's own configuration."""
     partition.min_insync_replicas = int(configs["min.insync.replicas"])
     partition.timestamp_before_max_ms = int(configs["message.timestamp.before.max.ms"])

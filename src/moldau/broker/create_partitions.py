@@ -5,12 +5,16 @@ from moldau.controller.controller import ControllerError
 
 
 @apis.api(37, 0, 3)
-def handle(core, ctx: apis.RequestContext, request) -> dict:
+def handle(core, ctx: apis.RequestContext, request):
+    return core.on_controller(ctx, request, _run)
+
+
+def _run(core, ctx: apis.RequestContext, request) -> dict:
     results = []
     for topic in request.topics:
         assignments = [list(a.broker_ids) for a in topic.assignments] if topic.assignments else None
         try:
-            core.controller.create_partitions(topic.name, topic.count, assignments, request.validate_only)
+            core.controller.create_partitions(topic.name, topic.count, assignments, request.validate_only, ctx.now_ms)
         except ControllerError as error:
             results.append({"name": topic.name, "error_code": error.error_code, "error_message": str(error)})
             continue

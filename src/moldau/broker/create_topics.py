@@ -1,6 +1,7 @@
 """CreateTopics (key 19), versions 2–7 (Kafka 4's floor is 2).
 
-Each topic is validated and committed on its own, so one bad topic does not fail the rest.
+Each topic is validated and committed on its own (one metadata batch each, run on the active
+controller — broker/controller_channel.py), so one bad topic does not fail the rest.
 -1 partitions or replication factor take the broker defaults (num.partitions,
 default.replication.factor). v5+ report the effective configs, partition count and
 replication factor of a created topic, v7 its topic id; validate_only checks and creates
@@ -15,7 +16,11 @@ from moldau.controller.controller import ControllerError
 
 
 @apis.api(19, 2, 7)
-def handle(core, ctx: apis.RequestContext, request) -> dict:
+def handle(core, ctx: apis.RequestContext, request):
+    return core.on_controller(ctx, request, _run)
+
+
+def _run(core, ctx: apis.RequestContext, request) -> dict:
     results = []
     seen: set[str] = set()
     for topic in request.topics:
@@ -23,11 +28,11 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
             results.append(_error(topic.name, ErrorCode.invalid_request, f"Duplicate topic name {topic.name}"))
             continue
         seen.add(topic.name)
-        results.append(_create(core, topic, request.validate_only))
+        results.append(_create(core, topic, request.validate_only, ctx.now_ms))
     return {"throttle_time": 0, "topics": results}
 
 
-def _create(core, topic, validate_only: bool) -> dict:
+def _create(core, topic, validate_only: bool, now_ms: int) -> dict:
     configs = {c.name: c.value for c in topic.configs}
     assignments = {a.partition_index: list(a.broker_ids) for a in topic.assignments} or None
     if assignments and (topic.num_partitions != -1 or topic.replication_factor != -1):
@@ -35,7 +40,7 @@ def _create(core, topic, validate_only: bool) -> dict:
                       "Both numPartitions or replicationFactor and replicasAssignments were set.")
     try:
         core.controller.create_topic(
-            topic.name, topic.num_partitions, topic.replication_factor, configs, assignments, validate_only
+            topic.name, topic.num_partitions, topic.replication_factor, configs, assignments, validate_only, now_ms
         )
     except ControllerError as error:
         return _error(topic.name, error.error_code, str(error))
@@ -43,7 +48,7 @@ def _create(core, topic, validate_only: bool) -> dict:
 
 
 def _created(core, topic, configs, validate_only: bool) -> dict:
-    image = core.image.topic(topic.name)
+    image = core.controller.image.topic(topic.name)  # written; answered once committed
     broker, sources = core.broker_config_values(), core.broker_config_sources()
     overrides = {k: v for k, v in configs.items() if v is not None}
     if validate_only or image is None:

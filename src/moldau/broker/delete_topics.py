@@ -14,17 +14,24 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 @apis.api(20, 1, 6)
-def handle(core, ctx: apis.RequestContext, request) -> dict:
+def handle(core, ctx: apis.RequestContext, request):
+    return core.on_controller(ctx, request, _run)
+
+
+def _run(core, ctx: apis.RequestContext, request) -> dict:
     if ctx.version >= 6:
         wanted = [(t.name, t.topic_id) for t in request.topics]
     else:
         wanted = [(name, None) for name in request.topic_names]
-    return {"throttle_time": 0, "responses": [_delete(core, name, topic_id) for name, topic_id in wanted]}
+    return {"throttle_time": 0, "responses": [_delete(core, name, topic_id, ctx.now_ms) for name, topic_id in wanted]}
 
 
-def _delete(core, name, topic_id) -> dict:
+def _delete(core, name, topic_id, now_ms: int) -> dict:
     if name is None and topic_id is not None:
-        topic = core.image.topics_by_id.get(str(topic_id))
+        topic = core.controller.image.topics_by_id.get(str(topic_id))
+        if topic is None and not core.controller.active:
+            return {"name": None, "topic_id": topic_id, "error_code": ErrorCode.not_controller,
+                    "error_message": "This node is not the active controller."}
         if topic is None:
             return {"name": None, "topic_id": topic_id, "error_code": ErrorCode.unknown_topic_id,
                     "error_message": "This server does not host this topic ID."}
@@ -33,7 +40,7 @@ def _delete(core, name, topic_id) -> dict:
         return {"name": name, "topic_id": _ZERO_UUID, "error_code": ErrorCode.invalid_request,
                 "error_message": f"Internal topic {name} cannot be deleted"}
     try:
-        deleted_id = core.controller.delete_topic(name)
+        deleted_id = core.controller.delete_topic(name, now_ms)
     except ControllerError as error:
         return {"name": name, "topic_id": topic_id or _ZERO_UUID, "error_code": error.error_code, "error_message": str(error)}
     return {"name": name, "topic_id": deleted_id, "error_code": 0, "error_message": None}

@@ -1,49 +1,63 @@
 """ElectLeaders (key 43), versions 0–2: preferred or unclean leader election.
 
-A partition's preferred leader is the first of its replicas. An election is needed when the
-leader is not the preferred replica (preferred, type 0) or when the partition has no leader
-(unclean, type 1). On a single node every partition is led by its only replica, so each named
-partition answers ELECTION_NOT_NEEDED, as Kafka does; with `topic_partitions` null (all
-partitions) the answer lists only partitions an election changed, which here is none. Unknown
-topics and partitions get UNKNOWN_TOPIC_OR_PARTITION. Elections in a cluster will be controller
-records (PartitionChangeRecord) like every other leadership change.
+Run by the active controller. PREFERRED (type 0) gives a partition to its first replica when
+that replica is in the ISR and alive (ELECTION_NOT_NEEDED if it leads already,
+PREFERRED_LEADER_NOT_AVAILABLE if it cannot); UNCLEAN (type 1) gives a partition without a
+leader to an in-sync replica or, failing that, to any live replica — possibly losing what only
+the missing replicas had, which is why only an operator may ask (ELECTION_NOT_NEEDED when it
+has a leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive). With
+`topic_partitions` null every partition is considered and only the partitions an election
+changed are listed, as Kafka does.
 """
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.controller import partitions as pc
+from moldau.controller.controller import ControllerError
 
 PREFERRED, UNCLEAN = 0, 1
 
 
 @apis.api(43, 0, 2)
-def handle(core, ctx: apis.RequestContext, request) -> dict:
+def handle(core, ctx: apis.RequestContext, request):
     election_type = getattr(request, "election_type", PREFERRED)  # v0 has no type: preferred
     if election_type not in (PREFERRED, UNCLEAN):
         return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "replica_election_results": []}
+    return core.on_controller(ctx, request, _run)
+
+
+def _run(core, ctx: apis.RequestContext, request) -> dict:
+    election_type = getattr(request, "election_type", PREFERRED)
+    election = pc.PREFERRED if election_type == PREFERRED else pc.UNCLEAN
+    everything = request.topic_partitions is None
+    if everything:
+        image = core.controller.image
+        wanted = [(name, sorted(image.topics_by_name[name].partitions)) for name in sorted(image.topics_by_name)]
+    else:
+        wanted = [(t.topic, list(t.partitions)) for t in request.topic_partitions]
     results = []
-    for topic in request.topic_partitions or ():
-        partitions = [_elect(core, topic.topic, index, election_type) for index in topic.partitions]
-        results.append({"topic": topic.topic, "partition_result": partitions})
+    for topic, indexes in wanted:
+        partitions = []
+        for index in indexes:
+            code, message = _elect(core, topic, index, election, ctx.now_ms)
+            if not everything or code == ErrorCode.none:
+                partitions.append({"partition_id": index, "error_code": code, "error_message": message})
+        if partitions:
+            results.append({"topic": topic, "partition_result": partitions})
     return {"throttle_time": 0, "error_code": ErrorCode.none, "replica_election_results": results}
 
 
-def _elect(core, topic: str, index: int, election_type: int) -> dict:
-    described = core.image.topic(topic)
-    image = described.partitions.get(index) if described is not None else None
-    if image is None:
-        return _result(index, ErrorCode.unknown_topic_or_partition, "this topic-partition does not exist")
-    if election_type == PREFERRED:
-        needed = not image.replicas or image.leader != image.replicas[0]
-    else:
-        needed = image.leader < 0
-    if not needed:
-        return _result(index, ErrorCode.election_not_needed, "the leader is already the one an election would choose")
-    # Unreachable on one node (its only replica always leads); the replicated cluster will run
-    # the election in the controller. Until then, say so rather than pretend.
-    code = ErrorCode.preferred_leader_not_available if election_type == PREFERRED else ErrorCode.eligible_leaders_not_available
-    return _result(index, code, "leader elections need the replicated cluster, which this broker is not part of")
+_MESSAGES = {
+    ErrorCode.election_not_needed: "Leader election not needed for topic partition.",
+    ErrorCode.preferred_leader_not_available: "Failed to elect leader: the preferred replica is not in the ISR or not alive.",
+    ErrorCode.eligible_leaders_not_available: "Failed to elect leader: no replica is alive.",
+}
 
 
-def _result(index: int, code: ErrorCode, message: str) -> dict:
-    return {"partition_id": index, "error_code": code, "error_message": message}
+def _elect(core, topic: str, index: int, election: str, now_ms: int) -> tuple[ErrorCode, str | None]:
+    try:
+        code = core.controller.elect_leaders(topic, index, election, now_ms)
+    except ControllerError as error:
+        return error.error_code, str(error)
+    return code, _MESSAGES.get(code)

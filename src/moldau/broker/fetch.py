@@ -32,6 +32,8 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 @apis.api(1, 4, 17)
 def handle(core, ctx: apis.RequestContext, request):
+    if _is_metadata_fetch(request):
+        return core.raft_request(ctx, request)  # the metadata quorum's own replication (raft/)
     sessions = core.extensions.get("fetch_sessions")
     if sessions is None:
         sessions = core.extensions["fetch_sessions"] = FetchSessionCache(core.new_uuid)
@@ -40,9 +42,12 @@ def handle(core, ctx: apis.RequestContext, request):
         response = {"throttle_time": 0, "error_code": fetch.error, "session_id": 0, "responses": []}
         return encode_fetch_response(ctx.header.correlation_id, ctx.version, response)
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), limits.fetch_wait_ms_max)
+    replica = _replica(request)
+    if replica is not None:
+        _record_follower_fetch(core, fetch, replica, ctx.now_ms)
 
     def read() -> tuple[bytes, int, bool]:
-        response, size, has_error, carried = _read_all(core, request, fetch)
+        response, size, has_error, carried = _read_all(core, request, fetch, replica is not None)
         # A session remembers what each response it sends told its client; a long-poll reads
         # several times and sends once.
         pending[:] = carried
@@ -88,7 +93,48 @@ def _resolve(core, topic) -> tuple[str | None, str | None]:
     return core.image.resolve(getattr(topic, "topic", None), getattr(topic, "topic_id", None))
 
 
-def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list]:
+METADATA_TOPIC_ID = "00000000-0000-0000-0000-000000000001"  # Kafka's Uuid.METADATA_TOPIC_ID
+METADATA_TOPIC = "__cluster_metadata"
+
+
+def _is_metadata_fetch(request) -> bool:
+    topics = request.topics
+    if not topics:
+        return False
+    first = topics[0]
+    return getattr(first, "topic", None) == METADATA_TOPIC or str(getattr(first, "topic_id", "")) == METADATA_TOPIC_ID
+
+
+def _replica(request) -> tuple[int, int] | None:
+    """(broker id, broker epoch) of a follower's fetch; None for a consumer's."""
+    state = getattr(request, "replica_state", None)
+    replica_id = state.replica_id if state is not None else getattr(request, "replica_id", -1)
+    if replica_id is None or replica_id < 0:
+        return None
+    return replica_id, (state.replica_epoch if state is not None else -1)
+
+
+def _record_follower_fetch(core, fetch: FetchContext, replica: tuple[int, int], now_ms: int) -> None:
+    """A follower's fetch offset is how far it has replicated (leader side of
+    replication/partition.py): the high watermark may move, which completes waiting acks=all
+    produces and consumer fetches, and a follower that caught up may join the ISR."""
+    broker_id, broker_epoch = replica
+    for fp in fetch.partitions:
+        if fp.topic is None:
+            continue
+        partition = core.partitions.get((fp.topic, fp.partition))
+        if partition is None or not partition.is_leader or broker_id not in partition.replicas:
+            continue
+        if getattr(fp, "current_leader_epoch", -1) not in (-1, partition.leader_epoch):
+            continue
+        if _diverging_epoch(partition, fp) is not None:
+            continue  # it must truncate first: its fetch offset says nothing yet
+        if partition.update_follower(broker_id, fp.fetch_offset, broker_epoch, now_ms):
+            core.partition_appended(partition.key, now_ms)
+        core.isr.check_expand(partition, now_ms)
+
+
+def _read_all(core, request, fetch: FetchContext, replica: bool = False) -> tuple[dict, int, bool, list]:
     """The response for `fetch`'s partitions (in an incremental fetch only the changed ones),
     its records' size, whether a partition has an error, and (partition, result) per partition
     it carries."""
@@ -99,7 +145,8 @@ def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list
     order: list[dict] = []
     carried: list[tuple[SessionPartition, dict]] = []
     for partition in fetch.partitions:
-        data = _read_partition(core, request, partition.topic, partition.topic_id, partition, remaining, total == 0)
+        data = _read_partition(core, request, partition.topic, partition.topic_id, partition, remaining, total == 0,
+                               replica)
         if fetch.incremental and not changed(partition, data):
             continue
         key = (partition.topic, partition.topic_id)
@@ -118,7 +165,7 @@ def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list
     return response, total, has_error, carried
 
 
-def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool) -> dict:
+def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool, replica: bool = False) -> dict:
     result = {"partition_index": fp.partition, "error_code": ErrorCode.none, "high_watermark": -1,
               "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
               "preferred_read_replica": -1, "records": b""}
@@ -144,8 +191,10 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
         result["error_code"] = ErrorCode.offset_out_of_range
         return result
     max_bytes = min(fp.partition_max_bytes, remaining)
-    if fp.fetch_offset < high_watermark and (max_bytes > 0 or first):
-        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).read_bytes()
+    # Consumers read below the high watermark; followers read everything, to replicate it.
+    limit = partition.log_end_offset if replica else high_watermark
+    if fp.fetch_offset < limit and (max_bytes > 0 or first):
+        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, limit, first).read_bytes()
     return result
 
 

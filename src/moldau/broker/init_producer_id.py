@@ -2,7 +2,8 @@
 
 Without a transactional id Kafka always hands out a new producer id with epoch 0, ignoring the
 id and epoch a v3+ client sends to bump its epoch (KIP-360) — a new id serves the same purpose.
-Ids come from producer_ids.py (persisted blocks, never reused). Moldau has no transaction
+Ids come from producer_ids.py (blocks the controller hands out and records; never reused);
+until the first block arrives the answer is COORDINATOR_LOAD_IN_PROGRESS, which clients retry. Moldau has no transaction
 coordinator, so a transactional id gets COORDINATOR_NOT_AVAILABLE (the answer FindCoordinator
 gives for transactional ids too).
 """
@@ -12,13 +13,17 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.coordinator.producer_ids import ProducerIdsUnavailable
 
 
 @apis.api(22, 0, 5)
 def handle(core, ctx: apis.RequestContext, request):
     if request.transactional_id:
         return _response(ErrorCode.coordinator_not_available)
-    producer_id = core.extensions["producer_ids"].next_producer_id()
+    try:
+        producer_id = core.extensions["producer_ids"].next_producer_id()
+    except ProducerIdsUnavailable as error:  # no block from the controller yet: the client retries
+        return _response(error.error_code)
     return _response(ErrorCode.none, producer_id, 0)
 
 

@@ -56,6 +56,7 @@ class BrokerLifecycle:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.state = STARTING
         self.broker_epoch = -1
+        self.previous_broker_epoch = -1  # the epoch before a clean shutdown (KIP-966), or -1
         self.in_flight = False
         self.next_send_ms = 0
         self.fatal_error: str | None = None
@@ -105,7 +106,7 @@ class BrokerLifecycle:
             listeners=listeners,
             features=(registration_request.Feature(name="metadata.version", min_supported_version=METADATA_VERSION_RANGE[0],
                                                    max_supported_version=METADATA_VERSION_RANGE[1]),),
-            rack=core.config.rack, is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=self.broker_epoch)
+            rack=core.config.rack, is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=self.previous_broker_epoch)
         self.in_flight = True
         core.send(OutboundRequest(controller, CONTROLLER, 62, REGISTRATION_VERSION, body, REQUEST_TIMEOUT_MS,
                                   self._on_registration))

@@ -21,9 +21,9 @@ CLUSTER_OPERATIONS = sum(1 << code for code in (4, 5, 7, 8, 9, 10, 11, 12))
 
 @apis.api(3, 0, 13)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
-    brokers = [
+    brokers = [  # alive (unfenced) brokers only, as Kafka lists them
         {"node_id": b.broker_id, "host": endpoint[0], "port": endpoint[1], "rack": b.rack}
-        for b in sorted(core.image.brokers.values(), key=lambda b: b.broker_id)
+        for b in core.image.alive_brokers()
         if (endpoint := b.endpoint(ctx.listener_name)) is not None
     ]
     want_ops = getattr(request, "include_topic_authorized_operations", False)
@@ -33,7 +33,7 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         "throttle_time": 0,
         "brokers": brokers,
         "cluster_id": core.image.cluster_id,
-        "controller_id": core.node_id,
+        "controller_id": controller_id_for_clients(core),
         "topics": topics,
         "cluster_authorized_operations": cluster_ops,
         "error_code": 0,
@@ -65,13 +65,10 @@ def _ensure_topic(core, name: str, allow_create: bool) -> ErrorCode:
         return error.error_code
     if not allow_create or name in INTERNAL_TOPICS:
         return ErrorCode.unknown_topic_or_partition
-    try:
-        core.controller.create_topic(name)
-    except ControllerError as error:
-        if error.error_code == ErrorCode.topic_already_exists:
-            return ErrorCode.none
-        return error.error_code if error.error_code == ErrorCode.invalid_topic_exception else ErrorCode.unknown_topic_or_partition
-    return ErrorCode.none
+    code = core.create_topic_internally(name)
+    if code in (ErrorCode.none, ErrorCode.leader_not_available, ErrorCode.invalid_topic_exception):
+        return code
+    return ErrorCode.unknown_topic_or_partition
 
 
 def topic_metadata(core, name, topic_id, error, want_ops) -> dict:
@@ -88,7 +85,7 @@ def topic_metadata(core, name, topic_id, error, want_ops) -> dict:
             "leader_epoch": p.leader_epoch,
             "replica_nodes": list(p.replicas),
             "isr_nodes": list(p.isr),
-            "offline_replicas": [b for b in p.replicas if b not in core.image.brokers],
+            "offline_replicas": [b for b in p.replicas if b not in core.image.brokers or core.image.brokers[b].fenced],
         }
         for _, p in sorted(topic.partitions.items())
     ]
@@ -97,3 +94,14 @@ def topic_metadata(core, name, topic_id, error, want_ops) -> dict:
 
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def controller_id_for_clients(core) -> int:
+    """The controller id clients see: the active controller when it is also a broker they
+    can reach (combined mode), else an alive broker — Kafka's brokers answer a random one,
+    since clients never talk to a KRaft controller."""
+    controller = core.controller_id()
+    alive = core.image.alive_brokers()
+    if any(b.broker_id == controller for b in alive):
+        return controller
+    return alive[0].broker_id if alive else -1

@@ -4,7 +4,10 @@ Theory of operation. For each partition the leader validates the batches (header
 assigns offsets, stamps its leader epoch and writes the bytes to the OS before answering: an
 acknowledged batch survives a killed process. acks=0 gets no response at all; acks=1 and
 acks=-1 are answered after the write (with one node the ISR is this broker, so acks=-1 only
-adds the min.insync.replicas check). Each append wakes the fetches waiting on the partition.
+adds the min.insync.replicas check); on a cluster acks=-1 waits until the high watermark passes
+the batch — every ISR member has it — or the request's timeout (REQUEST_TIMED_OUT), and a
+leadership lost meanwhile answers NOT_LEADER_OR_FOLLOWER. Each append wakes the fetches
+waiting on the partition.
 
 Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on produce),
 UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
@@ -15,6 +18,7 @@ of the broker's clock), NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
@@ -33,17 +37,69 @@ def handle(core, ctx: apis.RequestContext, request):
         return _refuse_legacy(ctx, request)
     acks = request.acks
     responses = []
+    waiting: list[tuple[Any, int, int, dict]] = []  # acks=all appends not yet on every ISR member
     for topic in request.topic_data:
         name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
-        partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
+        partitions = [_append(core, ctx, name, topic_id, p, acks, waiting) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     if acks == 0:
         return None
+    response = {"responses": responses, "throttle_time": 0}
+    if waiting and not _settle(waiting):
+        return _delayed_produce(core, ctx, request, response, waiting)
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
+    return encode_produce_response(ctx.header.correlation_id, ctx.version, response)
 
 
-def _append(core, ctx, name, topic_id, data, acks) -> dict:
+def _settle(waiting: list) -> bool:
+    """Settle the acks=all results whose fate is known; True when none is left waiting.
+    A result is settled when the high watermark passed its last offset (NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    if the ISR shrank below min.insync.replicas meanwhile, as Kafka) or the leadership it was
+    written under is gone (NOT_LEADER_OR_FOLLOWER: the write may be truncated)."""
+    still = []
+    for entry in waiting:
+        partition, last_offset, leader_epoch, result = entry
+        if not partition.is_leader or partition.leader_epoch != leader_epoch or partition.log.closed:
+            _fail(result, ErrorCode.not_leader_or_follower, "Leadership changed before the write was replicated")
+        elif partition.high_watermark > last_offset:
+            if len(partition.isr) < partition.effective_min_insync_replicas:
+                _fail(result, ErrorCode.not_enough_replicas_after_append,
+                      f"The ISR shrank below min.insync.replicas={partition.effective_min_insync_replicas} "
+                      "after the write")
+        else:
+            still.append(entry)
+    waiting[:] = still
+    return not still
+
+
+def _fail(result: dict, code: ErrorCode, message: str) -> None:
+    result.update(error_code=code, error_message=message, base_offset=-1, log_append_time=None, log_start_offset=-1)
+
+
+def _delayed_produce(core, ctx, request, response: dict, waiting: list) -> apis.Delayed:
+    """acks=all: answer once every ISR member has the batches (Kafka's DelayedProduce), or
+    REQUEST_TIMED_OUT for those that are not after the request's timeout."""
+
+    def frame() -> bytes:
+        return encode_produce_response(ctx.header.correlation_id, ctx.version, response)
+
+    def try_complete(now_ms: int):
+        return frame() if _settle(waiting) else None
+
+    def on_expire(now_ms: int):
+        if not _settle(waiting):
+            for _partition, _last, _epoch, result in waiting:
+                _fail(result, ErrorCode.request_timed_out, "The write was not replicated to every in-sync replica in time")
+        return frame()
+
+    timeout_ms = max(0, int(request.timeout.total_seconds() * 1000))
+    delayed = apis.Delayed(ctx.now_ms + timeout_ms, try_complete, on_expire,
+                           tuple(sorted({entry[0].key for entry in waiting})))
+    core.watch(delayed)
+    return delayed
+
+
+def _append(core, ctx, name, topic_id, data, acks, waiting: list) -> dict:
     if acks not in (-1, 0, 1):
         return _result(data.index, ErrorCode.invalid_required_acks)
     if name is None:
@@ -65,8 +121,11 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
     if not info.duplicate:
         core.metrics.produced(name, len(data.records), info.record_count)
         core.partition_appended(partition.key, ctx.now_ms)
-    return _result(data.index, ErrorCode.none, base_offset=info.first_offset,
-                   log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)
+    result = _result(data.index, ErrorCode.none, base_offset=info.first_offset,
+                     log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)
+    if acks == -1:  # a retried duplicate waits too: its first attempt may not be replicated yet
+        waiting.append((partition, info.last_offset, partition.leader_epoch, result))
+    return result
 
 
 def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1) -> dict:

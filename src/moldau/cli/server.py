@@ -70,6 +70,12 @@ def load_config(args):
     return config
 
 
+# How long SIGTERM waits for the controller to move this broker's leaderships away (Kafka's
+# controlled.shutdown.* settings wait similarly); a node that cannot reach the controller stops
+# after this anyway.
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 10.0
+
+
 def run(args) -> int:
     config = load_config(args)
     for warning in config.warnings:
@@ -101,11 +107,27 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
+    failed = asyncio.ensure_future(server.failed.wait())
+    running = asyncio.ensure_future(server.wait_running())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({failed, running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if server.fatal_error is not None or not running.done():
+        for task in (failed, running, stopping):
+            task.cancel()
+        await server.stop()
+        if server.fatal_error is not None:
+            raise CliError(server.fatal_error)
+        return 0
     others = [f"{l.host or '0.0.0.0'}:{l.port} ({l.name})" for l in config.listener_settings.broker_listeners
               if l.name != config.first_listener.name]
     listening = f"{host}:{port}" + (", " + ", ".join(others) if others else "")
     metrics = f"; metrics on http://{host}:{config.metrics_port}/metrics" if config.metrics_port is not None else ""
     print(f"moldau server listening on {listening}{metrics}", flush=True)
-    await stop.wait()
+    await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    failed.cancel()
+    if server.fatal_error is None:
+        await server.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT_S)
     await server.stop()
+    if server.fatal_error is not None:
+        raise CliError(server.fatal_error)
     return 0

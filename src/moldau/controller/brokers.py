@@ -73,13 +73,20 @@ class BrokerControl:
 
     # --- registration --------------------------------------------------------------------
     def register(self, broker_id: int, incarnation_id: uuid.UUID, endpoints: list[r.BrokerEndpoint],
-                 rack: str | None, now_ms: int) -> int:
-        """Register a broker process; returns its new broker epoch (written, not committed)."""
+                 rack: str | None, now_ms: int, previous_broker_epoch: int = -1) -> int:
+        """Register a broker process; returns its new broker epoch (written, not committed).
+
+        A new incarnation of an id whose session is still alive is refused
+        (DUPLICATE_BROKER_REGISTRATION: two processes claim one node.id), as in Kafka, unless
+        it proves it is the same broker restarted: it names the epoch it had before a clean
+        shutdown (previous_broker_epoch, KIP-966), or it is this controller's own node (the
+        process that holds this node's data directory, so the old incarnation is gone)."""
         existing = self.image.brokers.get(broker_id)
         records: list = []
         if existing is not None and existing.incarnation_id != str(incarnation_id):
             alive = now_ms - self.last_heartbeat_ms.get(broker_id, -10**15) < self.controller.config.broker_session_timeout_ms
-            if alive and not existing.fenced:
+            restarted = previous_broker_epoch == existing.epoch or broker_id == self.controller.node_id
+            if alive and not existing.fenced and not restarted:
                 raise self._error(ErrorCode.duplicate_broker_registration,
                                   f"Another broker is registered with id {broker_id} and is still heartbeating; "
                                   "two nodes may share one node.id.")

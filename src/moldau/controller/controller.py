@@ -148,6 +148,10 @@ class Controller:
         self.written_offset = last
         return last
 
+    def require_active(self) -> None:
+        if not self.active:
+            raise ControllerError(ErrorCode.not_controller, "This node is not the active controller.")
+
     def next_offset(self) -> int:
         """The offset the next record written will get (broker epochs are offsets, as in Kafka)."""
         return self.metadata_log.log_end_offset
@@ -174,6 +178,7 @@ class Controller:
     def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
                      configs: dict[str, str | None] | None = None, assignments: dict[int, list[int]] | None = None,
                      validate_only: bool = False, now_ms: int = 0) -> TopicImage | None:
+        self.require_active()
         records = self.topic_records(name, num_partitions, replication_factor, configs or {}, assignments)
         if validate_only:
             return None
@@ -251,6 +256,7 @@ class Controller:
                                  leader=leader, leader_epoch=0, partition_epoch=0)
 
     def delete_topic(self, name: str, now_ms: int = 0) -> str:
+        self.require_active()
         topic = self.image.topic(name)
         if topic is None:
             raise ControllerError(ErrorCode.unknown_topic_or_partition,
@@ -261,6 +267,7 @@ class Controller:
         return topic.topic_id
 
     def create_partitions(self, name: str, total: int, assignments=None, validate_only=False, now_ms: int = 0) -> None:
+        self.require_active()
         topic = self.image.topic(name)
         if topic is None:
             raise ControllerError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
@@ -289,6 +296,7 @@ class Controller:
 
     def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],
                       validate_only: bool = False, now_ms: int = 0) -> None:
+        self.require_active()
         if resource_type == TYPE_TOPIC:
             if self.image.topic(name) is None:
                 raise ControllerError(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
@@ -331,6 +339,7 @@ class Controller:
                         recovery_state: int, now_ms: int) -> object:
         """A leader's ISR change (Kafka's AlterPartition); returns the partition image after
         the change (written, not yet committed). Raises ControllerError with Kafka's code."""
+        self.require_active()
         self.brokers.check_epoch(broker_id, broker_epoch)
         _topic, part = self.topic_partition(topic_name, topic_id, index)
         if part.leader != broker_id:
@@ -365,6 +374,7 @@ class Controller:
 
     def elect_leaders(self, topic_name: str, index: int, election: str, now_ms: int) -> ErrorCode:
         """ElectLeaders for one partition (PREFERRED or UNCLEAN); returns the partition's code."""
+        self.require_active()
         _topic, part = self.topic_partition(topic_name, None, index)
         acceptable = pc.acceptable_leader(self.image.brokers)
         if election == pc.PREFERRED:
@@ -391,6 +401,7 @@ class Controller:
 
     def reassign(self, topic_name: str, index: int, target: list[int] | None, now_ms: int) -> None:
         """Start (target) or cancel (None) a reassignment of one partition."""
+        self.require_active()
         _topic, part = self.topic_partition(topic_name, None, index)
         acceptable = pc.acceptable_leader(self.image.brokers)
         if target is None:
@@ -433,6 +444,7 @@ class Controller:
     # --- producer ids --------------------------------------------------------------------
     def allocate_producer_ids(self, broker_id: int, broker_epoch: int, now_ms: int) -> tuple[int, int]:
         """(first id, count) of a new block for the broker; the block is in the log first."""
+        self.require_active()
         self.brokers.check_epoch(broker_id, broker_epoch)
         start = self.image.next_producer_id
         if start + PRODUCER_ID_BLOCK_SIZE > (1 << 63) - 1:

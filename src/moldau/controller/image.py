@@ -67,21 +67,27 @@ class BrokerImage:
     in_controlled_shutdown: bool = False
     registered_offset: int = -1  # metadata log offset of the registration
 
-    def endpoint(self, listener: str | None = None) -> Endpoint | None:
-        """The endpoint of `listener`, else the first one (what clients see)."""
+    def listener_endpoint(self, listener: str | None = None) -> Endpoint | None:
+        """The endpoint of `listener` (None: the first one); None when there is no such listener."""
         for endpoint in self.endpoints:
             if listener is None or endpoint.name == listener:
                 return endpoint
-        return None if listener is not None else (self.endpoints[0] if self.endpoints else None)
+        return None
+
+    def endpoint(self, listener_name: str | None) -> tuple[str, int] | None:
+        """(host, port) where a client of `listener_name` reaches this broker; None when the
+        broker has no such listener (Kafka leaves it out of the answer)."""
+        endpoint = self.listener_endpoint(listener_name)
+        return (endpoint.host, endpoint.port) if endpoint is not None else None
 
     @property
     def host(self) -> str:
-        endpoint = self.endpoint()
+        endpoint = self.listener_endpoint()
         return endpoint.host if endpoint else ""
 
     @property
     def port(self) -> int:
-        endpoint = self.endpoint()
+        endpoint = self.listener_endpoint()
         return endpoint.port if endpoint else -1
 
     @property

@@ -146,3 +146,26 @@ def set_legacy_log_aside(fs: Any, data_dir: str) -> None:
 
 def remove_legacy_log(fs: Any, data_dir: str) -> None:
     fs.remove_tree(_path(data_dir, METADATA_DIR) + LEGACY_SUFFIX)
+
+
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"  # Kafka's name and JSON shape (KIP-966)
+
+
+def write_clean_shutdown_epoch(fs: Any, data_dir: str, broker_epoch: int) -> None:
+    fs.write_atomic(_path(data_dir, CLEAN_SHUTDOWN_FILE), ('{"version":0,"brokerEpoch":%d}' % broker_epoch).encode())
+
+
+def take_clean_shutdown_epoch(fs: Any, data_dir: str) -> int:
+    """The broker epoch a clean shutdown left (-1 after a crash); the file is removed, so a
+    crash after this start does not reuse it."""
+    import json
+
+    path = _path(data_dir, CLEAN_SHUTDOWN_FILE)
+    if not fs.exists(path):
+        return -1
+    try:
+        epoch = int(json.loads(fs.read_file(path)).get("brokerEpoch", -1))
+    except (ValueError, AttributeError):
+        epoch = -1
+    fs.remove(path)
+    return epoch

@@ -20,4 +20,4 @@ def install(core: Any) -> None:
     core.extensions["group_coordinator"] = GroupCoordinator(
         core, core.new_uuid, core.config.group_initial_rebalance_delay_ms)
     core.extensions["producer_state"] = ProducerStateExtension(core)
-    core.extensions["producer_ids"] = ProducerIdManager(core.fs, core.config.data_dir)
+    core.extensions["producer_ids"] = ProducerIdManager(core)

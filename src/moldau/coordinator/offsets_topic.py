@@ -51,15 +51,15 @@ def ensure_topic(core: Any) -> Any:
     topic = core.image.topic(TOPIC)
     if topic is not None:
         return topic
-    brokers = max(1, len(core.image.brokers))
+    factor = core.config.offsets_topic_replication_factor
+    if factor is None:  # not configured: as many replicas as there are brokers, up to Kafka's 3
+        factor = min(REPLICATION_FACTOR_MAX, max(1, len(core.image.alive_brokers())))
     configs = {"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES), "compression.type": "producer"}
-    try:
-        return core.controller.create_topic(TOPIC, core.config.offsets_topic_num_partitions,
-                                            min(REPLICATION_FACTOR_MAX, brokers), configs)
-    except Exception as error:  # ControllerError: clients retry on COORDINATOR_NOT_AVAILABLE
-        if getattr(error, "error_code", None) is None:
-            raise
-        raise CoordinatorError(ErrorCode.coordinator_not_available, f"cannot create {TOPIC}: {error}") from error
+    code = core.create_topic_internally(TOPIC, core.config.offsets_topic_num_partitions, factor, configs)
+    topic = core.image.topic(TOPIC)
+    if topic is None:  # clients retry on COORDINATOR_NOT_AVAILABLE
+        raise CoordinatorError(ErrorCode.coordinator_not_available, f"cannot create {TOPIC} yet: {code.name}")
+    return topic
 
 
 def leader_partition(core: Any, index: int) -> Any:

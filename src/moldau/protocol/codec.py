@@ -247,3 +247,35 @@ def frame_size(prefix: bytes) -> int:
 def check_frame_size(size: int, maximum: int = limits.frame_bytes_max) -> None:
     if size > maximum:
         raise MalformedRequest(f"frame of {size} bytes is over the {maximum}-byte limit")
+
+
+# --- the client side: requests this node sends other nodes, and their responses -----------
+def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None, body: Any) -> bytes:
+    """A whole request frame (size prefix, header v1 or v2, body) for a kio request entity."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    encoded_id = None if client_id is None else client_id.encode("utf-8")
+    buffer.write(_HEADER_FIXED.pack(api_key, api_version, correlation_id, -1 if encoded_id is None else len(encoded_id)))
+    if encoded_id:
+        buffer.write(encoded_id)
+    if is_flexible(api_key, api_version):
+        buffer.write(b"\0")  # request header v2: empty tag section
+    entity_writer(type(body))(buffer, body)
+    frame = buffer.getbuffer()
+    _INT32.pack_into(frame, 0, len(frame) - 4)
+    del frame
+    return buffer.getvalue()
+
+
+def read_response(api_key: int, api_version: int, payload: bytes | memoryview) -> tuple[int, Any]:
+    """(correlation id, kio response) of a response payload (no size prefix)."""
+    (correlation_id,) = _INT32.unpack_from(payload, 0)
+    pos = 4
+    if response_header_flexible(api_key, api_version):
+        pos = skip_tagged_fields(payload, pos)
+    return correlation_id, read_body(response_schema(api_key, api_version), payload, pos)
+
+
+def response_correlation_id(payload: bytes | memoryview) -> int:
+    (correlation_id,) = _INT32.unpack_from(payload, 0)
+    return correlation_id

@@ -282,6 +282,13 @@ class Server:
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
+        from moldau.runtime.peers import PeerManager
+
+        self.peers = PeerManager(self)  # connections to the other nodes of the cluster
+        # Set when the node cannot go on (a misconfigured quorum, a duplicate node.id): the
+        # reason, one line; `moldau server` prints it and exits.
+        self.fatal_error: str | None = None
+        self.failed: asyncio.Event | None = None
 
     async def start(self) -> tuple[str, int]:
         """Bind every listener, then start the core (it registers the bound ports), then
@@ -295,6 +302,7 @@ class Server:
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
                 config.wildcard_advertised_host = socket.getfqdn()
             self.core = BrokerCore(config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+            self.failed = asyncio.Event()
         except BaseException:
             for server in self._servers.values():
                 server.close()
@@ -303,7 +311,38 @@ class Server:
             await server.start_serving()
         self.port = config.port
         self._tick_task = asyncio.create_task(self._tick_forever())
+        self.after_core_call()
         return config.host, self.port
+
+    async def wait_running(self, timeout_s: float | None = None) -> bool:
+        """Wait until the broker is registered, unfenced and acting on its partitions (a quorum
+        of one gets there in milliseconds; a cluster node once a quorum of controllers is up).
+        False on a fatal error or when `timeout_s` passed first."""
+        deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        while self.core is not None and not self.core.running:
+            if self.fatal_error is not None or (deadline is not None and self.loop.time() >= deadline):
+                return False
+            await asyncio.sleep(0.01)
+        return self.core is not None
+
+    async def controlled_shutdown(self, timeout_s: float) -> None:
+        """Ask the controller to move this broker's leaderships away, and wait until it says
+        the broker may stop (or `timeout_s` passed): clients see a clean handover instead of
+        a dead leader."""
+        core = self.core
+        if core is None or core.lifecycle is None:
+            return
+        from moldau.broker.lifecycle import SHUTTING_DOWN
+
+        core.lifecycle.begin_controlled_shutdown(now_ms())
+        self.after_core_call()
+        deadline = self.loop.time() + timeout_s
+        while core.lifecycle.state != SHUTTING_DOWN and self.loop.time() < deadline and self.fatal_error is None:
+            await asyncio.sleep(0.02)
+
+    def outbound_tls_context(self, listener: str):
+        """The TLS context for a connection to another node's listener (None: plaintext)."""
+        return None
 
     async def _bind(self, listener: Listener) -> None:
         context = tls.server_context(self.config, listener) if listener.uses_tls else None
@@ -337,6 +376,8 @@ class Server:
             return False, "the Kafka listeners are not accepting connections"
         if self.core is None:
             return False, "recovering the logs and replaying the metadata log"
+        if not self.core.running:
+            return False, "joining the cluster (registering with the controller, catching up with the metadata log)"
         return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
@@ -360,11 +401,18 @@ class Server:
             self._close_idle(now_ms())
 
     def after_core_call(self) -> None:
-        """Keep a timer armed for the core's earliest deadline. Called after every entry into
-        the core (requests, timers, ticks), since any of them may move a deadline."""
+        """Send what the core queued for other nodes, and keep a timer armed for the core's
+        earliest deadline. Called after every entry into the core (requests, responses from
+        other nodes, timers, ticks), since any of them may queue messages or move a deadline."""
         core = self.core
         if core is None:
             return
+        if core.outbox:
+            outbox, core.outbox = core.outbox, []
+            now = now_ms()
+            for request in outbox:
+                self.peers.send(request, now)
+        self._check_fatal(core)
         deadline = core.next_deadline_ms()
         if deadline == self._deadline_ms:
             return
@@ -373,8 +421,17 @@ class Server:
             self._deadline_timer = None
         self._deadline_ms = deadline
         if deadline is not None:
-            delay_s = max(0.0, (deadline - now_ms()) / 1000)
+            # At least a millisecond: a part whose deadline did not move cannot spin the loop.
+            delay_s = max(0.001, (deadline - now_ms()) / 1000)
             self._deadline_timer = self.loop.call_later(delay_s, self._run_deadlines)
+
+    def _check_fatal(self, core) -> None:
+        reason = core.fatal_error()
+        if reason is not None and self.fatal_error is None:
+            self.fatal_error = reason
+            log.error("%s", reason)
+            if self.failed is not None:
+                self.failed.set()
 
     def _run_deadlines(self) -> None:
         self._deadline_timer = None
@@ -398,6 +455,7 @@ class Server:
                 connection.abort()
 
     async def stop(self) -> None:
+        self.peers.close()
         if self._tick_task is not None:
             self._tick_task.cancel()
         if self._deadline_timer is not None:

@@ -1,0 +1,33 @@
+"""BrokerRegistration (key 62), versions 0–4: a broker process joins the cluster (KRaft).
+
+Served by the active controller (controller/brokers.py); answered once the registration is
+committed, with the broker epoch that identifies this incarnation. Errors as Kafka:
+NOT_CONTROLLER, INCONSISTENT_CLUSTER_ID, DUPLICATE_BROKER_REGISTRATION.
+"""
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker import apis
+from moldau.controller import records as r
+from moldau.controller.controller import ControllerError
+
+
+@apis.api(62, 0, 4, listeners=apis.CONTROLLER_ONLY)
+def handle(core, ctx: apis.RequestContext, request):
+    controller = core.controller
+    if not controller.active:
+        return _response(ErrorCode.not_controller)
+    if request.cluster_id != core.image.cluster_id:
+        return _response(ErrorCode.inconsistent_cluster_id)
+    endpoints = [r.BrokerEndpoint(name=l.name, host=l.host, port=l.port, security_protocol=l.security_protocol)
+                 for l in request.listeners]
+    try:
+        epoch = controller.brokers.register(request.broker_id, request.incarnation_id, endpoints,
+                                            request.rack, ctx.now_ms, getattr(request, "previous_broker_epoch", -1))
+    except ControllerError as error:
+        return _response(error.error_code)
+    return core.channel.when_committed(ctx, controller.written_offset, _response(ErrorCode.none, epoch))
+
+
+def _response(code: ErrorCode, epoch: int = -1) -> dict:
+    return {"throttle_time": 0, "error_code": code, "broker_epoch": epoch}
