@@ -13,6 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.coordinator import offsets_topic, records
 from moldau.coordinator.coordinator import OffsetCommit
 from moldau.coordinator.membership import JoinRequest
@@ -34,8 +35,8 @@ class Uuids:
 
 def make_core(fs=None, delay_ms: int = 0, now_ms: int = 0) -> BrokerCore:
     config = BrokerConfig(data_dir="/data", offsets_topic_num_partitions=3, group_initial_rebalance_delay_ms=delay_ms)
-    core = BrokerCore(config, fs or MemoryFileSystem(), Uuids(), now_ms)
-    core.controller.create_topic("t", 4, 1)
+    core = local_core(config, fs or MemoryFileSystem(), Uuids(), now_ms)
+    committed(core).create_topic("t", 4, 1)
     return core
 
 
@@ -205,7 +206,7 @@ def test_offsets_commit_fetch_and_survive_a_restart():
     assert coordinator(core).commit_offsets("g", -1, "", None, [OffsetCommit("t", 1, 1, 0, None)], 6) == \
         [ErrorCode.unknown_member_id]
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 100)
+    core = local_core(core.config, fs, Uuids(), 100)
     error, result = coordinator(core).fetch_offsets("g", [("t", [0, 1])], 100)
     assert error == ErrorCode.none
     (name, partitions), = result
@@ -232,7 +233,7 @@ def test_admin_commit_delete_offsets_and_delete_group():
     assert coordinator(core).delete_group("nope", 3) == ErrorCode.group_id_not_found
     assert coordinator(core).delete_group("admin", 3) == ErrorCode.none
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 10)
+    core = local_core(core.config, fs, Uuids(), 10)
     assert "admin" not in coordinator(core).groups
     assert coordinator(core).fetch_offsets("admin", [("t", [0])], 10)[1] == [("t", [(0, None)])]
 
@@ -242,17 +243,17 @@ def test_deleting_a_topic_drops_the_committed_offsets_of_every_group():
     the new topic's first records): Kafka deletes them with the topic, durably."""
     fs = MemoryFileSystem()
     core = make_core(fs)
-    core.controller.create_topic("keep", 1, 1)
+    committed(core).create_topic("keep", 1, 1)
     for group_id in ("g1", "g2"):
         assert coordinator(core).commit_offsets(
             group_id, -1, "", None, [OffsetCommit("t", 0, 10, -1, ""), OffsetCommit("keep", 0, 3, -1, "")], 0) == \
             [ErrorCode.none, ErrorCode.none]
-    core.controller.delete_topic("t")
-    core.controller.create_topic("t", 4, 1)
+    committed(core).delete_topic("t")
+    committed(core).create_topic("t", 4, 1)
     for group_id in ("g1", "g2"):
         assert coordinator(core).fetch_offsets(group_id, [("t", [0]), ("keep", [0])], 1)[1][0] == ("t", [(0, None)])
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 10)  # the tombstones survive a restart
+    core = local_core(core.config, fs, Uuids(), 10)  # the tombstones survive a restart
     for group_id in ("g1", "g2"):
         (_, t_offsets), (_, keep_offsets) = coordinator(core).fetch_offsets(group_id, [("t", [0]), ("keep", [0])], 10)[1]
         assert t_offsets == [(0, None)] and keep_offsets[0][1].offset == 3
@@ -265,14 +266,14 @@ def test_offsets_of_a_topic_deleted_before_its_group_loaded_are_dropped_on_load(
     core = make_core(fs)
     assert coordinator(core).commit_offsets("g", -1, "", None, [OffsetCommit("t", 0, 10, -1, "")], 0) == [ErrorCode.none]
     del core.extensions["group_coordinator"]  # the deletion happens without the coordinator
-    core.controller.delete_topic("t")
+    committed(core).delete_topic("t")
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 10)
+    core = local_core(core.config, fs, Uuids(), 10)
     core.tick(10)  # the first tick after a start loads every offsets partition
-    core.controller.create_topic("t", 4, 1)
+    committed(core).create_topic("t", 4, 1)
     assert coordinator(core).fetch_offsets("g", [("t", [0])], 10)[1] == [("t", [(0, None)])]
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 20)  # dropped durably: the recreated t stays clean
+    core = local_core(core.config, fs, Uuids(), 20)  # dropped durably: the recreated t stays clean
     assert coordinator(core).fetch_offsets("g", [("t", [0])], 20)[1] == [("t", [(0, None)])]
 
 
@@ -281,7 +282,7 @@ def test_producer_ids_are_never_reused_across_restarts():
     core = make_core(fs)
     ids = [core.extensions["producer_ids"].next_producer_id() for _ in range(3)]
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), 10)
+    core = local_core(core.config, fs, Uuids(), 10)
     later = core.extensions["producer_ids"].next_producer_id()
     assert ids == [0, 1, 2] and later > 2
 
@@ -299,7 +300,7 @@ def test_offsets_expire_after_the_retention_period_of_an_empty_group():
     coordinator(core).expire_offsets(OFFSETS_RETENTION_MS + 2)
     assert sorted(coordinator(core).groups) == ["fresh"]
     core.close()
-    core = BrokerCore(core.config, fs, Uuids(), OFFSETS_RETENTION_MS + 3)
+    core = local_core(core.config, fs, Uuids(), OFFSETS_RETENTION_MS + 3)
     assert coordinator(core).fetch_offsets("old", [("t", [0])], OFFSETS_RETENTION_MS + 3)[1] == [("t", [(0, None)])]
     assert sorted(g.group_id for g in coordinator(core).list_groups(None, None, OFFSETS_RETENTION_MS + 3)) == ["fresh"]
 

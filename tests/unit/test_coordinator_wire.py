@@ -19,6 +19,7 @@ from kio.serial import entity_reader, entity_writer
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log import MemoryFileSystem
 from moldau.protocol import codec
 from moldau.protocol.build import build
@@ -57,8 +58,8 @@ CASES = [(key, version) for key in REQUESTS
 def core():
     counter = iter(range(1, 1_000_000))
     config = BrokerConfig(data_dir="/data", offsets_topic_num_partitions=2, group_initial_rebalance_delay_ms=0)
-    core = BrokerCore(config, MemoryFileSystem(), lambda: uuid.UUID(int=next(counter)), 0)
-    core.controller.create_topic("t", 2, 1)
+    core = local_core(config, MemoryFileSystem(), lambda: uuid.UUID(int=next(counter)), 0)
+    committed(core).create_topic("t", 2, 1)
     return core
 
 

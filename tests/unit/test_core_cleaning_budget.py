@@ -7,6 +7,7 @@ import uuid
 from moldau import limits
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log.memory_fs import MemoryFileSystem
 from moldau.records import Record, build_batch
 
@@ -15,7 +16,7 @@ def _core() -> BrokerCore:
     config = BrokerConfig()
     config.data_dir = "/data"
     rng = random.Random(3)
-    return BrokerCore(config, MemoryFileSystem(), lambda: uuid.UUID(int=rng.getrandbits(128), version=4), 1_000)
+    return local_core(config, MemoryFileSystem(), lambda: uuid.UUID(int=rng.getrandbits(128), version=4), 1_000)
 
 
 def test_compacted_logs_share_the_tick_budget_and_take_turns(monkeypatch):
@@ -23,7 +24,7 @@ def test_compacted_logs_share_the_tick_budget_and_take_turns(monkeypatch):
     core = _core()
     topics = [f"compacted-{i}" for i in range(4)]
     for topic in topics:
-        core.controller.create_topic(topic, 1, 1, {"cleanup.policy": "compact", "segment.bytes": "1000"})
+        committed(core).create_topic(topic, 1, 1, {"cleanup.policy": "compact", "segment.bytes": "1000"})
         partition = core.partition(topic, 0)
         for i in range(60):  # the same 5 keys over and over: mostly dirty duplicates
             batch = build_batch([Record(0, 1_000, f"k{i % 5}".encode(), b"v" * 40)])

@@ -7,6 +7,7 @@ import uuid
 
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log.memory_fs import MemoryFileSystem
 from moldau.records import Record, build_batch
 
@@ -15,7 +16,7 @@ def _core(fs: MemoryFileSystem, seed: int = 1) -> BrokerCore:
     config = BrokerConfig()
     config.data_dir = "/data"
     rng = random.Random(seed)
-    return BrokerCore(config, fs, lambda: uuid.UUID(int=rng.getrandbits(128), version=4), 1_000)
+    return local_core(config, fs, lambda: uuid.UUID(int=rng.getrandbits(128), version=4), 1_000)
 
 
 def _append(core: BrokerCore, topic: str, values: list[bytes]) -> int:
@@ -27,9 +28,9 @@ def _append(core: BrokerCore, topic: str, values: list[bytes]) -> int:
 def test_power_loss_keeps_committed_topics_and_ids():
     fs = MemoryFileSystem()
     core = _core(fs)
-    created = core.controller.create_topic("orders", 3, 1, {"retention.ms": "5000"})
-    core.controller.create_topic("gone", 1, 1)
-    core.controller.delete_topic("gone")
+    created = committed(core).create_topic("orders", 3, 1, {"retention.ms": "5000"})
+    committed(core).create_topic("gone", 1, 1)
+    committed(core).delete_topic("gone")
     fs.crash("tear", random.Random(7))
     reopened = _core(fs, seed=2)
     topic = reopened.image.topic("orders")
@@ -42,7 +43,7 @@ def test_power_loss_keeps_committed_topics_and_ids():
 def test_process_kill_keeps_acknowledged_batches():
     fs = MemoryFileSystem()
     core = _core(fs)
-    core.controller.create_topic("t", 1, 1)
+    committed(core).create_topic("t", 1, 1)
     offsets = [_append(core, "t", [f"v{i}".encode()] * 3) for i in range(50)]
     assert offsets == list(range(0, 150, 3))
     fs.crash("keep")

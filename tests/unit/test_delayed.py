@@ -6,13 +6,14 @@ import uuid
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log.memory_fs import MemoryFileSystem
 
 
 def _core() -> BrokerCore:
     config = BrokerConfig()
     config.data_dir = "/data"
-    return BrokerCore(config, MemoryFileSystem(), uuid.uuid4, 1000)
+    return local_core(config, MemoryFileSystem(), uuid.uuid4, 1000)
 
 
 def _delayed(results: list, ready: list) -> apis.Delayed:

@@ -19,6 +19,7 @@ from kio.serial import entity_reader, entity_writer
 
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log import MemoryFileSystem
 from moldau.protocol import codec
 from moldau.protocol.build import build
@@ -31,7 +32,7 @@ INIT_PRODUCER_ID_VERSION = 4
 def make_core(fs):
     counter = iter(range(1, 1_000_000))
     config = BrokerConfig(data_dir="/data", offsets_topic_num_partitions=1)
-    return BrokerCore(config, fs, lambda: uuid.UUID(int=next(counter)), 0)
+    return local_core(config, fs, lambda: uuid.UUID(int=next(counter)), 0)
 
 
 def call(core, key: int, version: int, data: dict):
@@ -68,7 +69,7 @@ def produce(core, producer_id: int, epoch: int, sequence: int, count: int = 3):
 @pytest.fixture
 def core():
     core = make_core(MemoryFileSystem())
-    core.controller.create_topic("t", 1, 1)
+    committed(core).create_topic("t", 1, 1)
     return core
 
 

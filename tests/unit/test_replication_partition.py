@@ -10,6 +10,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
+from moldau.testing.node import committed, local_core
 from moldau.log import MemoryFileSystem
 from moldau.records import Record, build_batch
 from moldau.replication.partition import PartitionError
@@ -17,7 +18,7 @@ from moldau.replication.partition import PartitionError
 
 def _core_on(fs: MemoryFileSystem) -> BrokerCore:
     counter = iter(range(1, 1_000_000))
-    return BrokerCore(BrokerConfig(data_dir="/data"), fs, lambda: uuid.UUID(int=next(counter)), 0)
+    return local_core(BrokerConfig(data_dir="/data"), fs, lambda: uuid.UUID(int=next(counter)), 0)
 
 
 def _core() -> BrokerCore:
@@ -32,7 +33,7 @@ def test_min_insync_replicas_above_the_replication_factor_is_capped_at_it():
     """Kafka 4 caps min.insync.replicas at the replica count: a single-replica topic with
     min.insync.replicas=2 (a production setting copied to a one-node broker) takes acks=all."""
     core = _core()
-    core.controller.create_topic("strict", 1, 1, {"min.insync.replicas": "2"})
+    committed(core).create_topic("strict", 1, 1, {"min.insync.replicas": "2"})
     partition = core.partition("strict", 0)
     assert partition.min_insync_replicas == 2
     assert partition.append(_batch(), -1, 1000).first_offset == 0
@@ -41,7 +42,7 @@ def test_min_insync_replicas_above_the_replication_factor_is_capped_at_it():
 
 def test_acks_all_fails_while_the_isr_is_below_min_insync_replicas():
     core = _core()
-    core.controller.create_topic("strict", 1, 1, {"min.insync.replicas": "2"})
+    committed(core).create_topic("strict", 1, 1, {"min.insync.replicas": "2"})
     partition = core.partition("strict", 0)
     partition.replicas, partition.isr = (1, 2, 3), (1,)  # two followers fell out of the ISR
     with pytest.raises(PartitionError) as caught:
@@ -58,14 +59,14 @@ def test_an_invalid_dynamic_broker_config_is_refused_before_the_metadata_log():
     from moldau.controller.controller import ControllerError
 
     core = _core()
-    core.controller.create_topic("t", 1, 1)
+    committed(core).create_topic("t", 1, 1)
     for name in ("1", ""):
         with pytest.raises(ControllerError) as caught:
-            core.controller.alter_configs(4, name, {"log.retention.ms": "abc"})
+            committed(core).alter_configs(4, name, {"log.retention.ms": "abc"})
         assert caught.value.error_code == ErrorCode.invalid_request
         assert "log.retention.ms" in str(caught.value)
     assert core.image.configs.get((4, "1"), {}) == {} and core.image.configs.get((4, ""), {}) == {}
-    core.controller.alter_configs(4, "1", {"log.retention.ms": "1000"})
+    committed(core).alter_configs(4, "1", {"log.retention.ms": "1000"})
     assert core.topic_configs("t")["retention.ms"] == "1000"
 
 
@@ -75,8 +76,8 @@ def test_a_metadata_log_holding_an_invalid_broker_config_still_starts():
 
     fs = MemoryFileSystem()
     core = _core_on(fs)
-    core.controller.create_topic("t", 1, 1)
-    core.controller.commit([r.ConfigRecord(4, "", "log.retention.ms", "abc")])  # as before the fix
+    committed(core).create_topic("t", 1, 1)
+    committed(core).write([r.ConfigRecord(resource_type=4, resource_name="", name="log.retention.ms", value="abc")], 0)  # as before the fix
     core.close()
     reopened = _core_on(fs)
     assert reopened.topic_configs("t")["retention.ms"] == "604800000"
@@ -89,17 +90,17 @@ def test_values_the_partition_log_refuses_are_refused_before_the_metadata_log():
     from moldau.controller.controller import ControllerError
 
     core = _core()
-    core.controller.create_topic("t", 1, 1)
+    committed(core).create_topic("t", 1, 1)
     with pytest.raises(ControllerError) as caught:
-        core.controller.alter_configs(2, "t", {"min.cleanable.dirty.ratio": "2"})
+        committed(core).alter_configs(2, "t", {"min.cleanable.dirty.ratio": "2"})
     assert caught.value.error_code == ErrorCode.invalid_config
     with pytest.raises(ControllerError) as caught:
-        core.controller.create_topic("u", 1, 1, {"min.cleanable.dirty.ratio": "1.5"})
+        committed(core).create_topic("u", 1, 1, {"min.cleanable.dirty.ratio": "1.5"})
     assert caught.value.error_code == ErrorCode.invalid_config
     with pytest.raises(ControllerError) as caught:
-        core.controller.alter_configs(4, "", {"log.cleaner.min.cleanable.ratio": "2"})
+        committed(core).alter_configs(4, "", {"log.cleaner.min.cleanable.ratio": "2"})
     assert caught.value.error_code == ErrorCode.invalid_request
-    core.controller.alter_configs(2, "t", {"min.cleanable.dirty.ratio": "0.9"})
+    committed(core).alter_configs(2, "t", {"min.cleanable.dirty.ratio": "0.9"})
     assert core.topic_configs("t")["min.cleanable.dirty.ratio"] == "0.9"
 
 
@@ -108,8 +109,8 @@ def test_a_metadata_log_holding_an_invalid_topic_config_still_starts():
 
     fs = MemoryFileSystem()
     core = _core_on(fs)
-    core.controller.create_topic("t", 1, 1, {"retention.ms": "5000"})
-    core.controller.commit([r.ConfigRecord(2, "t", "min.cleanable.dirty.ratio", "2")])  # as before the fix
+    committed(core).create_topic("t", 1, 1, {"retention.ms": "5000"})
+    committed(core).write([r.ConfigRecord(resource_type=2, resource_name="t", name="min.cleanable.dirty.ratio", value="2")], 0)  # as before the fix
     core.close()
     reopened = _core_on(fs)
     assert reopened.topic_configs("t")["min.cleanable.dirty.ratio"] == "0.5"

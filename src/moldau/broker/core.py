@@ -375,7 +375,8 @@ class BrokerCore:
             except ControllerError as error:
                 if error.error_code != ErrorCode.topic_already_exists:
                     return error.error_code
-            self._after_call(self.now_ms)  # committed at once on a quorum of one: apply it now
+            self.raft.run_deadlines(self.now_ms)  # flush now: a quorum of one commits at once
+            self._after_call(self.now_ms)
             return ErrorCode.none if self.image.topic(name) is not None else ErrorCode.leader_not_available
         self._request_topic_creation(name, partitions, replication_factor, configs or {})
         return ErrorCode.leader_not_available

@@ -88,9 +88,12 @@ class Broker:
         server = Server(self.config)
         try:
             loop.run_until_complete(server.start())
+            if not loop.run_until_complete(server.wait_running(_START_TIMEOUT_S)):
+                raise RuntimeError(server.fatal_error or "moldau broker did not join its cluster in time")
         except BaseException as error:  # reported to the starting thread
             failure.append(error)
             ready.set()
+            loop.run_until_complete(server.stop())
             loop.close()
             return
         self._server = server
