@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Broker", "__version__"]
+__all__ = ["Broker", "Cluster", "__version__"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,8 @@ def __getattr__(name: str):
         from moldau.runtime.embedded import Broker
 
         return Broker
+    if name == "Cluster":
+        from moldau.runtime.cluster import Cluster
+
+        return Cluster
     raise AttributeError(name)

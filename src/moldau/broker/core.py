@@ -203,10 +203,12 @@ class BrokerCore:
         if result is None or isinstance(result, (bytes, list, apis.Delayed)):
             return result  # finished frames (a list: one frame in chunks), or no response
         header = ctx.header
+        flexible = codec.response_header_flexible(header.api_key, header.api_version)
+        if not isinstance(result, dict):  # a kio response object (the Raft client answers so)
+            return codec.encode_response(header.correlation_id, flexible, result)
         if result.get("error_code"):  # a top-level error (per-partition ones: produce.py)
             self.metrics.request_error(header.api_key)
         schema = codec.response_schema(header.api_key, header.api_version)
-        flexible = codec.response_header_flexible(header.api_key, header.api_version)
         return codec.encode_response(header.correlation_id, flexible, build(schema, result))
 
     def record_usage(self, connection_id: int, client_id: str | None, api_key: int, version: int) -> None:

@@ -125,8 +125,10 @@ class _Link(asyncio.Protocol):
 
 
 class PeerManager:
-    def __init__(self, server: "Server"):
+    def __init__(self, server: "Server", peer_filter=None):
         self.server = server
+        # (source, destination) -> may they talk; None: always (moldau.Cluster.isolate sets one)
+        self.peer_filter = peer_filter
         self.links: dict[tuple[int, str], _Link] = {}
         self.failed_at_ms: dict[tuple[int, str], int] = {}
 
@@ -139,6 +141,9 @@ class PeerManager:
         core = self.server.core
         if request.destination == core.node_id:
             self.server.loop.call_soon(self._loopback, request)
+            return
+        if self.peer_filter is not None and not self.peer_filter(core.node_id, request.destination):
+            self.server.loop.call_later(RECONNECT_BACKOFF_MS / 1000, self.deliver, request, None)
             return
         key = (request.destination, request.listener)
         link = self.links.get(key)
@@ -180,8 +185,11 @@ class PeerManager:
         whatever the core queued in reaction."""
         from moldau.runtime.server import now_ms
 
-        if self.server.core is None:
+        core = self.server.core
+        if core is None:
             return
+        if self.peer_filter is not None and not self.peer_filter(core.node_id, request.destination):
+            response = None  # cut off since it was sent
         try:
             request.on_response(response, now_ms())
         except Exception:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Any, Callable
 import logging
 import os
 import socket
@@ -268,8 +269,13 @@ class _Connection(asyncio.BufferedProtocol):
 
 
 class Server:
-    def __init__(self, config: BrokerConfig):
+    def __init__(self, config: BrokerConfig, fs: Any = None,
+                 peer_filter: Callable[[int, int], bool] | None = None):
+        """`fs`: the file system (the real disk unless given: moldau.Cluster gives a crashable
+        one); `peer_filter(source, destination)`: whether two nodes can talk (a simulated
+        network partition, moldau.Cluster.isolate)."""
         self.config = config
+        self.fs = fs
         self.core: BrokerCore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_Connection] = set()
@@ -284,7 +290,7 @@ class Server:
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
         from moldau.runtime.peers import PeerManager
 
-        self.peers = PeerManager(self)  # connections to the other nodes of the cluster
+        self.peers = PeerManager(self, peer_filter)  # connections to the other nodes of the cluster
         # Set when the node cannot go on (a misconfigured quorum, a duplicate node.id): the
         # reason, one line; `moldau server` prints it and exits.
         self.fatal_error: str | None = None
@@ -301,7 +307,7 @@ class Server:
                 await self._bind(listener)
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
                 config.wildcard_advertised_host = socket.getfqdn()
-            self.core = BrokerCore(config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+            self.core = BrokerCore(config, self.fs or OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
             self.failed = asyncio.Event()
         except BaseException:
             for server in self._servers.values():
@@ -453,6 +459,29 @@ class Server:
             if not connection.pending and not connection.slots:
                 log.info("closing connection %s: idle for over %d ms", connection.client_host, idle_ms)
                 connection.abort()
+
+    async def abort(self) -> None:
+        """Stop at once, as a killed process would: nothing is flushed or closed cleanly."""
+        core, self.core = self.core, None
+        await self._close_sockets()
+        del core
+
+    async def _close_sockets(self) -> None:
+        self.peers.close()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        for server in self._servers.values():
+            server.close()
+        for connection in list(self.connections):
+            connection.abort()
+        for server in self._servers.values():
+            await server.wait_closed()
+        self._servers.clear()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
 
     async def stop(self) -> None:
         self.peers.close()
