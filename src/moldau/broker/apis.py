@@ -64,24 +64,45 @@ class RequestContext:
         return self.header.api_version
 
 
-@dataclass(slots=True, eq=False)  # identity: the runtime keys pending operations by object
 class Delayed:
     """An operation that completes later: on `try_complete` returning a response, or at
-    `deadline_ms` with `on_expire`. The runtime sets `callback` to receive the response."""
+    `deadline_ms` with `on_expire`. The runtime sets `callback` to receive the response; one
+    that completes before its callback is set (inside the same call into the core) keeps its
+    response and hands it over the moment the callback is set."""
 
-    deadline_ms: int
-    try_complete: Callable[[int], Any]  # now_ms -> response or None
-    on_expire: Callable[[int], Any]  # now_ms -> response
-    watch: tuple = ()  # keys (e.g. partition keys) whose appends may complete it
-    callback: Callable[[Any], None] | None = None
-    done: bool = field(default=False)
+    __slots__ = ("deadline_ms", "try_complete", "on_expire", "watch", "_callback", "done", "_response", "_held")
+
+    def __init__(self, deadline_ms: int, try_complete: Callable[[int], Any], on_expire: Callable[[int], Any],
+                 watch: tuple = (), callback: Callable[[Any], None] | None = None):
+        self.deadline_ms = deadline_ms
+        self.try_complete = try_complete  # now_ms -> response or None
+        self.on_expire = on_expire  # now_ms -> response
+        self.watch = watch  # keys (e.g. partition keys) whose appends may complete it
+        self._callback = callback
+        self.done = False
+        self._response: Any = None
+        self._held = False  # completed with no callback yet: the response waits in _response
+
+    @property
+    def callback(self) -> Callable[[Any], None] | None:
+        return self._callback
+
+    @callback.setter
+    def callback(self, callback: Callable[[Any], None] | None) -> None:
+        self._callback = callback
+        if callback is not None and self._held:
+            self._held = False
+            response, self._response = self._response, None
+            callback(response)
 
     def complete(self, response: Any) -> None:
         if self.done:
             return
         self.done = True
-        if self.callback is not None:
-            self.callback(response)
+        if self._callback is not None:
+            self._callback(response)
+        else:
+            self._response, self._held = response, True
 
 
 def map_delayed(inner: Delayed, transform: Callable[[Any], Any]) -> Delayed:

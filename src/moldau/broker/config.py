@@ -112,6 +112,10 @@ class BrokerConfig:
     replica_fetch_max_bytes: int = 1_048_576
     replica_fetch_response_max_bytes: int = 10_485_760
     replica_fetch_backoff_ms: int = 1_000
+    # How long a request to another node may go unanswered before it counts as failed:
+    # replica fetches (plus their wait) and requests to the controller (Kafka's keys).
+    replica_socket_timeout_ms: int = 30_000
+    controller_socket_timeout_ms: int = 30_000
     auto_leader_rebalance_enable: bool = True
     leader_imbalance_check_interval_ms: int = 300_000
     leader_imbalance_per_broker_percentage: int = 10
@@ -313,6 +317,8 @@ _CLUSTER_INT_KEYS = {
     "replica.fetch.max.bytes": "replica_fetch_max_bytes",
     "replica.fetch.response.max.bytes": "replica_fetch_response_max_bytes",
     "replica.fetch.backoff.ms": "replica_fetch_backoff_ms",
+    "replica.socket.timeout.ms": "replica_socket_timeout_ms",
+    "controller.socket.timeout.ms": "controller_socket_timeout_ms",
     "leader.imbalance.per.broker.percentage": "leader_imbalance_per_broker_percentage",
 }
 _VOTERS_FORM = "id@host:port[,id@host:port...], e.g. 1@localhost:9093,2@localhost:9095"

@@ -136,7 +136,8 @@ class ControllerChannel:
             if controller < 0 or controller == core.node_id and not core.controller.active:
                 self.retry_at(now_ms + FORWARD_RETRY_BACKOFF_MS, attempt)
                 return
-            core.send(OutboundRequest(controller, CONTROLLER, 58, 0, body, FORWARD_TIMEOUT_MS, answered))
+            timeout_ms = min(core.config.controller_socket_timeout_ms, max(1, deadline_ms - core.now_ms))
+            core.send(OutboundRequest(controller, CONTROLLER, 58, 0, body, timeout_ms, answered))
 
         def answered(response: Any, now_ms: int) -> None:
             if delayed.done:

@@ -127,7 +127,7 @@ class BrokerCore:
             self.lifecycle.previous_broker_epoch = storage.take_clean_shutdown_epoch(fs, config.data_dir)
         self.fetchers = ReplicaFetcherManager(self, FetcherConfig(
             config.replica_fetch_wait_max_ms, 1, config.replica_fetch_max_bytes,
-            config.replica_fetch_response_max_bytes, config.replica_fetch_backoff_ms))
+            config.replica_fetch_response_max_bytes, config.replica_fetch_backoff_ms, config.replica_socket_timeout_ms))
         self.isr = IsrManager(self, config.replica_lag_time_max_ms)
         self.replicas = ReplicaManager(self)
         self._published_offset = -1  # every committed metadata offset up to here is applied
@@ -157,6 +157,7 @@ class BrokerCore:
         """Return a response frame (bytes, or a list of chunks forming one frame), None
         (acks=0 produce: no response), or a Delayed."""
         self.now_ms = now_ms
+        self._after_call(now_ms)  # whatever changed since the last call (a direct controller write, ...)
         header = codec.read_request_header(payload)
         entry = apis.REGISTRY.get(header.api_key)
         if entry is None:
@@ -302,6 +303,9 @@ class BrokerCore:
         Cheap when nothing changed: a few comparisons."""
         self.now_ms = now_ms
         raft = self.raft
+        due = raft.next_deadline_ms()
+        if due is not None and due <= now_ms:
+            raft.run_deadlines(now_ms)  # e.g. flush what the controller just appended: commit now
         if raft.outbox:
             messages, raft.outbox = raft.outbox, []
             for message in messages:
@@ -399,7 +403,7 @@ class BrokerCore:
         def done(response: Any, now_ms: int) -> None:
             self._creating.pop(name, None)
 
-        self.send(OutboundRequest(controller, CONTROLLER, 19, 7, body, 30_000, done))
+        self.send(OutboundRequest(controller, CONTROLLER, 19, 7, body, self.config.controller_socket_timeout_ms, done))
 
     def fatal_error(self) -> str | None:
         """Why this node cannot go on, in one line (the runtime exits with it), or None."""

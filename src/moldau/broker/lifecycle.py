@@ -43,7 +43,6 @@ STARTING, RECOVERY, RUNNING, PENDING_CONTROLLED_SHUTDOWN, SHUTTING_DOWN = (
 REGISTRATION_VERSION = 4
 HEARTBEAT_VERSION = 1
 RETRY_BACKOFF_MS = 100
-REQUEST_TIMEOUT_MS = 10_000
 # Kafka's metadata.version feature range this broker speaks (4.1's levels); registration
 # reports it as Kafka brokers do.
 METADATA_VERSION_RANGE = (21, 27)
@@ -60,6 +59,15 @@ class BrokerLifecycle:
         self.in_flight = False
         self.next_send_ms = 0
         self.fatal_error: str | None = None
+        # When the controller first said another live process holds our node.id: a crashed
+        # earlier incarnation of ours holds it until its session expires, so only a refusal
+        # that outlasts a session (twice, for slack) means a second process with our node.id.
+        self.duplicate_since_ms: int | None = None
+
+    def _timeout_ms(self) -> int:
+        """A registration or heartbeat unanswered for a session is of no use: try again."""
+        config = self.core.config
+        return min(config.controller_socket_timeout_ms, config.broker_session_timeout_ms)
 
     @property
     def registered_offset(self) -> int:
@@ -108,7 +116,7 @@ class BrokerLifecycle:
                                                    max_supported_version=METADATA_VERSION_RANGE[1]),),
             rack=core.config.rack, is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=self.previous_broker_epoch)
         self.in_flight = True
-        core.send(OutboundRequest(controller, CONTROLLER, 62, REGISTRATION_VERSION, body, REQUEST_TIMEOUT_MS,
+        core.send(OutboundRequest(controller, CONTROLLER, 62, REGISTRATION_VERSION, body, self._timeout_ms(),
                                   self._on_registration))
 
     def _on_registration(self, response: Any, now_ms: int) -> None:
@@ -116,14 +124,17 @@ class BrokerLifecycle:
         if response is None or response.error_code != ErrorCode.none:
             code = None if response is None else response.error_code
             if code == ErrorCode.duplicate_broker_registration:
-                self.fatal_error = (f"node.id {self.core.node_id} is already registered by another running node "
-                                    "(two nodes share one node.id?)")
+                self.duplicate_since_ms = self.duplicate_since_ms if self.duplicate_since_ms is not None else now_ms
+                if now_ms - self.duplicate_since_ms > 2 * self.core.config.broker_session_timeout_ms:
+                    self.fatal_error = (f"node.id {self.core.node_id} is registered by another running node "
+                                        "(two nodes share one node.id?)")
             elif code == ErrorCode.inconsistent_cluster_id:
                 self.fatal_error = (f"the cluster's id differs from this node's cluster id {self.core.image.cluster_id!r} "
                                     "(meta.properties in the data directory belongs to another cluster)")
             self.next_send_ms = now_ms + RETRY_BACKOFF_MS
             return
         self.broker_epoch = response.broker_epoch
+        self.duplicate_since_ms = None
         if self.state == STARTING:
             self.state = RECOVERY
         log.info("Registered broker %d with epoch %d", self.core.node_id, self.broker_epoch)
@@ -136,7 +147,7 @@ class BrokerLifecycle:
             current_metadata_offset=max(-1, self.core.image.offset), want_fence=False,
             want_shut_down=self.state == PENDING_CONTROLLED_SHUTDOWN, offline_log_dirs=())
         self.in_flight = True
-        self.core.send(OutboundRequest(controller, CONTROLLER, 63, HEARTBEAT_VERSION, body, REQUEST_TIMEOUT_MS,
+        self.core.send(OutboundRequest(controller, CONTROLLER, 63, HEARTBEAT_VERSION, body, self._timeout_ms(),
                                        self._on_heartbeat))
 
     def _on_heartbeat(self, response: Any, now_ms: int) -> None:

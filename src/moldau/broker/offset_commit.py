@@ -10,8 +10,13 @@ Kafka 4 ignores as well; v6+ a leader epoch; v7+ group.instance.id.
 
 from __future__ import annotations
 
+from kio.schema.errors import ErrorCode
+
 from moldau.broker import apis
 from moldau.coordinator.coordinator import OffsetCommit
+from moldau.coordinator.deferred import Deferred
+
+REPLICATION_TIMEOUT_MS = 30_000  # core.after_replicated's default: it answers first
 
 
 @apis.api(8, 2, 9)
@@ -19,11 +24,21 @@ def handle(core, ctx: apis.RequestContext, request):
     commits = [OffsetCommit(topic.name, p.partition_index, p.committed_offset,
                             getattr(p, "committed_leader_epoch", -1), p.committed_metadata)
                for topic in request.topics for p in topic.partitions]
-    errors = iter(core.extensions["group_coordinator"].commit_offsets(
+
+    def response(errors: list) -> dict:
+        codes = iter(errors)
+        topics = [{"name": topic.name,
+                   "partitions": [{"partition_index": p.partition_index, "error_code": next(codes)}
+                                  for p in topic.partitions]}
+                  for topic in request.topics]
+        return {"throttle_time": 0, "topics": topics}
+
+    # Answered once the commit is on every in-sync replica of the offsets partition.
+    deferred = Deferred(core, ctx, REPLICATION_TIMEOUT_MS, response([ErrorCode.request_timed_out] * len(commits)))
+    errors = core.extensions["group_coordinator"].commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id,
-        getattr(request, "group_instance_id", None), commits, ctx.now_ms))
-    topics = [{"name": topic.name,
-               "partitions": [{"partition_index": p.partition_index, "error_code": next(errors)}
-                              for p in topic.partitions]}
-              for topic in request.topics]
-    return {"throttle_time": 0, "topics": topics}
+        getattr(request, "group_instance_id", None), commits, ctx.now_ms,
+        lambda later: deferred.respond(response(later)))
+    if errors is not None:
+        return response(errors)
+    return deferred.outcome()

@@ -189,15 +189,27 @@ class GroupCoordinator(MembershipMixin):
         return group
 
     # --- storage ----------------------------------------------------------------------
-    def store_group(self, group: Group, now_ms: int) -> None:
+    def store_group(self, group: Group, now_ms: int, on_replicated: Callable[[ErrorCode], None] | None = None) -> None:
         partition = self._offsets_partition(group.group_id, now_ms)
         value = rec.encode_group_value(group.to_value())
-        topic.append(self.core, partition, [(rec.encode_key(rec.GroupKey(group.group_id)), value)], now_ms)
+        topic.append(self.core, partition, [(rec.encode_key(rec.GroupKey(group.group_id)), value)], now_ms,
+                     on_replicated)
 
     # --- OffsetCommit / OffsetFetch / OffsetDelete --------------------------------------
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
-                       commits: list[OffsetCommit], now_ms: int) -> list[ErrorCode]:
-        """One error per commit, in order; a group-level problem fails all of them."""
+                       commits: list[OffsetCommit], now_ms: int,
+                       respond: Callable[[list[ErrorCode]], None] | None = None) -> list[ErrorCode] | None:
+        """One error per commit, in order; a group-level problem fails all of them. The answer
+        comes once the commit is replicated: returned when that is at once (one node), else
+        None and later through `respond`. The group's offsets change only then."""
+        answer: list = []
+
+        def done(errors: list[ErrorCode]) -> None:
+            if not answer:
+                answer.append(errors)
+            elif respond is not None:
+                respond(errors)
+
         try:
             if not group_id:
                 raise CoordinatorError(ErrorCode.invalid_group_id)
@@ -205,11 +217,20 @@ class GroupCoordinator(MembershipMixin):
             self._check_commit(group, generation_id, member_id, instance_id, now_ms)
             errors = [self._commit_error(c) for c in commits]
             accepted = [c for c, e in zip(commits, errors) if e == ErrorCode.none]
-            if accepted:
-                self._store_offsets(group, accepted, now_ms)
+            if not accepted:
+                return errors
+
+            def replicated(code: ErrorCode) -> None:
+                done(errors if code == ErrorCode.none else
+                     [code if e == ErrorCode.none else e for e in errors])
+
+            self._store_offsets(group, accepted, now_ms, replicated)
         except CoordinatorError as error:
             return [error.error_code] * len(commits)
-        return errors
+        if answer:
+            return answer[0]
+        answer.append(None)  # from now on `done` answers through respond
+        return None
 
     def _check_commit(self, group: Group | None, generation_id: int, member_id: str,
                       instance_id: str | None, now_ms: int) -> None:
@@ -237,14 +258,20 @@ class GroupCoordinator(MembershipMixin):
             return ErrorCode.unknown_topic_or_partition
         return ErrorCode.none
 
-    def _store_offsets(self, group: Group, commits: list[OffsetCommit], now_ms: int) -> None:
+    def _store_offsets(self, group: Group, commits: list[OffsetCommit], now_ms: int,
+                       replicated: Callable[[ErrorCode], None]) -> None:
         partition = self._offsets_partition(group.group_id, now_ms)
         values = {(c.topic, c.partition): rec.OffsetValue(c.offset, c.leader_epoch, c.metadata or "", now_ms)
                   for c in commits}
         records = [(rec.encode_key(rec.OffsetKey(group.group_id, t, p)), rec.encode_offset_value(v))
                    for (t, p), v in values.items()]
-        topic.append(self.core, partition, records, now_ms)
-        group.offsets.update(values)
+
+        def stored(code: ErrorCode) -> None:
+            if code == ErrorCode.none:
+                group.offsets.update(values)
+            replicated(code)
+
+        topic.append(self.core, partition, records, now_ms, stored)
 
     def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None,
                       now_ms: int) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, rec.OffsetValue | None]]]]]:

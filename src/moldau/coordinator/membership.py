@@ -334,18 +334,31 @@ class MembershipMixin:
         return None
 
     def _complete_sync(self, group: Group, assignments: dict[str, bytes], now_ms: int) -> None:
+        """Store the generation's assignments, then — once they are replicated — answer every
+        member and go Stable (Kafka answers SyncGroup from the append's callback too)."""
         for member in group.members.values():
             member.assignment = assignments.get(member.member_id, b"")
-        try:
-            self.store_group(group, now_ms)
-        except CoordinatorError as error:
+        generation = group.generation_id
+
+        def failed(code: ErrorCode) -> None:
             for member in group.members.values():
                 member.assignment = b""
-            self._answer_syncs(group, error.error_code)
-            self._rebalance(group, now_ms)
-            return
-        group.transition_to(STABLE, now_ms)
-        self._answer_syncs(group, ErrorCode.none)
+            self._answer_syncs(group, code)
+            self._rebalance(group, self.core.now_ms)
+
+        def stored(code: ErrorCode) -> None:
+            if group.generation_id != generation or not group.is_in(COMPLETING_REBALANCE):
+                return  # the group moved on meanwhile (a member left, a new rebalance)
+            if code != ErrorCode.none:
+                failed(code)
+                return
+            group.transition_to(STABLE, self.core.now_ms)
+            self._answer_syncs(group, ErrorCode.none)
+
+        try:
+            self.store_group(group, now_ms, stored)
+        except CoordinatorError as error:
+            failed(error.error_code)
 
     # --- Heartbeat and LeaveGroup ---------------------------------------------------------
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,

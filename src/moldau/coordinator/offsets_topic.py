@@ -16,7 +16,7 @@ coordinator folds them into groups (the last record per key wins, as after compa
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from kio.schema.errors import ErrorCode
 
@@ -70,15 +70,24 @@ def leader_partition(core: Any, index: int) -> Any:
     return partition
 
 
-def append(core: Any, partition: Any, records: list[tuple[bytes, bytes | None]], now_ms: int) -> int:
+def append(core: Any, partition: Any, records: list[tuple[bytes, bytes | None]], now_ms: int,
+           on_replicated: Callable[[ErrorCode], None] | None = None) -> int:
     """Append (key, value) records as one batch; return the first offset. Raises CoordinatorError
-    with the error a group client understands (Kafka's mapping of append errors)."""
+    with the error a group client understands (Kafka's mapping of append errors).
+
+    `on_replicated(code)` is called once the batch is on every in-sync replica (NONE) or cannot
+    be (the mapped error: NOT_COORDINATOR when leadership moved, COORDINATOR_NOT_AVAILABLE on a
+    timeout) — at once on one node. Whatever answers a client is done from it, so a client is
+    never told of a change a coordinator failover could lose."""
     batch = build_batch([Record(i, now_ms, key, value) for i, (key, value) in enumerate(records)], base_offset=0)
     try:
         info = partition.append(batch, -1, now_ms)
     except Exception as error:
         raise CoordinatorError(_coordinator_error(getattr(error, "error_code", None)), str(error)) from error
     core.partition_appended(partition.key, now_ms)
+    if on_replicated is not None:
+        core.after_replicated(partition, info.last_offset,
+                              lambda code: on_replicated(code if code == ErrorCode.none else _coordinator_error(code)))
     return info.first_offset
 
 

@@ -23,7 +23,6 @@ log = logging.getLogger("moldau.coordinator")
 
 PREFETCH_FRACTION = 0.9
 RETRY_BACKOFF_MS = 100
-REQUEST_TIMEOUT_MS = 10_000
 
 
 class ProducerIdsUnavailable(Exception):
@@ -72,7 +71,8 @@ class ProducerIdManager:
             return
         self.in_flight = True
         body = allocate_request.AllocateProducerIdsRequest(broker_id=core.node_id, broker_epoch=core.broker_epoch)
-        core.send(OutboundRequest(controller, CONTROLLER, 67, 0, body, REQUEST_TIMEOUT_MS, self._on_response))
+        core.send(OutboundRequest(controller, CONTROLLER, 67, 0, body, core.config.controller_socket_timeout_ms,
+                                  self._on_response))
 
     def _on_response(self, response: Any, now_ms: int) -> None:
         self.in_flight = False

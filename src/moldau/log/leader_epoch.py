@@ -60,6 +60,10 @@ class LeaderEpochCache:
     def latest_epoch(self) -> int:
         return self.entries[-1][0] if self.entries else UNDEFINED_EPOCH
 
+    def latest_start_offset(self) -> int:
+        """The start offset of the latest epoch, -1 when there is none."""
+        return self.entries[-1][1] if self.entries else -1
+
     def epoch_for_offset(self, offset: int) -> int:
         """The epoch whose range contains `offset`, or UNDEFINED."""
         index = bisect.bisect_right([start for _, start in self.entries], offset) - 1

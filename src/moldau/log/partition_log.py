@@ -561,8 +561,12 @@ class PartitionLog:
 
     # --- truncation and deletion --------------------------------------------------------------
     def truncate_to(self, offset: int) -> bool:
-        """Follower truncation: drop everything at or above `offset`; True if anything went."""
+        """Follower truncation: drop everything at or above `offset`; True if anything went.
+        Leader epochs that start at or above `offset` go too, even with no records (a leader
+        that never appended in its epoch): they must not be claimed to the new leader."""
         if offset >= self.log_end_offset:
+            if self.leader_epoch_cache.latest_start_offset() >= offset:
+                self.leader_epoch_cache.truncate_from_end(offset)
             return False
         if offset <= self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)

@@ -7,6 +7,11 @@ turns one on with `planted("name")`.
   without waiting for a majority.
 - "skip-follower-flush": followers fetch again without fsyncing what they appended, so a
   crash can lose an entry the leader counted as replicated.
+Partition replication (replication/) has its own:
+- "follower-skips-truncation": a partition follower ignores the leader's diverging epoch and
+  keeps its unreplicated tail, so replicas diverge.
+- "high-watermark-ignores-isr": a partition leader advances its high watermark to its own log
+  end without waiting for the ISR, so acks=all answers before the followers have the batch.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush"})
+KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush",
+                   "follower-skips-truncation", "high-watermark-ignores-isr"})
 _active: set[str] = set()
 
 

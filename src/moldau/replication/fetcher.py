@@ -35,6 +35,7 @@ from kio.schema.fetch.v17 import request as fetch_request
 
 from moldau.log.partition_log import LogError
 from moldau.protocol.rpc import BROKER, OutboundRequest
+from moldau.raft import faults
 from moldau.records import RecordsError
 
 log = logging.getLogger("moldau.replication")
@@ -136,7 +137,8 @@ class LeaderFetcher:
     def _apply(self, partition: Any, data: Any, now_ms: int) -> None:
         plog = partition.log
         diverging = data.diverging_epoch
-        if diverging is not None and diverging.epoch >= 0 and diverging.end_offset >= 0:
+        if diverging is not None and diverging.epoch >= 0 and diverging.end_offset >= 0 \
+                and not faults.active("follower-skips-truncation"):
             self._truncate_diverged(partition, diverging.epoch, diverging.end_offset)
             return
         records = data.records

@@ -26,7 +26,6 @@ log = logging.getLogger("moldau.replication")
 
 ALTER_PARTITION_VERSION = 3
 RETRY_BACKOFF_MS = 100
-REQUEST_TIMEOUT_MS = 30_000
 
 
 class IsrManager:
@@ -91,7 +90,8 @@ class IsrManager:
         def on_response(response: Any, when_ms: int) -> None:
             self._on_response(batch, response, when_ms)
 
-        core.send(OutboundRequest(controller, CONTROLLER, 56, ALTER_PARTITION_VERSION, body, REQUEST_TIMEOUT_MS, on_response))
+        core.send(OutboundRequest(controller, CONTROLLER, 56, ALTER_PARTITION_VERSION, body,
+                                  core.config.controller_socket_timeout_ms, on_response))
 
     def _epoch_of(self, partition: Any, broker_id: int) -> int:
         if broker_id == self.core.node_id:

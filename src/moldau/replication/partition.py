@@ -29,6 +29,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from moldau.raft import faults
 from moldau.records.batch import NO_TIMESTAMP, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
@@ -215,6 +216,9 @@ class Partition:
         if not self.is_leader:
             return False
         new = self.log.log_end_offset
+        if faults.active("high-watermark-ignores-isr"):
+            self.high_watermark = max(self.high_watermark, new)
+            return True
         for replica in self.maximal_isr:
             if replica != self.node_id:
                 state = self.followers.get(replica)
