@@ -7,6 +7,7 @@ MOLDAU_SIM_SEED=S runs only seed S (a failure prints that command).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 
 import pytest
@@ -37,16 +38,29 @@ def _quiet_logs():
     logger.setLevel(level)
 
 
-def test_cluster_simulation():
+def _run_seeds(seeds: list[int]) -> list[str]:
+    logging.getLogger("moldau").setLevel(logging.CRITICAL)
     failures = []
-    for seed in _seeds():
+    for seed in seeds:
         simulation = ClusterSimulation(seed)
         try:
             simulation.run()
         except SimulationFailure as failure:
             failures.append(f"seed {seed} ({simulation.describe()}): {failure}\n"
                             f"  replay: {_replay(seed, 'test_cluster_simulation')}")
-    assert not failures, f"{len(failures)} of {len(_seeds())} seeds failed:\n" + "\n".join(failures[:5])
+    return failures
+
+
+def test_cluster_simulation():
+    """Every seed is independent and deterministic, so they run in one process per core."""
+    seeds = _seeds()
+    workers = max(1, min(os.cpu_count() or 1, len(seeds) // 50 or 1))
+    if workers == 1:
+        failures = _run_seeds(seeds)
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            failures = [f for chunk in pool.map(_run_seeds, [seeds[i::workers] for i in range(workers)]) for f in chunk]
+    assert not failures, f"{len(failures)} of {len(seeds)} seeds failed:\n" + "\n".join(sorted(failures)[:5])
 
 
 @pytest.mark.parametrize("bug", ["follower-skips-truncation", "high-watermark-ignores-isr"])

@@ -135,6 +135,7 @@ class BrokerCore:
         self._raft_fetches: list[tuple[apis.Delayed, apis.RequestContext, Any]] = []
         self._raft_version = -1
         self._creating: dict[str, int] = {}  # topics this broker asked the controller to create
+        self._timed_cache: tuple[int, list[Any]] | None = None
         # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
         from moldau.coordinator import install as install_coordinator
         install_coordinator(self)
@@ -458,10 +459,6 @@ class BrokerCore:
         """Run an admin request on the active controller (controller_channel.py)."""
         return self.channel.on_controller(ctx, request, run)
 
-    @property
-    def _backlog(self) -> "_Backlog":
-        return _Backlog(self)
-
     # --- the metadata quorum's own requests (Vote, BeginQuorumEpoch, Fetch of the log, ...) ---
     def raft_request(self, ctx: apis.RequestContext, request: Any) -> Any:
         """Hand a Raft request to the quorum client; a metadata Fetch with nothing to return
@@ -623,11 +620,14 @@ class BrokerCore:
         self._after_call(now_ms)
 
     def _timed_parts(self) -> list[Any]:
-        parts: list[Any] = [self.raft, self.controller, self.channel, self.fetchers, self.isr, self._backlog]
-        if self.lifecycle is not None:
-            parts.append(self.lifecycle)
-        return parts + [self.extensions[k] for k in sorted(self.extensions)
-                        if hasattr(self.extensions[k], "next_deadline_ms")]
+        # Asked after every call into the core: rebuilt only when an extension came or went.
+        if self._timed_cache is None or self._timed_cache[0] != len(self.extensions):
+            parts: list[Any] = [self.raft, self.controller, self.channel, self.fetchers, self.isr, _Backlog(self)]
+            if self.lifecycle is not None:
+                parts.append(self.lifecycle)
+            parts += [self.extensions[k] for k in sorted(self.extensions) if hasattr(self.extensions[k], "next_deadline_ms")]
+            self._timed_cache = (len(self.extensions), parts)
+        return self._timed_cache[1]
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:

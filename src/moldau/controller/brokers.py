@@ -47,6 +47,9 @@ class BrokerControl:
     def __init__(self, controller: "Controller"):
         self.controller = controller
         self.last_heartbeat_ms: dict[int, int] = {}
+        # Brokers that heartbeated to this controller since it became active: a session given
+        # at activation does not make a crashed incarnation look alive to a new registration.
+        self.heard: set[int] = set()
 
     @property
     def image(self):
@@ -54,9 +57,11 @@ class BrokerControl:
 
     def activate(self, now_ms: int) -> None:
         self.last_heartbeat_ms = {b: now_ms for b in sorted(self.image.brokers)}
+        self.heard = set()
 
     def deactivate(self) -> None:
         self.last_heartbeat_ms = {}
+        self.heard = set()
 
     def _error(self, code: ErrorCode, message: str) -> Exception:
         from moldau.controller.controller import ControllerError
@@ -84,7 +89,8 @@ class BrokerControl:
         existing = self.image.brokers.get(broker_id)
         records: list = []
         if existing is not None and existing.incarnation_id != str(incarnation_id):
-            alive = now_ms - self.last_heartbeat_ms.get(broker_id, -10**15) < self.controller.config.broker_session_timeout_ms
+            alive = broker_id in self.heard and \
+                now_ms - self.last_heartbeat_ms.get(broker_id, -10**15) < self.controller.config.broker_session_timeout_ms
             restarted = previous_broker_epoch == existing.epoch or broker_id == self.controller.node_id
             if alive and not existing.fenced and not restarted:
                 raise self._error(ErrorCode.duplicate_broker_registration,
@@ -98,6 +104,7 @@ class BrokerControl:
                                               end_points=tuple(endpoints), rack=rack, fenced=True))
         self.controller.write(records, now_ms)
         self.last_heartbeat_ms[broker_id] = now_ms
+        self.heard.add(broker_id)
         return epoch
 
     # --- heartbeats ----------------------------------------------------------------------
@@ -105,6 +112,7 @@ class BrokerControl:
                   want_shut_down: bool, now_ms: int) -> HeartbeatResult:
         self.check_epoch(broker_id, broker_epoch)
         self.last_heartbeat_ms[broker_id] = now_ms
+        self.heard.add(broker_id)
         broker = self.image.brokers[broker_id]
         caught_up = metadata_offset >= broker.registered_offset
         if want_shut_down:
