@@ -19,6 +19,7 @@ from moldau import __version__
 
 SUBCOMMANDS = (
     "moldau.cli.server",
+    "moldau.cli.cluster",
     "moldau.cli.topics",
     "moldau.cli.produce",
     "moldau.cli.consume",
