@@ -284,6 +284,20 @@ class BrokerConfig:
         host = listener.host if listener.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
         return {self.node_id: (host, listener.port)}
 
+    def check_voter_address(self) -> None:
+        """A controller must listen where controller.quorum.voters says it is (checked once the
+        listeners are bound): otherwise it is the wrong node.id or a misconfigured port, and the
+        quorum would count a node that cannot be reached — or two processes as one voter."""
+        if "controller" not in self.process_roles or self.node_id not in self.controller_quorum_voters:
+            return
+        host, port = self.controller_quorum_voters[self.node_id]
+        controllers = self.listener_settings.controller_listeners or [self.first_listener]
+        if all(listener.port != port for listener in controllers):
+            bound = ", ".join(f"{l.name} on port {l.port}" for l in controllers)
+            raise ConfigFileError(
+                f"node.id {self.node_id}: controller.quorum.voters puts it at {host}:{port}, but its controller "
+                f"listener is {bound} (a wrong node.id, or a port that differs from controller.quorum.voters)")
+
     def raft_configs(self) -> dict[str, str]:
         return dict(self.quorum_settings)
 

@@ -88,13 +88,15 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.broker.config import ConfigFileError
+    from moldau.controller.storage import StorageError
     from moldau.runtime.tls import TlsConfigError
 
     try:
         return runner(_serve(config))
     except OSError as error:
         raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
-    except TlsConfigError as error:
+    except (TlsConfigError, StorageError, ConfigFileError) as error:
         raise CliError(str(error)) from None
 
 

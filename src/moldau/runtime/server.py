@@ -307,6 +307,7 @@ class Server:
                 await self._bind(listener)
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
                 config.wildcard_advertised_host = socket.getfqdn()
+            config.check_voter_address()
             self.core = BrokerCore(config, self.fs or OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
             self.failed = asyncio.Event()
         except BaseException:
