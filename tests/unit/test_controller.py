@@ -233,3 +233,16 @@ def test_producer_id_blocks_never_repeat():
     with pytest.raises(ControllerError) as caught:
         controller.allocate_producer_ids(1, epoch + 1000, node.now_ms)
     assert caught.value.error_code == ErrorCode.stale_broker_epoch
+
+
+def test_a_fenced_broker_still_takes_replicas_when_too_few_are_alive():
+    """Kafka's placer: __consumer_offsets with RF 3 is created while a node is down (the lab's
+    console consumer after a kill); the dead node's replicas catch up when it returns."""
+    node = _node(brokers=(1, 2, 3))
+    controller = node.core.controller
+    controller.brokers.fence(3, node.now_ms)
+    topic = controller.create_topic("offsets-like", 6, 3)
+    for part in topic.partitions.values():
+        assert sorted(part.replicas) == [1, 2, 3]
+        assert part.leader in (1, 2) and 3 not in part.isr and sorted(part.isr) == [1, 2]
+    assert {p.leader for p in topic.partitions.values()} == {1, 2}

@@ -233,20 +233,31 @@ class Controller:
         return list(replicas)
 
     def _assign(self, count: int, factor: int, start: int | None = None) -> list[list[int]]:
-        """Replica lists for `count` new partitions: striped over the unfenced brokers from a
-        random start (Kafka's placement), so leaders and followers spread evenly."""
+        """Replica lists for `count` new partitions, as Kafka's StripedReplicaPlacer: striped
+        from a random start so that leaders and followers spread evenly; unfenced brokers first,
+        fenced (registered, not alive) ones only when the unfenced are too few, and the leader
+        (first replica) always an unfenced one."""
         if count <= 0 or count > limits.partitions_per_topic_max:
             raise ControllerError(ErrorCode.invalid_partitions, "Number of partitions must be larger than 0.")
         if factor <= 0:
             raise ControllerError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
-        brokers = [b.broker_id for b in self.image.alive_brokers()]
-        if factor > len(brokers):
+        unfenced = [b.broker_id for b in self.image.alive_brokers()]
+        fenced = [b for b in sorted(self.image.brokers) if b not in unfenced]
+        if factor > len(unfenced) + len(fenced):
             raise ControllerError(ErrorCode.invalid_replication_factor,
                                   f"Unable to replicate the partition {factor} time(s): "
                                   f"The target replication factor of {factor} cannot be reached because "
-                                  f"only {len(brokers)} broker(s) are registered.")
-        first = self.rng.randrange(len(brokers)) if start is None else start
-        return [[brokers[(first + p + i) % len(brokers)] for i in range(factor)] for p in range(count)]
+                                  f"only {len(unfenced) + len(fenced)} broker(s) are registered.")
+        if not unfenced:
+            raise ControllerError(ErrorCode.invalid_replication_factor,
+                                  "Unable to replicate the partition: all brokers are currently fenced.")
+        first = self.rng.randrange(len(unfenced)) if start is None else start
+        lists = []
+        for p in range(count):
+            shift = (first + p) % len(unfenced)
+            alive = unfenced[shift:] + unfenced[:shift]
+            lists.append((alive + fenced[p % max(1, len(fenced)):] + fenced[:p % max(1, len(fenced))])[:factor])
+        return lists
 
     def _partition_record(self, topic_id: uuid.UUID, partition: int, replicas: list[int]) -> r.PartitionRecord:
         acceptable = pc.acceptable_leader(self.image.brokers)
