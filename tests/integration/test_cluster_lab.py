@@ -76,14 +76,18 @@ def test_two_of_three_down_refuses_acks_all_and_still_serves_reads(cluster):
     leader, replicas, _isr = cluster.partition_state("safe")
     others = [n for n in replicas if n != leader]
     cluster.kill(others[0])
-    cluster.kill(others[1])
-    cluster.wait_for(lambda: len(cluster.partition_state("safe")[2]) == 1, what="the ISR to shrink to the leader")
+    cluster.kill(others[1])  # the quorum of controllers is gone too: nothing will be fenced
 
-    errors: list = []
-    strict = Producer({"bootstrap.servers": cluster.address(leader), "acks": "all", "message.timeout.ms": 8000})
-    strict.produce("safe", value=b"refused", on_delivery=lambda err, msg: errors.append(err))
-    strict.flush(20)
-    assert errors and errors[0] is not None and errors[0].name() == "NOT_ENOUGH_REPLICAS", errors
+    def refused() -> str | None:
+        errors: list = []
+        strict = Producer({"bootstrap.servers": cluster.address(leader), "acks": "all", "message.timeout.ms": 5000})
+        strict.produce("safe", value=b"refused", on_delivery=lambda err, msg: errors.append(err))
+        strict.flush(15)
+        return errors[0].name() if errors and errors[0] is not None and \
+            errors[0].name() == "NOT_ENOUGH_REPLICAS" else None
+
+    # Refused once the leader has not heard from its followers for a session (3 s here).
+    assert cluster.wait_for(refused, timeout_s=60, what="acks=all to be refused") == "NOT_ENOUGH_REPLICAS"
 
     relaxed = Producer({"bootstrap.servers": cluster.address(leader), "acks": "1"})
     delivered: list = []
@@ -94,6 +98,7 @@ def test_two_of_three_down_refuses_acks_all_and_still_serves_reads(cluster):
     consumed = moldau("consume", "safe", "--from-beginning", "--max-messages", "10", "--bootstrap-server",
                       cluster.address(leader), timeout=60)
     assert consumed.stdout.splitlines() == [f"before-{i}" for i in range(10)], consumed.stderr
+    assert "refused" not in consumed.stdout
 
 
 def test_cluster_command_refuses_bad_input_with_one_line(tmp_path):
@@ -159,3 +164,55 @@ def moldau_command() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "moldau"]
+
+
+def test_kafkas_quorum_and_log_tools_read_a_moldau_cluster(cluster):
+    """kafka-metadata-quorum describes the quorum (DescribeQuorum, forwarded to its leader) and
+    kafka-dump-log decodes the metadata log: Kafka's record format, Kafka's control records."""
+    need_kafka()
+    status = _tool("kafka-metadata-quorum.sh", "--bootstrap-server", cluster.address(1), "describe", "--status")
+    assert re.search(r"LeaderId:\s+[123]", status) and "CurrentVoters:" in status, status
+    assert all(f'"id": {n}' in status or f'"id":{n}' in status for n in (1, 2, 3)), status
+    replication = _tool("kafka-metadata-quorum.sh", "--bootstrap-server", cluster.address(2), "describe", "--replication")
+    rows = [line for line in replication.splitlines()[1:] if line.strip()]
+    assert len(rows) == 3 and all(("Leader" in r or "Follower" in r) for r in rows), replication
+    moldau("topics", "create", "dumped", "-p", "2", "-r", "3", "--bootstrap-server", cluster.bootstrap_servers)
+    segment = cluster.node_dir(1) / "__cluster_metadata-0" / "00000000000000000000.log"
+    dump = _tool("kafka-dump-log.sh", "--cluster-metadata-decoder", "--files", str(segment))
+    for kind in ("REGISTER_BROKER_RECORD", "TOPIC_RECORD", "PARTITION_RECORD", "LeaderChange"):
+        assert kind in dump, f"{kind} not in kafka-dump-log's output:\n{dump[-3000:]}"
+    assert '"name":"dumped"' in dump.replace(" ", "")
+
+
+def test_preferred_leader_election_and_reassignment_with_kafkas_tools(cluster, tmp_path):
+    need_kafka()
+    bootstrap = cluster.address(1)
+    _tool("kafka-topics.sh", "--create", "--bootstrap-server", bootstrap, "--topic", "moved", "--partitions", "1",
+          "--replica-assignment", "1:2")
+    cluster.wait_for(lambda: cluster.partition_state("moved")[2] == [1, 2], what="ISR 1,2")
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"version":1,"partitions":[{"topic":"moved","partition":0,"replicas":[3,1]}]}')
+    _tool("kafka-reassign-partitions.sh", "--bootstrap-server", bootstrap, "--reassignment-json-file", str(plan), "--execute")
+    cluster.wait_for(lambda: "is completed" in kafka_tool("kafka-reassign-partitions.sh", [
+        "--bootstrap-server", bootstrap, "--reassignment-json-file", str(plan), "--verify"]).stdout,
+        timeout_s=90, what="the reassignment to complete")
+    leader, replicas, isr = cluster.partition_state("moved")
+    assert replicas == [3, 1] and sorted(isr) == [1, 3]
+    if leader != 3:  # the preferred leader (first replica) takes over on request
+        _tool("kafka-leader-election.sh", "--bootstrap-server", bootstrap, "--election-type", "preferred",
+              "--topic", "moved", "--partition", "0")
+    cluster.wait_for(lambda: cluster.partition_state("moved")[0] == 3, what="node 3 leading")
+    _tool("kafka-topics.sh", "--alter", "--bootstrap-server", bootstrap, "--topic", "moved", "--partitions", "3")
+    assert "PartitionCount: 3" in _tool("kafka-topics.sh", "--describe", "--bootstrap-server", bootstrap, "--topic", "moved")
+
+
+def test_moldau_topics_reassign(cluster):
+    created = moldau("topics", "create", "shifted", "-p", "2", "-r", "2", "--bootstrap-server", cluster.bootstrap_servers)
+    assert created.returncode == 0, created.stderr
+    moved = moldau("topics", "reassign", "shifted", "--replicas", "2,3", "--wait",
+                   "--bootstrap-server", cluster.bootstrap_servers, timeout=320)
+    assert moved.returncode == 0 and "complete" in moved.stdout, moved.stderr
+    for partition in (0, 1):
+        assert cluster.partition_state("shifted", partition)[1] == [2, 3]
+    idle = moldau("topics", "reassign", "--bootstrap-server", cluster.bootstrap_servers)
+    assert "No reassignment in progress" in idle.stdout

@@ -13,7 +13,7 @@ from moldau.broker.core import BrokerCore
 from moldau.testing.node import committed, local_core
 from moldau.log import MemoryFileSystem
 from moldau.records import Record, build_batch
-from moldau.replication.partition import PartitionError
+from moldau.replication.partition import FollowerState, PartitionError
 
 
 def _core_on(fs: MemoryFileSystem) -> BrokerCore:
@@ -50,7 +50,27 @@ def test_acks_all_fails_while_the_isr_is_below_min_insync_replicas():
     assert caught.value.error_code == ErrorCode.not_enough_replicas
     assert partition.append(_batch(), 1, 1000).first_offset == 0  # acks=1 does not wait for the ISR
     partition.isr = (1, 2)
+    partition.followers = {2: FollowerState(last_fetch_ms=1000), 3: FollowerState(last_fetch_ms=1000)}
     assert partition.append(_batch(), -1, 1000).first_offset == 1
+
+
+def test_acks_all_is_refused_when_followers_in_the_isr_went_silent():
+    """With no controller left to shrink the ISR (a quorum lost), the leader itself refuses
+    acks=all once its in-sync followers have not fetched for a session, instead of letting
+    every write time out."""
+    core = _core()
+    committed(core).create_topic("strict", 1, 1, {"min.insync.replicas": "2"})
+    partition = core.partition("strict", 0)
+    partition.replicas, partition.isr = (1, 2, 3), (1, 2, 3)
+    partition.followers = {2: FollowerState(last_fetch_ms=1000), 3: FollowerState(last_fetch_ms=1000)}
+    partition.follower_silence_max_ms = 3000
+    assert partition.append(_batch(), -1, 3500).first_offset == 0
+    partition.followers[3].last_fetch_ms = 500  # 3 fell silent; 2 still fetches
+    assert partition.append(_batch(), -1, 3900).first_offset == 1
+    with pytest.raises(PartitionError) as caught:
+        partition.append(_batch(), -1, 4500)  # and now 2 too
+    assert caught.value.error_code == ErrorCode.not_enough_replicas
+    assert partition.append(_batch(), 1, 4500).first_offset == 2  # acks=1 still goes
 
 
 def test_an_invalid_dynamic_broker_config_is_refused_before_the_metadata_log():

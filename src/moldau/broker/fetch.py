@@ -57,7 +57,8 @@ def handle(core, ctx: apis.RequestContext, request):
     def sent(response: bytes) -> bytes:
         if fetch.session_id:
             fetch.sent(pending)
-        count_sent(core.metrics, pending)
+        if replica is None:  # bytes and records out count what consumers read, not replication
+            count_sent(core.metrics, pending)
         return response
 
     pending: list = []

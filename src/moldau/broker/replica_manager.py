@@ -148,7 +148,8 @@ class ReplicaManager:
             return None
         configs = core.topic_configs(topic.name)
         plog = self._open_log(core._path(f"{topic.name}-{key[1]}"), uuid.UUID(topic.topic_id), configs)
-        partition = Partition(topic.name, key[1], topic.topic_id, plog, core.node_id)
+        partition = Partition(topic.name, key[1], topic.topic_id, plog, core.node_id,
+                              follower_silence_max_ms=core.config.broker_session_timeout_ms)
         checkpointed = self._checkpointed.get(key)
         partition.high_watermark = min(plog.log_end_offset, max(plog.log_start_offset, checkpointed or 0))
         core.apply_partition_configs(partition, configs)

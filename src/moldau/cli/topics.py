@@ -35,7 +35,7 @@ from moldau.cli.common import (
 from moldau.cli.main import CliError
 
 CREATE_SETTLE_S = 10.0
-ACTIONS = ("create", "list", "describe", "delete", "alter-config", "alter")
+ACTIONS = ("create", "list", "describe", "delete", "alter-config", "reassign", "alter")
 
 
 def register(subparsers) -> None:
@@ -63,6 +63,12 @@ def register(subparsers) -> None:
     parser.add_argument("--if-not-exists", action="store_true", help="create: no error if it exists")
     parser.add_argument("--if-exists", action="store_true", help="delete/alter/describe: no error if missing")
     parser.add_argument("--exclude-internal", action="store_true", help="list/describe: hide internal topics")
+    parser.add_argument("--replicas", metavar="IDS",
+                        help="reassign: the new replica list, e.g. 3,1,2 (first is the preferred leader)")
+    parser.add_argument("--partition", dest="reassign_partitions", type=int, action="append", default=[],
+                        metavar="N", help="reassign: only this partition (repeatable; default all)")
+    parser.add_argument("--cancel", action="store_true", help="reassign: cancel the reassignment in progress")
+    parser.add_argument("--wait", action="store_true", help="reassign: wait until the new replicas are in sync")
     parser.set_defaults(func=run)
 
 
@@ -112,8 +118,60 @@ def run(args: argparse.Namespace) -> int:
         "delete": delete,
         "alter": alter,
         "alter-config": alter,
+        "reassign": reassign,
     }[request.action]
     return handler(admin, current, request, args)
+
+
+def reassign(admin, current: Settings, request: TopicsRequest, args) -> int:
+    """Move partitions' replicas (Kafka's AlterPartitionReassignments, as kafka-reassign-partitions
+    --execute does): the new replicas catch up and join the ISR, then the old ones leave.
+    With no topic name: list the reassignments in progress (kafka-reassign-partitions --verify)."""
+    from moldau.cli import wire
+    from moldau.cli.common import split_address
+
+    address = split_address(current.bootstrap_servers.split(",")[0])
+    if not request.names:
+        return _show_reassignments(wire.reassignments(address), current)
+    if not args.cancel and not args.replicas:
+        raise CliError("reassign needs --replicas IDS (e.g. --replicas 3,1,2) or --cancel")
+    try:
+        replicas = None if args.cancel else [int(x) for x in args.replicas.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"--replicas takes broker ids separated by commas, got {args.replicas!r}") from None
+    for name in request.names:
+        metadata = cluster_metadata(admin, current, name).topics.get(name)
+        if metadata is None or metadata.error is not None:
+            raise CliError(f"topic {name!r} does not exist")
+        partitions = args.reassign_partitions or sorted(metadata.partitions)
+        refused = wire.reassign(address, name, {p: replicas for p in partitions})
+        if refused:
+            partition, code, message = refused[0]
+            raise CliError(f"{name}-{partition}: {code}: {message}" if partition >= 0 else f"{code}: {message}")
+        print(f"{'Cancelled' if args.cancel else 'Started'} the reassignment of {len(partitions)} partition(s) of {name}")
+        if args.wait and not args.cancel:
+            _wait_reassigned(wire, address, name)
+    return 0
+
+
+def _wait_reassigned(wire, address, name: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(topic == name for topic, *_rest in wire.reassignments(address)):
+        if time.monotonic() > deadline:
+            raise CliError(f"the reassignment of {name} did not complete within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    print(f"The reassignment of {name} is complete")
+
+
+def _show_reassignments(rows, current: Settings) -> int:
+    if current.output == "json":
+        emit_json([{"topic": t, "partition": p, "replicas": r, "adding": a, "removing": d} for t, p, r, a, d in rows])
+    elif not rows:
+        print("No reassignment in progress.")
+    else:
+        emit_table(["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"],
+                   [[t, p, ",".join(map(str, r)), ",".join(map(str, a)), ",".join(map(str, d))] for t, p, r, a, d in rows])
+    return 0
 
 
 def create(admin, current: Settings, request: TopicsRequest, args) -> int:

@@ -60,3 +60,34 @@ def partitions(address: tuple[str, int]) -> list[tuple[str, int, int, list[int],
         for p in sorted(topic.partitions, key=lambda p: p.partition_index):
             found.append((topic.name, p.partition_index, p.leader_id, list(p.replica_nodes), list(p.isr_nodes)))
     return found
+
+
+def reassign(address: tuple[str, int], topic: str, targets: dict[int, list[int] | None]) -> list[tuple[int, str, str]]:
+    """AlterPartitionReassignments: partition -> new replicas (None cancels). Returns
+    (partition, error name, message) for each partition the controller refused."""
+    from kio.schema.alter_partition_reassignments.v0 import request as alter
+
+    import datetime
+
+    body = alter.AlterPartitionReassignmentsRequest(
+        timeout=datetime.timedelta(seconds=30),
+        topics=(alter.ReassignableTopic(name=topic, partitions=tuple(
+            alter.ReassignablePartition(partition_index=p, replicas=None if r is None else tuple(r))
+            for p, r in sorted(targets.items()))),))
+    response = call(address, 45, 0, body)
+    if response.error_code != 0:
+        return [(-1, response.error_code.name, response.error_message or "")]
+    return [(p.partition_index, p.error_code.name, p.error_message or "")
+            for t in response.responses for p in t.partitions if p.error_code != 0]
+
+
+def reassignments(address: tuple[str, int]) -> list[tuple[str, int, list[int], list[int], list[int]]]:
+    """(topic, partition, replicas, adding, removing) of every reassignment in progress."""
+    from kio.schema.list_partition_reassignments.v0 import request as listing
+
+    import datetime
+
+    response = call(address, 46, 0, listing.ListPartitionReassignmentsRequest(
+        timeout=datetime.timedelta(seconds=30), topics=None))
+    return [(t.name, p.partition_index, list(p.replicas), list(p.adding_replicas), list(p.removing_replicas))
+            for t in response.topics for p in t.partitions]

@@ -120,6 +120,10 @@ class IsrManager:
         if data.error_code == ErrorCode.none:
             if partition.is_leader and data.leader_epoch == partition.leader_epoch \
                     and data.partition_epoch >= partition.partition_epoch:
+                if len(data.isr) < len(partition.isr):
+                    self.core.metrics.isr_shrinks += 1
+                elif len(data.isr) > len(partition.isr):
+                    self.core.metrics.isr_expands += 1
                 partition.isr = tuple(data.isr)
                 partition.partition_epoch = data.partition_epoch
                 partition.pending_isr = None

@@ -78,6 +78,10 @@ class Partition:
     pending_isr: tuple[int, ...] | None = None
     # The offset at which this broker's leader epoch began (a follower must reach it to join).
     leader_epoch_start_offset: int = 0
+    # A follower that has not fetched for this long is presumed gone when acks=all counts the
+    # in-sync replicas it can still rely on (the broker session timeout: the controller would
+    # fence it by then, if there is a controller to do so).
+    follower_silence_max_ms: int = 9_000
 
     @property
     def key(self) -> tuple[str, int]:
@@ -119,10 +123,11 @@ class Partition:
         self.leader_epoch = leader_epoch
         if new_epoch:
             self.leader_epoch_start_offset = self.log.log_end_offset
-            self.followers = {r: FollowerState(last_caught_up_ms=now_ms) for r in replicas if r != self.node_id}
+            self.followers = {r: FollowerState(last_fetch_ms=now_ms, last_caught_up_ms=now_ms)
+                              for r in replicas if r != self.node_id}
             self.pending_isr = None
         else:  # the same leadership with a changed replica set or ISR
-            self.followers = {r: self.followers.get(r) or FollowerState(last_caught_up_ms=now_ms)
+            self.followers = {r: self.followers.get(r) or FollowerState(last_fetch_ms=now_ms, last_caught_up_ms=now_ms)
                               for r in replicas if r != self.node_id}
         self.high_watermark = max(self.high_watermark, self.log.log_start_offset)
         self.maybe_advance_high_watermark()
@@ -158,13 +163,34 @@ class Partition:
                validated: list[BatchHeader] | None = None) -> Any:
         """Append as leader; `validated`: the payload's headers if the caller parsed them already."""
         self.check_leader()
-        if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
-            raise PartitionError(ErrorCode.not_enough_replicas,
-                                 f"The ISR of {self.topic}-{self.index} has {len(self.isr)} member(s), "
-                                 f"fewer than min.insync.replicas={self.effective_min_insync_replicas}")
+        if required_acks == -1:
+            self._check_enough_replicas(now_ms)
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
+
+    def _check_enough_replicas(self, now_ms: int) -> None:
+        """NOT_ENOUGH_REPLICAS unless at least min.insync.replicas ISR members can take the write.
+        Members are the committed ISR, less followers silent for follower_silence_max_ms: with no
+        controller left to shrink the ISR (a quorum of controllers down), an acks=all write that
+        could never be acknowledged is refused at once instead of timing out — refusing more is
+        always safe."""
+        needed = self.effective_min_insync_replicas
+        if len(self.isr) < needed:
+            raise PartitionError(ErrorCode.not_enough_replicas,
+                                 f"The ISR of {self.topic}-{self.index} has {len(self.isr)} member(s), "
+                                 f"fewer than min.insync.replicas={needed}")
+        if needed <= 1:
+            return
+        alive = 0
+        for replica in self.isr:
+            state = self.followers.get(replica)
+            if replica == self.node_id or (state is not None and now_ms - state.last_fetch_ms <= self.follower_silence_max_ms):
+                alive += 1
+        if alive < needed:
+            raise PartitionError(ErrorCode.not_enough_replicas,
+                                 f"Only {alive} in-sync replica(s) of {self.topic}-{self.index} are reachable, "
+                                 f"fewer than min.insync.replicas={needed}")
 
     def check_timestamps(self, payload: Any, now_ms: int) -> list[BatchHeader] | None:
         """Produce's check before append(); returns the headers it parsed (None when the topic

@@ -56,6 +56,11 @@ TOOL_CLASSES: dict[str, str] = {
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
     "connect-standalone": "org.apache.kafka.connect.cli.ConnectStandalone",
+    "kafka-metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
+    "kafka-dump-log": "kafka.tools.DumpLogSegments",
+    "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
+    "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+    "kafka-verifiable-producer": "org.apache.kafka.tools.VerifiableProducer",
 }
 
 JVM_OPTS_DEFAULT: tuple[str, ...] = (

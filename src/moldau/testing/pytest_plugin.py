@@ -4,7 +4,8 @@
         producer = confluent_kafka.Producer({"bootstrap.servers": moldau_broker.bootstrap_servers})
 
 `moldau_broker` is one broker per test (fresh data directory, free port, started in
-milliseconds); `moldau_broker_session` is shared by a whole test session.
+milliseconds); `moldau_broker_session` is shared by a whole test session; `moldau_cluster` is
+a 3-node replicated cluster (`moldau.Cluster`) per test.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ def moldau_broker_session(tmp_path_factory):
 
     with Broker(data_dir=str(tmp_path_factory.mktemp("moldau-session"))) as broker:
         yield broker
+
+
+@pytest.fixture
+def moldau_cluster():
+    """A 3-node replicated cluster in this process (moldau.Cluster): kill, restart, isolate."""
+    from moldau.runtime.cluster import Cluster
+
+    with Cluster(brokers=3) as cluster:
+        yield cluster
 
 
 # --- the compatibility matrix ---------------------------------------------------------------
