@@ -268,6 +268,21 @@ def test_offset_commits_check_the_member_epoch():
     assert error == ErrorCode.none and results[0][1][0][1].offset == 42
 
 
+def test_a_commit_at_the_previous_epoch_is_accepted_for_partitions_still_owned():
+    core = make_core()
+    a, b = Client(core, "a"), Client(core, "b")
+    a.beat(0)
+    b.beat(10)
+    a.beat(20)
+    a.beat(30)  # a: epoch 2 on the server, and keeps 0, 1, 2 it had since epoch 1
+    kept = sorted(p for _, p in a.partitions())
+    lost = sorted(set(range(6)) - set(kept))
+    classic = core.extensions["group_coordinator"]
+    assert classic.commit_offsets("g", 1, "a", None, [OffsetCommit("t", kept[0], 1, -1, None)], 40) == [ErrorCode.none]
+    assert classic.commit_offsets("g", 1, "a", None, [OffsetCommit("t", lost[0], 1, -1, None)], 40) == \
+        [ErrorCode.stale_member_epoch]
+
+
 def test_a_group_survives_a_restart_with_epochs_assignments_and_offsets():
     fs = MemoryFileSystem()
     core = make_core(fs)

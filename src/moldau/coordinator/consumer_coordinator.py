@@ -568,9 +568,14 @@ class ConsumerGroupCoordinator:
             self.run_deadlines(now_ms)
 
     # --- offsets, admin --------------------------------------------------------------------
-    def check_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int, version: int) -> None:
+    def check_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int, version: int,
+                            partitions: list[tuple[str, int]] = ()) -> None:
         """Kafka's ConsumerGroup.validateOffsetCommit: commits from outside the group need it empty;
-        a member commits at its current epoch (STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH)."""
+        a member commits at its epoch (FENCED_MEMBER_EPOCH above it). Below it, as KIP-1251
+        (Kafka 4.3) allows, a commit is accepted when the member got every committed partition
+        at or before the epoch it names: its epoch moved on (a heartbeat response still on the
+        way) but those partitions are still its own. Kafka 4.1 answers STALE_MEMBER_EPOCH there,
+        which the Java consumer's commitSync turns into a CommitFailedException mid-rebalance."""
         if member_epoch < 0 and not group.members:
             return
         member = group.members.get(member_id)
@@ -580,17 +585,30 @@ class ConsumerGroupCoordinator:
             raise CoordinatorError(ErrorCode.unsupported_version)
         if member_epoch > member.member_epoch:
             raise CoordinatorError(ErrorCode.fenced_member_epoch)
-        if member_epoch < member.member_epoch:
+        if member_epoch < member.member_epoch and not self._still_owned_since(member, member_epoch, partitions):
             raise CoordinatorError(ErrorCode.stale_member_epoch)
 
+    def _still_owned_since(self, member: ConsumerMember, member_epoch: int, partitions) -> bool:
+        if not partitions or member_epoch < 0:
+            return False
+        for name, partition in partitions:
+            image = self.core.image.topic(name)
+            epoch = member.assignment_epochs.get((image.topic_id, partition)) if image is not None else None
+            if epoch is None or epoch > member_epoch:
+                return False
+        return True
+
     def check_offset_fetch(self, group: ConsumerGroup, member_id: str | None, member_epoch: int) -> None:
-        if member_id is None or member_epoch < 0:
+        """A member fetches at its epoch or an earlier one (its heartbeat response may still be
+        on the way; Kafka 4.1 answers STALE_MEMBER_EPOCH there, which its own 4.1 clients do not
+        retry); a greater epoch is fenced."""
+        if not member_id or member_epoch < 0:
             return
         member = group.members.get(member_id)
         if member is None:
             raise CoordinatorError(ErrorCode.unknown_member_id)
-        if member_epoch != member.member_epoch:
-            raise CoordinatorError(ErrorCode.stale_member_epoch)
+        if member_epoch > member.member_epoch:
+            raise CoordinatorError(ErrorCode.fenced_member_epoch)
 
     def delete_records(self, group: ConsumerGroup) -> list[tuple[bytes, bytes | None]]:
         """Tombstones for every record of an empty group (DeleteGroups, or a conversion to classic)."""

@@ -69,6 +69,9 @@ class ConsumerMember:
     state: MemberState = STABLE
     assigned: cr.Assignment = field(default_factory=dict)
     pending_revocation: cr.Assignment = field(default_factory=dict)
+    # (topic id, partition) -> member epoch at which the member got it (memory only; a loaded
+    # member's partitions count from its current epoch). KIP-1251's assignment epochs.
+    assignment_epochs: dict[tuple[str, int], int] = field(default_factory=dict)
     session_deadline_ms: int = 0
     revocation_deadline_ms: int | None = None  # fenced if still UNREVOKED_PARTITIONS then
 
@@ -198,10 +201,13 @@ class ConsumerGroup:
             member = self.members[member_id] = ConsumerMember(member_id)  # its metadata follows
         if value is None:
             self._set_ownership(member, {}, {})
+            member.assignment_epochs = {}
             member.member_epoch, member.previous_member_epoch, member.state = 0, -1, STABLE
             member.assigned, member.pending_revocation = {}, {}
             return
         self._set_ownership(member, value.assigned, value.pending_revocation)
+        held = {(t, p) for a in (value.assigned, value.pending_revocation) for t, parts in a.items() for p in parts}
+        member.assignment_epochs = {key: member.assignment_epochs.get(key, value.member_epoch) for key in held}
         member.member_epoch, member.previous_member_epoch = value.member_epoch, value.previous_member_epoch
         member.state = MemberState(value.state) if value.state in MemberState._value2member_map_ else MemberState.UNKNOWN
         member.assigned, member.pending_revocation = dict(value.assigned), dict(value.pending_revocation)
