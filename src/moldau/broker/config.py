@@ -58,7 +58,8 @@ _LISTENER_KEYS = {
 }
 # Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
 # per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
-_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.", "plain.sasl.",
+                      "scram-sha-256.sasl.", "scram-sha-512.sasl.", "oauthbearer.sasl.")
 _SECURITY_KEYS = {
     "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
     "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",

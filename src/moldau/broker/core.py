@@ -50,7 +50,14 @@ from moldau.protocol.rpc import OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
 from moldau.broker.listeners import SSL
 from moldau.security.principal import certificate_principal, parse_rules
-from moldau.security.acls import RESOURCE_OPERATIONS, AclIndex, AuthorizerSettings, authorize, operations_bitfield
+from moldau.security.acls import (
+    RESOURCE_OPERATIONS,
+    AclIndex,
+    AuthorizerSettings,
+    authorize,
+    authorize_by_resource_type,
+    operations_bitfield,
+)
 from moldau.security.sasl import SaslAuthenticator, SaslSettings
 from moldau.security.session import Session
 
@@ -205,6 +212,16 @@ class BrokerCore:
             return True
         return authorize(ctx.principal, ctx.client_host, operation, resource_type, name, self._index(), self.authorizer)
 
+    def authorize_any(self, ctx: apis.RequestContext, operation: int, resource_type: int) -> bool:
+        """Whether the principal may do `operation` on some resource of the type (Kafka's
+        authorizeByResourceType: an idempotent producer needs WRITE on any topic)."""
+        if self.authorization_log is not None:
+            self.authorization_log.append((ctx.header.api_key, operation, resource_type))
+        if self.authorizer is None:
+            return True
+        return authorize_by_resource_type(ctx.principal, ctx.client_host, operation, resource_type,
+                                          self.image.acls.values(), self.authorizer)
+
     def authorized_operations(self, ctx: apis.RequestContext, resource_type: int, name: str) -> int:
         """Kafka's authorized-operations bitfield of a resource for this principal."""
         allowed = [op for op in RESOURCE_OPERATIONS[resource_type]
@@ -216,6 +233,15 @@ class BrokerCore:
         if self._acl_index is None:
             self._acl_index = AclIndex(self.image.acls.values())
         return self._acl_index
+
+    def add_scram_credentials(self, credentials: list[tuple[str, int, str]]) -> None:
+        """Create SCRAM credentials (user, mechanism code, password) that do not exist yet —
+        the bootstrap of a SCRAM-only cluster (Kafka's kafka-storage format --add-scram)."""
+        from moldau.controller.security_records import scram_credential_record
+
+        records = [scram_credential_record(name, mechanism, password, self.secure_random(32))
+                   for name, mechanism, password in credentials if (name, mechanism) not in self.image.scram_credentials]
+        self.controller.commit(records)
 
     def scram_credential(self, user: str, mechanism: int):
         """The stored SCRAM credential of a user (None when it has none for that mechanism)."""

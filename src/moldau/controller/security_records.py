@@ -16,7 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.controller import records as r
 from moldau.controller.image import MetadataImage
-from moldau.security.sasl import SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MECHANISM_NAMES
+from moldau.security.sasl import SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MECHANISM_CODES, SCRAM_MECHANISM_NAMES
 
 _HASHES = {1: hashlib.sha256, 2: hashlib.sha512}
 
@@ -27,6 +27,29 @@ def scram_keys(mechanism: int, salted_password: bytes) -> tuple[bytes, bytes]:
     digest = _HASHES[mechanism]
     client_key = hmac.new(salted_password, b"Client Key", digest).digest()
     return digest(client_key).digest(), hmac.new(salted_password, b"Server Key", digest).digest()
+
+
+def scram_credential_record(name: str, mechanism: int, password: str, salt: bytes,
+                            iterations: int = SCRAM_ITERATIONS_MIN) -> r.UserScramCredentialRecord:
+    """The record of a credential made from a password on this node (kafka-storage's
+    --add-scram, `moldau server --add-scram`, secured test brokers)."""
+    salted = hashlib.pbkdf2_hmac(_HASHES[mechanism]().name, password.encode(), salt, iterations)
+    stored_key, server_key = scram_keys(mechanism, salted)
+    return r.UserScramCredentialRecord(name, mechanism, salt.hex(), stored_key.hex(), server_key.hex(), iterations)
+
+
+def parse_add_scram(value: str) -> tuple[str, int, str]:
+    """kafka-storage's `SCRAM-SHA-512=[name=alice,password=alice-secret]` → (name, mechanism, password)."""
+    mechanism, sep, rest = value.partition("=")
+    code = SCRAM_MECHANISM_CODES.get(mechanism.strip().upper())
+    fields = {}
+    if sep and rest.strip().startswith("[") and rest.strip().endswith("]"):
+        for item in rest.strip()[1:-1].split(","):
+            key, _, val = item.partition("=")
+            fields[key.strip()] = val.strip().strip('"')
+    if code is None or not fields.get("name") or "password" not in fields:
+        raise ValueError(f"invalid SCRAM credential {value!r}: expected SCRAM-SHA-256|SCRAM-SHA-512=[name=USER,password=SECRET]")
+    return fields["name"], code, fields["password"]
 
 
 def alter_scram_credentials(image: MetadataImage, deletions, upsertions) -> tuple[list, dict[str, tuple]]:

@@ -236,13 +236,9 @@ class _Connection(asyncio.BufferedProtocol):
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
             self.paused_for_inflight = True  # keeps reading paused through _update_reading
-            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self._close_gracefully)
-
-    def _close_gracefully(self) -> None:
-        """Close after what was written has been sent (abort would drop the failure response)."""
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop

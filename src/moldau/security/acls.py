@@ -48,8 +48,7 @@ WILDCARD_PRINCIPAL = "User:*"
 RESOURCE_OPERATIONS = {
     TOPIC: (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS),
     GROUP: (READ, DELETE, DESCRIBE),
-    CLUSTER: (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
-              DESCRIBE_TOKENS, CREATE_TOKENS),
+    CLUSTER: (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE),
     TRANSACTIONAL_ID: (WRITE, DESCRIBE, TWO_PHASE_COMMIT),
     DELEGATION_TOKEN: (DESCRIBE,),
     USER: (CREATE_TOKENS, DESCRIBE_TOKENS),
@@ -123,6 +122,24 @@ def authorize(principal: str, host: str, operation: int, resource_type: int, nam
         elif acl.permission_type == ALLOW:
             if acl.operation in (operation, ALL) or acl.operation in implied_by:
                 allowed = True
+    return allowed
+
+
+def authorize_by_resource_type(principal: str, host: str, operation: int, resource_type: int, acls,
+                               settings: AuthorizerSettings) -> bool:
+    """Whether some resource of the type would be allowed: an ALLOW for the principal (or
+    everyone) on any pattern, unless a DENY on every resource ("*" literal) cancels it."""
+    if principal in settings.super_users:
+        return True
+    allowed = False
+    for acl in acls:
+        if acl.resource_type != resource_type or acl.principal not in (principal, WILDCARD_PRINCIPAL):
+            continue
+        if acl.host not in (host, WILDCARD) or acl.operation not in (operation, ALL):
+            continue
+        if acl.permission_type == DENY and acl.pattern_type == LITERAL and acl.resource_name == WILDCARD:
+            return False
+        allowed = allowed or acl.permission_type == ALLOW
     return allowed
 
 
