@@ -74,10 +74,16 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.runtime.data_dir import DataDirError
+    from moldau.runtime.server import ListenError
+
     try:
         return runner(_serve(config))
-    except OSError as error:
-        raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    except (DataDirError, ListenError) as error:
+        raise CliError(str(error)) from None
+    except OSError as error:  # reading the data directory: name the file, not the listener
+        where = f" ({error.filename})" if error.filename else ""
+        raise CliError(f"cannot start: {error.strerror or error}{where}") from None
 
 
 async def _serve(config) -> int:

@@ -28,6 +28,7 @@ from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
 from moldau.protocol.codec import MalformedRequest
+from moldau.runtime import data_dir
 from moldau.runtime.disk import OsFileSystem
 
 log = logging.getLogger("moldau.server")
@@ -227,6 +228,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
 
+class ListenError(Exception):
+    """The listener cannot be opened (address in use, not an address of this host, ...)."""
+
+
 class Server:
     def __init__(self, config: BrokerConfig):
         self.config = config
@@ -240,16 +245,30 @@ class Server:
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self._data_dir_lock: data_dir.DataDirLock | None = None
 
     async def start(self) -> tuple[str, int]:
+        """Lock the data directory (held until stop), listen, then load the broker's state.
+        Raises DataDirError or ListenError with a one-line message naming the cause."""
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(
-            self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        if self.config.port == 0:
-            self.config.port = self.port
-        self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+        self._data_dir_lock = data_dir.take(self.config.data_dir)
+        try:
+            try:
+                self._server = await self.loop.create_server(
+                    self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+                )
+            except OSError as error:
+                raise ListenError(f"cannot listen on {self.config.host}:{self.config.port}: "
+                                  f"{error.strerror or error}") from None
+            self.port = self._server.sockets[0].getsockname()[1]
+            if self.config.port == 0:
+                self.config.port = self.port
+            self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+        except BaseException:
+            if self._server is not None:
+                self._server.close()
+            self._data_dir_lock.release()
+            raise
         self._tick_task = asyncio.create_task(self._tick_forever())
         return self.config.host, self.port
 
@@ -325,3 +344,5 @@ class Server:
         if self.core is not None:
             self.core.close()
             self.core = None
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()  # last: nothing writes to the directory any more
