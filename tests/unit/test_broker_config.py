@@ -48,3 +48,32 @@ def test_group_keys():
     assert (config.group_min_session_timeout_ms, config.group_max_session_timeout_ms) == (1000, 60000)
     assert config.offsets_retention_ms == 600_000 and config.group_initial_rebalance_delay_ms == 0
     assert config.warnings == []
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("listeners", "garbage", "expected a listener list such as PLAINTEXT://HOST:PORT"),
+    ("listeners", "PLAINTEXT://:70000", "with a port from 0 to 65535"),
+    ("advertised.listeners", "PLAINTEXT://host:port", "expected a listener list"),
+    ("node.id", "one", "expected a 32-bit integer of at least 0"),
+    ("num.partitions", "99999999999", "expected a 32-bit integer of at least 1"),
+    ("default.replication.factor", "40000", "expected a 16-bit integer of at least 1"),
+    ("connections.max.idle.ms", "soon", "expected a 64-bit integer"),
+    ("auto.create.topics.enable", "yes", "expected true or false"),
+    ("log.retention.ms", "a week", "expected a 64-bit integer of at least -1"),
+    ("log.segment.bytes", "-5", "expected a 32-bit integer of at least 14"),
+    ("log.cleanup.policy", "tidy", "expected a comma-separated list of delete, compact"),
+    ("compression.type", "rar", "expected one of uncompressed, zstd"),
+    ("log.cleaner.min.cleanable.ratio", "2", "outside [0, 1]"),
+    ("log.retention.hours", "1.5", "expected a 64-bit integer"),
+    ("log.roll.hours", "0", "once converted to log.roll.ms"),
+])
+def test_every_bad_value_names_the_key_and_the_expected_form(key, value, expected):
+    with pytest.raises(ConfigFileError) as caught:
+        BrokerConfig.from_properties({key: value})
+    message = str(caught.value)
+    assert message.startswith(f"invalid value {value!r} for {key}: expected ") and expected in message
+    assert "literal" not in message and "\n" not in message
+
+
+def test_negative_retention_in_hours_means_unlimited():
+    assert BrokerConfig.from_properties({"log.retention.hours": "-1"}).log_defaults["log.retention.ms"] == "-1"

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 
+from moldau.cli.common import integer
 from moldau.cli.main import CliError
 
 
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", dest="config_option", metavar="FILE", help="Kafka-style server.properties")
     parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
+    parser.add_argument("--port", type=integer(0, 65535), help="port to listen on (default 9092)")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default="warning",
                         help="what the broker logs to stderr (default warning; info: topics created and "
                              "deleted, configs changed, group rebalances, expired members, retention)")
