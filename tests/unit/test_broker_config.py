@@ -77,3 +77,44 @@ def test_every_bad_value_names_the_key_and_the_expected_form(key, value, expecte
 
 def test_negative_retention_in_hours_means_unlimited():
     assert BrokerConfig.from_properties({"log.retention.hours": "-1"}).log_defaults["log.retention.ms"] == "-1"
+
+
+def _shipped_lines():
+    """(key, value, active) of every `key=value` line of config/server.properties, commented or not."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "config" / "server.properties").read_text()
+    for line in text.splitlines():
+        stripped = line.lstrip("#").strip()
+        if "=" in stripped and " " not in stripped.partition("=")[0]:
+            key, _, value = stripped.partition("=")
+            yield key, value, not line.startswith("#")
+
+
+def test_shipped_server_properties_lists_every_key_with_its_default():
+    from moldau.broker.config import known_keys
+    from moldau.controller.configs import BROKER_KEY_CONFIGS
+
+    lines = list(_shipped_lines())
+    assert sorted(known_keys() - {key for key, _value, _active in lines}) == []
+    defaults = BrokerConfig()
+    for key, value, _active in lines:
+        if key == "cluster.id":
+            continue  # generated at the first start
+        config = BrokerConfig.from_properties({key: value})
+        assert config.warnings == [], key
+        for field in ("node_id", "host", "port", "data_dir", "num_partitions", "default_replication_factor",
+                      "auto_create_topics_enable", "delete_topic_enable", "message_max_bytes",
+                      "socket_request_max_bytes", "connections_max_idle_ms", "log_retention_check_interval_ms",
+                      "offsets_topic_num_partitions", "group_initial_rebalance_delay_ms",
+                      "group_min_session_timeout_ms", "group_max_session_timeout_ms", "offsets_retention_ms"):
+            if key != "advertised.listeners":
+                assert getattr(config, field) == getattr(defaults, field), (key, field)
+        for name, set_value in config.log_defaults.items():  # topic defaults: Kafka's, as documented
+            assert set_value == BROKER_KEY_CONFIGS[name].default, (key, name, set_value)
+
+
+def test_shipped_server_properties_starts_a_single_node():
+    config = BrokerConfig.from_properties({key: value for key, value, active in _shipped_lines() if active})
+    assert config.warnings == []
+    assert (config.node_id, config.host, config.port, config.data_dir) == (1, "127.0.0.1", 9092, "./moldau-data")

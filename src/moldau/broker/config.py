@@ -25,6 +25,16 @@ _HARMLESS_KEYS = {
     "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
 }
 
+# Keys read into BrokerConfig's own fields (see _apply_known); config/server.properties lists
+# them all, with the topic defaults and unit aliases below.
+SERVER_KEYS = (
+    "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "num.partitions",
+    "default.replication.factor", "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes",
+    "log.retention.check.interval.ms", "connections.max.idle.ms", "offsets.topic.num.partitions",
+    "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+    "offsets.retention.minutes", "cluster.id",
+)
+
 # Keys copied into the broker-level defaults of topic configs (see controller/configs.py).
 _TOPIC_DEFAULT_KEYS = {
     "log.cleanup.policy", "compression.type", "log.cleaner.delete.retention.ms",
@@ -49,6 +59,11 @@ _ALIASES = (
     ("flush.ms", "log.flush.interval.ms", 1),
 )
 _ALIAS_KEYS = {alias for alias, _target, _factor in _ALIASES}
+
+
+def known_keys() -> set[str]:
+    """Every server.properties key Moldau applies."""
+    return set(SERVER_KEYS) | _TOPIC_DEFAULT_KEYS | _ALIAS_KEYS
 
 
 class ConfigFileError(Exception):
