@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "moldau.cli.connect",
     "moldau.cli.completion",
     "moldau.cli.perf",
+    "moldau.cli.certs",
 )
 
 
