@@ -28,6 +28,7 @@ SUBCOMMANDS = (
     "moldau.cli.console",
     "moldau.cli.completion",
     "moldau.cli.perf",
+    "moldau.cli.certs",
 )
 
 

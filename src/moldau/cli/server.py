@@ -82,10 +82,14 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.runtime.tls import TlsConfigError
+
     try:
         return runner(_serve(config))
     except OSError as error:
         raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    except TlsConfigError as error:
+        raise CliError(str(error)) from None
 
 
 async def _serve(config) -> int:
@@ -97,8 +101,11 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
+    others = [f"{l.host or '0.0.0.0'}:{l.port} ({l.name})" for l in config.listener_settings.broker_listeners
+              if l.name != config.first_listener.name]
+    listening = f"{host}:{port}" + (", " + ", ".join(others) if others else "")
     metrics = f"; metrics on http://{host}:{config.metrics_port}/metrics" if config.metrics_port is not None else ""
-    print(f"moldau server listening on {host}:{port}{metrics}", flush=True)
+    print(f"moldau server listening on {listening}{metrics}", flush=True)
     await stop.wait()
     await server.stop()
     return 0

@@ -57,6 +57,17 @@ class Broker:
     def bootstrap_servers(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 
+    def listener_port(self, name: str) -> int:
+        """The port of a listener (`listeners=NAME://...`), once started."""
+        listener = self.config.listener_settings.listener(name)
+        if listener is None:
+            raise KeyError(f"no listener named {name}")
+        return listener.port
+
+    def bootstrap_servers_for(self, name: str) -> str:
+        listener = self.config.listener_settings.listener(name)
+        return f"{(listener.host if listener.host not in ('', '0.0.0.0') else '127.0.0.1')}:{self.listener_port(name)}"
+
     def start(self) -> "Broker":
         if self._thread is not None:
             return self

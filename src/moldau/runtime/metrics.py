@@ -114,7 +114,7 @@ def _topics(metrics: BrokerMetrics) -> Iterator[Any]:
 def _connections(server, metrics: BrokerMetrics) -> Iterator[Any]:
     open_now: dict[str, int] = {}
     for connection in list(server.connections):
-        listener = getattr(connection, "listener", "PLAINTEXT")
+        listener = connection.listener.name
         open_now[listener] = open_now.get(listener, 0) + 1
     gauge = GaugeMetricFamily("moldau_connections", "Open client connections, by listener", labels=["listener"])
     accepted = CounterMetricFamily("moldau_connections_accepted", "Connections accepted, by listener",
