@@ -385,7 +385,12 @@ def _state(state) -> str:
 
 def _source(source) -> str:
     """DescribeConfigs' source in words: topic, broker, default (Kafka's ConfigSource names)."""
-    name = getattr(source, "name", str(source))
+    from confluent_kafka.admin import ConfigSource
+
+    try:
+        name = ConfigSource(source).name
+    except ValueError:
+        name = str(source)
     return {"DYNAMIC_TOPIC_CONFIG": "topic", "DYNAMIC_BROKER_CONFIG": "broker (dynamic)",
             "DYNAMIC_DEFAULT_BROKER_CONFIG": "cluster default (dynamic)", "STATIC_BROKER_CONFIG": "broker",
             "DEFAULT_CONFIG": "default"}.get(name, name.lower())
