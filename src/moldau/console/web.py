@@ -298,7 +298,9 @@ class _Api:
 
         async def build():
             described = await self._run(self.console.view.group, name)
-            described["lag_history"] = list(self.console.lag.get(name, ()))
+            history = self.console.lag.setdefault(name, collections.deque(maxlen=HISTORY_SAMPLES))
+            history.append({"time": int(time.time() * 1000), "lag": described["total_lag"]})  # the chart ends at now
+            described["lag_history"] = list(history)
             return described
         return await _guard(build())
 
