@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "moldau.cli.groups",
     "moldau.cli.configs",
     "moldau.cli.connect",
+    "moldau.cli.console",
     "moldau.cli.completion",
     "moldau.cli.perf",
     "moldau.cli.certs",
