@@ -23,7 +23,7 @@ from typing import Any, Callable
 from kio.schema.errors import ErrorCode
 
 from moldau import limits
-from moldau.broker import apis
+from moldau.broker import apis, stray_logs
 from moldau.broker.config import BrokerConfig
 from moldau.broker.metrics import BrokerMetrics
 from moldau.controller import records as r
@@ -107,7 +107,9 @@ class BrokerCore:
         defaults = ControllerDefaults(config.num_partitions, config.default_replication_factor, config.delete_topic_enable)
         self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
         self.controller.listeners.append(self._on_metadata_record)
+        on_disk = stray_logs.partition_dirs(fs, config.data_dir, skip=[METADATA_DIR])
         self.controller.replay()
+        stray_logs.check(fs, config.data_dir, on_disk, self.partitions, lambda: new_uuid().hex)
         host, port = config.advertised
         endpoints = tuple((l.name, l.host, l.port, l.security_protocol) for l in config.advertised_listeners
                           if l.name not in config.controller_listener_names)
@@ -420,11 +422,18 @@ class BrokerCore:
             partition.leader, partition.leader_epoch = image.leader, image.leader_epoch
 
     def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
-        """Open a partition's log, first removing a directory left by an older topic of the
-        same name (its partition.metadata names another topic id: a deletion cut short)."""
+        """Open a partition's log. A directory left by an older topic of the same name (its
+        partition.metadata names another topic id) is removed when that topic's deletion is in
+        the metadata log (a deletion cut short), else moved aside as a stray: data is never
+        dropped silently."""
         on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
         if on_disk is not None and on_disk != topic_id:
-            self.fs.remove_tree(directory)
+            if str(on_disk) in self.image.removed_topic_names:
+                self.fs.remove_tree(directory)
+            else:
+                stray_logs.move_aside(self.fs, self.config.data_dir, directory.rsplit("/", 1)[1], self.new_uuid().hex,
+                                      f"belongs to topic id {on_disk}, unknown to the metadata log")
+                on_disk = None
         log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
         if on_disk != topic_id:
             checkpoints.write_partition_metadata(self.fs, directory, topic_id)

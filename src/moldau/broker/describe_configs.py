@@ -104,6 +104,8 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
         "socket.request.max.bytes": str(config.socket_request_max_bytes),
         "offsets.topic.num.partitions": str(config.offsets_topic_num_partitions),
     }
+    if config.metrics_port is not None:  # how `moldau console` finds this node's /metrics
+        static["metrics.port"] = str(config.metrics_port)
     kafka_defaults = {}
     for definition in c.TOPIC_CONFIGS.values():
         if definition.broker_key and definition.default is not None:
