@@ -4,7 +4,8 @@ For each group: its state, group epoch, target assignment epoch and assignor, an
 its epoch, client, subscription, current assignment and target assignment (topic ids and
 names). A classic group or an unknown one answers GROUP_ID_NOT_FOUND (admin clients then fall
 back to DescribeGroups for classic groups). v1 adds each member's type (1: consumer protocol).
-Authorized operations are reported as not requested (Moldau has no authorizer yet).
+DESCRIBE on the group is required (GROUP_AUTHORIZATION_FAILED); authorized operations are
+given when asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.coordinator.offsets_topic import CoordinatorError
+from moldau.security import acls as a
 
 OPERATIONS_NOT_REQUESTED = -2147483648
 MEMBER_TYPE_CONSUMER = 1
@@ -23,13 +25,28 @@ MEMBER_TYPE_CONSUMER = 1
 @apis.api(69, 0, 1)
 def handle(core, ctx: apis.RequestContext, request):
     consumer = core.extensions["consumer_group_coordinator"]
-    return {"throttle_time": 0, "groups": [_describe(core, consumer, g, ctx.now_ms) for g in request.group_ids]}
+    return {"throttle_time": 0, "groups": [_authorized(core, ctx, consumer, g, request.include_authorized_operations)
+                                           for g in request.group_ids]}
+
+
+def _authorized(core, ctx, consumer, group_id: str, include_operations: bool) -> dict:
+    """DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then the description."""
+    if not core.authorize(ctx, a.DESCRIBE, a.GROUP, group_id):
+        return {**_empty(group_id), "error_code": ErrorCode.group_authorization_failed}
+    result = _describe(core, consumer, group_id, ctx.now_ms)
+    if include_operations and result["error_code"] == ErrorCode.none:
+        result["authorized_operations"] = core.authorized_operations(ctx, a.GROUP, group_id)
+    return result
+
+
+def _empty(group_id: str) -> dict:
+    return {"error_code": ErrorCode.none, "error_message": None, "group_id": group_id, "group_state": "",
+            "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "", "members": [],
+            "authorized_operations": OPERATIONS_NOT_REQUESTED}
 
 
 def _describe(core, consumer, group_id: str, now_ms: int) -> dict:
-    result = {"error_code": ErrorCode.none, "error_message": None, "group_id": group_id, "group_state": "",
-              "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "", "members": [],
-              "authorized_operations": OPERATIONS_NOT_REQUESTED}
+    result = _empty(group_id)
     try:
         group = consumer.group_for(group_id, now_ms)
     except CoordinatorError as error:

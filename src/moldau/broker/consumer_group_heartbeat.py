@@ -15,6 +15,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.coordinator.consumer_coordinator import HeartbeatRequest, heartbeat_response
 from moldau.coordinator.deferred import Deferred
+from moldau.security import acls as a
 
 REPLICATION_WAIT_MS = 30_000  # core.after_replicated's timeout
 
@@ -22,6 +23,12 @@ REPLICATION_WAIT_MS = 30_000  # core.after_replicated's timeout
 @apis.api(68, 0, 1)
 def handle(core, ctx: apis.RequestContext, request):
     member_id = request.member_id
+    # READ on the group, DESCRIBE on every topic subscribed by name (Kafka's checks).
+    if not core.authorize(ctx, a.READ, a.GROUP, request.group_id):
+        return heartbeat_response(ErrorCode.group_authorization_failed, None, member_id or None)
+    for name in sorted(set(request.subscribed_topic_names or ())):
+        if not core.authorize(ctx, a.DESCRIBE, a.TOPIC, name):
+            return heartbeat_response(ErrorCode.topic_authorization_failed, None, member_id or None)
     if ctx.version == 0 and not member_id and request.member_epoch == 0:
         member_id = str(core.new_uuid())  # v0: the coordinator names a joining member
     owned = None

@@ -14,6 +14,7 @@ from moldau.coordinator.consumer_group import GROUP_TYPE_CONSUMER, PROTOCOL_TYPE
 from moldau.coordinator.coordinator import GROUP_TYPE_CLASSIC
 from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import parse_state
+from moldau.security import acls as a
 
 
 @apis.api(16, 0, 5)
@@ -29,6 +30,10 @@ def handle(core, ctx: apis.RequestContext, request):
             coordinator.list_consumer_groups({n.lower() for n in states_filter} if states_filter else None, ctx.now_ms)
     except CoordinatorError as error:
         return {"throttle_time": 0, "error_code": error.error_code, "groups": []}
+    # DESCRIBE on the cluster lists every group; otherwise the groups the principal may DESCRIBE.
+    if not core.authorize(ctx, a.DESCRIBE, a.CLUSTER, a.CLUSTER_NAME):
+        groups = [g for g in groups if core.authorize(ctx, a.DESCRIBE, a.GROUP, g.group_id)]
+        consumer_groups = [g for g in consumer_groups if core.authorize(ctx, a.DESCRIBE, a.GROUP, g.group_id)]
     listed = [{"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value,
                "group_type": GROUP_TYPE_CLASSIC} for g in groups]
     listed += [{"group_id": g.group_id, "protocol_type": PROTOCOL_TYPE_CONSUMER, "group_state": g.state.value,
