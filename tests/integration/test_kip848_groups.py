@@ -414,3 +414,24 @@ def test_kafka_tools_describe_a_consumer_group_and_read_its_records(broker, tmp_
     assert epochs and epochs == sorted(epochs)
     assignments = [r["value"]["data"] for r in ours if r["key"]["type"] == "8" and r["value"]]
     assert any(a["assignedPartitions"] for a in assignments), assignments
+
+
+def test_group_configs_with_kafka_configs(broker):
+    """kafka-configs --entity-type groups: a group's session timeout within the broker's bounds."""
+    from moldau.testing.kafka_dist import kafka_tool
+
+    def configs(*args):
+        return kafka_tool("kafka-configs", ["--bootstrap-server", broker.bootstrap_servers, "--entity-type", "groups",
+                                            "--entity-name", "configured-group", *args], timeout=120)
+
+    altered = configs("--alter", "--add-config", "consumer.session.timeout.ms=5000,consumer.heartbeat.interval.ms=1000")
+    assert altered.returncode == 0, altered.stdout + altered.stderr
+    described = configs("--describe")
+    assert "consumer.session.timeout.ms=5000" in described.stdout, described.stdout + described.stderr
+    assert "consumer.heartbeat.interval.ms=1000" in described.stdout
+    refused = configs("--alter", "--add-config", "consumer.session.timeout.ms=999999")
+    assert refused.returncode != 0 and "consumer.session.timeout.ms" in refused.stdout + refused.stderr
+    assert "consumer.session.timeout.ms=5000" in configs("--describe").stdout
+    deleted = configs("--alter", "--delete-config", "consumer.session.timeout.ms")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "consumer.session.timeout.ms=5000" not in configs("--describe").stdout
