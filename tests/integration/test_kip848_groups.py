@@ -390,6 +390,20 @@ def test_kafka_tools_describe_a_consumer_group_and_read_its_records(broker, tmp_
         listed = kafka_tool("kafka-consumer-groups", ["--bootstrap-server", broker.bootstrap_servers, "--list",
                                                        "--type"], timeout=120)
         assert any(group in line and "Consumer" in line for line in listed.stdout.splitlines()), listed.stdout
+        # moldau groups describe: the protocol, member epochs and assignments.
+        ours = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group, "--output", "json",
+                               "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                              timeout=120)
+        assert ours.returncode == 0, ours.stderr
+        described_group = json.loads(ours.stdout)[0]
+        assert described_group["type"] == "consumer" and described_group["protocol"] == "uniform"
+        assert described_group["state"] == "STABLE" and described_group["group_epoch"] >= 2
+        assert all(m["member_epoch"] > 0 and len(m["assignment"]) == 3 and m["assignment"] == m["target_assignment"]
+                   for m in described_group["members"]), described_group
+        table = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group,
+                                "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                               timeout=120)
+        assert "protocol consumer" in table.stdout and "MEMBER-EPOCH" in table.stdout, table.stdout + table.stderr
     finally:
         for m in members:
             m.stop()
