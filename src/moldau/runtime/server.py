@@ -37,7 +37,7 @@ from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
 from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
-from moldau.runtime import tls
+from moldau.runtime import data_dir, tls
 from moldau.runtime.disk import OsFileSystem
 from moldau.security.session import Session
 
@@ -224,7 +224,21 @@ class _Connection(asyncio.BufferedProtocol):
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
+        if self.session is not None and self.session.failed:
+            self.close_after_failed_authentication()
+            return False
         return True
+
+    def close_after_failed_authentication(self) -> None:
+        """Send the failure, read nothing more, close after connection.failed.authentication.
+        delay.ms (Kafka's brake on password guessing; other connections are not delayed)."""
+        self.flush()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.paused_for_inflight = True  # keeps reading paused through _update_reading
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
@@ -267,6 +281,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
 
+class ListenError(Exception):
+    """The listener cannot be opened (address in use, not an address of this host, ...)."""
+
+
 class Server:
     def __init__(self, config: BrokerConfig):
         self.config = config
@@ -281,15 +299,19 @@ class Server:
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self._data_dir_lock: data_dir.DataDirLock | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
 
     async def start(self) -> tuple[str, int]:
-        """Bind every listener, then start the core (it registers the bound ports), then
-        accept connections. Returns the first broker listener's (host, port)."""
+        """Lock the data directory (held until stop), bind every listener, then start the core
+        (it registers the bound ports), then accept connections. Returns the first broker
+        listener's (host, port). DataDirError and ListenError carry one-line messages that name
+        the real cause (the directory, or the address)."""
         self.loop = asyncio.get_running_loop()
-        await self.start_metrics()  # first, so that /health/ready says "not yet" meanwhile
+        self._data_dir_lock = data_dir.take(self.config.data_dir)
         config = self.config
         try:
+            await self.start_metrics()  # early, so that /health/ready says "not yet" meanwhile
             for listener in list(config.listeners):
                 await self._bind(listener)
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
@@ -298,6 +320,7 @@ class Server:
         except BaseException:
             for server in self._servers.values():
                 server.close()
+            self._data_dir_lock.release()
             raise
         for server in self._servers.values():
             await server.start_serving()
@@ -307,10 +330,14 @@ class Server:
 
     async def _bind(self, listener: Listener) -> None:
         context = tls.server_context(self.config, listener) if listener.uses_tls else None
-        server = await self.loop.create_server(
-            lambda: self._new_connection(listener), listener.host or None, listener.port,
-            reuse_address=True, backlog=1024, ssl=context, start_serving=False,
-        )
+        try:
+            server = await self.loop.create_server(
+                lambda: self._new_connection(listener), listener.host or None, listener.port,
+                reuse_address=True, backlog=1024, ssl=context, start_serving=False,
+            )
+        except OSError as error:
+            raise ListenError(f"cannot listen on {listener.host or '0.0.0.0'}:{listener.port} "
+                              f"(listener {listener.name}): {error.strerror or error}") from None
         self._servers[listener.name] = server
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
@@ -415,3 +442,5 @@ class Server:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()  # last: nothing writes to the directory any more
