@@ -4,6 +4,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     acls,
     alter_configs,
     api_versions,
+    client_quotas,
     create_partitions,
     create_topics,
     delete_groups,
