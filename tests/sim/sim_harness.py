@@ -307,4 +307,4 @@ class FaultPlan:
     duplicates: tuple[float, ...] = (0.0, 0.0, 0.02)
     delays_ms: tuple[tuple[int, int], ...] = ((1, 5), (1, 20), (5, 60))
     weights: dict[str, int] = field(default_factory=lambda: {
-        "crash": 3, "isolate": 2, "split": 2, "heal": 2, "network": 2, "idle": 2})
+        "crash": 3, "isolate": 2, "split": 2, "heal": 2, "network": 2, "resign": 1, "idle": 2})
