@@ -76,3 +76,8 @@ group_session_timeout_ms_min = 6_000
 group_session_timeout_ms_max = 1_800_000
 group_initial_rebalance_delay_ms = 3_000
 offset_metadata_bytes_max = 4096
+
+# --- metadata quorum (raft/) ---------------------------------------------------------------
+# Observers (broker-only nodes) whose fetch progress the Raft leader tracks for DescribeQuorum;
+# fetches from more distinct replica ids are still answered, just not tracked.
+raft_observers_max = 10_000

@@ -262,6 +262,11 @@ class SimNode:
         deadline = self.core.next_deadline_ms()
         if deadline is not None and deadline <= self.queue.now_ms:
             self.core.run_deadlines(self.queue.now_ms)
+            after = self.core.next_deadline_ms()
+            # The runtime's contract: after run_deadlines(now) the next deadline lies after now
+            # (otherwise a real event loop would spin).
+            assert after is None or after > self.queue.now_ms, (
+                f"node {self.node_id}: deadline {after} still due after run_deadlines({self.queue.now_ms})")
         self.after_call()
 
     def after_call(self) -> None:
