@@ -30,5 +30,8 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
+    scram_credentials,
     sync_group,
 )

@@ -68,7 +68,8 @@ _LISTENER_KEYS = {
 }
 # Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
 # per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
-_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.", "plain.sasl.",
+                      "scram-sha-256.sasl.", "scram-sha-512.sasl.", "oauthbearer.sasl.")
 _SECURITY_KEYS = {
     "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
     "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",
@@ -181,9 +182,28 @@ class BrokerConfig:
                 {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
         except ListenerError as error:
             raise ConfigFileError(str(error)) from None
+        config._check_sasl_listeners()
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
+
+    def _check_sasl_listeners(self) -> None:
+        """Refuse to start with SASL settings that cannot work (unsupported mechanisms, PLAIN
+        without users, a malformed JAAS config), naming the key."""
+        from moldau.security.jaas import JaasError
+        from moldau.security.sasl import SaslConfigError, SaslSettings
+
+        from moldau.security.acls import AUTHORIZER_CLASSES
+
+        authorizer = self.security.get("authorizer.class.name", "")
+        if authorizer and authorizer not in AUTHORIZER_CLASSES:
+            raise ConfigFileError(f"authorizer.class.name {authorizer} is not supported: use {AUTHORIZER_CLASSES[0]}")
+        for listener in self.listeners:
+            if listener.uses_sasl:
+                try:
+                    SaslSettings.from_config(self, listener.name)
+                except (SaslConfigError, JaasError) as error:
+                    raise ConfigFileError(str(error)) from None
 
     def _apply(self, key: str, value: str) -> bool:
         try:

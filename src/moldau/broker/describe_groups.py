@@ -12,6 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.coordinator.state import STABLE
+from moldau.security import acls as a
 
 OPERATIONS_NOT_REQUESTED = -2147483648
 
@@ -19,7 +20,18 @@ OPERATIONS_NOT_REQUESTED = -2147483648
 @apis.api(15, 0, 6)
 def handle(core, ctx: apis.RequestContext, request):
     coordinator = core.extensions["group_coordinator"]
-    return {"throttle_time": 0, "groups": [_describe(coordinator, g, ctx) for g in request.groups]}
+    return {"throttle_time": 0, "groups": [_authorized(core, coordinator, g, ctx, request) for g in request.groups]}
+
+
+def _authorized(core, coordinator, group_id: str, ctx, request) -> dict:
+    if not core.authorize(ctx, a.DESCRIBE, a.GROUP, group_id):
+        return {"error_code": ErrorCode.group_authorization_failed, "error_message": None, "group_id": group_id,
+                "group_state": "", "protocol_type": "", "protocol_data": "", "members": [],
+                "authorized_operations": OPERATIONS_NOT_REQUESTED}
+    result = _describe(coordinator, group_id, ctx)
+    if getattr(request, "include_authorized_operations", False) and result["error_code"] == ErrorCode.none:
+        result["authorized_operations"] = core.authorized_operations(ctx, a.GROUP, group_id)
+    return result
 
 
 def _describe(coordinator, group_id: str, ctx) -> dict:

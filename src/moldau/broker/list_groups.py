@@ -12,6 +12,7 @@ from moldau.broker import apis
 from moldau.coordinator.coordinator import GROUP_TYPE_CLASSIC
 from moldau.coordinator.offsets_topic import CoordinatorError
 from moldau.coordinator.state import parse_state
+from moldau.security import acls as a
 
 
 @apis.api(16, 0, 5)
@@ -24,6 +25,9 @@ def handle(core, ctx: apis.RequestContext, request):
         groups = core.extensions["group_coordinator"].list_groups(states, types, ctx.now_ms)
     except CoordinatorError as error:
         return {"throttle_time": 0, "error_code": error.error_code, "groups": []}
+    # DESCRIBE on the cluster lists every group; otherwise the groups the principal may DESCRIBE.
+    if not core.authorize(ctx, a.DESCRIBE, a.CLUSTER, a.CLUSTER_NAME):
+        groups = [g for g in groups if core.authorize(ctx, a.DESCRIBE, a.GROUP, g.group_id)]
     return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": [
         {"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value,
          "group_type": GROUP_TYPE_CLASSIC} for g in groups]}

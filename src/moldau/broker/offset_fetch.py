@@ -11,20 +11,42 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(9, 1, 9)
 def handle(core, ctx: apis.RequestContext, request):
     coordinator = core.extensions["group_coordinator"]
     if ctx.version >= 8:
-        groups = [_group(coordinator, g.group_id, g.topics, ctx.now_ms) for g in request.groups]
+        groups = [_authorized_group(core, ctx, coordinator, g.group_id, g.topics) for g in request.groups]
         return {"throttle_time": 0, "groups": groups}
-    group = _group(coordinator, request.group_id, request.topics, ctx.now_ms)
+    group = _authorized_group(core, ctx, coordinator, request.group_id, request.topics)
     if ctx.version < 2 and group["error_code"] != ErrorCode.none:
         for topic in group["topics"]:  # v0–v1 have no group-level error: report it per partition
             for partition in topic["partitions"]:
                 partition["error_code"] = group["error_code"]
     return {"throttle_time": 0, "topics": group["topics"], "error_code": group["error_code"]}
+
+
+def _authorized_group(core, ctx, coordinator, group_id: str, request_topics) -> dict:
+    """DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE on each topic:
+    asked-for topics the principal may not see answer TOPIC_AUTHORIZATION_FAILED, and when all
+    committed offsets are asked for they are left out (Kafka)."""
+    if not core.authorize(ctx, a.DESCRIBE, a.GROUP, group_id):
+        topics = [{"name": t.name, "partitions": [_partition(i, None, ErrorCode.group_authorization_failed)
+                                                  for i in t.partition_indexes]} for t in request_topics or ()]
+        return {"group_id": group_id, "topics": topics, "error_code": ErrorCode.group_authorization_failed}
+    group = _group(coordinator, group_id, request_topics, ctx.now_ms)
+    kept = []
+    for topic in group["topics"]:
+        if core.authorize(ctx, a.DESCRIBE, a.TOPIC, topic["name"]):
+            kept.append(topic)
+        elif request_topics is not None:
+            for partition in topic["partitions"]:
+                partition.update(_partition(partition["partition_index"], None, ErrorCode.topic_authorization_failed))
+            kept.append(topic)
+    group["topics"] = kept
+    return group
 
 
 def _group(coordinator, group_id: str, request_topics, now_ms: int) -> dict:

@@ -23,6 +23,7 @@ from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
 from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -33,9 +34,18 @@ def handle(core, ctx: apis.RequestContext, request):
         return _refuse_legacy(ctx, request)
     acks = request.acks
     responses = []
+    # Authorization (Kafka's table): WRITE on the transactional id, if any, then on each topic.
+    transactional_id = getattr(request, "transactional_id", None)
+    denied_all = transactional_id is not None and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id)
     for topic in request.topic_data:
         name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
-        partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
+        denied = (ErrorCode.transactional_id_authorization_failed if denied_all else
+                  ErrorCode.topic_authorization_failed if name is not None and not core.authorize(ctx, a.WRITE, a.TOPIC, name)
+                  else None)
+        if denied is not None:
+            partitions = [_result(p.index, denied) for p in topic.partition_data]
+        else:
+            partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     if acks == 0:
         return None

@@ -224,7 +224,21 @@ class _Connection(asyncio.BufferedProtocol):
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
+        if self.session is not None and self.session.failed:
+            self.close_after_failed_authentication()
+            return False
         return True
+
+    def close_after_failed_authentication(self) -> None:
+        """Send the failure, read nothing more, close after connection.failed.authentication.
+        delay.ms (Kafka's brake on password guessing; other connections are not delayed)."""
+        self.flush()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.paused_for_inflight = True  # keeps reading paused through _update_reading
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
