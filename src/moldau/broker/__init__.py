@@ -4,6 +4,8 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     acls,
     alter_configs,
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
