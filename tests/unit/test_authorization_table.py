@@ -93,6 +93,10 @@ REQUESTS = {
                                                "salted_password": b"p" * 64}]}),
     60: (1, {"include_cluster_authorized_operations": True, "endpoint_type": 1}),
     61: (0, {"topics": [{"name": "t", "partition_indexes": [0]}]}),
+    68: (1, {"group_id": "g", "member_id": "m", "member_epoch": 0, "instance_id": None, "rack_id": None,
+             "rebalance_timeout": 30_000, "subscribed_topic_names": ["t"], "subscribed_topic_regex": None,
+             "server_assignor": None, "topic_partitions": []}),
+    69: (1, {"group_ids": ["g"], "include_authorized_operations": True}),
 }
 UNCHECKED = {17, 18, 36}  # SaslHandshake, ApiVersions, SaslAuthenticate: before authentication
 FILTERING = {16}  # ListGroups leaves out what the principal may not see, without an error

@@ -5,6 +5,8 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     alter_configs,
     api_versions,
     client_quotas,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
