@@ -84,11 +84,19 @@ REQUESTS = {
     44: (1, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": []}], "validate_only": True}),
     46: (0, {"timeout": 5000, "topics": None}),
     47: (0, {"group_id": "g", "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]}),
+    48: (1, {"components": [], "strict": False}),
+    49: (1, {"entries": [{"entity": [{"entity_type": "user", "entity_name": "u"}],
+                          "ops": [{"key": "producer_byte_rate", "value": 1024.0, "remove": False}]}],
+             "validate_only": True}),
     50: (0, {"users": None}),
     51: (0, {"deletions": [], "upsertions": [{"name": "u", "mechanism": 2, "iterations": 4096, "salt": b"s",
                                                "salted_password": b"p" * 64}]}),
     60: (1, {"include_cluster_authorized_operations": True, "endpoint_type": 1}),
     61: (0, {"topics": [{"name": "t", "partition_indexes": [0]}]}),
+    68: (1, {"group_id": "g", "member_id": "m", "member_epoch": 0, "instance_id": None, "rack_id": None,
+             "rebalance_timeout": 30_000, "subscribed_topic_names": ["t"], "subscribed_topic_regex": None,
+             "server_assignor": None, "topic_partitions": []}),
+    69: (1, {"group_ids": ["g"], "include_authorized_operations": True}),
 }
 UNCHECKED = {17, 18, 36}  # SaslHandshake, ApiVersions, SaslAuthenticate: before authentication
 FILTERING = {16}  # ListGroups leaves out what the principal may not see, without an error

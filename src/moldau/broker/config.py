@@ -111,6 +111,9 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     cluster_id: str | None = None
+    # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
+    # read and checked by coordinator/consumer_config.py.
+    group_consumer_properties: dict[str, str] = field(default_factory=dict)
     # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
     metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
@@ -177,6 +180,7 @@ class BrokerConfig:
             if not config._apply(key.strip(), value.strip()):
                 unknown.append(key)
         config._resolve_aliases(props)
+        config._check_group_consumer_properties()
         try:
             config.listener_settings = listener_model.resolve(
                 {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
@@ -246,6 +250,8 @@ class BrokerConfig:
             self.group_max_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "offsets.retention.minutes":
             self.offsets_retention_ms = _integer(value, 1, _INT_MAX) * 60_000
+        elif key.startswith("group.consumer.") or key == "group.coordinator.rebalance.protocols":
+            self.group_consumer_properties[key] = value
         elif key == "cluster.id":
             self.cluster_id = value
         elif key == "metrics.port":
@@ -259,6 +265,13 @@ class BrokerConfig:
         else:
             return key in _HARMLESS_KEYS
         return True
+
+    def _check_group_consumer_properties(self) -> None:
+        from moldau.coordinator.consumer_config import ConsumerConfigError, ConsumerGroupSettings
+        try:
+            ConsumerGroupSettings.from_properties(self.group_consumer_properties)
+        except ConsumerConfigError as error:
+            raise ConfigFileError(str(error)) from None
 
     def _resolve_aliases(self, props: dict[str, str]) -> None:
         for alias, target, factor in _ALIASES:

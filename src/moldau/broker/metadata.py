@@ -52,7 +52,9 @@ def _requested(core, ctx, request) -> list[tuple]:
     result = []
     for entry in request.topics:
         topic_id = getattr(entry, "topic_id", None)
-        if entry.name is None and topic_id is not None:
+        # By id: the name is null (kio reads a null name here as ""; the Java consumer asks
+        # this way for topics a KIP-848 assignment names only by id).
+        if not entry.name and topic_id is not None and str(topic_id) != _ZERO_UUID:
             topic = core.image.topics_by_id.get(str(topic_id))
             if topic is not None and not core.authorize(ctx, a.DESCRIBE, a.TOPIC, topic.name):
                 result.append((None, topic_id, ErrorCode.topic_authorization_failed))

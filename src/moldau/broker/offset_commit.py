@@ -3,7 +3,8 @@
 A member commits with its generation_id and member_id (checked against the group: ILLEGAL_
 GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS while the group waits
 for its assignment); generation -1 with no member commits for a group without members (admin
-tools, manual assignment). All partitions of one request are written as one batch to the
+tools, manual assignment). A member of a KIP-848 consumer group commits with its member epoch
+(v9+): STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH when it is not the current one. All partitions of one request are written as one batch to the
 group's `__consumer_offsets` partition before the answer. v2–v4 carry a retention time, which
 Kafka 4 ignores as well; v6+ a leader epoch; v7+ group.instance.id.
 """
@@ -28,7 +29,7 @@ def handle(core, ctx: apis.RequestContext, request):
                for topic in request.topics if topic.name not in denied for p in topic.partitions]
     errors = iter(core.extensions["group_coordinator"].commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id,
-        getattr(request, "group_instance_id", None), commits, ctx.now_ms) if commits else ())
+        getattr(request, "group_instance_id", None), commits, ctx.now_ms, version=ctx.version) if commits else ())
     topics = [{"name": topic.name,
                "partitions": [{"partition_index": p.partition_index,
                                "error_code": ErrorCode.topic_authorization_failed if topic.name in denied else next(errors)}
