@@ -82,3 +82,8 @@ consumer_group_subscribed_topics_max = 100_000
 consumer_group_regex_chars_max = 10_000
 consumer_group_regex_cache_max = 1_000
 consumer_group_regex_refresh_ms = 1_000
+
+# --- metadata quorum (raft/) ---------------------------------------------------------------
+# Observers (broker-only nodes) whose fetch progress the Raft leader tracks for DescribeQuorum;
+# fetches from more distinct replica ids are still answered, just not tracked.
+raft_observers_max = 10_000

@@ -34,6 +34,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from kio.schema.describe_quorum.v2.request import DescribeQuorumRequest
+from kio.schema.describe_quorum.v2.request import PartitionData as DescribePartition
+from kio.schema.describe_quorum.v2.request import TopicData as DescribeTopic
+
 from moldau.raft import RaftClient, messages
 from moldau.raft.client import NotLeaderError
 
@@ -184,6 +188,7 @@ class RaftSimulation:
         self.plan = plan or FaultPlan()
         self.fault_ms = fault_ms
         self.converge_ms = converge_ms
+        self.stable_ms = 1500
         voter_count = self.rng.choice((1, 3, 3, 3, 3, 5))
         observer_count = self.rng.choice((0, 0, 0, 1))
         self.voters = {i: ("127.0.0.1", 9093 + i) for i in range(1, voter_count + 1)}
@@ -215,6 +220,7 @@ class RaftSimulation:
                                         f"stopped: {self._status()}")
             self.queue.run_until(self.queue.now_ms + 50, self.invariants.check)
         self._final_checks()
+        self._check_stable()
 
     def _start(self, node: RaftSimNode) -> None:
         if node.core is None:
@@ -264,6 +270,14 @@ class RaftSimulation:
     def _fault_idle(self) -> None:
         pass
 
+    def _fault_resign(self) -> None:
+        """A graceful leader shutdown's first step: hand the epoch over with EndQuorumEpoch."""
+        for _, node in sorted(self.nodes.items()):
+            if node.alive and node.core.is_leader:
+                node.core.resign(self.queue.now_ms)
+                node.after_call()
+                return
+
     def _client_step(self) -> None:
         if self.queue.now_ms >= self.fault_ms:
             return
@@ -304,6 +318,25 @@ class RaftSimulation:
                 parts.append(f"{node_id}: {core.state_name} epoch {core.epoch} leader {core.leader_id} "
                              f"leo {core.log_end_offset} hw {core.high_watermark}")
         return "; ".join(parts)
+
+    def _check_stable(self) -> None:
+        """With no faults, a converged quorum keeps its leader: no spurious elections (pre-vote,
+        check quorum and fetch timeouts must all stay quiet), and the leader's DescribeQuorum
+        view shows every voter caught up."""
+        leader = next(n.core for n in self.nodes.values() if n.core.is_leader)
+        epoch = leader.epoch
+        self.queue.run_until(self.queue.now_ms + self.stable_ms, self.invariants.check)
+        if not leader.is_leader or leader.epoch != epoch:
+            raise SimulationFailure(f"leader {leader.node_id} of epoch {epoch} lost its leadership "
+                                    f"without faults: {self._status()}")
+        request = DescribeQuorumRequest(topics=(DescribeTopic(
+            topic_name="__cluster_metadata", partitions=(DescribePartition(partition_index=0),)),))
+        partition = messages.response_partition(
+            leader.handle_request(messages.DESCRIBE_QUORUM, 2, request, self.queue.now_ms))
+        lagging = [v.replica_id for v in partition.current_voters if v.log_end_offset != leader.log_end_offset]
+        if lagging or partition.high_watermark != leader.high_watermark:
+            raise SimulationFailure(f"DescribeQuorum on the leader: voters {lagging} lag, high watermark "
+                                    f"{partition.high_watermark} vs {leader.high_watermark}")
 
     def _final_checks(self) -> None:
         reference = None

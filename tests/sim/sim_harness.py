@@ -262,6 +262,11 @@ class SimNode:
         deadline = self.core.next_deadline_ms()
         if deadline is not None and deadline <= self.queue.now_ms:
             self.core.run_deadlines(self.queue.now_ms)
+            after = self.core.next_deadline_ms()
+            # The runtime's contract: after run_deadlines(now) the next deadline lies after now
+            # (otherwise a real event loop would spin).
+            assert after is None or after > self.queue.now_ms, (
+                f"node {self.node_id}: deadline {after} still due after run_deadlines({self.queue.now_ms})")
         self.after_call()
 
     def after_call(self) -> None:
@@ -307,4 +312,4 @@ class FaultPlan:
     duplicates: tuple[float, ...] = (0.0, 0.0, 0.02)
     delays_ms: tuple[tuple[int, int], ...] = ((1, 5), (1, 20), (5, 60))
     weights: dict[str, int] = field(default_factory=lambda: {
-        "crash": 3, "isolate": 2, "split": 2, "heal": 2, "network": 2, "idle": 2})
+        "crash": 3, "isolate": 2, "split": 2, "heal": 2, "network": 2, "resign": 1, "idle": 2})
