@@ -419,3 +419,16 @@ def test_group_configs_override_the_session_timeout_within_the_broker_bounds():
         ConsumerGroupSettings.from_properties({"group.consumer.session.timeout.ms": "1000"})
     with pytest.raises(ConsumerConfigError):
         ConsumerGroupSettings.from_properties({"group.consumer.assignors": "sticky"})
+
+
+def test_an_empty_consumer_group_expires_with_its_offsets_after_the_retention_period():
+    core = make_core(**{"offsets.retention.minutes": "1"})
+    Client(core, "a").beat(0)
+    classic = core.extensions["group_coordinator"]
+    assert classic.commit_offsets("g", 1, "a", None, [OffsetCommit("t", 0, 5, -1, None)], 1) == [ErrorCode.none]
+    heartbeat(core, 1_000, "a", -1)
+    classic.expire_offsets(60_999)
+    assert "g" in consumer(core).groups
+    classic.expire_offsets(61_000)
+    assert "g" not in consumer(core).groups
+    assert classic.fetch_offsets("g", [("t", [0])], 61_001)[1][0][1][0][1] is None
