@@ -373,3 +373,21 @@ def test_observer_never_votes_and_follows_a_new_leader():
     new = cluster.leader()
     assert new is not None and new is not leader
     assert observer.leader_id == new.node_id and observer.epoch == new.epoch
+
+
+def test_single_node_metadata_log_of_earlier_versions_is_adopted():
+    """A data directory written before the quorum existed (controller/metadata_log.py wrote
+    batches of leader epoch 0, with no quorum-state) becomes the single voter's log, all of it
+    committed."""
+    from moldau.log.config import LogConfig
+    from moldau.log.partition_log import PartitionLog
+    from moldau.records import Record, build_batch
+
+    fs = MemoryFileSystem()
+    old = PartitionLog.open(fs, "/data/__cluster_metadata-0", LogConfig(), 0)
+    for value in (b"first", b"second"):
+        old.append_as_leader(build_batch([Record(0, 5, None, value)]), 0, 5)
+    old.close()
+    client = RaftClient(1, {1: ("h", 1)}, fs, "/data", "c", random.Random(0), 10)
+    assert client.is_leader and client.epoch == 1 and client.epoch_start_offset == 2
+    assert client.read_committed(0, 10) == [(0, b"first"), (1, b"second")]
