@@ -108,10 +108,11 @@ class RaftInvariants:
         raise SimulationFailure(f"t={self.sim.queue.now_ms}ms: {message}")
 
     def check(self) -> None:
-        for node in self.sim.nodes.values():
+        for node in self.sim.node_list:
             core = node.core
-            if core is None:
-                continue
+            if core is None or not node.touched:
+                continue  # a core changes only when called, and every call touches its node
+            node.touched = False
             if core.fatal_error is not None:
                 self.fail(f"node {node.node_id} stopped: {core.fatal_error}")
             if core.is_leader:
@@ -198,6 +199,7 @@ class RaftSimulation:
         self.nodes: dict[int, RaftSimNode] = {
             i: RaftSimNode(i, self.voters, config or SIM_CONFIG, self.queue, self.network, node_rng)
             for i in ids}
+        self.node_list = [self.nodes[i] for i in sorted(self.nodes)]
         self.invariants = RaftInvariants(self)
         self._appended = 0
         self.faults_on = True

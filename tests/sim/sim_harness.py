@@ -195,6 +195,8 @@ class SimNode:
         self.incarnation = 0
         self._held: list[_Held] = []
         self._timer_at: int | None = None
+        # Set by every call into the core: invariant checks need only look at touched nodes.
+        self.touched = True
         network.nodes[node_id] = self
 
     # --- to be provided by the subclass -----------------------------------------------------
@@ -276,6 +278,7 @@ class SimNode:
 
     def after_call(self) -> None:
         """Drain the outbox, retry held requests if the core changed, arm the timer."""
+        self.touched = True
         core = self.core
         if core is None:
             return
