@@ -430,3 +430,20 @@ def test_older_request_versions_are_served():
         topic_name="other", partitions=(bqe0.PartitionData(partition_index=0, leader_id=1, leader_epoch=1),)),))
     response = follower.handle_request(m.BEGIN_QUORUM_EPOCH, 0, unknown, cluster.now)
     assert ErrorCode(response.error_code) == ErrorCode.invalid_request
+
+
+def test_a_failing_disk_stops_the_node_with_one_line():
+    cluster = Cluster()
+    leader = elect(cluster)
+    fs = cluster.fs[leader.node_id]
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for handle in list(leader.log.log.segments):
+        handle.log.sync = broken  # the next fsync fails
+    leader.append([b"x"], cluster.now)
+    leader.run_deadlines(cluster.now)
+    assert leader.fatal_error is not None and "No space left" in leader.fatal_error
+    assert "\n" not in leader.fatal_error and not leader.is_leader
+    assert fs is cluster.fs[leader.node_id]
