@@ -4,6 +4,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     acls,
     alter_configs,
     api_versions,
+    client_quotas,
     consumer_group_describe,
     consumer_group_heartbeat,
     create_partitions,

@@ -58,6 +58,15 @@ from moldau.security.acls import (
     authorize_by_resource_type,
     operations_bitfield,
 )
+from moldau.security.quotas import (
+    CONNECTION_CREATION_RATE,
+    CONSUMER_BYTE_RATE,
+    PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
+    ConnectionLimits,
+    QuotaManager,
+    quota_principal_name,
+)
 from moldau.security.sasl import SaslAuthenticator, SaslSettings
 from moldau.security.session import Session
 
@@ -132,6 +141,12 @@ class BrokerCore:
         self.authorizer = (AuthorizerSettings.from_security(config.security)
                            if config.security.get("authorizer.class.name") else None)
         self._acl_index: AclIndex | None = None  # rebuilt after ACL records
+        # Client quotas and connection limits (security/quotas.py).
+        samples = int(config.security.get("quota.window.num", "11"))
+        window_ms = int(float(config.security.get("quota.window.size.seconds", "1")) * 1000)
+        self.quotas = {key: QuotaManager(key, samples, window_ms)
+                       for key in (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)}
+        self.connection_limits = ConnectionLimits.from_security(config.security)
         # When a list, every authorization check is recorded as (api key, operation, resource
         # type): tests compare the checks of each API with Kafka's table (acls.API_OPERATIONS).
         self.authorization_log: list[tuple[int, int, int]] | None = None
@@ -152,8 +167,9 @@ class BrokerCore:
         if not session.allows(header.api_key, now_ms):
             raise CloseConnection(f"api key {header.api_key} not allowed now: SASL authentication "
                                   f"{'expired' if session.authenticated else 'not done'}")
+        session.client_id = header.client_id or ""
         ctx = apis.RequestContext(header, connection_id, client_host, now_ms, session.listener_name,
-                                  session.security_protocol, session.principal)
+                                  session.security_protocol, session.principal, len(payload))
         version = header.api_version
         if not entry.advertised_min_version <= version <= entry.max_version:
             if header.api_key == 18:  # ApiVersions answers any version, with v0 on error
@@ -184,7 +200,7 @@ class BrokerCore:
         self.api_usage.setdefault(label, {}).setdefault(api_key, set()).add(version)
 
     def connection_opened(self, connection_id: int, listener_name: str | None, client_host: str,
-                          peer_certificate: bytes | None = None) -> Session:
+                          peer_certificate: bytes | None = None, now_ms: int | None = None) -> Session:
         """A connection was accepted on a listener (None: the first broker listener), after the
         TLS handshake if the listener uses TLS; `peer_certificate` is the client's certificate
         (DER) when it presented one. Returns the session; the runtime reads its
@@ -194,6 +210,11 @@ class BrokerCore:
         if listener is None:
             raise CloseConnection(f"unknown listener {listener_name}")
         session = Session(connection_id, listener, client_host, frame_bytes_max=config.socket_request_max_bytes)
+        ip_quota = self._ip_connection_rate(client_host)
+        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
+        if refused is not None:
+            raise CloseConnection(refused)
+        session.admitted = True
         if listener.security_protocol == SSL and peer_certificate is not None:
             session.principal = certificate_principal(peer_certificate, self._principal_rules(listener.name))
         if listener.uses_sasl:
@@ -249,6 +270,11 @@ class BrokerCore:
         """The stored SCRAM credential of a user (None when it has none for that mechanism)."""
         return self.image.scram_credentials.get((user, mechanism))
 
+    def _ip_connection_rate(self, ip: str) -> float | None:
+        quotas = self.image.client_quotas
+        values = quotas.get((("ip", ip),)) or quotas.get((("ip", None),)) or {}
+        return values.get(CONNECTION_CREATION_RATE)
+
     def _principal_rules(self, listener_name: str) -> list:
         rules = self._parsed_principal_rules.get(listener_name)
         if rules is None:
@@ -258,7 +284,37 @@ class BrokerCore:
 
     def connection_closed(self, connection_id: int) -> None:
         self.connection_software.pop(connection_id, None)
-        self.sessions.pop(connection_id, None)
+        session = self.sessions.pop(connection_id, None)
+        if session is not None and session.admitted:
+            self.connection_limits.closed(session.client_host)
+
+    # --- quotas --------------------------------------------------------------------------
+    def throttle(self, ctx: apis.RequestContext, key: str, value: float, record: bool = True) -> int:
+        """Count `value` against the client's quota of `key` (bytes; see security/quotas.py)
+        and return the throttle time, muting the connection for it."""
+        if not self.image.client_quotas:
+            return 0
+        throttle_ms = self.quotas[key].throttle_ms(self.image.client_quotas, quota_principal_name(ctx.principal),
+                                                   ctx.header.client_id or "", value, ctx.now_ms, record)
+        if throttle_ms and record:
+            self.mute(ctx.connection_id, ctx.now_ms + throttle_ms)
+        return throttle_ms
+
+    def request_time(self, connection_id: int, nanos: int, now_ms: int) -> None:
+        """The runtime reports the time a request took (request_percentage quotas)."""
+        session = self.sessions.get(connection_id)
+        if session is None or not self.image.client_quotas:
+            return
+        percent = nanos / 1e6 * 100 / 1000  # ms of a second, as a percentage of one thread
+        throttle_ms = self.quotas[REQUEST_PERCENTAGE].throttle_ms(
+            self.image.client_quotas, quota_principal_name(session.principal), session.client_id, percent, now_ms)
+        if throttle_ms:
+            self.mute(connection_id, now_ms + throttle_ms)
+
+    def mute(self, connection_id: int, until_ms: int) -> None:
+        session = self.sessions.get(connection_id)
+        if session is not None:
+            session.muted_until_ms = max(session.muted_until_ms, until_ms)
 
     def complete_delayed(self, delayed: apis.Delayed, ctx: apis.RequestContext, response: Any) -> None:
         delayed.complete(self.finish(ctx, response))
@@ -508,6 +564,8 @@ class BrokerCore:
             self._complete_replication_waiters(key, now_ms)
         for ext in self.extensions.values():
             ext.tick(now_ms)
+        for quota in self.quotas.values():
+            quota.forget_idle(now_ms)
 
     def close(self) -> None:
         for key in sorted(self.partitions):

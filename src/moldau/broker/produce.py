@@ -19,11 +19,13 @@ import struct
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.apis import throttled_response
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
 from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
 from moldau.security import acls as a
+from moldau.security.quotas import PRODUCER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -47,10 +49,15 @@ def handle(core, ctx: apis.RequestContext, request):
         else:
             partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
+    # producer_byte_rate quotas (security/quotas.py): the client is told how long to back off
+    # and the connection is muted for that long (KIP-219).
+    throttle_ms = core.throttle(ctx, PRODUCER_BYTE_RATE, ctx.request_bytes)
     if acks == 0:
         return None
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
+    frame = encode_produce_response(ctx.header.correlation_id, ctx.version,
+                                    {"responses": responses, "throttle_time": throttle_ms})
+    return throttled_response(ctx, frame, throttle_ms, client_throttles_from_version=6)
 
 
 def _append(core, ctx, name, topic_id, data, acks) -> dict:

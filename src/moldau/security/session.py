@@ -35,6 +35,11 @@ class Session:
     frame_bytes_max: int = 0
     # The SASL exchange (security/sasl.py SaslAuthenticator) on SASL listeners, else None.
     sasl: Any = None
+    # A quota throttled this client: the runtime reads nothing from it until then (KIP-219).
+    muted_until_ms: int = 0
+    client_id: str = ""  # of the last request (quotas are per user and client id)
+    # Counted by the connection limits (security/quotas.py), so closing it uncounts it.
+    admitted: bool = False
 
     @property
     def failed(self) -> bool:
