@@ -1,7 +1,7 @@
 """DescribeCluster (key 60), versions 0–1: cluster id, controller and brokers (admin clients)."""
 
 from moldau.broker import apis
-from moldau.broker.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
+from moldau.broker import authorized_operations as operations
 
 
 @apis.api(60, 0, 1)
@@ -11,7 +11,7 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         for b in sorted(core.image.brokers.values(), key=lambda b: b.broker_id)
         if (endpoint := b.endpoint(ctx.listener_name)) is not None
     ]
-    ops = CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
+    ops = operations.reported(operations.CLUSTER, request.include_cluster_authorized_operations)
     return {"throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,
             "cluster_id": core.image.cluster_id, "controller_id": core.node_id, "brokers": brokers,
             "cluster_authorized_operations": ops}

@@ -2,8 +2,8 @@
 
 As Kafka: the protocol name and each member's metadata and assignment are shown only when the
 group is Stable (they are in flux otherwise); an unknown group is described as Dead with no
-members (v6+: with GROUP_ID_NOT_FOUND). v3+ may ask for authorized operations, which are
-reported as unknown (-2147483648, Kafka's "not requested") because Moldau has no ACLs.
+members (v6+: with GROUP_ID_NOT_FOUND). v3+ may ask for authorized operations: a group's
+operations as Kafka reports them (broker/authorized_operations.py), also for an unknown group.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker import authorized_operations as operations
 from moldau.coordinator.state import STABLE
-
-OPERATIONS_NOT_REQUESTED = -2147483648
 
 
 @apis.api(15, 0, 6)
 def handle(core, ctx: apis.RequestContext, request):
     coordinator = core.extensions["group_coordinator"]
-    return {"throttle_time": 0, "groups": [_describe(coordinator, g, ctx) for g in request.groups]}
+    ops = operations.reported(operations.GROUP, getattr(request, "include_authorized_operations", False))
+    return {"throttle_time": 0, "groups": [_describe(coordinator, g, ctx, ops) for g in request.groups]}
 
 
-def _describe(coordinator, group_id: str, ctx) -> dict:
+def _describe(coordinator, group_id: str, ctx, ops: int) -> dict:
     error, group = coordinator.describe_group(group_id, ctx.now_ms)
     result = {"error_code": error, "error_message": None, "group_id": group_id, "group_state": "Dead",
-              "protocol_type": "", "protocol_data": "", "members": [],
-              "authorized_operations": OPERATIONS_NOT_REQUESTED}
+              "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": ops}
     if error != ErrorCode.none:
+        result["authorized_operations"] = operations.NOT_REQUESTED  # as Kafka: no group, no operations
         return result
     if group is None:
         if ctx.version >= 6:

@@ -10,13 +10,9 @@ v13+.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker import authorized_operations as operations
 from moldau.controller.controller import INTERNAL_TOPICS, ControllerError, validate_topic_name
 
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
-# Without an authorizer every operation is allowed: READ, WRITE, CREATE, DELETE, ALTER,
-# DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's AclOperation codes as bits).
-TOPIC_OPERATIONS = sum(1 << code for code in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPERATIONS = sum(1 << code for code in (4, 5, 7, 8, 9, 10, 11, 12))
 
 
 @apis.api(3, 0, 13)
@@ -28,7 +24,7 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
     ]
     want_ops = getattr(request, "include_topic_authorized_operations", False)
     topics = [topic_metadata(core, name, topic_id, error, want_ops) for name, topic_id, error in _requested(core, ctx, request)]
-    cluster_ops = CLUSTER_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False) else AUTHORIZED_OPERATIONS_OMITTED
+    cluster_ops = operations.reported(operations.CLUSTER, getattr(request, "include_cluster_authorized_operations", False))
     return {
         "throttle_time": 0,
         "brokers": brokers,
@@ -76,7 +72,7 @@ def _ensure_topic(core, name: str, allow_create: bool) -> ErrorCode:
 
 def topic_metadata(core, name, topic_id, error, want_ops) -> dict:
     topic = core.image.topic(name) if name is not None else None
-    ops = TOPIC_OPERATIONS if want_ops else AUTHORIZED_OPERATIONS_OMITTED
+    ops = operations.reported(operations.TOPIC, want_ops)
     if topic is None or error != ErrorCode.none:
         return {"error_code": error, "name": name, "topic_id": topic_id or _ZERO_UUID, "is_internal": False,
                 "partitions": [], "topic_authorized_operations": ops}
