@@ -445,3 +445,13 @@ def test_a_failing_disk_stops_the_node_with_one_line():
     leader.run_deadlines(cluster.now)
     assert leader.fatal_error is not None and "No space left" in leader.fatal_error
     assert "\n" not in leader.fatal_error and not leader.is_leader
+
+
+def test_one_node_of_another_cluster_stops_itself_not_the_others():
+    cluster = Cluster()
+    wrong = cluster.clients[3]
+    wrong.cluster_id = "cluster-b"  # node 3 was set up for another cluster
+    cluster.run(6000)
+    assert wrong.fatal_error is not None and "INCONSISTENT_CLUSTER_ID" in wrong.fatal_error
+    assert cluster.clients[1].fatal_error is None and cluster.clients[2].fatal_error is None
+    assert cluster.leader() in (cluster.clients[1], cluster.clients[2])
