@@ -386,6 +386,10 @@ class Server:
             return False, "the Kafka listeners are not accepting connections"
         if self.core is None:
             return False, "recovering the logs and replaying the metadata log"
+        # In a cluster the core says when it is registered, unfenced and caught up with the
+        # metadata log (BrokerCore.running); a single node's core serves as soon as it exists.
+        if getattr(self.core, "running", True) is False:
+            return False, "registering with the controller and catching up with the metadata log"
         return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
