@@ -410,3 +410,12 @@ class GroupCoordinator(MembershipMixin):
             if emptied:
                 group.transition_to(DEAD, now_ms)
                 del self.groups[group_id]
+        consumer_groups = self.consumer.groups if self.consumer is not None else {}
+        for group_id in sorted(consumer_groups):  # KIP-848 groups: Empty for the retention period
+            group = consumer_groups[group_id]
+            if group.members or now_ms - group.state_timestamp_ms < retention_ms:
+                continue
+            try:
+                self._delete_consumer_group(group, now_ms)
+            except CoordinatorError:
+                continue
