@@ -432,3 +432,13 @@ def test_an_empty_consumer_group_expires_with_its_offsets_after_the_retention_pe
     classic.expire_offsets(61_000)
     assert "g" not in consumer(core).groups
     assert classic.fetch_offsets("g", [("t", [0])], 61_001)[1][0][1][0][1] is None
+
+
+def test_without_the_consumer_protocol_the_apis_are_not_advertised():
+    from moldau.broker.api_versions import api_keys
+
+    assert {68, 69} <= {k["api_key"] for k in api_keys(make_core())}
+    core = make_core(**{"group.coordinator.rebalance.protocols": "classic"})
+    assert not {68, 69} & {k["api_key"] for k in api_keys(core)}
+    response = heartbeat(core, 0, "a", 0, rebalance_timeout_ms=1, subscribed_topic_names=("t",))
+    assert response["error_code"] == ErrorCode.unsupported_version
