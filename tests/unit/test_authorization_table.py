@@ -97,6 +97,7 @@ REQUESTS = {
              "rebalance_timeout": 30_000, "subscribed_topic_names": ["t"], "subscribed_topic_regex": None,
              "server_assignor": None, "topic_partitions": []}),
     69: (1, {"group_ids": ["g"], "include_authorized_operations": True}),
+    74: (1, {"resource_types": [32]}),
 }
 UNCHECKED = {17, 18, 36}  # SaslHandshake, ApiVersions, SaslAuthenticate: before authentication
 FILTERING = {16}  # ListGroups leaves out what the principal may not see, without an error

@@ -398,3 +398,37 @@ def test_reconcile_revokes_before_assigning():
     assert done.state == UNRELEASED_PARTITIONS and done.member_epoch == 2 and done.assigned == {"t": frozenset({0})}
     final = reconcile(done, {"t": frozenset({0, 3})}, 2, {"t": frozenset({0})}, nobody_else)
     assert final.state == STABLE and final.assigned == {"t": frozenset({0, 3})}
+
+
+# --- group configs -------------------------------------------------------------------------
+
+def test_group_configs_override_the_session_timeout_within_the_broker_bounds():
+    from moldau.coordinator.consumer_config import ConsumerConfigError, ConsumerGroupSettings, validate_group_configs
+
+    core = make_core(**{"group.consumer.max.session.timeout.ms": "90000"})
+    settings = consumer(core).settings
+    validate_group_configs(settings, {}, {"consumer.session.timeout.ms": "60000"})
+    for bad in ({"consumer.session.timeout.ms": "1000"}, {"consumer.heartbeat.interval.ms": "50000"},
+                {"consumer.session.timeout.ms": "x"}, {"no.such.config": "1"}):
+        with pytest.raises(ConsumerConfigError):
+            validate_group_configs(settings, {}, bad)
+    core.controller.alter_configs(32, "g", {"consumer.session.timeout.ms": "60000"})
+    Client(core, "a").beat(0)
+    assert core.next_deadline_ms() == 60_000
+    with pytest.raises(ConsumerConfigError):
+        ConsumerGroupSettings.from_properties({"group.consumer.session.timeout.ms": "1000"})
+    with pytest.raises(ConsumerConfigError):
+        ConsumerGroupSettings.from_properties({"group.consumer.assignors": "sticky"})
+
+
+def test_an_empty_consumer_group_expires_with_its_offsets_after_the_retention_period():
+    core = make_core(**{"offsets.retention.minutes": "1"})
+    Client(core, "a").beat(0)
+    classic = core.extensions["group_coordinator"]
+    assert classic.commit_offsets("g", 1, "a", None, [OffsetCommit("t", 0, 5, -1, None)], 1) == [ErrorCode.none]
+    heartbeat(core, 1_000, "a", -1)
+    classic.expire_offsets(60_999)
+    assert "g" in consumer(core).groups
+    classic.expire_offsets(61_000)
+    assert "g" not in consumer(core).groups
+    assert classic.fetch_offsets("g", [("t", [0])], 61_001)[1][0][1][0][1] is None

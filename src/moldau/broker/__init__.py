@@ -24,6 +24,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     init_producer_id,
     join_group,
     leave_group,
+    list_config_resources,
     list_groups,
     list_offsets,
     list_partition_reassignments,

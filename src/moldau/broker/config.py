@@ -95,6 +95,9 @@ class BrokerConfig:
     # What a listener bound to every interface ("" or 0.0.0.0) advertises; the runtime sets
     # the host's name (Kafka advertises its canonical host name).
     wildcard_advertised_host: str = "localhost"
+    # SCRAM credentials (user, mechanism code, password) created at start unless present
+    # (`moldau server --add-scram`, Kafka's `kafka-storage format --add-scram`).
+    bootstrap_scram: list[tuple[str, int, str]] = field(default_factory=list)
     data_dir: str = "./moldau-data"
     num_partitions: int = 1
     default_replication_factor: int = 1

@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "moldau.cli.completion",
     "moldau.cli.perf",
     "moldau.cli.certs",
+    "moldau.cli.acls",
 )
 
 
