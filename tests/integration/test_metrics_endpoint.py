@@ -167,3 +167,19 @@ def test_moldau_server_metrics_port(tmp_path):
 def test_metrics_are_off_by_default():
     with Broker() as broker:
         assert broker.metrics_url is None and broker.config.metrics_port is None
+
+
+def test_grafana_dashboard_uses_only_metrics_a_node_serves():
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "config" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\b((?:moldau|process)_[a-z_]+)", target["expr"])}
+    with Broker(config={"metrics.port": "0"}) as broker:
+        _produce(broker, "dash", 5, 10)
+        _consume(broker, "dash", 5)
+        served = set(_samples(_get(broker.metrics_url + "/metrics")[1]))
+    served_names = {name for name, _ in served}
+    assert used and used <= served_names, sorted(used - served_names)

@@ -20,7 +20,7 @@ def test_several_named_listeners_with_protocol_map_and_advertised():
         "advertised.listeners": "INTERNAL://10.0.0.1:9092,EXTERNAL://kafka.example.com:443",
         "listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_SSL,CONTROLLER:SSL",
         "inter.broker.listener.name": "internal",
-        "controller.listener.names": "CONTROLLER",
+        "controller.listener.names": "CONTROLLER", "sasl.enabled.mechanisms": "SCRAM-SHA-512",
     })
     assert [(l.name, l.security_protocol) for l in config.listeners] == [
         ("INTERNAL", "SASL_PLAINTEXT"), ("EXTERNAL", "SASL_SSL"), ("CONTROLLER", "SSL")]
@@ -70,7 +70,7 @@ def test_host_and_port_setters_move_the_first_broker_listener():
 
 @pytest.mark.parametrize("props, message", [
     ({"listeners": "PLAINTEXT:/localhost:9092"}, "listeners: expected NAME://host:port"),
-    ({"listeners": "PLAINTEXT://localhost:99999"}, "invalid port 99999 in listeners"),
+    ({"listeners": "PLAINTEXT://localhost:99999"}, "port 99999 is out of range, expected 0-65535"),
     ({"listeners": "PLAINTEXT://:9092,PLAINTEXT://:9093"}, "listener name PLAINTEXT appears twice"),
     ({"listeners": "PLAINTEXT://:9092,SSL://:9092"}, "both use port 9092"),
     ({"listeners": "CLIENT://:9092"}, "no security protocol for listener CLIENT"),

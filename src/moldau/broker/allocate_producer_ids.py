@@ -7,11 +7,14 @@ handed out twice, across restarts and controllers (coordinator/producer_ids.py a
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 from moldau.controller.controller import ControllerError
 
 
 @apis.api(67, 0, 0, listeners=apis.CONTROLLER_ONLY)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME):  # nodes only
+        return _response(ErrorCode.cluster_authorization_failed)
     controller = core.controller
     if not controller.active:
         return _response(ErrorCode.not_controller)

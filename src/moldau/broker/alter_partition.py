@@ -9,11 +9,14 @@ PartitionChangeRecord and answers with the partition's state once it is committe
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 from moldau.controller.controller import ControllerError
 
 
 @apis.api(56, 2, 3, listeners=apis.CONTROLLER_ONLY)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME):  # nodes only
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "topics": []}
     controller = core.controller
     if not controller.active:
         return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "topics": []}

@@ -13,6 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.controller.controller import ControllerError
+from moldau.security import acls as a
 
 
 @apis.api(45, 0, 1)
@@ -21,6 +22,9 @@ def handle(core, ctx: apis.RequestContext, request):
 
 
 def _run(core, ctx: apis.RequestContext, request) -> dict:
+    if not core.authorize(ctx, a.ALTER, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "error_message": None,
+                "allow_replication_factor_change": True, "responses": []}
     allow_change = getattr(request, "allow_replication_factor_change", True)
     responses = []
     for topic in request.topics:

@@ -58,6 +58,7 @@ class RequestContext:
     principal: str = "User:ANONYMOUS"
     payload: bytes | memoryview = b""  # the whole request (forwarding sends it on as it came)
     forwarded: bool = False  # came from another broker in an Envelope: never forwarded again
+    request_bytes: int = 0  # the request's size (producer byte-rate quotas count it)
 
     @property
     def version(self) -> int:
@@ -118,3 +119,12 @@ def map_delayed(inner: Delayed, transform: Callable[[Any], Any]) -> Delayed:
     outer = Delayed(inner.deadline_ms, try_complete, lambda now_ms: transform(inner.on_expire(now_ms)), inner.watch)
     inner.callback = lambda response: outer.complete(transform(response))
     return outer
+
+
+def throttled_response(ctx: RequestContext, frame: Any, throttle_ms: int, client_throttles_from_version: int) -> Any:
+    """A response that carries a quota's throttle time. Clients of newer versions back off by
+    themselves (KIP-219: the response leaves at once, the connection is muted); older ones are
+    held back by delaying the response itself, as Kafka does."""
+    if throttle_ms <= 0 or ctx.version >= client_throttles_from_version:
+        return frame
+    return Delayed(ctx.now_ms + throttle_ms, lambda now_ms: None, lambda now_ms: frame)

@@ -8,12 +8,15 @@ NOT_CONTROLLER, INCONSISTENT_CLUSTER_ID, DUPLICATE_BROKER_REGISTRATION.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 from moldau.controller import records as r
 from moldau.controller.controller import ControllerError
 
 
 @apis.api(62, 0, 4, listeners=apis.CONTROLLER_ONLY)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME):  # nodes only
+        return _response(ErrorCode.cluster_authorization_failed)
     controller = core.controller
     if not controller.active:
         return _response(ErrorCode.not_controller)

@@ -15,20 +15,24 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.controller import partitions as pc
 from moldau.controller.controller import ControllerError
+from moldau.security import acls as a
 
 PREFERRED, UNCLEAN = 0, 1
 
 
 @apis.api(43, 0, 2)
 def handle(core, ctx: apis.RequestContext, request):
-    election_type = getattr(request, "election_type", PREFERRED)  # v0 has no type: preferred
-    if election_type not in (PREFERRED, UNCLEAN):
-        return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "replica_election_results": []}
     return core.on_controller(ctx, request, _run)
 
 
 def _run(core, ctx: apis.RequestContext, request) -> dict:
-    election_type = getattr(request, "election_type", PREFERRED)
+    election_type = getattr(request, "election_type", PREFERRED)  # v0 has no type: preferred
+    if not core.authorize(ctx, a.ALTER, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "replica_election_results": [
+            {"topic": t.topic, "partition_result": [_result(i, ErrorCode.cluster_authorization_failed, None) for i in t.partitions]}
+            for t in request.topic_partitions or ()]}
+    if election_type not in (PREFERRED, UNCLEAN):
+        return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "replica_election_results": []}
     election = pc.PREFERRED if election_type == PREFERRED else pc.UNCLEAN
     everything = request.topic_partitions is None
     if everything:
@@ -61,3 +65,7 @@ def _elect(core, topic: str, index: int, election: str, now_ms: int) -> tuple[Er
     except ControllerError as error:
         return error.error_code, str(error)
     return code, _MESSAGES.get(code)
+
+
+def _result(index: int, code: ErrorCode, message: str | None) -> dict:
+    return {"partition_id": index, "error_code": code, "error_message": message}

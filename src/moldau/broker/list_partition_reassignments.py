@@ -8,6 +8,7 @@ reassigned are left out, as Kafka leaves them out).
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(46, 0, 0)
@@ -16,6 +17,8 @@ def handle(core, ctx: apis.RequestContext, request):
 
 
 def _run(core, ctx: apis.RequestContext, request) -> dict:
+    if not core.authorize(ctx, a.DESCRIBE, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "error_message": None, "topics": []}
     controller = core.controller
     if not controller.active:
         return {"throttle_time": 0, "error_code": ErrorCode.not_controller,

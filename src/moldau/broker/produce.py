@@ -11,8 +11,10 @@ waiting on the partition.
 
 Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on produce),
 UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
-INVALID_RECORD, INVALID_TIMESTAMP (a CreateTime outside message.timestamp.before/after.max.ms
-of the broker's clock), NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
+INVALID_RECORD (a record without a key on a compacted topic), INVALID_TIMESTAMP (a CreateTime
+outside message.timestamp.before/after.max.ms of the broker's clock), NOT_ENOUGH_REPLICAS,
+INVALID_REQUIRED_ACKS. Per-record refusals fill `record_errors` (each record's index in its
+batch and why) and `error_message`, as Kafka does (broker/record_validation.py).
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.apis import throttled_response
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
-from moldau.records import RecordsError
+from moldau.broker.record_validation import RecordValidationError, check_records
+from moldau.records import RecordsError, validate_payload
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
+from moldau.security.quotas import PRODUCER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -38,17 +44,30 @@ def handle(core, ctx: apis.RequestContext, request):
     acks = request.acks
     responses = []
     waiting: list[tuple[Any, int, int, dict]] = []  # acks=all appends not yet on every ISR member
+    # Authorization (Kafka's table): WRITE on the transactional id, if any, then on each topic.
+    transactional_id = getattr(request, "transactional_id", None)
+    denied_all = transactional_id is not None and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id)
     for topic in request.topic_data:
         name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
-        partitions = [_append(core, ctx, name, topic_id, p, acks, waiting) for p in topic.partition_data]
+        denied = (ErrorCode.transactional_id_authorization_failed if denied_all else
+                  ErrorCode.topic_authorization_failed if name is not None and not core.authorize(ctx, a.WRITE, a.TOPIC, name)
+                  else None)
+        if denied is not None:
+            partitions = [_result(p.index, denied) for p in topic.partition_data]
+        else:
+            partitions = [_append(core, ctx, name, topic_id, p, acks, waiting) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
+    # producer_byte_rate quotas (security/quotas.py): the client is told how long to back off
+    # and the connection is muted for that long (KIP-219).
+    throttle_ms = core.throttle(ctx, PRODUCER_BYTE_RATE, ctx.request_bytes)
     if acks == 0:
         return None
-    response = {"responses": responses, "throttle_time": 0}
+    response = {"responses": responses, "throttle_time": throttle_ms}
     if waiting and not _settle(waiting):
         return _delayed_produce(core, ctx, request, response, waiting)
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    return encode_produce_response(ctx.header.correlation_id, ctx.version, response)
+    frame = encode_produce_response(ctx.header.correlation_id, ctx.version, response)
+    return throttled_response(ctx, frame, throttle_ms, client_throttles_from_version=6)
 
 
 def _settle(waiting: list) -> bool:
@@ -111,10 +130,15 @@ def _append(core, ctx, name, topic_id, data, acks, waiting: list) -> dict:
     if data.records is None:
         return _result(data.index, ErrorCode.corrupt_message, "no records")
     try:
+        partition.check_leader()  # before the records are looked at, as in Kafka
+        headers = validate_payload(data.records, partition.log.config.max_message_bytes)
+        _check_records(partition, data.records, headers, ctx.now_ms)
         # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
         # a retried batch comes back as a duplicate with its original offsets, unwritten.
-        headers = partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
         info = partition.append(data.records, acks, ctx.now_ms, validated=headers)
+    except RecordValidationError as error:  # record_errors: which records, and why
+        core.metrics.produce_failed(name)
+        return _result(data.index, error.error_code, error.message, record_errors=error.response_errors())
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
         core.metrics.produce_failed(name)
         return _result(data.index, error.error_code, str(error))
@@ -128,14 +152,23 @@ def _append(core, ctx, name, topic_id, data, acks, waiting: list) -> dict:
     return result
 
 
-def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1) -> dict:
+def _check_records(partition, payload, headers, now_ms: int) -> None:
+    """Per-record rules (broker/record_validation.py): keys on compacted topics, timestamps."""
+    config = partition.log.config
+    check_records(payload, headers, f"{partition.topic}-{partition.index}", compacted=config.compact,
+                  log_append_time=config.log_append_time, before_max_ms=partition.timestamp_before_max_ms,
+                  after_max_ms=partition.timestamp_after_max_ms, now_ms=now_ms)
+
+
+def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1,
+            record_errors=()) -> dict:
     return {
         "index": index,
         "error_code": code,
         "base_offset": base_offset,
         "log_append_time": None if log_append_time < 0 else log_append_time,
         "log_start_offset": log_start_offset,
-        "record_errors": [],
+        "record_errors": list(record_errors),
         "error_message": message if code != ErrorCode.none else None,
     }
 

@@ -28,6 +28,7 @@ import logging
 import uuid
 from typing import Any
 
+from moldau.broker import stray_logs
 from moldau.log import checkpoints
 from moldau.log.config import LogConfig
 from moldau.log.partition_log import PartitionLog
@@ -58,7 +59,12 @@ class ReplicaManager:
         if self.ready:
             return
         self.ready = True
-        image = self.core.image
+        core = self.core
+        image = core.image
+        held = [(name, index) for name in sorted(image.topics_by_name)
+                for index, part in sorted(image.topics_by_name[name].partitions.items()) if core.node_id in part.replicas]
+        # Directories the metadata log does not assign here are moved aside, never dropped.
+        stray_logs.check(core.fs, core.config.data_dir, core.dirs_at_start, held, lambda: core.new_uuid().hex)
         for name in sorted(image.topics_by_name):
             topic = image.topics_by_name[name]
             for index in sorted(topic.partitions):
@@ -158,12 +164,20 @@ class ReplicaManager:
         return partition
 
     def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
-        """Open a partition's log, first removing a directory left by an older topic of the
-        same name (its partition.metadata names another topic id: a deletion cut short)."""
-        fs = self.core.fs
+        """Open a partition's log. A directory left by an older topic of the same name (its
+        partition.metadata names another topic id) is removed when that topic's deletion is in
+        the metadata log (a deletion cut short), else moved aside as a stray: data is never
+        dropped silently."""
+        core = self.core
+        fs = core.fs
         on_disk = checkpoints.read_partition_metadata(fs, directory) if fs.exists(directory) else None
         if on_disk is not None and on_disk != topic_id:
-            fs.remove_tree(directory)
+            if str(on_disk) in core.image.removed_topic_names:
+                fs.remove_tree(directory)
+            else:
+                stray_logs.move_aside(fs, core.config.data_dir, directory.rsplit("/", 1)[1], core.new_uuid().hex,
+                                      f"belongs to topic id {on_disk}, unknown to the metadata log")
+                on_disk = None
         plog = PartitionLog.open(fs, directory, LogConfig.from_kafka_configs(configs), self.core.now_ms)
         if on_disk != topic_id:
             checkpoints.write_partition_metadata(fs, directory, topic_id)

@@ -38,8 +38,9 @@ _librdkafka_logger.addHandler(logging.NullHandler())
 _librdkafka_logger.propagate = False
 
 
-def client_options() -> argparse.ArgumentParser:
-    """The options every client subcommand takes, before or after the subcommand name."""
+def client_options(with_x: bool = True) -> argparse.ArgumentParser:
+    """The options every client subcommand takes, before or after the subcommand name.
+    `with_x=False` for commands whose own -X names producer or consumer properties."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection and output")
     group.add_argument(
@@ -56,8 +57,19 @@ def client_options() -> argparse.ArgumentParser:
         dest="command_config",
         metavar="FILE",
         default=argparse.SUPPRESS,
-        help="client properties file (key=value lines, as for Kafka's tools)",
+        help="client properties file (key=value lines, as for Kafka's tools: security.protocol, "
+             "sasl.*, ssl.* in Java's or librdkafka's spelling)",
     )
+    if with_x:
+        group.add_argument(
+            "-X",
+            "--client-property",
+            dest="client_properties",
+            metavar="KEY=VALUE",
+            action="append",
+            default=argparse.SUPPRESS,
+            help="a client property, over --command-config (repeatable; e.g. -X security.protocol=SASL_SSL)",
+        )
     group.add_argument(
         "--output",
         "-o",
@@ -80,6 +92,7 @@ def settings(args: argparse.Namespace) -> Settings:
     bootstrap = getattr(args, "bootstrap_server", None) or os.environ.get(BOOTSTRAP_ENV) or BOOTSTRAP_DEFAULT
     config_file = getattr(args, "command_config", None)
     extra = read_properties(config_file) if config_file else {}
+    extra.update(parse_key_values(getattr(args, "client_properties", None) or [], "client property"))
     return Settings(bootstrap, extra, getattr(args, "output", None) or "table")
 
 
@@ -93,6 +106,39 @@ def read_properties(path: str) -> dict[str, str]:
         raise CliError(f"cannot read {path}: {error.strerror}") from None
     except properties.PropertiesError as error:
         raise CliError(f"{path}: {error}") from None
+
+
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+
+
+def integer(minimum: int, maximum: int):
+    """An argparse `type`: an integer within [minimum, maximum] (a port, a count, a time in ms),
+    so that `--port 70000` is an error instead of a port the OS wraps around."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to {maximum}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def rate(text: str) -> float:
+    """An argparse `type` for records per second: a positive number, or -1 for no limit."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value == -1 or 0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of records per second (or -1: no limit), "
+                                         f"got {text!r}")
+    return value
 
 
 def parse_key_values(items: Iterable[str], what: str = "config") -> dict[str, str]:
@@ -122,10 +168,21 @@ def _split_commas(item: str) -> list[str]:
     return [part.replace("[", "").replace("]", "") for part in parts if part.strip()]
 
 
+# Authentication and TLS failures librdkafka reported through error_cb (see kafka_failure).
+_security_failures: list[str] = []
+
+
+def _on_client_error(error) -> None:
+    name = error_name(error)
+    if name in ("_AUTHENTICATION", "_SSL") or "SASL" in str(error) or "SSL" in str(error):
+        _security_failures.append(describe_kafka_error(error))
+
+
 def base_config(current: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": current.bootstrap_servers,
         "client.id": "moldau-cli",
+        "error_cb": _on_client_error,
         "logger": _librdkafka_logger,
         "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT_S * 1000) * 2,
     }
@@ -137,20 +194,24 @@ def base_config(current: Settings) -> dict[str, Any]:
 
 
 def java_client_properties(properties: Mapping[str, str]) -> dict[str, str]:
-    """Kafka (Java) client properties as librdkafka takes them.
+    """Kafka (Java) client properties as librdkafka takes them (security/client_properties.py)."""
+    from moldau.security.client_properties import librdkafka_properties
 
-    The one Java-only key found in almost every client.properties is `sasl.jaas.config`; its
-    username and password become librdkafka's `sasl.username`/`sasl.password`.
-    """
-    result = dict(properties)
-    jaas = result.pop("sasl.jaas.config", None)
-    if jaas is not None:
-        for key in ("username", "password"):
-            match = re.search(rf'\b{key}\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
-            if match is None:
-                raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
-            result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
-    return result
+    try:
+        return librdkafka_properties(properties)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+
+
+def check_topic_name(topic: str) -> None:
+    """Refuse an illegal topic name locally, with Kafka's reason, before any client waits on
+    it (librdkafka would retry its metadata until a timeout and then blame the leader)."""
+    from moldau.controller.controller import ControllerError, validate_topic_name
+
+    try:
+        validate_topic_name(topic)
+    except ControllerError as error:
+        raise CliError(str(error)) from None
 
 
 def unreachable_message(bootstrap_servers: str) -> str:
@@ -200,6 +261,7 @@ def cluster_metadata(admin, current: Settings, topic: str | None = None):
             return admin.list_topics(timeout=REQUEST_TIMEOUT_S)
         return admin.list_topics(topic=topic, timeout=REQUEST_TIMEOUT_S)
     except KafkaException as error:
+        admin.poll(0.1)  # serves error_cb: a refused login shows up there (see kafka_failure)
         raise kafka_failure(error, current.bootstrap_servers) from None
 
 
@@ -237,6 +299,7 @@ _MESSAGES = {
     "INVALID_REPLICATION_FACTOR": "invalid replication factor for {subject}: {detail}",
     "INVALID_CONFIG": "bad config for {subject}: {detail}",
     "INVALID_TOPIC_EXCEPTION": "invalid topic name {subject}: {detail}",
+    "TOPIC_EXCEPTION": "invalid topic name {subject}: {detail}",  # librdkafka's name for code 17
     "GROUP_ID_NOT_FOUND": "unknown group {subject}",
     "NON_EMPTY_GROUP": "group {subject} has active members; stop its consumers first",
     "UNKNOWN_MEMBER_ID": "group {subject} has active members; stop its consumers first",
@@ -247,6 +310,9 @@ _MESSAGES = {
 def kafka_failure(error, bootstrap_servers: str, subject: str = "") -> CliError:
     """One line naming what failed and why, from a KafkaException."""
     name, detail = error_name(error), describe_kafka_error(error)
+    if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_TIMED_OUT") and _security_failures:
+        # librdkafka reports a refused login or TLS handshake as "all brokers down"; say why
+        return CliError(f"cannot connect to {bootstrap_servers}: {_security_failures[-1]}")
     if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"):
         return CliError(unreachable_message(bootstrap_servers))
     if name == "_TIMED_OUT":

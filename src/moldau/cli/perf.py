@@ -18,7 +18,17 @@ import datetime
 import json
 import sys
 
-from moldau.cli.common import base_config, check_reachable, client_options, parse_key_values, read_properties, settings
+from moldau.cli.common import (
+    base_config,
+    check_reachable,
+    check_topic_name,
+    client_options,
+    java_client_properties,
+    parse_key_values,
+    rate,
+    read_properties,
+    settings,
+)
 from moldau.cli.main import CliError
 
 
@@ -53,12 +63,12 @@ def _consumer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _register_produce(commands) -> None:
-    parser = commands.add_parser("produce", parents=[client_options()], help="kafka-producer-perf-test",
+    parser = commands.add_parser("produce", parents=[client_options(with_x=False)], help="kafka-producer-perf-test",
                                  description="Send records as fast as allowed; report throughput and latency.")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
     parser.add_argument("--record-size", type=_positive_int, required=True, metavar="BYTES")
-    parser.add_argument("--throughput", type=float, default=-1, metavar="RECORDS_PER_SEC",
+    parser.add_argument("--throughput", type=rate, default=-1, metavar="RECORDS_PER_SEC",
                         help="cap the send rate; -1 (default) means as fast as possible")
     _producer_options(parser)
     parser.add_argument("--reporting-interval", type=_positive_int, default=5000, metavar="MS",
@@ -67,7 +77,7 @@ def _register_produce(commands) -> None:
 
 
 def _register_consume(commands) -> None:
-    parser = commands.add_parser("consume", parents=[client_options()], help="kafka-consumer-perf-test",
+    parser = commands.add_parser("consume", parents=[client_options(with_x=False)], help="kafka-consumer-perf-test",
                                  description="Read N messages; report throughput.")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--messages", type=_positive_int, required=True, metavar="N")
@@ -82,14 +92,14 @@ def _register_consume(commands) -> None:
 
 
 def _register_end_to_end(commands) -> None:
-    parser = commands.add_parser("end-to-end", parents=[client_options()],
+    parser = commands.add_parser("end-to-end", parents=[client_options(with_x=False)],
                                  help="produce at a fixed rate and consume in the same process",
                                  description="End-to-end latency (produce → consume) at a fixed rate on an "
                                  "existing topic.")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
     parser.add_argument("--record-size", type=_positive_int, default=100, metavar="BYTES")
-    parser.add_argument("--throughput", type=float, required=True, metavar="RECORDS_PER_SEC")
+    parser.add_argument("--throughput", type=rate, required=True, metavar="RECORDS_PER_SEC")
     _producer_options(parser)
     _consumer_options(parser)
     parser.set_defaults(func=run_end_to_end_command)
@@ -111,8 +121,8 @@ def client_config(args: argparse.Namespace, words: list[str], config_file: str |
     config = base_config(current)
     config["client.id"] = "moldau-perf"
     if config_file:
-        config.update(read_properties(config_file))
-    config.update(parse_key_values(words, what))
+        config.update(java_client_properties(read_properties(config_file)))
+    config.update(java_client_properties(parse_key_values(words, what)))
     if "test.mock.num.brokers" not in config:  # librdkafka's in-process mock cluster needs no broker
         check_reachable(str(config["bootstrap.servers"]))
     return config
@@ -132,6 +142,8 @@ def _emitter(args: argparse.Namespace):
 def run_produce_command(args: argparse.Namespace) -> int:
     from moldau.perf.produce import run_produce
 
+    check_topic_name(args.topic)
+
     config = client_config(args, args.producer_props, args.producer_config, "producer property")
     json_output, emit = _emitter(args)
     summary, first_error = _kafka_call(lambda: run_produce(
@@ -148,6 +160,8 @@ def run_produce_command(args: argparse.Namespace) -> int:
 def run_consume_command(args: argparse.Namespace) -> int:
     from moldau.perf.consume import run_consume
     from moldau.perf.stats import ConsumeSummary
+
+    check_topic_name(args.topic)
 
     config = client_config(args, args.consumer_props, args.consumer_config, "consumer property")
     json_output, emit = _emitter(args)
@@ -167,6 +181,8 @@ def run_consume_command(args: argparse.Namespace) -> int:
 
 def run_end_to_end_command(args: argparse.Namespace) -> int:
     from moldau.perf.end_to_end import run_end_to_end
+
+    check_topic_name(args.topic)
 
     if args.throughput <= 0:
         raise CliError("--throughput must be a positive rate for end-to-end latency")

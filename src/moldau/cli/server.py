@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from moldau.cli.common import integer
 from moldau.cli.main import CliError
 
 
@@ -23,8 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", dest="config_option", metavar="FILE", help="Kafka-style server.properties")
     parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+    parser.add_argument("--port", type=integer(0, 65535), help="port to listen on (default 9092)")
+    parser.add_argument("--metrics-port", type=integer(0, 65535), metavar="PORT",
                         help="serve Prometheus /metrics and /health/live, /health/ready on this port "
                              "(metrics.port; default off; 0 picks a free port)")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default="warning",
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
                              "deleted, configs changed, group rebalances, expired members, retention)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="set a server.properties key (repeatable)")
+    parser.add_argument("--add-scram", action="append", default=[], metavar="'SCRAM-SHA-512=[name=U,password=P]'",
+                        help="create this SCRAM credential unless the user has one (kafka-storage format's "
+                             "--add-scram: how a SCRAM-only cluster gets its first user; repeatable)")
     parser.set_defaults(func=run)
 
 
@@ -78,6 +82,12 @@ CONTROLLED_SHUTDOWN_TIMEOUT_S = 10.0
 
 def run(args) -> int:
     config = load_config(args)
+    from moldau.controller.security_records import parse_add_scram
+
+    try:
+        config.bootstrap_scram = [parse_add_scram(value) for value in args.add_scram]
+    except ValueError as error:
+        raise CliError(f"--add-scram: {error}") from None
     for warning in config.warnings:
         print(f"moldau: warning: {warning}", file=sys.stderr)
     logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
@@ -90,14 +100,17 @@ def run(args) -> int:
         runner = asyncio.run
     from moldau.broker.config import ConfigFileError
     from moldau.controller.storage import StorageError
+    from moldau.runtime.data_dir import DataDirError
+    from moldau.runtime.server import ListenError
     from moldau.runtime.tls import TlsConfigError
 
     try:
         return runner(_serve(config))
-    except OSError as error:
-        raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
-    except (TlsConfigError, StorageError, ConfigFileError) as error:
+    except (DataDirError, ListenError, TlsConfigError, StorageError, ConfigFileError) as error:
         raise CliError(str(error)) from None
+    except OSError as error:  # reading the data directory: name the file, not the listener
+        where = f" ({error.filename})" if error.filename else ""
+        raise CliError(f"cannot start: {error.strerror or error}{where}") from None
 
 
 async def _serve(config) -> int:
@@ -109,6 +122,9 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
+    if config.bootstrap_scram:
+        server.core.add_scram_credentials(config.bootstrap_scram)
+    # Ready once registered with the active controller and caught up (a quorum of one: at once).
     failed = asyncio.ensure_future(server.failed.wait())
     running = asyncio.ensure_future(server.wait_running())
     stopping = asyncio.ensure_future(stop.wait())

@@ -259,7 +259,7 @@ class MetadataImage:
         self.scram_credentials.pop((record.name, record.mechanism), None)
 
     def _apply_ClientQuotaRecord(self, record: r.ClientQuotaRecord, offset: int) -> None:
-        entity = tuple(sorted((e.entity_type, e.entity_name) for e in record.entity))
+        entity = tuple((e.entity_type, e.entity_name) for e in record.entity)
         values = self.client_quotas.setdefault(entity, {})
         if record.remove:
             values.pop(record.key, None)

@@ -86,6 +86,7 @@ class MembershipMixin:
     def join_group(self, req: JoinRequest, respond: Respond, now_ms: int) -> None:
         try:
             self._check_join(req)
+            self._convert_consumer_group(req.group_id, now_ms)
             group = self.group_for(req.group_id, now_ms, create=req.member_id == "")
         except CoordinatorError as error:
             respond(join_response(error.error_code, req.member_id))
@@ -102,6 +103,15 @@ class MembershipMixin:
             self._join_known_member(group, req, respond, now_ms)
         if group is not None:
             self._maybe_complete_join(group, now_ms)
+
+    def _convert_consumer_group(self, group_id: str, now_ms: int) -> None:
+        """A KIP-848 consumer group of this id becomes classic if it is empty (its offsets stay)."""
+        if self.consumer is None or self.consumer.group_for(group_id, now_ms) is None:
+            return
+        error, offsets = self.consumer.convert_to_classic(group_id, now_ms)
+        if error != ErrorCode.none:
+            raise CoordinatorError(error)
+        self.groups[group_id] = Group(group_id, offsets=offsets, state_timestamp_ms=now_ms)
 
     def _check_join(self, req: JoinRequest) -> None:
         if not req.group_id:
@@ -435,6 +445,23 @@ class MembershipMixin:
                 self._remove_member(group, member)
             self._rebalance(group, now_ms)
             self._maybe_complete_join(group, now_ms)
+
+    @staticmethod
+    def next_group_deadline(group: Group) -> int | None:
+        """The earliest time expire_sessions would change `group` (None: nothing pending) —
+        the same rules as _keep_alive and the rebalance phases, as deadlines."""
+        if group.is_in(DEAD):
+            return None
+        deadlines = list(group.pending_members.values())
+        for member in group.members.values():
+            if member.awaiting_join is not None:
+                if member.is_new:
+                    deadlines.append(member.session_deadline_ms - member.session_timeout_ms + NEW_MEMBER_JOIN_TIMEOUT_MS)
+            elif member.awaiting_sync is None:
+                deadlines.append(member.session_deadline_ms)
+        if group.is_in(PREPARING_REBALANCE) or group.is_in(COMPLETING_REBALANCE):
+            deadlines.append(group.rebalance_deadline_ms)
+        return min(deadlines) if deadlines else None
 
     @staticmethod
     def _keep_alive(member: Member, now_ms: int) -> bool:

@@ -47,6 +47,10 @@ class MalformedRequest(Exception):
     """The peer sent bytes that do not parse as the request it announced."""
 
 
+class UnsupportedVersion(Exception):
+    """A request for an API or version this broker does not serve."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHeader:
     api_key: int

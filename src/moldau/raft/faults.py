@@ -12,6 +12,9 @@ Partition replication (replication/) has its own:
   keeps its unreplicated tail, so replicas diverge.
 - "high-watermark-ignores-isr": a partition leader advances its high watermark to its own log
   end without waiting for the ISR, so acks=all answers before the followers have the batch.
+- "skip-follower-truncation": a follower told that its log diverges truncates only to the
+  leader's end offset for the epoch, ignoring where its own epoch ends, so it can keep
+  records the leader never had.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush",
-                   "follower-skips-truncation", "high-watermark-ignores-isr"})
+                   "skip-follower-truncation", "follower-skips-truncation", "high-watermark-ignores-isr"})
 _active: set[str] = set()
 
 

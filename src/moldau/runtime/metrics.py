@@ -66,6 +66,32 @@ class BrokerCollector:
         yield from _partitions(core)
         yield from _logs(core)
         yield from _groups(core)
+        yield from _raft(core)
+        yield from _loop_health(server)
+
+
+def _loop_health(server) -> Iterator[Any]:
+    """Event-loop lag, tick and segment-write durations, GC pauses (runtime/loop_health.py)."""
+    from moldau.runtime import loop_health as h
+
+    bounds = [f"{b:g}" for b in h.BUCKETS_S] + ["+Inf"]
+
+    def family(name: str, doc: str, histograms: dict, label: str | None = None):
+        metric = HistogramMetricFamily(name, doc, labels=[label] if label else None)
+        for key, histogram in histograms.items():
+            metric.add_metric([key] if label else [], list(zip(bounds, histogram.cumulative())), histogram.sum_ns / 1e9)
+        return metric
+
+    health = getattr(server, "health", None)
+    if health is not None:
+        yield family("moldau_event_loop_lag_seconds", "How late the event loop's 50 ms heartbeat ran: time no "
+                     "connection could be served", {"": health.lag})
+        yield family("moldau_tick_duration_seconds", "Duration of the broker's periodic tick (retention, "
+                     "compaction, flushes)", {"": health.ticks})
+    yield family("moldau_segment_write_seconds", "Duration of each append to a segment file (os.writev), "
+                 "this process", {"": h.DISK_WRITES})
+    yield family("moldau_gc_pause_seconds", "CPython garbage-collection pauses by generation, this process",
+                 {str(g): hist for g, hist in sorted(h.GC_PAUSES.items())}, "generation")
 
 
 def _info(core) -> Iterator[Any]:
@@ -184,6 +210,22 @@ def _groups(core) -> Iterator[Any]:
                                      "on this node's coordinator")
     rebalances.add_metric([], core.metrics.rebalances)
     yield rebalances
+
+
+def _raft(core) -> Iterator[Any]:
+    """The metadata quorum as this node sees it, where the core runs one (`core.raft`, a
+    raft.RaftClient): Kafka's raft-metrics current-leader, current-epoch, high-watermark,
+    log-end-offset, and the commit lag between them."""
+    raft = getattr(core, "raft", None)
+    if raft is None:
+        return
+    yield _gauge("moldau_raft_leader_id", "Node id of the metadata quorum's leader (-1: none known)", raft.leader_id)
+    yield _gauge("moldau_raft_epoch", "Current epoch of the metadata quorum", raft.epoch)
+    yield _gauge("moldau_raft_high_watermark", "Committed end of the metadata log", raft.high_watermark)
+    yield _gauge("moldau_raft_log_end_offset", "End of this node's copy of the metadata log", raft.log_end_offset)
+    yield _gauge("moldau_raft_commit_lag_records", "Metadata records this node holds that are not committed yet",
+                 max(0, raft.log_end_offset - raft.high_watermark))
+    yield _gauge("moldau_raft_is_leader", "1 if this node is the active controller (quorum leader)", int(raft.is_leader))
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -38,8 +38,9 @@ from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
 from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
-from moldau.runtime import tls
+from moldau.runtime import data_dir, tls
 from moldau.runtime.disk import OsFileSystem
+from moldau.runtime.loop_health import LoopHealth
 from moldau.security.session import Session
 
 log = logging.getLogger("moldau.server")
@@ -75,6 +76,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.connection_id = connection_id
         self.listener = listener
         self.session: Session | None = None  # opened with the core in connection_made
+        self.muted = False  # reading paused while a quota throttles this client
         self.buffer = bytearray(_READ_BUFFER_BYTES)
         self.start = 0
         self.end = 0
@@ -101,7 +103,7 @@ class _Connection(asyncio.BufferedProtocol):
             certificate = ssl_object.getpeercert(binary_form=True)
         try:
             self.session = self.server.core.connection_opened(self.connection_id, self.listener.name,
-                                                              self.client_host, certificate)
+                                                              self.client_host, certificate, now_ms())
         except Exception as error:  # e.g. a client certificate the principal mapping rejects
             log.warning("closing connection %s on %s: %s", self.client_host, self.listener.name, error)
             self.abort()
@@ -130,7 +132,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self.closed or self.transport is None:
             return
-        if self.paused_for_writes or self.paused_for_inflight:
+        if self.paused_for_writes or self.paused_for_inflight or self.muted:
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
@@ -174,6 +176,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.handling = True
         try:
             while self.end - self.start >= 4:
+                if self.session is not None and self.session.muted_until_ms > now_ms():
+                    self._mute()  # a quota throttled this client (KIP-219): read nothing until then
+                    break
                 (size,) = _INT32.unpack_from(self.buffer, self.start)
                 maximum = self.frame_bytes_max()
                 if size < 0 or size > maximum:
@@ -196,6 +201,22 @@ class _Connection(asyncio.BufferedProtocol):
             self.paused_for_inflight = True
             self._update_reading()
 
+    def _mute(self) -> None:
+        """Stop reading until the session's throttle ends, then handle what was buffered."""
+        if self.muted or self.transport is None or self.closed:
+            return
+        self.muted = True
+        self.transport.pause_reading()
+        delay_s = max(0.0, (self.session.muted_until_ms - now_ms()) / 1000)
+
+        def unmute() -> None:
+            self.muted = False
+            if not self.closed:
+                self._update_reading()
+                self.buffer_updated(0)
+
+        self.server.loop.call_later(delay_s, unmute)
+
     def handle(self, payload: bytes) -> bool:
         server = self.server
         metrics = server.core.metrics
@@ -213,6 +234,8 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("request from %s failed; closing its connection", self.client_host)
             self.abort()
             return False
+        # request_percentage quotas count the time the core spent on the request
+        server.core.request_time(self.connection_id, time.perf_counter_ns() - started_ns, now_ms())
         if result is None:
             metrics.request(api_key, time.perf_counter_ns() - started_ns)
             return True  # acks=0: no response
@@ -225,7 +248,21 @@ class _Connection(asyncio.BufferedProtocol):
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
+        if self.session is not None and self.session.failed:
+            self.close_after_failed_authentication()
+            return False
         return True
+
+    def close_after_failed_authentication(self) -> None:
+        """Send the failure, read nothing more, close after connection.failed.authentication.
+        delay.ms (Kafka's brake on password guessing; other connections are not delayed)."""
+        self.flush()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.paused_for_inflight = True  # keeps reading paused through _update_reading
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
@@ -268,6 +305,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
 
+class ListenError(Exception):
+    """The listener cannot be opened (address in use, not an address of this host, ...)."""
+
+
 class Server:
     def __init__(self, config: BrokerConfig, fs: Any = None,
                  peer_filter: Callable[[int, int], bool] | None = None):
@@ -287,6 +328,7 @@ class Server:
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self._data_dir_lock: data_dir.DataDirLock | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
         from moldau.runtime.peers import PeerManager
 
@@ -295,14 +337,19 @@ class Server:
         # reason, one line; `moldau server` prints it and exits.
         self.fatal_error: str | None = None
         self.failed: asyncio.Event | None = None
+        self.health: LoopHealth | None = None  # event-loop lag, GC, tick and disk-write times
 
     async def start(self) -> tuple[str, int]:
-        """Bind every listener, then start the core (it registers the bound ports), then
-        accept connections. Returns the first broker listener's (host, port)."""
+        """Lock the data directory (held until stop), bind every listener, then start the core
+        (it registers the bound ports), then accept connections. Returns the first broker
+        listener's (host, port). DataDirError and ListenError carry one-line messages that name
+        the real cause (the directory, or the address)."""
         self.loop = asyncio.get_running_loop()
-        await self.start_metrics()  # first, so that /health/ready says "not yet" meanwhile
+        # (a file system of the caller's — moldau.Cluster's in-memory disks — has nothing to lock)
+        self._data_dir_lock = data_dir.take(self.config.data_dir) if self.fs is None else None
         config = self.config
         try:
+            await self.start_metrics()  # early, so that /health/ready says "not yet" meanwhile
             for listener in list(config.listeners):
                 await self._bind(listener)
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
@@ -313,12 +360,16 @@ class Server:
         except BaseException:
             for server in self._servers.values():
                 server.close()
+            if self._data_dir_lock is not None:
+                self._data_dir_lock.release()
             raise
         for server in self._servers.values():
             await server.start_serving()
         self.port = config.port
         self._tick_task = asyncio.create_task(self._tick_forever())
         self.after_core_call()
+        self.health = LoopHealth(self.loop)
+        self.health.start()
         return config.host, self.port
 
     async def wait_running(self, timeout_s: float | None = None) -> bool:
@@ -353,10 +404,14 @@ class Server:
 
     async def _bind(self, listener: Listener) -> None:
         context = tls.server_context(self.config, listener) if listener.uses_tls else None
-        server = await self.loop.create_server(
-            lambda: self._new_connection(listener), listener.host or None, listener.port,
-            reuse_address=True, backlog=1024, ssl=context, start_serving=False,
-        )
+        try:
+            server = await self.loop.create_server(
+                lambda: self._new_connection(listener), listener.host or None, listener.port,
+                reuse_address=True, backlog=1024, ssl=context, start_serving=False,
+            )
+        except OSError as error:
+            raise ListenError(f"cannot listen on {listener.host or '0.0.0.0'}:{listener.port} "
+                              f"(listener {listener.name}): {error.strerror or error}") from None
         self._servers[listener.name] = server
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
@@ -383,8 +438,10 @@ class Server:
             return False, "the Kafka listeners are not accepting connections"
         if self.core is None:
             return False, "recovering the logs and replaying the metadata log"
-        if not self.core.running:
-            return False, "joining the cluster (registering with the controller, catching up with the metadata log)"
+        # In a cluster the core says when it is registered, unfenced and caught up with the
+        # metadata log (BrokerCore.running); a single node's core serves as soon as it exists.
+        if getattr(self.core, "running", True) is False:
+            return False, "registering with the controller and catching up with the metadata log"
         return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
@@ -401,7 +458,7 @@ class Server:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
             try:
-                self.core.tick(now_ms())
+                self.health.timed_tick(self.core.tick, now_ms())
             except Exception:
                 log.exception("periodic broker work failed")
             self.after_core_call()
@@ -469,6 +526,8 @@ class Server:
 
     async def _close_sockets(self) -> None:
         self.peers.close()
+        if self.health is not None:
+            self.health.stop()
         if self._tick_task is not None:
             self._tick_task.cancel()
         if self._deadline_timer is not None:
@@ -483,9 +542,14 @@ class Server:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()  # as the OS would for a killed process
+            self._data_dir_lock = None
 
     async def stop(self) -> None:
         self.peers.close()
+        if self.health is not None:
+            self.health.stop()
         if self._tick_task is not None:
             self._tick_task.cancel()
         if self._deadline_timer is not None:
@@ -503,3 +567,5 @@ class Server:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()  # last: nothing writes to the directory any more

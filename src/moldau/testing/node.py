@@ -75,6 +75,12 @@ class LocalNode:
             self.core.tick(self.now_ms)
             self.pump()
 
+    def advance_to(self, now_ms: int, step_ms: int = 1_000) -> None:
+        """Move the clock to `now_ms` (if it is ahead), running what falls due along the way:
+        the node's own heartbeats keep it registered, as its runtime would."""
+        if now_ms > self.now_ms:
+            self.advance(now_ms - self.now_ms, step_ms)
+
     def _expire_waiting(self) -> None:
         for delayed, request in list(self.waiting):
             if delayed.done:
