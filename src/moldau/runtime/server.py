@@ -368,6 +368,21 @@ class Server:
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
 
+    def outbound_security(self, role: str):
+        """How this node connects to another node's broker or controller listener (role
+        "broker" / "controller", protocol/rpc.py's BROKER / CONTROLLER): the TLS context and
+        the SASL credentials (runtime/outbound.py). Built once per role."""
+        from moldau.runtime.outbound import outbound_security
+
+        cache = self.__dict__.setdefault("_outbound_security", {})
+        if role not in cache:
+            cache[role] = outbound_security(self.config, role)
+        return cache[role]
+
+    def outbound_tls_context(self, role: str):
+        """The TLS context for a connection to another node's listener (None: plaintext)."""
+        return self.outbound_security(role).ssl_context
+
     def listener_port(self, name: str) -> int:
         """The port a listener is bound to (its configured one, or the one port 0 got)."""
         listener = self.config.listener_settings.listener(name)
