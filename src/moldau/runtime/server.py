@@ -316,6 +316,7 @@ class Server:
         self.connections: set[_Connection] = set()
         # listener name -> its listening socket server
         self._servers: dict[str, asyncio.base_events.Server] = {}
+        self._outbound_security: dict = {}  # role -> runtime/outbound.OutboundSecurity
         self._tick_task: asyncio.Task | None = None
         self._next_connection_id = 0
         self.port: int = 0
@@ -374,10 +375,9 @@ class Server:
         the SASL credentials (runtime/outbound.py). Built once per role."""
         from moldau.runtime.outbound import outbound_security
 
-        cache = self.__dict__.setdefault("_outbound_security", {})
-        if role not in cache:
-            cache[role] = outbound_security(self.config, role)
-        return cache[role]
+        if role not in self._outbound_security:
+            self._outbound_security[role] = outbound_security(self.config, role)
+        return self._outbound_security[role]
 
     def outbound_tls_context(self, role: str):
         """The TLS context for a connection to another node's listener (None: plaintext)."""
