@@ -106,6 +106,21 @@ class Partition:
         self.maybe_advance_high_watermark()
         return info
 
+    @property
+    def last_stable_offset(self) -> int:
+        """What read_committed consumers read below: the high watermark, or the first offset
+        of a transaction still open (or decided with its marker not yet replicated)."""
+        return self.log.producer_state.last_stable_offset(self.high_watermark)
+
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                              commit: bool, now_ms: int) -> Any:
+        """WriteTxnMarkers: end a producer's transaction here (as leader, at our leader epoch)."""
+        self.check_leader()
+        info = self.log.append_end_txn_marker(producer_id, producer_epoch, coordinator_epoch, commit,
+                                              self.leader_epoch, now_ms)
+        self.maybe_advance_high_watermark()
+        return info
+
     def check_timestamps(self, payload: Any, now_ms: int) -> list[BatchHeader] | None:
         """Produce's check before append(); returns the headers it parsed (None when the topic
         sets no bounds, or uses LogAppendTime), to be passed on to append() so the log does not
