@@ -2,6 +2,8 @@
 
 from moldau.broker import (  # noqa: F401 - imported for their @api registrations
     acls,
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     alter_configs,
     api_versions,
     create_partitions,
@@ -14,7 +16,9 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_transactions,
     elect_leaders,
+    end_txn,
     fetch,
     find_coordinator,
     heartbeat,
@@ -24,6 +28,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     list_groups,
     list_offsets,
     list_partition_reassignments,
+    list_transactions,
     metadata,
     offset_commit,
     offset_delete,
@@ -31,4 +36,6 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     offset_for_leader_epoch,
     produce,
     sync_group,
+    txn_offset_commit,
+    write_txn_markers,
 )

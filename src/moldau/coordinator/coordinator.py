@@ -56,6 +56,8 @@ class GroupCoordinator(MembershipMixin):
         self.groups: dict[str, Group] = {}
         self.loaded: dict[int, int] = {}  # offsets partition -> leader epoch it was loaded at
         self.last_retention_check_ms = core.now_ms
+        from moldau.coordinator.txn_offsets import TxnOffsets  # (imports the broker's verification path)
+        self.txn_offsets = TxnOffsets(self)  # TxnOffsetCommit: pending until the transaction's marker
 
     # --- routing and loading ----------------------------------------------------------
     def partition_count(self) -> int:
@@ -95,7 +97,9 @@ class GroupCoordinator(MembershipMixin):
             del self.groups[group_id]
         offsets: dict[str, dict[tuple[str, int], rec.OffsetValue]] = {}
         metadata: dict[str, rec.GroupValue | None] = {}
-        for key_bytes, value_bytes in topic.read_records(partition):
+        open_transactions: dict[int, list] = {}
+        self.txn_offsets.unload(index)
+        for key_bytes, value_bytes in topic.read_records(partition, open_transactions):
             key = rec.decode_key(key_bytes)
             if isinstance(key, rec.OffsetKey):
                 entries = offsets.setdefault(key.group_id, {})
@@ -109,6 +113,7 @@ class GroupCoordinator(MembershipMixin):
         live = {g for g, entries in offsets.items() if entries} | {g for g, v in metadata.items() if v is not None}
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
+        self.txn_offsets.load(open_transactions)
         self.loaded[index] = partition.leader_epoch
 
     def _drop_offsets_of_deleted_topics(self, partition: Any, offsets: dict, now_ms: int) -> None:
@@ -157,6 +162,7 @@ class GroupCoordinator(MembershipMixin):
 
     def _unload(self, index: int) -> None:
         del self.loaded[index]
+        self.txn_offsets.unload(index)
         for group_id in [g for g in sorted(self.groups) if self.partition_of(g) == index]:
             group = self.groups.pop(group_id)
             for member in list(group.members.values()):
