@@ -99,9 +99,13 @@ def test_transaction_rules_and_fencing() -> None:
 
 
 def test_clients_cannot_write_control_batches() -> None:
+    from moldau.replication.partition import Partition, PartitionError
+
     log = open_log()
-    with pytest.raises(RecordsError) as info:
-        log.append_as_leader(end_txn_marker_batch(1, 0, 0, True, 5), 0, 0)
+    partition = Partition("txn", 0, "id", log, 1)
+    partition.become_leader(0, (1,), (1,), 0)
+    with pytest.raises(PartitionError) as info:
+        partition.append(end_txn_marker_batch(1, 0, 0, True, 5), -1, 0)
     assert info.value.error_code == ErrorCode.invalid_record
     assert log.log_end_offset == 0
 

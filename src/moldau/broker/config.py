@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from moldau import limits
+from moldau.broker import listeners as listener_model
+from moldau.broker.listeners import Listener, ListenerError, ListenerSettings
 
 # Kafka keys that configure things Moldau does differently or not at all; accepted silently.
 _HARMLESS_KEYS = {
-    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-    "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+    "controller.quorum.voters", "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
@@ -24,6 +25,16 @@ _HARMLESS_KEYS = {
     "offsets.topic.replication.factor", "offsets.topic.num.partitions", "zookeeper.connect",
     "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
 }
+
+# Keys read into BrokerConfig's own fields (see _apply_known); config/server.properties lists
+# them all, with the topic defaults and unit aliases below.
+SERVER_KEYS = (
+    "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "num.partitions",
+    "default.replication.factor", "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes",
+    "log.retention.check.interval.ms", "connections.max.idle.ms", "offsets.topic.num.partitions",
+    "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+    "offsets.retention.minutes", "cluster.id", "metrics.port",
+)
 
 # Keys copied into the broker-level defaults of topic configs (see controller/configs.py).
 _TOPIC_DEFAULT_KEYS = {
@@ -50,6 +61,24 @@ _ALIASES = (
 )
 _ALIAS_KEYS = {alias for alias, _target, _factor in _ALIASES}
 
+# The listener model's keys, resolved together once all keys are read (broker/listeners.py).
+_LISTENER_KEYS = {
+    "listeners", "advertised.listeners", "listener.security.protocol.map", "inter.broker.listener.name",
+    "security.inter.broker.protocol", "controller.listener.names", "process.roles",
+}
+# Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
+# per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_KEYS = {
+    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",
+}
+
+
+def known_keys() -> set[str]:
+    """Every server.properties key Moldau applies."""
+    return set(SERVER_KEYS) | _LISTENER_KEYS | _TOPIC_DEFAULT_KEYS | _ALIAS_KEYS
+
 
 # The transaction coordinator's settings: server.properties key -> BrokerConfig attribute.
 _TRANSACTION_KEYS = {
@@ -70,10 +99,13 @@ class ConfigFileError(Exception):
 @dataclass
 class BrokerConfig:
     node_id: int = 1
-    host: str = "127.0.0.1"
-    port: int = 9092
-    advertised_host: str | None = None
-    advertised_port: int | None = None
+    # Named listeners, their security protocols, the advertised ones (broker/listeners.py).
+    listener_settings: ListenerSettings = field(default_factory=lambda: listener_model.resolve({}))
+    # Security keys as given, per-listener prefixes included (see _SECURITY_PREFIXES).
+    security: dict[str, str] = field(default_factory=dict)
+    # What a listener bound to every interface ("" or 0.0.0.0) advertises; the runtime sets
+    # the host's name (Kafka advertises its canonical host name).
+    wildcard_advertised_host: str = "localhost"
     data_dir: str = "./moldau-data"
     num_partitions: int = 1
     default_replication_factor: int = 1
@@ -97,13 +129,63 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     cluster_id: str | None = None
+    # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
+    metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
     log_defaults: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
+    # --- listeners: the first broker listener stands for "the" host and port of older callers
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.listener_settings.listeners
+
+    @property
+    def advertised_listeners(self) -> list[Listener]:
+        """What this node tells clients and other nodes, wildcard hosts replaced."""
+        return [_advertisable(listener, self.wildcard_advertised_host)
+                for listener in self.listener_settings.advertised_listeners]
+
+    @property
+    def inter_broker_listener_name(self) -> str:
+        return self.listener_settings.inter_broker_listener_name
+
+    @property
+    def controller_listener_names(self) -> tuple[str, ...]:
+        return self.listener_settings.controller_listener_names
+
+    @property
+    def first_listener(self) -> Listener:
+        return self.listener_settings.broker_listeners[0]
+
+    @property
+    def host(self) -> str:
+        return self.first_listener.host or "0.0.0.0"
+
+    @host.setter
+    def host(self, host: str) -> None:
+        self.listener_settings.rebind(self.first_listener.name, host=host)
+
+    @property
+    def port(self) -> int:
+        return self.first_listener.port
+
+    @port.setter
+    def port(self, port: int) -> None:
+        self.listener_settings.rebind(self.first_listener.name, port=port)
+
     @property
     def advertised(self) -> tuple[str, int]:
-        return (self.advertised_host or self.host, self.advertised_port or self.port)
+        name = self.first_listener.name
+        listener = next(l for l in self.advertised_listeners if l.name == name)
+        return listener.host, listener.port
+
+    def listener_value(self, listener_name: str, key: str, default: str | None = None) -> str | None:
+        """A security setting of one listener: `listener.name.<name>.<key>`, else `<key>`."""
+        prefixed = self.security.get(f"listener.name.{listener_name.lower()}.{key}")
+        if prefixed is not None:
+            return prefixed
+        return self.security.get(key, default)
 
     @classmethod
     def from_properties(cls, props: dict[str, str]) -> "BrokerConfig":
@@ -113,6 +195,11 @@ class BrokerConfig:
             if not config._apply(key.strip(), value.strip()):
                 unknown.append(key)
         config._resolve_aliases(props)
+        try:
+            config.listener_settings = listener_model.resolve(
+                {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
+        except ListenerError as error:
+            raise ConfigFileError(str(error)) from None
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
@@ -120,52 +207,56 @@ class BrokerConfig:
     def _apply(self, key: str, value: str) -> bool:
         try:
             return self._apply_known(key, value)
-        except ValueError as error:
-            raise ConfigFileError(f"invalid value {value!r} for {key}: {error}") from None
+        except ValueError as error:  # the parsers' messages say what the key expects
+            raise ConfigFileError(f"invalid value {value!r} for {key}: expected {error}") from None
 
     def _apply_known(self, key: str, value: str) -> bool:
         if key in ("node.id", "broker.id"):
-            self.node_id = int(value)
-        elif key == "listeners":
-            self.host, self.port = _first_listener(value)
-        elif key == "advertised.listeners":
-            self.advertised_host, self.advertised_port = _first_listener(value)
+            self.node_id = _integer(value, 0, _INT_MAX)
+        elif key in _LISTENER_KEYS:
+            pass  # resolved together after all keys are read (broker/listeners.py)
+        elif key in _SECURITY_KEYS or key.startswith(_SECURITY_PREFIXES):
+            self.security[key] = value
         elif key in ("log.dirs", "log.dir"):
             self.data_dir = value.split(",")[0].strip()
+            if not self.data_dir:
+                raise ValueError("a directory (or a comma-separated list of them)")
         elif key == "num.partitions":
-            self.num_partitions = _positive(value)
+            self.num_partitions = _integer(value, 1, _INT_MAX)
         elif key == "default.replication.factor":
-            self.default_replication_factor = _positive(value)
+            self.default_replication_factor = _integer(value, 1, _SHORT_MAX)
         elif key == "auto.create.topics.enable":
             self.auto_create_topics_enable = _boolean(value)
         elif key == "delete.topic.enable":
             self.delete_topic_enable = _boolean(value)
         elif key == "socket.request.max.bytes":
-            self.socket_request_max_bytes = _positive(value)
+            self.socket_request_max_bytes = _integer(value, 1, _INT_MAX)
         elif key == "log.retention.check.interval.ms":
-            self.log_retention_check_interval_ms = _positive(value)
+            self.log_retention_check_interval_ms = _integer(value, 1, _LONG_MAX)
         elif key == "connections.max.idle.ms":
-            self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
+            self.connections_max_idle_ms = _integer(value, -_LONG_MAX, _LONG_MAX)  # negative: never close
         elif key == "offsets.topic.num.partitions":
-            self.offsets_topic_num_partitions = _positive(value)
+            self.offsets_topic_num_partitions = _integer(value, 1, _INT_MAX)
         elif key == "group.initial.rebalance.delay.ms":
-            self.group_initial_rebalance_delay_ms = int(value)
+            self.group_initial_rebalance_delay_ms = _integer(value, 0, _INT_MAX)
         elif key == "group.min.session.timeout.ms":
-            self.group_min_session_timeout_ms = _positive(value)
+            self.group_min_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "group.max.session.timeout.ms":
-            self.group_max_session_timeout_ms = _positive(value)
+            self.group_max_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "offsets.retention.minutes":
-            self.offsets_retention_ms = _positive(value) * 60_000
+            self.offsets_retention_ms = _integer(value, 1, _INT_MAX) * 60_000
         elif key == "cluster.id":
             self.cluster_id = value
+        elif key == "metrics.port":
+            self.metrics_port = _port(value) if value else None
         elif key in _TRANSACTION_KEYS:
-            setattr(self, _TRANSACTION_KEYS[key], _positive(value))
+            setattr(self, _TRANSACTION_KEYS[key], _integer(value, 1, _INT_MAX))
         elif key in _TOPIC_DEFAULT_KEYS:
-            self.log_defaults[key] = value
+            self.log_defaults[key] = _topic_default(key, value)
             if key == "message.max.bytes":
-                self.message_max_bytes = _positive(value)
+                self.message_max_bytes = int(value)
         elif key in _ALIAS_KEYS:
-            pass  # resolved after all keys are read, so that precedence does not depend on order
+            _integer(value, -_LONG_MAX, _LONG_MAX)  # resolved after all keys are read (precedence)
         else:
             return key in _HARMLESS_KEYS
         return True
@@ -173,31 +264,62 @@ class BrokerConfig:
     def _resolve_aliases(self, props: dict[str, str]) -> None:
         for alias, target, factor in _ALIASES:
             if alias in props and target not in props:
+                text = props[alias].strip()
+                value = int(text)
+                # a negative retention means unlimited in every unit (Kafka: -1 ms)
+                resolved = str(-1 if value < 0 and "retention" in target else value * factor)
                 try:
-                    self.log_defaults[target] = str(int(props[alias].strip()) * factor)
-                except ValueError:
-                    raise ConfigFileError(f"invalid value {props[alias]!r} for {alias}") from None
+                    self.log_defaults[target] = _topic_default(target, resolved)
+                except ValueError as error:
+                    raise ConfigFileError(f"invalid value {text!r} for {alias}: expected {error} "
+                                          f"once converted to {target}") from None
 
 
-def _first_listener(value: str) -> tuple[str, int]:
-    """`PLAINTEXT://host:port[,CONTROLLER://...]` → (host, port) of the first listener."""
-    first = value.split(",")[0].strip()
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    host, _, port = first.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+_SHORT_MAX = 2**15 - 1
+_INT_MAX = 2**31 - 1
+_LONG_MAX = 2**63 - 1
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be positive")
+def _advertisable(listener: Listener, wildcard_host: str) -> Listener:
+    if listener.host in ("", "0.0.0.0", "::"):
+        return Listener(listener.name, wildcard_host, listener.port, listener.security_protocol)
+    return listener
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError("a port number from 0 to 65535 (0: any free port)")
+    return int(value)
+
+
+def _integer(value: str, minimum: int, maximum: int) -> int:
+    """An integer in [minimum, maximum]; the ValueError says which, as the expected form."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        if maximum in (_INT_MAX, _LONG_MAX, _SHORT_MAX):
+            bits = {_INT_MAX: 32, _LONG_MAX: 64, _SHORT_MAX: 16}[maximum]
+            raise ValueError(f"a {bits}-bit integer" + (f" of at least {minimum}" if minimum > -maximum else ""))
+        raise ValueError(f"an integer from {minimum} to {maximum}")
     return number
+
+
+def _topic_default(key: str, value: str) -> str:
+    """A broker-level topic default (log.retention.ms, ...), checked as the topic config is."""
+    from moldau.controller.configs import BROKER_KEY_CONFIGS, ConfigError, expected_form, validate_broker_configs
+
+    try:
+        return validate_broker_configs({key: value})[key]
+    except ConfigError as error:
+        reason = str(error).partition(f"for configuration {key}: ")[2]
+        generic = reason.startswith(("Not a number", "Value must be at least", "String must be", "Expected value"))
+        raise ValueError(expected_form(BROKER_KEY_CONFIGS[key]) + ("" if generic else f" ({reason})")) from None
 
 
 def _boolean(value: str) -> bool:
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise ValueError("must be true or false")
+        raise ValueError("true or false")
     return lowered == "true"

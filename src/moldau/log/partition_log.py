@@ -258,8 +258,6 @@ class PartitionLog:
         total = len(payload)
         if total > config.segment_bytes:
             self._check_append_size(total)
-        if headers[0].attributes & CONTROL_MASK or len(headers) > 1:
-            _refuse_control_batches(headers)
         if headers[0].producer_id >= 0 or len(headers) > 1:
             duplicate = self._check_producers(headers)
             if duplicate is not None:
@@ -906,12 +904,6 @@ class PartitionLog:
         self._bases = [s.base_offset for s in self._segments]
         for segment in old:
             self._retired.append(_Retired(segment.log, self._now_ms))
-
-
-def _refuse_control_batches(headers: list[BatchHeader]) -> None:
-    for header in headers:
-        if header.attributes & CONTROL_MASK:
-            raise LogError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
 
 
 def _segment_bases(fs: FileSystem, directory: str) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import NO_TIMESTAMP, BatchHeader, validate_payload
+from moldau.records.batch import CONTROL_MASK, NO_TIMESTAMP, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
 
@@ -102,6 +102,11 @@ class Partition:
         self.check_leader()
         if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
             raise PartitionError(ErrorCode.not_enough_replicas)
+        if validated is None:
+            validated = validate_payload(payload, self.log.config.max_message_bytes)
+        for header in validated:  # markers come only through append_end_txn_marker
+            if header.attributes & CONTROL_MASK:
+                raise PartitionError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
