@@ -132,6 +132,8 @@ class ProducerStateManager:
                 f"epoch {header.producer_epoch} < {entry.producer_epoch} for producer "
                 f"{header.producer_id}")
         first_sequence, last_sequence = header.base_sequence, header.last_sequence
+        if first_sequence < 0:
+            return None  # no sequence (a coordinator's transactional offset commit): epoch only
         if header.producer_epoch == entry.producer_epoch:
             for batch in entry.batches:
                 if batch[0] == first_sequence and batch[1] == last_sequence:
