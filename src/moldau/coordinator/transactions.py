@@ -431,13 +431,15 @@ class TransactionCoordinator:
             next_producer_id = self._producer_id_or_error()
         if fencing and state == PREPARE_ABORT:
             meta.begin_fenced_abort(producer_epoch)
-        return meta.prepare_abort_or_commit(state, TRANSACTION_VERSION_2, next_producer_id, now_ms, no_partition_added)
+        return meta.prepare_abort_or_commit(state, TRANSACTION_VERSION_2, next_producer_id, now_ms, no_partition_added,
+                                            fenced=fencing)
 
     # --- admin ----------------------------------------------------------------------------
     def describe(self, transactional_id: str, now_ms: int) -> dict:
+        # An error leaves the other fields at the schema's defaults (0), as Kafka answers.
         entry = {"transactional_id": transactional_id, "error_code": ErrorCode.none, "transaction_state": "",
-                 "transaction_timeout_ms": 0, "transaction_start_time_ms": -1, "producer_id": -1,
-                 "producer_epoch": -1, "topics": []}
+                 "transaction_timeout_ms": 0, "transaction_start_time_ms": 0, "producer_id": 0,
+                 "producer_epoch": 0, "topics": []}
         try:
             if not transactional_id:
                 raise CoordinatorError(ErrorCode.invalid_request)

@@ -11,8 +11,9 @@ Epochs. InitProducerId bumps the epoch (a new transactional id starts at epoch 0
 open transaction bumps it once more, to abort it with an epoch the old producer does not have.
 With Transactions V2 (KIP-890, `client_version` 2) every commit or abort bumps the epoch again
 (the markers carry the new one, so a zombie's late write is refused) and EndTxn returns it to
-the client; when the epoch runs out (32766), the next producer id is allocated ahead
-(`next_producer_id`) and taken on completion with epoch 0.
+the client — except an abort that follows a fence, whose markers carry the fence's epoch; when
+the epoch runs out (32766), the next producer id is allocated ahead (`next_producer_id`) and
+taken on completion with epoch 0.
 """
 
 from __future__ import annotations
@@ -162,8 +163,11 @@ class TxnMetadata:
                              client_version=client_version)
 
     def prepare_abort_or_commit(self, state: TxnState, client_version: int, next_producer_id: int,
-                                now_ms: int, no_partition_added: bool) -> Transit:
-        if client_version >= TRANSACTION_VERSION_2:
+                                now_ms: int, no_partition_added: bool, fenced: bool = False) -> Transit:
+        """The end of a transaction. A V2 client's commit or abort bumps the epoch; an abort the
+        coordinator starts after fencing (a new producer, a timeout) keeps the fence's epoch —
+        Kafka 4.1.1 answers the next InitProducerId with the old epoch + 2, not + 3."""
+        if client_version >= TRANSACTION_VERSION_2 and not fenced:
             epoch = self.producer_epoch if (self.producer_epoch == EPOCH_MAX and state == PREPARE_ABORT) \
                 else self.producer_epoch + 1
             last = self.producer_epoch
