@@ -4,11 +4,12 @@ the simulated network, with crashes, partitions and a faulty network, checked af
 Theory of operation
 -------------------
 A scenario is a seed. From it come the cluster's shape (1, 3 or 5 voters, maybe an observer),
-the network's behaviour, and a schedule of faults for `fault_ms` of virtual time: crashes (power
-loss dropping or tearing unsynced bytes, or a process kill keeping them) followed by restarts,
-isolated nodes, split clusters, heals, and changes of loss/duplication/delay. Meanwhile a
-client appends values through whichever node says it leads, and notes each append as
-acknowledged once that node, still leader of the same epoch, has a high watermark past it.
+the network's behaviour, and a schedule of faults for `fault_ms` of virtual time: crashes
+(power loss dropping or tearing unsynced bytes, or a process kill keeping them) followed by
+restarts, isolated nodes, split clusters, one-way cuts, graceful leader resignations, heals,
+and changes of loss/duplication/delay. Meanwhile a client appends values through whichever node
+says it leads, and notes each append as acknowledged once that node, still leader of the same
+epoch, has a high watermark past it.
 
 After every event `RaftInvariants.check` asserts:
 - at most one leader per epoch (over the whole run, crashes included);
@@ -33,6 +34,10 @@ import random
 import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+from kio.schema.describe_quorum.v2.request import DescribeQuorumRequest
+from kio.schema.describe_quorum.v2.request import PartitionData as DescribePartition
+from kio.schema.describe_quorum.v2.request import TopicData as DescribeTopic
 
 from moldau.raft import RaftClient, messages
 from moldau.raft.client import NotLeaderError
@@ -103,10 +108,11 @@ class RaftInvariants:
         raise SimulationFailure(f"t={self.sim.queue.now_ms}ms: {message}")
 
     def check(self) -> None:
-        for node in self.sim.nodes.values():
+        for node in self.sim.node_list:
             core = node.core
-            if core is None:
-                continue
+            if core is None or not node.touched:
+                continue  # a core changes only when called, and every call touches its node
+            node.touched = False
             if core.fatal_error is not None:
                 self.fail(f"node {node.node_id} stopped: {core.fatal_error}")
             if core.is_leader:
@@ -184,6 +190,7 @@ class RaftSimulation:
         self.plan = plan or FaultPlan()
         self.fault_ms = fault_ms
         self.converge_ms = converge_ms
+        self.stable_ms = 1500
         voter_count = self.rng.choice((1, 3, 3, 3, 3, 5))
         observer_count = self.rng.choice((0, 0, 0, 1))
         self.voters = {i: ("127.0.0.1", 9093 + i) for i in range(1, voter_count + 1)}
@@ -192,9 +199,16 @@ class RaftSimulation:
         self.nodes: dict[int, RaftSimNode] = {
             i: RaftSimNode(i, self.voters, config or SIM_CONFIG, self.queue, self.network, node_rng)
             for i in ids}
+        self.node_list = [self.nodes[i] for i in sorted(self.nodes)]
         self.invariants = RaftInvariants(self)
         self._appended = 0
         self.faults_on = True
+
+    def fingerprint(self) -> str:
+        """What a run did, to compare two runs of one seed (determinism)."""
+        committed = sorted(self.invariants.committed.items())
+        return (f"steps={self.queue.steps} messages={self.network.messages} t={self.queue.now_ms} "
+                f"epochs={sorted(self.invariants.leader_of_epoch.items())} committed={committed}")
 
     def describe(self) -> str:
         observers = len(self.nodes) - len(self.voters)
@@ -215,6 +229,7 @@ class RaftSimulation:
                                         f"stopped: {self._status()}")
             self.queue.run_until(self.queue.now_ms + 50, self.invariants.check)
         self._final_checks()
+        self._check_stable()
 
     def _start(self, node: RaftSimNode) -> None:
         if node.core is None:
@@ -253,6 +268,12 @@ class RaftSimulation:
         if len(ids) > 1:
             self.network.split(set(self.rng.sample(ids, self.rng.randint(1, len(ids) - 1))))
 
+    def _fault_one_way(self) -> None:
+        ids = sorted(self.nodes)
+        if len(ids) > 1:
+            sender, receiver = self.rng.sample(ids, 2)
+            self.network.cut_one_way(sender, receiver)
+
     def _fault_heal(self) -> None:
         self.network.heal()
 
@@ -263,6 +284,14 @@ class RaftSimulation:
 
     def _fault_idle(self) -> None:
         pass
+
+    def _fault_resign(self) -> None:
+        """A graceful leader shutdown's first step: hand the epoch over with EndQuorumEpoch."""
+        for _, node in sorted(self.nodes.items()):
+            if node.alive and node.core.is_leader:
+                node.core.resign(self.queue.now_ms)
+                node.after_call()
+                return
 
     def _client_step(self) -> None:
         if self.queue.now_ms >= self.fault_ms:
@@ -304,6 +333,25 @@ class RaftSimulation:
                 parts.append(f"{node_id}: {core.state_name} epoch {core.epoch} leader {core.leader_id} "
                              f"leo {core.log_end_offset} hw {core.high_watermark}")
         return "; ".join(parts)
+
+    def _check_stable(self) -> None:
+        """With no faults, a converged quorum keeps its leader: no spurious elections (pre-vote,
+        check quorum and fetch timeouts must all stay quiet), and the leader's DescribeQuorum
+        view shows every voter caught up."""
+        leader = next(n.core for n in self.nodes.values() if n.core.is_leader)
+        epoch = leader.epoch
+        self.queue.run_until(self.queue.now_ms + self.stable_ms, self.invariants.check)
+        if not leader.is_leader or leader.epoch != epoch:
+            raise SimulationFailure(f"leader {leader.node_id} of epoch {epoch} lost its leadership "
+                                    f"without faults: {self._status()}")
+        request = DescribeQuorumRequest(topics=(DescribeTopic(
+            topic_name="__cluster_metadata", partitions=(DescribePartition(partition_index=0),)),))
+        partition = messages.response_partition(
+            leader.handle_request(messages.DESCRIBE_QUORUM, 2, request, self.queue.now_ms))
+        lagging = [v.replica_id for v in partition.current_voters if v.log_end_offset != leader.log_end_offset]
+        if lagging or partition.high_watermark != leader.high_watermark:
+            raise SimulationFailure(f"DescribeQuorum on the leader: voters {lagging} lag, high watermark "
+                                    f"{partition.high_watermark} vs {leader.high_watermark}")
 
     def _final_checks(self) -> None:
         reference = None

@@ -373,3 +373,75 @@ def test_observer_never_votes_and_follows_a_new_leader():
     new = cluster.leader()
     assert new is not None and new is not leader
     assert observer.leader_id == new.node_id and observer.epoch == new.epoch
+
+
+def test_single_node_metadata_log_of_earlier_versions_is_adopted():
+    """A data directory written before the quorum existed (controller/metadata_log.py wrote
+    batches of leader epoch 0, with no quorum-state) becomes the single voter's log, all of it
+    committed."""
+    from moldau.log.config import LogConfig
+    from moldau.log.partition_log import PartitionLog
+    from moldau.records import Record, build_batch
+
+    fs = MemoryFileSystem()
+    old = PartitionLog.open(fs, "/data/__cluster_metadata-0", LogConfig(), 0)
+    for value in (b"first", b"second"):
+        old.append_as_leader(build_batch([Record(0, 5, None, value)]), 0, 5)
+    old.close()
+    client = RaftClient(1, {1: ("h", 1)}, fs, "/data", "c", random.Random(0), 10)
+    assert client.is_leader and client.epoch == 1 and client.epoch_start_offset == 2
+    assert client.read_committed(0, 10) == [(0, b"first"), (1, b"second")]
+
+
+def test_older_request_versions_are_served():
+    import datetime
+
+    from kio.schema.begin_quorum_epoch.v0 import request as bqe0
+    from kio.schema.end_quorum_epoch.v0 import request as eqe0
+    from kio.schema.fetch.v13 import request as fetch13
+
+    from moldau.raft.log import TOPIC_ID
+
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    # Fetch v13: replica_id at the top level, topic by id.
+    request = fetch13.FetchRequest(
+        cluster_id="cluster-a", replica_id=follower.node_id, max_wait=datetime.timedelta(0), min_bytes=0,
+        topics=(fetch13.FetchTopic(topic_id=TOPIC_ID, partitions=(fetch13.FetchPartition(
+            partition=0, current_leader_epoch=leader.epoch, fetch_offset=0, last_fetched_epoch=0,
+            partition_max_bytes=1 << 20),)),), forgotten_topics_data=())
+    partition = m.response_partition(leader.handle_request(m.FETCH, 13, request, cluster.now))
+    assert ErrorCode(partition.error_code) == ErrorCode.none and partition.records
+    # BeginQuorumEpoch v0 and EndQuorumEpoch v0 (successors as plain ids).
+    bqe = bqe0.BeginQuorumEpochRequest(cluster_id="cluster-a", topics=(bqe0.TopicData(
+        topic_name="__cluster_metadata", partitions=(bqe0.PartitionData(
+            partition_index=0, leader_id=leader.node_id, leader_epoch=leader.epoch),)),))
+    answer = m.response_partition(follower.handle_request(m.BEGIN_QUORUM_EPOCH, 0, bqe, cluster.now))
+    assert (ErrorCode(answer.error_code), answer.leader_id) == (ErrorCode.none, leader.node_id)
+    eqe = eqe0.EndQuorumEpochRequest(cluster_id="cluster-a", topics=(eqe0.TopicData(
+        topic_name="__cluster_metadata", partitions=(eqe0.PartitionData(
+            partition_index=0, leader_id=leader.node_id, leader_epoch=leader.epoch,
+            preferred_successors=(follower.node_id,)),)),))
+    answer = m.response_partition(follower.handle_request(m.END_QUORUM_EPOCH, 0, eqe, cluster.now))
+    assert ErrorCode(answer.error_code) == ErrorCode.none
+    assert follower.state_name == "Prospective"  # first successor: no backoff at all
+    unknown = bqe0.BeginQuorumEpochRequest(cluster_id="cluster-a", topics=(bqe0.TopicData(
+        topic_name="other", partitions=(bqe0.PartitionData(partition_index=0, leader_id=1, leader_epoch=1),)),))
+    response = follower.handle_request(m.BEGIN_QUORUM_EPOCH, 0, unknown, cluster.now)
+    assert ErrorCode(response.error_code) == ErrorCode.invalid_request
+
+
+def test_a_failing_disk_stops_the_node_with_one_line():
+    cluster = Cluster()
+    leader = elect(cluster)
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for handle in list(leader.log.log.segments):
+        handle.log.sync = broken  # the next fsync fails
+    leader.append([b"x"], cluster.now)
+    leader.run_deadlines(cluster.now)
+    assert leader.fatal_error is not None and "No space left" in leader.fatal_error
+    assert "\n" not in leader.fatal_error and not leader.is_leader

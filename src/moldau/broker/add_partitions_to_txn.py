@@ -9,7 +9,8 @@ TxnOffsetCommit v5 add their partition through the leader). Per partition, as Ka
 partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION and the others of the request
 OPERATION_NOT_ATTEMPTED; otherwise every partition gets the coordinator's answer
 (NOT_COORDINATOR, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS, ...;
-a verified partition not in the transaction: TRANSACTION_ABORTABLE).
+a verified partition not in the transaction: TRANSACTION_ABORTABLE). Authorization as Kafka:
+v0–3 WRITE on the transactional id and on each topic, v4+ CLUSTER_ACTION.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.coordinator.txn_reply import Reply
+from moldau.security import acls as a
 
 
 @apis.api(24, 0, 5)
@@ -27,6 +29,8 @@ def handle(core, ctx: apis.RequestContext, request):
     coordinator = core.extensions["txn_coordinator"]
     if ctx.version < 4:
         return _client_request(core, ctx, coordinator, request)
+    if not core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME):  # the broker-to-broker form
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "results_by_transaction": []}
     results: list[dict] = []
     waiting = [1]
     reply = Reply(core, ctx, {"throttle_time": 0, "error_code": ErrorCode.request_timed_out,
@@ -72,6 +76,9 @@ def _add(core, coordinator, transactional_id: str, producer_id: int, producer_ep
 
 def _client_request(core, ctx: apis.RequestContext, coordinator, request) -> Any:
     partitions = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
+    denied = _denied(core, ctx, request.v3_and_below_transactional_id, partitions)
+    if denied is not None:
+        return {"throttle_time": 0, "results_by_topic_v3_and_below": topic_results(denied)}
     holder: dict = {}
 
     def response(*_: Any) -> dict:
@@ -82,6 +89,18 @@ def _client_request(core, ctx: apis.RequestContext, coordinator, request) -> Any
     _add(core, coordinator, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
          request.v3_and_below_producer_epoch, partitions, 0, ctx.now_ms, holder, reply.respond)
     return reply.outcome()
+
+
+def _denied(core, ctx, transactional_id: str, partitions: list[tuple[str, int]]) -> dict | None:
+    """Kafka's checks: WRITE on the transactional id, then on each topic (the partitions of the
+    others are OPERATION_NOT_ATTEMPTED)."""
+    if not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id):
+        return {p: ErrorCode.transactional_id_authorization_failed for p in partitions}
+    unwritable = {name for name, _ in partitions if not core.authorize(ctx, a.WRITE, a.TOPIC, name)}
+    if not unwritable:
+        return None
+    return {p: ErrorCode.topic_authorization_failed if p[0] in unwritable else ErrorCode.operation_not_attempted
+            for p in partitions}
 
 
 def _exists(core, partition: tuple[str, int]) -> bool:

@@ -3,15 +3,19 @@
 AlterConfigs replaces a resource's whole set of dynamic configs (keys left out are removed),
 IncrementalAlterConfigs applies SET(0) / DELETE(1) / APPEND(2) / SUBTRACT(3) per key, as Kafka.
 Both become ConfigRecords in the metadata log; the broker reconfigures the topic's logs when
-it applies them. Broker configs may be altered for this broker's id or the cluster default
+it applies them. Group configs (type 32, KIP-848) are checked against the broker's
+group.consumer.* bounds; the coordinator reads them at each heartbeat. Broker configs may be altered for this broker's id or the cluster default
 (empty name); only topic-default (log.*) keys take effect dynamically.
 """
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.describe_configs import _denied
 from moldau.controller import configs as c
 from moldau.controller.controller import ControllerError
+from moldau.coordinator.consumer_config import TYPE_GROUP, ConsumerConfigError, validate_group_configs
+from moldau.security import acls as a
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -20,6 +24,10 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 def handle_alter(core, ctx: apis.RequestContext, request) -> dict:
     responses = []
     for resource in request.resources:
+        denied = _denied(core, ctx, resource.resource_type, resource.resource_name, a.ALTER_CONFIGS)
+        if denied is not None:
+            responses.append(_response(resource, denied, None))
+            continue
         current = core.image.configs.get((resource.resource_type, resource.resource_name), {})
         changes: dict[str, str | None] = {name: None for name in current}
         changes.update({entry.name: entry.value for entry in resource.configs})
@@ -31,6 +39,10 @@ def handle_alter(core, ctx: apis.RequestContext, request) -> dict:
 def handle_incremental(core, ctx: apis.RequestContext, request) -> dict:
     responses = []
     for resource in request.resources:
+        denied = _denied(core, ctx, resource.resource_type, resource.resource_name, a.ALTER_CONFIGS)
+        if denied is not None:
+            responses.append(_response(resource, denied, None))
+            continue
         try:
             changes = _incremental_changes(core, resource)
         except ControllerError as error:
@@ -74,6 +86,10 @@ def _apply(core, resource, changes, validate_only) -> dict:
         if unknown:
             return _response(resource, ErrorCode.invalid_config,
                              f"Cannot update these configs dynamically: {sorted(unknown)}")
+    elif resource.resource_type == TYPE_GROUP:
+        error = _check_group_configs(core, resource, changes)
+        if error is not None:
+            return error
     elif resource.resource_type != c.TYPE_TOPIC:
         return _response(resource, ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
     try:
@@ -81,6 +97,19 @@ def _apply(core, resource, changes, validate_only) -> dict:
     except ControllerError as error:
         return _response(resource, error.error_code, str(error))
     return _response(resource, ErrorCode.none, None)
+
+
+def _check_group_configs(core, resource, changes) -> dict | None:
+    """KIP-848 group configs: known keys within the broker's bounds (Kafka: INVALID_CONFIG)."""
+    if not resource.resource_name:
+        return _response(resource, ErrorCode.invalid_request, "Group name must not be empty.")
+    settings = core.extensions["consumer_group_coordinator"].settings
+    current = core.image.configs.get((TYPE_GROUP, resource.resource_name), {})
+    try:
+        validate_group_configs(settings, current, changes)
+    except ConsumerConfigError as error:
+        return _response(resource, ErrorCode.invalid_config, str(error))
+    return None
 
 
 _DYNAMIC_BROKER_KEYS = {d.broker_key for d in c.TOPIC_CONFIGS.values() if d.broker_key}

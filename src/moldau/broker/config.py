@@ -68,7 +68,8 @@ _LISTENER_KEYS = {
 }
 # Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
 # per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
-_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.", "plain.sasl.",
+                      "scram-sha-256.sasl.", "scram-sha-512.sasl.", "oauthbearer.sasl.")
 _SECURITY_KEYS = {
     "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
     "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",
@@ -106,6 +107,9 @@ class BrokerConfig:
     # What a listener bound to every interface ("" or 0.0.0.0) advertises; the runtime sets
     # the host's name (Kafka advertises its canonical host name).
     wildcard_advertised_host: str = "localhost"
+    # SCRAM credentials (user, mechanism code, password) created at start unless present
+    # (`moldau server --add-scram`, Kafka's `kafka-storage format --add-scram`).
+    bootstrap_scram: list[tuple[str, int, str]] = field(default_factory=list)
     data_dir: str = "./moldau-data"
     num_partitions: int = 1
     default_replication_factor: int = 1
@@ -129,6 +133,9 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     cluster_id: str | None = None
+    # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
+    # read and checked by coordinator/consumer_config.py.
+    group_consumer_properties: dict[str, str] = field(default_factory=dict)
     # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
     metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
@@ -195,14 +202,34 @@ class BrokerConfig:
             if not config._apply(key.strip(), value.strip()):
                 unknown.append(key)
         config._resolve_aliases(props)
+        config._check_group_consumer_properties()
         try:
             config.listener_settings = listener_model.resolve(
                 {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
         except ListenerError as error:
             raise ConfigFileError(str(error)) from None
+        config._check_sasl_listeners()
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
+
+    def _check_sasl_listeners(self) -> None:
+        """Refuse to start with SASL settings that cannot work (unsupported mechanisms, PLAIN
+        without users, a malformed JAAS config), naming the key."""
+        from moldau.security.jaas import JaasError
+        from moldau.security.sasl import SaslConfigError, SaslSettings
+
+        from moldau.security.acls import AUTHORIZER_CLASSES
+
+        authorizer = self.security.get("authorizer.class.name", "")
+        if authorizer and authorizer not in AUTHORIZER_CLASSES:
+            raise ConfigFileError(f"authorizer.class.name {authorizer} is not supported: use {AUTHORIZER_CLASSES[0]}")
+        for listener in self.listeners:
+            if listener.uses_sasl:
+                try:
+                    SaslSettings.from_config(self, listener.name)
+                except (SaslConfigError, JaasError) as error:
+                    raise ConfigFileError(str(error)) from None
 
     def _apply(self, key: str, value: str) -> bool:
         try:
@@ -245,6 +272,8 @@ class BrokerConfig:
             self.group_max_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "offsets.retention.minutes":
             self.offsets_retention_ms = _integer(value, 1, _INT_MAX) * 60_000
+        elif key.startswith("group.consumer.") or key == "group.coordinator.rebalance.protocols":
+            self.group_consumer_properties[key] = value
         elif key == "cluster.id":
             self.cluster_id = value
         elif key == "metrics.port":
@@ -260,6 +289,13 @@ class BrokerConfig:
         else:
             return key in _HARMLESS_KEYS
         return True
+
+    def _check_group_consumer_properties(self) -> None:
+        from moldau.coordinator.consumer_config import ConsumerConfigError, ConsumerGroupSettings
+        try:
+            ConsumerGroupSettings.from_properties(self.group_consumer_properties)
+        except ConsumerConfigError as error:
+            raise ConfigFileError(str(error)) from None
 
     def _resolve_aliases(self, props: dict[str, str]) -> None:
         for alias, target, factor in _ALIASES:

@@ -14,6 +14,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.coordinator.offsets_topic import CoordinatorError
+from moldau.security import acls as a
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
@@ -30,6 +31,10 @@ def handle(core, ctx: apis.RequestContext, request):
 
 
 def _find(core, ctx: apis.RequestContext, key_type: int, key: str) -> dict:
+    if key_type == KEY_TYPE_GROUP and not core.authorize(ctx, a.DESCRIBE, a.GROUP, key):
+        return _error(key, ErrorCode.group_authorization_failed, None)
+    if key_type == KEY_TYPE_TRANSACTION and not core.authorize(ctx, a.DESCRIBE, a.TRANSACTIONAL_ID, key):
+        return _error(key, ErrorCode.transactional_id_authorization_failed, None)
     if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
         return _error(key, ErrorCode.invalid_request, f"unknown coordinator key type {key_type}")
     if not key:

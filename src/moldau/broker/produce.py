@@ -29,11 +29,14 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.apis import throttled_response
 from moldau.broker.txn_verify import client_error, verify
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
 from moldau.records import HEADER_SIZE, RecordsError, parse_header
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
+from moldau.security.quotas import PRODUCER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _VERIFY_BACKSTOP_MS = 35_000  # a coordinator on another node that never answers
@@ -46,29 +49,45 @@ def handle(core, ctx: apis.RequestContext, request):
     acks = request.acks
     responses = []
     unverified: list[tuple[dict, str, str | None, Any, tuple[int, int]]] = []
+    # Authorization (Kafka's table): WRITE on the transactional id, if any, then on each topic.
+    transactional_id = getattr(request, "transactional_id", None)
+    denied_all = transactional_id is not None and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id)
     for topic in request.topic_data:
         name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
+        denied = (ErrorCode.transactional_id_authorization_failed if denied_all else
+                  ErrorCode.topic_authorization_failed if name is not None and not core.authorize(ctx, a.WRITE, a.TOPIC, name)
+                  else None)
         partitions = []
         for data in topic.partition_data:
-            producer = _opens_transaction(core, name, data)
-            if producer is None:
+            producer = None if denied is not None else _opens_transaction(core, name, data)
+            if denied is not None:
+                partitions.append(_result(data.index, denied))
+            elif producer is None:
                 partitions.append(_append(core, ctx, name, topic_id, data, acks))
             else:  # answered once the transaction coordinator verified (or added) the partition
                 partitions.append(_result(data.index, ErrorCode.none))
                 unverified.append((partitions[-1], name, topic_id, data, producer))
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
-    if unverified and request.transactional_id is None:  # Kafka refuses the whole request
-        return _respond(ctx, acks, _all_failed(responses, ErrorCode.transactional_id_authorization_failed))
+    # producer_byte_rate quotas (security/quotas.py): the client is told how long to back off
+    # and the connection is muted for that long (KIP-219).
+    throttle_ms = core.throttle(ctx, PRODUCER_BYTE_RATE, ctx.request_bytes)
+    if unverified and transactional_id is None:  # Kafka refuses the whole request
+        return _respond(ctx, acks, _all_failed(responses, ErrorCode.transactional_id_authorization_failed), throttle_ms)
     if unverified:
-        return _verify_then_append(core, ctx, request, responses, unverified)
-    return _respond(ctx, acks, responses)
+        return _verify_then_append(core, ctx, request, responses, unverified, throttle_ms)
+    return _respond(ctx, acks, responses, throttle_ms)
 
 
-def _respond(ctx, acks: int, responses: list[dict]):
+def _respond(ctx, acks: int, responses: list[dict], throttle_ms: int = 0):
     if acks == 0:
         return None
+    return throttled_response(ctx, _frame(ctx, responses, throttle_ms), throttle_ms, client_throttles_from_version=6)
+
+
+def _frame(ctx, responses: list[dict], throttle_ms: int) -> bytes:
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
+    return encode_produce_response(ctx.header.correlation_id, ctx.version,
+                                   {"responses": responses, "throttle_time": throttle_ms})
 
 
 def _opens_transaction(core, name, data) -> tuple[int, int] | None:
@@ -88,7 +107,7 @@ def _opens_transaction(core, name, data) -> tuple[int, int] | None:
     return header.producer_id, header.producer_epoch
 
 
-def _verify_then_append(core, ctx, request, responses: list[dict], unverified: list) -> Any:
+def _verify_then_append(core, ctx, request, responses: list[dict], unverified: list, throttle_ms: int) -> Any:
     """Ask the coordinator about every partition that would open a transaction; append those
     it confirms, answer the others with its (translated) error; respond when all are known."""
     producer_id, producer_epoch = unverified[0][4]
@@ -107,7 +126,7 @@ def _verify_then_append(core, ctx, request, responses: list[dict], unverified: l
                 slot.update(_append(core, ctx, name, topic_id, data, request.acks))
             else:
                 slot.update(_result(data.index, client_error(code, ctx.version > 10)))
-        frame = _respond(ctx, request.acks, responses)
+        frame = None if request.acks == 0 else _frame(ctx, responses, throttle_ms)
         if "delayed" in holder:
             holder["delayed"].complete(frame)
         else:

@@ -7,7 +7,8 @@ partition is in the producer's transaction (v5, Transactions V2: adds it), appen
 as a transactional batch and answers once it is replicated. They become the group's committed
 offsets when the transaction commits, and vanish if it aborts. Errors: NOT_COORDINATOR,
 INVALID_PRODUCER_EPOCH (fenced), INVALID_TXN_STATE (≤v3) / TRANSACTION_ABORTABLE (the
-partition is not in the transaction), UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE.
+partition is not in the transaction), UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE;
+authorization as Kafka: WRITE on the transactional id, READ on the group and each topic.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.coordinator.coordinator import OffsetCommit
 from moldau.coordinator.txn_reply import Reply
+from moldau.security import acls as a
 
 
 @apis.api(28, 0, 5)
@@ -32,6 +34,16 @@ def handle(core, ctx: apis.RequestContext, request):
                                                 for p in topic.partitions]}
             for topic in request.topics]}
 
+    denied = (ErrorCode.transactional_id_authorization_failed
+              if not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, request.transactional_id)
+              else ErrorCode.group_authorization_failed if not core.authorize(ctx, a.READ, a.GROUP, request.group_id)
+              else None)
+    if denied is not None:
+        return response([denied] * len(commits))
+    unreadable = {t.name for t in request.topics if not core.authorize(ctx, a.READ, a.TOPIC, t.name)}
+    if unreadable:
+        return response([ErrorCode.topic_authorization_failed if c.topic in unreadable
+                         else ErrorCode.operation_not_attempted for c in commits])
     reply = Reply(core, ctx, response([ErrorCode.request_timed_out] * len(commits)), response)
     member = (getattr(request, "generation_id", -1), getattr(request, "member_id", ""),
               getattr(request, "group_instance_id", None))

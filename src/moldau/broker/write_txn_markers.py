@@ -6,7 +6,8 @@ end a hanging transaction. Per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION,
 NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (the producer has a newer epoch here),
 TRANSACTION_COORDINATOR_FENCED (a newer coordinator already wrote for it); a producer this
 partition does not know gets its marker all the same (it may have written nothing here).
-The answer waits until every marker is replicated (acks=all). A marker for a
+The answer waits until every marker is replicated (acks=all). CLUSTER_ACTION on the
+cluster is required (CLUSTER_AUTHORIZATION_FAILED per partition otherwise). A marker for a
 `__consumer_offsets` partition also settles the producer's transactional offset commits there
 (commit: they become the group's committed offsets; abort: they are dropped).
 
@@ -25,10 +26,15 @@ from moldau.coordinator.offsets_topic import TOPIC as OFFSETS_TOPIC
 from moldau.coordinator.txn_reply import Reply
 from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 
 @apis.api(27, 1, 1)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME):  # brokers and admins only
+        return {"markers": [{"producer_id": m.producer_id, "topics": [
+            {"name": t.name, "partitions": [{"partition_index": i, "error_code": ErrorCode.cluster_authorization_failed}
+                                            for i in t.partition_indexes]} for t in m.topics]} for m in request.markers]}
     results: list[dict] = []
     waiting = [0]
     reply = Reply(core, ctx, {"markers": []})

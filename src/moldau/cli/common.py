@@ -38,8 +38,9 @@ _librdkafka_logger.addHandler(logging.NullHandler())
 _librdkafka_logger.propagate = False
 
 
-def client_options() -> argparse.ArgumentParser:
-    """The options every client subcommand takes, before or after the subcommand name."""
+def client_options(with_x: bool = True) -> argparse.ArgumentParser:
+    """The options every client subcommand takes, before or after the subcommand name.
+    `with_x=False` for commands whose own -X names producer or consumer properties."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection and output")
     group.add_argument(
@@ -56,8 +57,19 @@ def client_options() -> argparse.ArgumentParser:
         dest="command_config",
         metavar="FILE",
         default=argparse.SUPPRESS,
-        help="client properties file (key=value lines, as for Kafka's tools)",
+        help="client properties file (key=value lines, as for Kafka's tools: security.protocol, "
+             "sasl.*, ssl.* in Java's or librdkafka's spelling)",
     )
+    if with_x:
+        group.add_argument(
+            "-X",
+            "--client-property",
+            dest="client_properties",
+            metavar="KEY=VALUE",
+            action="append",
+            default=argparse.SUPPRESS,
+            help="a client property, over --command-config (repeatable; e.g. -X security.protocol=SASL_SSL)",
+        )
     group.add_argument(
         "--output",
         "-o",
@@ -80,6 +92,7 @@ def settings(args: argparse.Namespace) -> Settings:
     bootstrap = getattr(args, "bootstrap_server", None) or os.environ.get(BOOTSTRAP_ENV) or BOOTSTRAP_DEFAULT
     config_file = getattr(args, "command_config", None)
     extra = read_properties(config_file) if config_file else {}
+    extra.update(parse_key_values(getattr(args, "client_properties", None) or [], "client property"))
     return Settings(bootstrap, extra, getattr(args, "output", None) or "table")
 
 
@@ -155,10 +168,21 @@ def _split_commas(item: str) -> list[str]:
     return [part.replace("[", "").replace("]", "") for part in parts if part.strip()]
 
 
+# Authentication and TLS failures librdkafka reported through error_cb (see kafka_failure).
+_security_failures: list[str] = []
+
+
+def _on_client_error(error) -> None:
+    name = error_name(error)
+    if name in ("_AUTHENTICATION", "_SSL") or "SASL" in str(error) or "SSL" in str(error):
+        _security_failures.append(describe_kafka_error(error))
+
+
 def base_config(current: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": current.bootstrap_servers,
         "client.id": "moldau-cli",
+        "error_cb": _on_client_error,
         "logger": _librdkafka_logger,
         "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT_S * 1000) * 2,
     }
@@ -172,18 +196,66 @@ def base_config(current: Settings) -> dict[str, Any]:
 def java_client_properties(properties: Mapping[str, str]) -> dict[str, str]:
     """Kafka (Java) client properties as librdkafka takes them.
 
-    The one Java-only key found in almost every client.properties is `sasl.jaas.config`; its
-    username and password become librdkafka's `sasl.username`/`sasl.password`.
+    `sasl.jaas.config`'s username and password become librdkafka's `sasl.username`/
+    `sasl.password` (OAUTHBEARER's unsecured login, `unsecuredLoginStringClaim_sub`, becomes
+    librdkafka's unsecure-JWT config). Java's TLS stores become librdkafka's PEM settings: the
+    truststore (PEM or PKCS12) → `ssl.ca.pem`, a PEM keystore → `ssl.certificate.pem` and
+    `ssl.key.pem`, a PKCS12 keystore → `ssl.keystore.location`; an empty
+    `ssl.endpoint.identification.algorithm` (Java's "do not check host names") → `none`.
+    Java-only keys librdkafka would refuse are dropped.
     """
     result = dict(properties)
     jaas = result.pop("sasl.jaas.config", None)
     if jaas is not None:
-        for key in ("username", "password"):
-            match = re.search(rf'\b{key}\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
-            if match is None:
-                raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
-            result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
+        _jaas_login(jaas, result)
+    if any(key.startswith(("ssl.truststore.", "ssl.keystore.")) for key in result):
+        _java_tls(result)
+    if result.get("ssl.endpoint.identification.algorithm", None) == "":
+        result["ssl.endpoint.identification.algorithm"] = "none"
+    for key in ("ssl.enabled.protocols", "ssl.protocol", "ssl.truststore.type", "ssl.keystore.type",
+                "sasl.login.callback.handler.class", "ssl.engine.factory.class"):
+        result.pop(key, None)
     return result
+
+
+def _jaas_login(jaas: str, result: dict[str, str]) -> None:
+    if "OAuthBearerLoginModule" in jaas:
+        match = re.search(r'\bunsecuredLoginStringClaim_sub\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
+        if match is None:
+            raise CliError("sasl.jaas.config: OAUTHBEARER needs unsecuredLoginStringClaim_sub=\"…\" "
+                           "(only unsecured development tokens are supported)")
+        result.setdefault("enable.sasl.oauthbearer.unsecure.jwt", "true")
+        result.setdefault("sasl.oauthbearer.config", f"principal={match.group(1)}")
+        return
+    for key in ("username", "password"):
+        match = re.search(rf'\b{key}\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
+        if match is None:
+            raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
+        result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
+
+
+def _java_tls(result: dict[str, str]) -> None:
+    from moldau.runtime import tls
+
+    settings = dict(result)
+    try:
+        trusted = tls.load_truststore(settings.get)
+        if (settings.get("ssl.keystore.type") or "").upper() == "PKCS12" or (
+                settings.get("ssl.keystore.location", "").lower().endswith((".p12", ".pfx"))):
+            chain = key = None  # librdkafka reads PKCS12 keystores itself
+        else:
+            chain, key = tls.load_keystore(settings.get)
+    except tls.TlsConfigError as error:
+        raise CliError(str(error)) from None
+    for name in [k for k in result if k.startswith("ssl.truststore.")]:
+        del result[name]
+    if trusted is not None:
+        result["ssl.ca.pem"] = trusted.decode("ascii")
+    if chain is not None:
+        for name in ("ssl.keystore.location", "ssl.keystore.password", "ssl.keystore.certificate.chain",
+                     "ssl.keystore.key", "ssl.key.password"):
+            result.pop(name, None)
+        result["ssl.certificate.pem"], result["ssl.key.pem"] = chain.decode("ascii"), key.decode("ascii")
 
 
 def check_topic_name(topic: str) -> None:
@@ -244,6 +316,7 @@ def cluster_metadata(admin, current: Settings, topic: str | None = None):
             return admin.list_topics(timeout=REQUEST_TIMEOUT_S)
         return admin.list_topics(topic=topic, timeout=REQUEST_TIMEOUT_S)
     except KafkaException as error:
+        admin.poll(0.1)  # serves error_cb: a refused login shows up there (see kafka_failure)
         raise kafka_failure(error, current.bootstrap_servers) from None
 
 
@@ -292,6 +365,9 @@ _MESSAGES = {
 def kafka_failure(error, bootstrap_servers: str, subject: str = "") -> CliError:
     """One line naming what failed and why, from a KafkaException."""
     name, detail = error_name(error), describe_kafka_error(error)
+    if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_TIMED_OUT") and _security_failures:
+        # librdkafka reports a refused login or TLS handshake as "all brokers down"; say why
+        return CliError(f"cannot connect to {bootstrap_servers}: {_security_failures[-1]}")
     if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"):
         return CliError(unreachable_message(bootstrap_servers))
     if name == "_TIMED_OUT":

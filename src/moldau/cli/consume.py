@@ -34,6 +34,7 @@ from moldau.cli.common import (
     check_reachable,
     check_topic_name,
     client_options,
+    java_client_properties,
     integer,
     kafka_failure,
     parse_key_values,
@@ -48,7 +49,7 @@ POLL_TIMEOUT_S = 0.2
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "consume",
-        parents=[client_options()],
+        parents=[client_options(with_x=False)],
         help="print messages from a topic (kafka-console-consumer)",
         description="Print messages from a topic, one per line.",
     )
@@ -257,7 +258,7 @@ def make_consumer(current: Settings, args: argparse.Namespace):
         "enable.partition.eof": False,
         "isolation.level": args.isolation_level or "read_uncommitted",
     })
-    config.update(parse_key_values(args.consumer_properties, "consumer property"))
+    config.update(java_client_properties(parse_key_values(args.consumer_properties, "consumer property")))
     try:
         return Consumer(config)
     except KafkaException as error:

@@ -30,6 +30,7 @@ SUBCOMMANDS = (
     "moldau.cli.completion",
     "moldau.cli.perf",
     "moldau.cli.certs",
+    "moldau.cli.acls",
 )
 
 

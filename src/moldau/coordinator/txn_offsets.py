@@ -54,8 +54,7 @@ class TxnOffsets:
         try:
             if not group_id:
                 raise CoordinatorError(ErrorCode.invalid_group_id)
-            group = groups.group_for(group_id, now_ms, create=True)
-            self._check_member(group, *member)
+            self._check_group(group_id, member, commits, now_ms)
             partition = groups._offsets_partition(group_id, now_ms)
         except CoordinatorError as error:
             respond([error.error_code] * len(commits))
@@ -76,6 +75,20 @@ class TxnOffsets:
 
         verify(self.core, transactional_id, producer_id, producer_epoch, [partition.key], add_partition, now_ms,
                verified)
+
+    def _check_group(self, group_id: str, member: tuple[int, str, str | None], commits: list, now_ms: int) -> None:
+        groups = self.groups
+        consumer_group = groups._consumer_group(group_id, now_ms)
+        if consumer_group is None:
+            self._check_member(groups.group_for(group_id, now_ms, create=True), *member)
+            return
+        try:  # a KIP-848 group: the generation is the member epoch, as for OffsetCommit v9
+            groups.consumer.check_offset_commit(consumer_group, member[1], member[0], 9,
+                                                [(c.topic, c.partition) for c in commits])
+        except CoordinatorError as error:
+            if error.error_code in (ErrorCode.stale_member_epoch, ErrorCode.fenced_member_epoch):
+                raise CoordinatorError(ErrorCode.illegal_generation) from None  # TxnOffsetCommit's word for it
+            raise
 
     @staticmethod
     def _check_member(group: Group, generation_id: int, member_id: str, instance_id: str | None) -> None:
@@ -122,7 +135,7 @@ class TxnOffsets:
                 continue
             offsets = by_group.pop(group_id)
             if commit:
-                group = self.groups.groups.get(group_id)
+                group = self.groups._consumer_group(group_id, self.core.now_ms) or self.groups.groups.get(group_id)
                 if group is None:
                     group = self.groups.groups[group_id] = Group(group_id, state_timestamp_ms=self.core.now_ms)
                 group.offsets.update(offsets)

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from kio.schema.errors import ErrorCode
 
 from moldau.log.fs import FileSystem
+from moldau.log.partition_log import LogError
 from moldau.protocol.rpc import CONTROLLER, OutboundRequest
 
 from . import faults
@@ -185,7 +187,8 @@ class RaftClient:
         if not values or sum(len(v) + 24 for v in values) > BATCH_BYTES_MAX - 100:
             raise ValueError(f"a metadata batch holds 1 to {BATCH_BYTES_MAX} bytes of records")
         self._advance(now_ms)
-        _, last = self.log.append_leader(values, self._state.epoch, now_ms)
+        with self._storage(reraise=True):
+            _, last = self.log.append_leader(values, self._state.epoch, now_ms)
         if self._flush_due_ms is None:
             self._flush_due_ms = now_ms
         self._note_changes()
@@ -219,7 +222,10 @@ class RaftClient:
             raise ValueError(f"the Raft client does not serve api key {api_key}")
         if api_key != m.DESCRIBE_QUORUM and not self._cluster_id_matches(request.cluster_id):
             return m.top_level_error(api_key, api_version, ErrorCode.inconsistent_cluster_id)
-        response = handler(api_version, request, now_ms, expired)
+        with self._storage():
+            response = handler(api_version, request, now_ms, expired)
+        if self._stopped():
+            return m.top_level_error(api_key, api_version, ErrorCode.kafka_storage_error)
         self._poll(now_ms)
         return response
 
@@ -405,7 +411,9 @@ class RaftClient:
         conn.inflight = None
         if self._fetch_inflight == request_id:
             self._fetch_inflight = None
-        ok = response is not None and self._handle_response(source, api_key, body, state, response, now_ms)
+        ok = False
+        with self._storage():
+            ok = response is not None and self._handle_response(source, api_key, body, state, response, now_ms)
         if ok:
             conn.failures = 0
         else:
@@ -538,15 +546,16 @@ class RaftClient:
         if self._stopped():
             self._note_changes()
             return
-        for _ in range(8):  # a single voter goes Unattached -> ... -> Leader in one pass
-            before = self._state
-            self._poll_state(now_ms)
-            if self._state is before or self._stopped():
-                break
-        self._maybe_flush(now_ms)
-        if not self._stopped():
-            self._expire_requests(now_ms)
-            self._send_requests(now_ms)
+        with self._storage():
+            for _ in range(8):  # a single voter goes Unattached -> ... -> Leader in one pass
+                before = self._state
+                self._poll_state(now_ms)
+                if self._state is before or self._stopped():
+                    break
+            self._maybe_flush(now_ms)
+            if not self._stopped():
+                self._expire_requests(now_ms)
+                self._send_requests(now_ms)
         self._note_changes()
 
     def _poll_state(self, now_ms: int) -> None:
@@ -797,6 +806,18 @@ class RaftClient:
     def _advance(self, now_ms: int) -> None:
         if now_ms > self._now_ms:
             self._now_ms = now_ms
+
+    @contextmanager
+    def _storage(self, reraise: bool = False) -> Iterator[None]:
+        """A metadata log or quorum-state that cannot be written stops the node (as Kafka
+        stops on a failed metadata log directory)."""
+        try:
+            yield
+        except (OSError, LogError) as error:
+            self._fail(f"node {self.node_id}: the metadata log in {self.log.directory} cannot be "
+                       f"written ({type(error).__name__}: {error})")
+            if reraise:
+                raise
 
     def _stopped(self) -> bool:
         return self._closed or self.fatal_error is not None

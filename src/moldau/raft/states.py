@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moldau import limits
+
 from . import faults
 
 
@@ -238,6 +240,8 @@ class LeaderState(EpochState):
         if state is None:
             state = self.observer_states.get(replica_id)
             if state is None:
+                if len(self.observer_states) >= limits.raft_observers_max:
+                    return False
                 state = self.observer_states[replica_id] = ReplicaState(replica_id)
         state.update(fetch_offset, leader_end_offset, now_ms)
         if replica_id not in self.voter_states:

@@ -74,6 +74,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.connection_id = connection_id
         self.listener = listener
         self.session: Session | None = None  # opened with the core in connection_made
+        self.muted = False  # reading paused while a quota throttles this client
         self.buffer = bytearray(_READ_BUFFER_BYTES)
         self.start = 0
         self.end = 0
@@ -100,7 +101,7 @@ class _Connection(asyncio.BufferedProtocol):
             certificate = ssl_object.getpeercert(binary_form=True)
         try:
             self.session = self.server.core.connection_opened(self.connection_id, self.listener.name,
-                                                              self.client_host, certificate)
+                                                              self.client_host, certificate, now_ms())
         except Exception as error:  # e.g. a client certificate the principal mapping rejects
             log.warning("closing connection %s on %s: %s", self.client_host, self.listener.name, error)
             self.abort()
@@ -129,7 +130,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self.closed or self.transport is None:
             return
-        if self.paused_for_writes or self.paused_for_inflight:
+        if self.paused_for_writes or self.paused_for_inflight or self.muted:
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
@@ -173,6 +174,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.handling = True
         try:
             while self.end - self.start >= 4:
+                if self.session is not None and self.session.muted_until_ms > now_ms():
+                    self._mute()  # a quota throttled this client (KIP-219): read nothing until then
+                    break
                 (size,) = _INT32.unpack_from(self.buffer, self.start)
                 maximum = self.frame_bytes_max()
                 if size < 0 or size > maximum:
@@ -195,6 +199,22 @@ class _Connection(asyncio.BufferedProtocol):
             self.paused_for_inflight = True
             self._update_reading()
 
+    def _mute(self) -> None:
+        """Stop reading until the session's throttle ends, then handle what was buffered."""
+        if self.muted or self.transport is None or self.closed:
+            return
+        self.muted = True
+        self.transport.pause_reading()
+        delay_s = max(0.0, (self.session.muted_until_ms - now_ms()) / 1000)
+
+        def unmute() -> None:
+            self.muted = False
+            if not self.closed:
+                self._update_reading()
+                self.buffer_updated(0)
+
+        self.server.loop.call_later(delay_s, unmute)
+
     def handle(self, payload: bytes) -> bool:
         server = self.server
         metrics = server.core.metrics
@@ -212,6 +232,8 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("request from %s failed; closing its connection", self.client_host)
             self.abort()
             return False
+        # request_percentage quotas count the time the core spent on the request
+        server.core.request_time(self.connection_id, time.perf_counter_ns() - started_ns, now_ms())
         if result is None:
             metrics.request(api_key, time.perf_counter_ns() - started_ns)
             return True  # acks=0: no response
@@ -224,7 +246,21 @@ class _Connection(asyncio.BufferedProtocol):
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
+        if self.session is not None and self.session.failed:
+            self.close_after_failed_authentication()
+            return False
         return True
+
+    def close_after_failed_authentication(self) -> None:
+        """Send the failure, read nothing more, close after connection.failed.authentication.
+        delay.ms (Kafka's brake on password guessing; other connections are not delayed)."""
+        self.flush()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.paused_for_inflight = True  # keeps reading paused through _update_reading
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
@@ -350,6 +386,10 @@ class Server:
             return False, "the Kafka listeners are not accepting connections"
         if self.core is None:
             return False, "recovering the logs and replaying the metadata log"
+        # In a cluster the core says when it is registered, unfenced and caught up with the
+        # metadata log (BrokerCore.running); a single node's core serves as soon as it exists.
+        if getattr(self.core, "running", True) is False:
+            return False, "registering with the controller and catching up with the metadata log"
         return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
