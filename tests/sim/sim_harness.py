@@ -22,11 +22,13 @@ core it drains the outbox into the network, re-tries held requests when the core
 changed, and keeps one timer armed at the core's next deadline. `crash(mode)` drops the core
 and makes its `MemoryFileSystem` lose what a power loss ("drop"/"tear") or a process kill
 ("keep") would lose; `start()` builds a new core on the same file system. Messages addressed
-to an earlier incarnation (answers to its requests, its timers) are discarded.
+to an earlier incarnation (answers to its requests, its timers) are discarded. Every call
+into the core sets `touched`, so invariant checks may skip the nodes a step did not touch.
 
 Subclasses say how to build the core and how to hand it a request (`make_core`,
 `handle(api_key, version, body, now, expired)`); the Raft simulation is raft_sim.py, and the
-whole-cluster simulation builds on the same pieces.
+whole-cluster simulation builds on the same pieces. `FaultPlan` holds the knobs of a
+scenario's fault schedule (a simulation maps each kind in `weights` to a `_fault_<kind>`).
 """
 
 from __future__ import annotations

@@ -445,3 +445,58 @@ def test_a_failing_disk_stops_the_node_with_one_line():
     leader.run_deadlines(cluster.now)
     assert leader.fatal_error is not None and "No space left" in leader.fatal_error
     assert "\n" not in leader.fatal_error and not leader.is_leader
+
+
+def test_one_node_of_another_cluster_stops_itself_not_the_others():
+    cluster = Cluster()
+    wrong = cluster.clients[3]
+    wrong.cluster_id = "cluster-b"  # node 3 was set up for another cluster
+    cluster.run(6000)
+    assert wrong.fatal_error is not None and "INCONSISTENT_CLUSTER_ID" in wrong.fatal_error
+    assert cluster.clients[1].fatal_error is None and cluster.clients[2].fatal_error is None
+    assert cluster.leader() in (cluster.clients[1], cluster.clients[2])
+
+
+def _answer_votes(client, granted, now, leader_id=-1):
+    """Answer every Vote in the client's outbox; returns how many were answered."""
+    outbox, client.outbox = client.outbox, []
+    votes = [r for r in outbox if r.api_key == m.VOTE]
+    for request in votes:
+        partition = request.body.topics[0].partitions[0]
+        request.on_response(m.election_response(m.VOTE, 2, ErrorCode.none, partition.replica_epoch,
+                                                leader_id, None, vote_granted=granted), now)
+    return len(votes)
+
+
+def test_prospective_then_candidate_then_backoff_after_a_lost_election():
+    fs = MemoryFileSystem()
+    client = RaftClient(1, VOTERS, fs, "/data", "cluster-a", random.Random(3), 0, CONFIG)
+    assert client.state_name == "Unattached" and client.epoch == 0
+    client.run_deadlines(client.next_deadline_ms())
+    assert client.state_name == "Prospective" and client.epoch == 0  # pre-vote keeps the epoch
+    assert all(r.body.topics[0].partitions[0].pre_vote for r in client.outbox)
+    now = client.next_deadline_ms() - 1
+    assert _answer_votes(client, True, now) == 2
+    assert client.state_name == "Candidate" and client.epoch == 1
+    stored = quorum_state.read(fs, "/data/__cluster_metadata-0")
+    assert (stored.epoch, stored.voted_id) == (1, 1)  # durable before the votes go out
+    assert not any(r.body.topics[0].partitions[0].pre_vote for r in client.outbox)
+    _answer_votes(client, False, now)
+    if client.state_name == "Candidate":  # a random election backoff (0 or 100 ms at first)
+        assert client.state.backoff_until_ms == now + 100 and client.outbox == []
+        client.run_deadlines(now + 100)
+    assert client.state_name == "Prospective" and client.epoch == 1  # retries with a pre-vote
+
+
+def test_lost_pre_vote_returns_to_the_known_leader_without_an_epoch_bump():
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    epoch = follower.epoch
+    cluster.down.add(follower.node_id)
+    follower.run_deadlines(follower.state.fetch_deadline_ms)
+    assert follower.state_name == "Prospective" and follower.leader_id == leader.node_id
+    cluster.down.clear()
+    cluster.exchange()  # the others still hear from the leader: they refuse the pre-vote
+    assert follower.state_name == "Follower" and follower.epoch == epoch
+    assert leader.is_leader and leader.epoch == epoch

@@ -46,7 +46,9 @@ itself). Election is Raft's; replication is Kafka's.
   voters answered INCONSISTENT_VOTER_SET, the leader is not in its set, or the current
   leader's LeaderChange record names other voters. (If the misconfigured node itself becomes
   leader of a fresh quorum, it is the correctly configured followers that stop, each naming
-  both voter sets; the operator sees the disagreement either way.)
+  both voter sets; the operator sees the disagreement either way.) A node of another cluster
+  (cluster id) stops the same way once a majority of the voters answered
+  INCONSISTENT_CLUSTER_ID; one disagreeing peer is not enough, since it may be the wrong one.
 - **Not in this round**: snapshots (FetchSnapshot, log start offsets above 0) — the metadata
   log is never truncated from the front and is replayed whole; dynamic voter changes
   (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1); directory ids (sent as null).

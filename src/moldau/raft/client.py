@@ -107,7 +107,7 @@ class RaftClient:
         self._fetch_inflight: int | None = None
         self._next_bootstrap = 0
         self._flush_due_ms: int | None = None
-        self._inconsistent_voter_set_from: set[int] = set()
+        self._disagreements: dict[str, set[int]] = {}
         self._closed = False
         self._state: EpochState = self._initial_state(now_ms)
         self._signature = self._current_signature()
@@ -338,7 +338,7 @@ class RaftClient:
         high_watermark = -1 if state.high_watermark is None else state.high_watermark
         replica_state = state.voter_states.get(replica) or state.observer_states.get(replica)
         if (not records and diverging is None and wait_ms > 0 and not expired
-                and replica_state is not None and replica_state.high_watermark_sent == high_watermark):
+                and (replica_state is None or replica_state.high_watermark_sent == high_watermark)):
             return None  # nothing new for it: the caller holds the fetch
         if replica_state is not None:
             replica_state.high_watermark_sent = high_watermark
@@ -457,10 +457,11 @@ class RaftClient:
 
     def _on_error(self, source: int, error: ErrorCode) -> bool:
         if error == ErrorCode.inconsistent_cluster_id:
-            self._fail(f"node {self.node_id}: cluster id {self.cluster_id!r} is not the quorum's "
-                       f"(node {source} answered INCONSISTENT_CLUSTER_ID)")
+            self._disagreement(source, "INCONSISTENT_CLUSTER_ID",
+                               f"cluster id {self.cluster_id!r} is not the quorum's")
         elif error == ErrorCode.inconsistent_voter_set:
-            self._inconsistent_voter_set(source)
+            self._disagreement(source, "INCONSISTENT_VOTER_SET", f"controller.quorum.voters "
+                               f"{sorted(self.voters)} is not the quorum's voter set")
         return False
 
     def _handle_common(self, source: int, error: ErrorCode, leader_id: int, epoch: int,
@@ -529,16 +530,14 @@ class RaftClient:
                            "must have the same controller.quorum.voters")
         return True
 
-    def _inconsistent_voter_set(self, source: int) -> None:
-        # One disagreeing node may itself be the misconfigured one; a majority of our voters
-        # disagreeing with us means we are.
-        self._inconsistent_voter_set_from.add(source)
+    def _disagreement(self, source: int, error: str, problem: str) -> None:
+        """A voter says our configuration is not the quorum's. One disagreeing node may itself
+        be the misconfigured one; a majority of the voters disagreeing with us means we are."""
+        sources = self._disagreements.setdefault(error, set())
+        sources.add(source)
         others = len([v for v in self.voters if v != self.node_id])
-        needed = min(len(self.voters) // 2 + 1, max(others, 1))
-        if len(self._inconsistent_voter_set_from) >= needed:
-            self._fail(f"node {self.node_id}: controller.quorum.voters {sorted(self.voters)} is not "
-                       f"the quorum's voter set (nodes {sorted(self._inconsistent_voter_set_from)} "
-                       "answered INCONSISTENT_VOTER_SET)")
+        if len(sources) >= min(len(self.voters) // 2 + 1, max(others, 1)):
+            self._fail(f"node {self.node_id}: {problem} (nodes {sorted(sources)} answered {error})")
 
     # --- the state machine --------------------------------------------------------------------
     def _poll(self, now_ms: int) -> None:
