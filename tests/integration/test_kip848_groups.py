@@ -307,7 +307,7 @@ def test_regex_subscription_picks_up_a_topic_created_later(broker, kind, tmp_pat
         member.stop()
 
 
-def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(broker, tmp_path, tmp_path_factory):
+def test_an_empty_classic_group_converts_to_a_consumer_group_and_back(broker, tmp_path, tmp_path_factory):
     command = member_command("java", tmp_path_factory.getbasetemp())
     topic, group = "migrate-orders", "migrate-group"
     create_topic(broker, topic)
@@ -337,6 +337,24 @@ def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(brok
     for partition, offset in firsts.items():
         assert offset == positions.get(partition, 0)
     assert member.count() == 60 - sum(positions.values())
+
+    # And back: the consumer group is empty again, a classic member takes it over, offsets kept.
+    final = committed(broker, group, topic)
+    assert sum(final.values()) == 60
+    for i in range(PARTITIONS):
+        producer.produce(topic, b"later", partition=i)
+    producer.flush(30)
+    classic = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    classic.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < PARTITIONS and time.monotonic() < deadline:
+        message = classic.poll(0.2)
+        if message is not None and not message.error():
+            got.append((message.partition(), message.offset()))
+    classic.close()
+    assert sorted(got) == sorted(final.items())
 
 
 def test_bad_heartbeats_get_kafkas_errors(broker):
