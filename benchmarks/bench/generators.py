@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from moldau.testing.kafka_dist import kafka_tool
+from bench.security import SECURITY
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 JAVA_TOOL_JVM_OPTS = ("-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
@@ -38,6 +39,8 @@ class GeneratorFailed(RuntimeError):
 def _moldau_perf(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     env = dict(os.environ, PYTHONPATH=SRC + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
     command = [sys.executable, "-m", "moldau", "perf", *args, "--output", "json"]
+    if SECURITY.enabled and "test.mock.num.brokers=1" not in args:
+        command += ["--command-config", SECURITY.client_file]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -89,6 +92,8 @@ _PRODUCER_FINAL = re.compile(
 def java_produce(bootstrap: str, topic: str, records: int, size: int, props: dict, throughput: float = -1) -> dict:
     args = ["--topic", topic, "--num-records", str(records), "--record-size", str(size),
             "--throughput", str(int(throughput)), "--producer-props", f"bootstrap.servers={bootstrap}", *_props(props)]
+    if SECURITY.enabled:
+        args += ["--producer.config", SECURITY.client_file]
     done = kafka_tool("org.apache.kafka.tools.ProducerPerformance", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     match = _PRODUCER_FINAL.search(done.stdout or "")
     if done.returncode != 0 or not match:
@@ -102,6 +107,8 @@ def java_produce(bootstrap: str, topic: str, records: int, size: int, props: dic
 def java_consume(bootstrap: str, topic: str, messages: int, group: str) -> dict:
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(messages), "--group", group,
             "--timeout", "20000"]
+    if SECURITY.enabled:
+        args += ["--consumer.config", SECURITY.client_file]
     done = kafka_tool("org.apache.kafka.tools.ConsumerPerformance", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     rows = [line for line in (done.stdout or "").splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
     if done.returncode != 0 or not rows:
@@ -120,7 +127,7 @@ _E2E_PERCENTILES = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th 
 
 def java_end_to_end(bootstrap: str, topic: str, records: int, size: int) -> dict:
     """Kafka's EndToEndLatency: one record at a time, each consumed before the next is sent."""
-    args = [bootstrap, topic, str(records), "1", str(size)]
+    args = [bootstrap, topic, str(records), "1", str(size)] + ([SECURITY.client_file] if SECURITY.enabled else [])
     done = kafka_tool("org.apache.kafka.tools.EndToEndLatency", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     avg, percentiles = _E2E_AVG.search(done.stdout or ""), _E2E_PERCENTILES.search(done.stdout or "")
     if done.returncode != 0 or not avg or not percentiles:

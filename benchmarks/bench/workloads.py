@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from bench import generators
+from bench.security import SECURITY
 from bench.systems import System
 
 TOPIC_TIMEOUT_S = 60.0
@@ -81,7 +82,7 @@ def producer_props(acks: str) -> dict:
 def create_topic(system: System, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
                                             replication_factor=system.replication_factor)])
     futures[topic].result(TOPIC_TIMEOUT_S)

@@ -42,7 +42,7 @@ def broker(tmp_path):
 
 
 def _create(broker, name):
-    broker.call(lambda core: core.controller.create_topic(name, 1, 1))
+    broker.create_topic(name, 1, 1)
 
 
 def test_corrupt_crc_and_message_too_large(broker):

@@ -40,7 +40,7 @@ def _append(broker, partition, size, count=1):
 
 @pytest.fixture
 def broker(moldau_broker):
-    moldau_broker.call(lambda core: core.controller.create_topic("f", 2, 1))
+    moldau_broker.create_topic("f", 2, 1)
     return moldau_broker
 
 

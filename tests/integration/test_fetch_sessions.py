@@ -47,7 +47,7 @@ def _append(broker, partition, count=1):
 
 @pytest.fixture
 def broker(moldau_broker):
-    moldau_broker.call(lambda core: core.controller.create_topic("s", 3, 1))
+    moldau_broker.create_topic("s", 3, 1)
     return moldau_broker
 
 

@@ -63,7 +63,7 @@ def test_cluster_simulation():
     assert not failures, f"{len(failures)} of {len(seeds)} seeds failed:\n" + "\n".join(sorted(failures)[:5])
 
 
-@pytest.mark.parametrize("bug", ["follower-skips-truncation", "high-watermark-ignores-isr"])
+@pytest.mark.parametrize("bug", sorted(faults.REPLICATION))
 def test_simulation_catches_planted_bug(bug):
     """With a bug planted in replication, some seed among the first 300 must fail."""
     with faults.planted(bug):

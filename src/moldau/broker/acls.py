@@ -21,6 +21,8 @@ from moldau.controller import records as r
 from moldau.controller.controller import ControllerError
 from moldau.security import acls as a
 
+_BINDING_FIELDS = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation",
+                   "permission_type")
 NO_AUTHORIZER = "No Authorizer is configured on the broker (set authorizer.class.name)"
 
 
@@ -108,8 +110,8 @@ def _delete_acls(core, ctx: apis.RequestContext, request) -> dict:
             continue
         matching = [acl for acl in sorted(core.controller.image.acls.values(), key=_sort_key) if matches(item, acl)]
         for acl in matching:
-            if acl.id not in removed:
-                removed.add(acl.id)
+            if str(acl.id) not in removed:
+                removed.add(str(acl.id))
                 records.append(r.RemoveAccessControlEntryRecord(id=acl.id))
         results.append({"error_code": ErrorCode.none, "error_message": None, "matching_acls": [
             {"error_code": ErrorCode.none, "error_message": None, "resource_type": acl.resource_type,

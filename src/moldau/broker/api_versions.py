@@ -4,15 +4,19 @@ Built from the handler table (broker/apis.py), so nothing is advertised without 
 Produce is advertised from v0 as Kafka 4 does (librdkafka looks for Produce v0 to decide that
 the broker supports compression) although v0–v2 are answered with UNSUPPORTED_VERSION.
 
-The v3+ response carries no tagged fields: Debian's kcat (librdkafka 2.0.2) fails to parse a
-response with the finalized-features epoch tag followed by another tag, and Moldau has no
-feature flags to report yet. A request with a version above 4 gets a v0 response with
-UNSUPPORTED_VERSION and the table, so the client can pick a version and retry (KIP-511).
+The v3+ response reports feature flags as Kafka 4.1 does (tagged fields 0-2): the supported
+ranges and the finalized levels of the metadata image (controller/features.py) — among them
+`transaction.version` 2, which tells Kafka 4 clients to use Transactions V2 (KIP-890: Produce
+v12, EndTxn v5, an epoch bump per transaction). Debian's kcat (librdkafka
+2.0.2) reads this response from Kafka 4.1.1 and from Moldau alike
+(tests/integration/test_client_kcat.py). A request with a version above 4 gets a v0 response
+with UNSUPPORTED_VERSION and the table, so the client can pick a version and retry (KIP-511).
 """
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.controller import features
 from moldau.protocol import codec
 from moldau.protocol.build import build
 
@@ -51,4 +55,12 @@ def handle(core, ctx: apis.RequestContext, request) -> object:
         core.connection_software[ctx.connection_id] = f"{software} {version}".strip()
     core.record_usage(ctx.connection_id, ctx.header.client_id, 18, ctx.version)
     controller_listener = ctx.listener_name in core.config.controller_listener_names
-    return {"error_code": 0, "api_keys": api_keys(core, controller_listener), "throttle_time": 0}
+    image = core.image
+    finalized = sorted(image.features.items())
+    return {"error_code": 0, "api_keys": api_keys(core, controller_listener), "throttle_time": 0,
+            "supported_features": [{"name": name, "min_version": low, "max_version": high}
+                                   for name, (low, high) in sorted(features.SUPPORTED.items())],
+            # Kafka's epoch is the metadata offset: it only grows, so clients take the news
+            "finalized_features_epoch": max(image.offset, 0) if finalized else -1,
+            "finalized_features": [{"name": name, "max_version_level": level, "min_version_level": level}
+                                   for name, level in finalized]}

@@ -2,7 +2,8 @@
 
 Served by the active controller (controller/brokers.py); answered once the registration is
 committed, with the broker epoch that identifies this incarnation. Errors as Kafka:
-NOT_CONTROLLER, INCONSISTENT_CLUSTER_ID, DUPLICATE_BROKER_REGISTRATION.
+NOT_CONTROLLER, INCONSISTENT_CLUSTER_ID, DUPLICATE_BROKER_REGISTRATION, UNSUPPORTED_VERSION (a
+broker that does not support a finalized feature level).
 """
 
 from kio.schema.errors import ErrorCode
@@ -24,6 +25,11 @@ def handle(core, ctx: apis.RequestContext, request):
         return _response(ErrorCode.inconsistent_cluster_id)
     endpoints = [r.BrokerEndpoint(name=l.name, host=l.host, port=l.port, security_protocol=l.security_protocol)
                  for l in request.listeners]
+    supported = {f.name: (f.min_supported_version, f.max_supported_version) for f in request.features}
+    for name, level in sorted(controller.image.features.items()):
+        low, high = supported.get(name, (0, 0))  # a feature a broker does not name: level 0 only
+        if not low <= level <= high:
+            return _response(ErrorCode.unsupported_version)  # it cannot read what the cluster writes
     try:
         epoch = controller.brokers.register(request.broker_id, request.incarnation_id, endpoints,
                                             request.rack, ctx.now_ms, getattr(request, "previous_broker_epoch", -1))

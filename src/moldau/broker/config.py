@@ -19,8 +19,8 @@ _HARMLESS_KEYS = {
     "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "offsets.topic.num.partitions", "zookeeper.connect",
     "num.replica.fetchers", "log.cleaner.enable",
@@ -81,6 +81,18 @@ def known_keys() -> set[str]:
     return set(SERVER_KEYS) | _LISTENER_KEYS | _TOPIC_DEFAULT_KEYS | _ALIAS_KEYS
 
 
+# The transaction coordinator's settings: server.properties key -> BrokerConfig attribute.
+_TRANSACTION_KEYS = {
+    "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
+    "transaction.state.log.replication.factor": "transaction_state_log_replication_factor",
+    "transaction.state.log.min.isr": "transaction_state_log_min_isr",
+    "transaction.max.timeout.ms": "transaction_max_timeout_ms",
+    "transactional.id.expiration.ms": "transactional_id_expiration_ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms":
+        "transaction_remove_expired_transaction_cleanup_interval_ms",
+}
+
+
 class ConfigFileError(Exception):
     """A server.properties value that cannot be used (the server refuses to start)."""
 
@@ -115,6 +127,15 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    # The transaction coordinator (Kafka's defaults; keys in _TRANSACTION_KEYS).
+    transaction_state_log_num_partitions: int = 50
+    # None: Kafka's 3, capped at the brokers registered when the topic is created (so that a
+    # single node works); set, exactly that (the topic waits for enough brokers, as in Kafka)
+    transaction_state_log_replication_factor: int | None = None
+    transaction_state_log_min_isr: int = 2
+    transaction_max_timeout_ms: int = 900_000
+    transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     cluster_id: str | None = None
     # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
     # read and checked by coordinator/consumer_config.py.
@@ -272,7 +293,7 @@ class BrokerConfig:
         elif key == "connections.max.idle.ms":
             self.connections_max_idle_ms = _integer(value, -_LONG_MAX, _LONG_MAX)  # negative: never close
         elif key == "offsets.topic.replication.factor":
-            self.offsets_topic_replication_factor = _positive(value)
+            self.offsets_topic_replication_factor = _integer(value, 1, _INT_MAX)
         elif key == "offsets.topic.num.partitions":
             self.offsets_topic_num_partitions = _integer(value, 1, _INT_MAX)
         elif key == "group.initial.rebalance.delay.ms":
@@ -291,6 +312,8 @@ class BrokerConfig:
             self.metrics_port = _port(value) if value else None
         elif self._apply_cluster(key, value):
             pass
+        elif key in _TRANSACTION_KEYS:
+            setattr(self, _TRANSACTION_KEYS[key], _integer(value, 1, _INT_MAX))
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = _topic_default(key, value)
             if key == "message.max.bytes":
@@ -308,13 +331,13 @@ class BrokerConfig:
         elif key == "broker.rack":
             self.rack = value or None
         elif key in _CLUSTER_INT_KEYS:
-            setattr(self, _CLUSTER_INT_KEYS[key], _positive(value))
+            setattr(self, _CLUSTER_INT_KEYS[key], _integer(value, 1, _INT_MAX))
         elif key == "leader.imbalance.check.interval.seconds":
-            self.leader_imbalance_check_interval_ms = _positive(value) * 1000
+            self.leader_imbalance_check_interval_ms = _integer(value, 1, _INT_MAX) * 1000
         elif key == "auto.leader.rebalance.enable":
             self.auto_leader_rebalance_enable = _boolean(value)
         elif key.startswith("controller.quorum.") and key != "controller.quorum.bootstrap.servers":
-            _positive(value)
+            _integer(value, 1, _INT_MAX)
             self.quorum_settings[key] = value
         else:
             return False

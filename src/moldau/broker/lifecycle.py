@@ -33,6 +33,7 @@ from kio.schema.broker_heartbeat.v1 import request as heartbeat_request
 from kio.schema.broker_registration.v4 import request as registration_request
 from kio.schema.errors import ErrorCode
 
+from moldau.controller import features
 from moldau.controller import records as r
 from moldau.protocol.rpc import CONTROLLER, OutboundRequest
 
@@ -45,7 +46,6 @@ HEARTBEAT_VERSION = 1
 RETRY_BACKOFF_MS = 100
 # Kafka's metadata.version feature range this broker speaks (4.1's levels); registration
 # reports it as Kafka brokers do.
-METADATA_VERSION_RANGE = (21, 27)
 
 
 class BrokerLifecycle:
@@ -112,8 +112,8 @@ class BrokerLifecycle:
         body = registration_request.BrokerRegistrationRequest(
             broker_id=core.node_id, cluster_id=core.image.cluster_id, incarnation_id=self.incarnation_id,
             listeners=listeners,
-            features=(registration_request.Feature(name="metadata.version", min_supported_version=METADATA_VERSION_RANGE[0],
-                                                   max_supported_version=METADATA_VERSION_RANGE[1]),),
+            features=tuple(registration_request.Feature(name=name, min_supported_version=low, max_supported_version=high)
+                           for name, (low, high) in sorted(features.SUPPORTED.items())),
             rack=core.config.rack, is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=self.previous_broker_epoch)
         self.in_flight = True
         core.send(OutboundRequest(controller, CONTROLLER, 62, REGISTRATION_VERSION, body, self._timeout_ms(),

@@ -439,8 +439,13 @@ def _ask_cluster(info: ClusterInfo, alive: dict[int, bool]) -> tuple[int, list]:
         if not alive[node.node_id]:
             continue
         try:
-            controller = wire.active_controller(("127.0.0.1", node.port))
-            return controller, wire.partitions(("127.0.0.1", node.port))
-        except OSError:
+            connection = wire.connect(("127.0.0.1", node.port))
+        except CliError:
             continue
+        try:
+            return wire.active_controller(connection), wire.partitions(connection)
+        except CliError:
+            continue
+        finally:
+            connection.close()
     return -1, []

@@ -132,11 +132,10 @@ def reassign(admin, current: Settings, request: TopicsRequest, args) -> int:
     --execute does): the new replicas catch up and join the ISR, then the old ones leave.
     With no topic name: list the reassignments in progress (kafka-reassign-partitions --verify)."""
     from moldau.cli import wire
-    from moldau.cli.common import split_address
 
-    address = split_address(current.bootstrap_servers.split(",")[0])
+    connection = wire.Cluster(current).bootstrap()
     if not request.names:
-        return _show_reassignments(wire.reassignments(address), current)
+        return _show_reassignments(wire.reassignments(connection), current)
     if not args.cancel and not args.replicas:
         raise CliError("reassign needs --replicas IDS (e.g. --replicas 3,1,2) or --cancel")
     try:
@@ -148,19 +147,19 @@ def reassign(admin, current: Settings, request: TopicsRequest, args) -> int:
         if metadata is None or metadata.error is not None:
             raise CliError(f"topic {name!r} does not exist")
         partitions = args.reassign_partitions or sorted(metadata.partitions)
-        refused = wire.reassign(address, name, {p: replicas for p in partitions})
+        refused = wire.reassign(connection, name, {p: replicas for p in partitions})
         if refused:
             partition, code, message = refused[0]
             raise CliError(f"{name}-{partition}: {code}: {message}" if partition >= 0 else f"{code}: {message}")
         print(f"{'Cancelled' if args.cancel else 'Started'} the reassignment of {len(partitions)} partition(s) of {name}")
         if args.wait and not args.cancel:
-            _wait_reassigned(wire, address, name)
+            _wait_reassigned(wire, connection, name)
     return 0
 
 
-def _wait_reassigned(wire, address, name: str, timeout_s: float = 300) -> None:
+def _wait_reassigned(wire, connection, name: str, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
-    while any(topic == name for topic, *_rest in wire.reassignments(address)):
+    while any(topic == name for topic, *_rest in wire.reassignments(connection)):
         if time.monotonic() > deadline:
             raise CliError(f"the reassignment of {name} did not complete within {timeout_s:.0f} s")
         time.sleep(0.5)

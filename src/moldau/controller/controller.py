@@ -38,6 +38,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.controller import partitions as pc
 from moldau.controller import broker_configs
+from moldau.controller import features
 from moldau.controller import records as r
 from moldau.controller.brokers import BrokerControl
 from moldau.controller.configs import (
@@ -119,6 +120,10 @@ class Controller:
         self.brokers.activate(now_ms)
         self._next_rebalance_ms = now_ms + self.config.leader_imbalance_check_interval_ms
         log.info("Node %d is now the active controller", self.node_id)
+        missing = {name: level for name, level in features.BOOTSTRAP_LEVELS.items() if name not in self.image.features}
+        if missing:  # a new cluster (or one from before feature flags): Kafka 4.1's levels
+            self.write([r.FeatureLevelRecord(name=name, feature_level=level) for name, level in sorted(missing.items())],
+                       now_ms)
 
     def deactivate(self) -> None:
         if self.active:

@@ -7,14 +7,14 @@ turns one on with `planted("name")`.
   without waiting for a majority.
 - "skip-follower-flush": followers fetch again without fsyncing what they appended, so a
   crash can lose an entry the leader counted as replicated.
-Partition replication (replication/) has its own:
+- "skip-follower-truncation": a follower told that its log diverges truncates only to the
+  leader's end offset for the epoch, ignoring where its own epoch ends, so it can keep
+  records the leader never had.
+Partition replication (replication/) has its own, caught by the cluster simulation:
 - "follower-skips-truncation": a partition follower ignores the leader's diverging epoch and
   keeps its unreplicated tail, so replicas diverge.
 - "high-watermark-ignores-isr": a partition leader advances its high watermark to its own log
   end without waiting for the ISR, so acks=all answers before the followers have the batch.
-- "skip-follower-truncation": a follower told that its log diverges truncates only to the
-  leader's end offset for the epoch, ignoring where its own epoch ends, so it can keep
-  records the leader never had.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush",
-                   "skip-follower-truncation", "follower-skips-truncation", "high-watermark-ignores-isr"})
+RAFT = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush",
+                  "skip-follower-truncation"})
+REPLICATION = frozenset({"follower-skips-truncation", "high-watermark-ignores-isr"})
+KNOWN = RAFT | REPLICATION
 _active: set[str] = set()
 
 

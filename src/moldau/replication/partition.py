@@ -30,7 +30,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from moldau.raft import faults
-from moldau.records.batch import BatchHeader
+from moldau.records.batch import CONTROL_MASK, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
 
@@ -165,6 +165,11 @@ class Partition:
         self.check_leader()
         if required_acks == -1:
             self._check_enough_replicas(now_ms)
+        if validated is None:
+            validated = validate_payload(payload, self.log.config.max_message_bytes)
+        for header in validated:  # markers come only through append_end_txn_marker
+            if header.attributes & CONTROL_MASK:
+                raise PartitionError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
@@ -208,6 +213,21 @@ class Partition:
         state.last_fetch_ms = now_ms
         state.last_fetch_leader_log_end_offset = leader_end
         return self.maybe_advance_high_watermark()
+
+    @property
+    def last_stable_offset(self) -> int:
+        """What read_committed consumers read below: the high watermark, or the first offset
+        of a transaction still open (or decided with its marker not yet replicated)."""
+        return self.log.producer_state.last_stable_offset(self.high_watermark)
+
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                              commit: bool, now_ms: int) -> Any:
+        """WriteTxnMarkers: end a producer's transaction here (as leader, at our leader epoch)."""
+        self.check_leader()
+        info = self.log.append_end_txn_marker(producer_id, producer_epoch, coordinator_epoch, commit,
+                                              self.leader_epoch, now_ms)
+        self.maybe_advance_high_watermark()
+        return info
 
     def maybe_advance_high_watermark(self) -> bool:
         if not self.is_leader:

@@ -20,6 +20,7 @@ import asyncio
 import shutil
 import tempfile
 import threading
+import time
 
 from moldau.broker.config import BrokerConfig
 from moldau.runtime.server import Server
@@ -189,6 +190,20 @@ class Broker:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def create_topic(self, name: str, partitions: int = 1, replication_factor: int = 1,
+                     configs: dict[str, str] | None = None, timeout_s: float = 10.0) -> None:
+        """Create a topic through the controller (as CreateTopics would) and return once this
+        broker leads or follows every partition — for tests that need a topic before a client."""
+        from moldau.runtime.server import now_ms
+
+        self.call(lambda core: core.controller.create_topic(name, partitions, replication_factor, configs or {},
+                                                            now_ms=now_ms()))
+        deadline = time.monotonic() + timeout_s
+        while not self.call(lambda core: all(core.partition(name, p) is not None for p in range(partitions))):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {name} was not created within {timeout_s} s")
+            time.sleep(0.01)
+
     def call(self, function, *args):
         """Run `function(core, *args)` on the broker's loop thread and return its result
         (for tests that need to look at or nudge broker state)."""
@@ -198,4 +213,7 @@ class Broker:
 
 
 async def _call(server: Server, function, args):
-    return function(server.core, *args)
+    try:
+        return function(server.core, *args)
+    finally:
+        server.after_core_call()  # send what the call queued (a controller write, say)

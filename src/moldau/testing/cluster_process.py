@@ -120,14 +120,20 @@ class ProcessCluster:
     def partition_state(self, topic: str, index: int = 0) -> tuple[int, list[int], list[int]]:
         """(leader, replicas, isr) as a live node reports it."""
         from moldau.cli import wire
+        from moldau.cli.main import CliError
 
         for node in self.info()["nodes"]:
             try:
-                for name, partition, leader, replicas, isr in wire.partitions(("127.0.0.1", node["port"])):
-                    if name == topic and partition == index:
-                        return leader, replicas, isr
-            except OSError:
+                connection = wire.connect(("127.0.0.1", node["port"]))
+                try:
+                    rows = wire.partitions(connection)
+                finally:
+                    connection.close()
+            except CliError:
                 continue
+            for name, partition, leader, replicas, isr in rows:
+                if name == topic and partition == index:
+                    return leader, replicas, isr
         raise AssertionError(f"no live node knows {topic}-{index}")
 
     # --- cleanup --------------------------------------------------------------------------------

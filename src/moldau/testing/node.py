@@ -123,6 +123,15 @@ class LocalNode:
         """Send one request as a client would and return the decoded response (pumping until a
         delayed response is ready, advancing the clock up to its deadline if needed)."""
         payload = codec.encode_request(api_key, api_version, 7, "test-client", body)[4:]
+        frame = self.handle(payload, connection_id)
+        if frame is None:
+            return None
+        return codec.read_response(api_key, api_version, memoryview(frame)[4:])[1]
+
+    def handle(self, payload: bytes, connection_id: int = 1) -> bytes | None:
+        """`core.handle_request` as the runtime runs it: the response frame (size prefix
+        included) once it is ready — pumping, and advancing the clock up to a delayed
+        response's deadline if needed — or None when there is no response."""
         result = self.core.handle_request(payload, connection_id, "127.0.0.1", self.now_ms)
         self.pump()
         if isinstance(result, apis.Delayed):
@@ -137,8 +146,7 @@ class LocalNode:
             result = frames[0]
         if result is None:
             return None
-        data = b"".join(bytes(c) for c in result) if isinstance(result, list) else bytes(result)
-        return codec.read_response(api_key, api_version, memoryview(data)[4:])[1]
+        return b"".join(bytes(c) for c in result) if isinstance(result, list) else bytes(result)
 
     def restart(self, crash: str | None = None) -> "LocalNode":
         """A new core on the same files: after close (clean), or after `fs.crash(crash)`."""
