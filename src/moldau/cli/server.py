@@ -122,8 +122,6 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
-    if config.bootstrap_scram:
-        server.core.add_scram_credentials(config.bootstrap_scram)
     # Ready once registered with the active controller and caught up (a quorum of one: at once).
     failed = asyncio.ensure_future(server.failed.wait())
     running = asyncio.ensure_future(server.wait_running())

@@ -15,6 +15,13 @@ shutdown first: its leaderships move away). `isolate(id)` cuts a node off from t
     with moldau.Cluster(brokers=3) as cluster:
         Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
         cluster.kill(cluster.leader("topic", 0))
+
+Secured: `Cluster(security="SASL_SSL", users={"alice": "alice-secret"})` — clients, the
+brokers among themselves and the controllers use that protocol (SASL: SCRAM-SHA-512 between
+brokers as user `broker`, PLAIN on the controller listener, PLAIN and SCRAM-SHA-256/512 for
+clients; TLS with certificates made in a temporary directory; "SSL": mutual TLS for clients and
+brokers, TLS between controllers); `client_config(user)` is what a confluent-kafka client
+needs.
 """
 
 from __future__ import annotations
@@ -56,11 +63,21 @@ class ClusterNode:
         return self.server is not None
 
 
+INTER_BROKER_USER = "broker"
+
+
 class Cluster:
-    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, seed: int | None = None):
+    def __init__(self, brokers: int = 3, config: dict[str, str] | None = None, seed: int | None = None,
+                 security: str = "PLAINTEXT", users: dict[str, str] | None = None):
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
         self.rng = random.Random(seed)
+        self.security = security.upper()
+        self.users = dict(users or {})
+        self.certs = None
+        self._certs_dir: str | None = None
+        self.bootstrap_scram: list[tuple[str, int, str]] = []
+        secured = self._security_properties()
         ports = [(_free_port(), _free_port()) for _ in range(brokers)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_client, controller) in enumerate(ports))
         factor = str(min(3, brokers))
@@ -69,7 +86,7 @@ class Cluster:
             node_id = index + 1
             properties = {
                 "node.id": str(node_id), "process.roles": "broker,controller",
-                "listeners": f"PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
+                "listeners": f"{self.security}://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
                 "controller.listener.names": "CONTROLLER", "controller.quorum.voters": voters,
                 "cluster.id": "moldau-embedded-cluster", "default.replication.factor": factor,
                 "offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
@@ -77,13 +94,64 @@ class Cluster:
                 "broker.heartbeat.interval.ms": "250", "broker.session.timeout.ms": "2000",
                 "leader.imbalance.check.interval.seconds": "5",
             }
+            properties.update(secured)
             properties.update(config or {})
             broker_config = BrokerConfig.from_properties(properties)
             broker_config.data_dir = f"/moldau/node-{node_id}"
+            broker_config.bootstrap_scram = list(self.bootstrap_scram)
             self.nodes[node_id] = ClusterNode(node_id, broker_config, MemoryFileSystem())
         self.blocked: set[int] = set()  # isolated nodes
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _security_properties(self) -> dict[str, str]:
+        if self.security == "PLAINTEXT":
+            return {}
+        import secrets
+        import tempfile
+
+        from moldau.security.jaas_text import login_jaas, plain_jaas
+
+        tls = "SSL" in self.security
+        listener = self.security.lower()
+        controller = self.security if "SASL" in self.security else "SSL"
+        properties = {"listener.security.protocol.map": f"{self.security}:{self.security},CONTROLLER:{controller}",
+                      "inter.broker.listener.name": self.security}
+        if tls:
+            from moldau.testing.security import make_certs
+
+            self._certs_dir = tempfile.mkdtemp(prefix="moldau-cluster-certs-")
+            self.certs = make_certs(self._certs_dir)
+            properties.update(self.certs.server_properties())
+            if self.security == "SSL":
+                properties["ssl.client.auth"] = "required"
+        if "SASL" in self.security:
+            # The brokers log in to each other with SCRAM (its credential bootstrapped into the
+            # metadata log, as `--add-scram` does); the controllers, which must talk before
+            # any credential is in the metadata log, with PLAIN (as in Kafka).
+            password = secrets.token_hex(16)
+            self.bootstrap_scram = [(INTER_BROKER_USER, 2, password)]
+            properties.update({
+                "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+                "sasl.mechanism.controller.protocol": "PLAIN",
+                f"listener.name.{listener}.plain.sasl.jaas.config": plain_jaas(self.users),
+                f"listener.name.{listener}.scram-sha-512.sasl.jaas.config":
+                    login_jaas("SCRAM-SHA-512", INTER_BROKER_USER, password),
+                "listener.name.controller.plain.sasl.jaas.config":
+                    plain_jaas({INTER_BROKER_USER: password})[:-1]
+                    + f' username="{INTER_BROKER_USER}" password="{password}";'})
+        return properties
+
+    def client_config(self, user: str | None = None, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """confluent-kafka (librdkafka) settings to connect to this cluster, as `user` on SASL."""
+        settings = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security}
+        if self.certs is not None:
+            settings.update(self.certs.librdkafka(mutual=self.security == "SSL"))
+        if "SASL" in self.security:
+            user = user or next(iter(self.users))
+            settings.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": self.users[user]})
+        return settings
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -103,6 +171,12 @@ class Cluster:
             self._thread.start()
             ready.wait(_START_TIMEOUT_S)
         self._submit(self._start_nodes(sorted(self.nodes)))
+        if "SASL" in self.security and self.users:  # SCRAM credentials for the clients' users
+            credentials = [(user, code, password) for user, password in sorted(self.users.items()) for code in (1, 2)]
+            controller = self.controller_id()
+            self.call(controller, lambda core: core.add_scram_credentials(credentials))
+            self.wait_for(lambda: all(self.call(n, lambda core: len(core.image.scram_credentials) >= len(credentials))
+                                      for n in self.alive()), what="the SCRAM credentials on every node")
         return self
 
     def _run(self, ready: threading.Event) -> None:
@@ -175,11 +249,27 @@ class Cluster:
                 except Exception:
                     pass
                 node.server = None
+
+        async def cancel_the_rest() -> None:  # connection attempts still in flight, say
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self._submit(cancel_the_rest(), timeout_s=10)
+        except Exception:
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(_START_TIMEOUT_S)
         self._thread = None
         self._loop = None
+        if self._certs_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._certs_dir, ignore_errors=True)
+            self._certs_dir = None
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -195,7 +285,10 @@ class Cluster:
             raise RuntimeError(f"node {node_id} is not running")
 
         async def run() -> Any:
-            return function(server.core, *args)
+            try:
+                return function(server.core, *args)
+            finally:
+                server.after_core_call()  # send what the call queued
 
         return self._submit(run())
 

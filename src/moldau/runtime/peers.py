@@ -9,6 +9,11 @@ id; responses are parsed with the request's kio schema and handed to the request
 is not sent over a socket: it is encoded, run through the core like any request and its
 response decoded, on the next turn of the loop (so the core is never re-entered).
 
+Links are secured as the listener they go to requires (runtime/outbound.py reads it from this
+node's own config, as Kafka does): TLS when the inter-broker or controller listener is SSL or
+SASL_SSL, then the SASL exchange (security/sasl_client.SaslExchange, sans-IO frames) before any
+queued request is written; a refused login fails the link's requests and is logged.
+
 A connection that fails (refused, reset, closed) fails every request on it with
 `on_response(None, now)`; the next request opens a new one, after a short backoff so that a
 dead node does not cost a connection attempt per request. A request that gets no answer within
@@ -49,16 +54,18 @@ class _Pending:
 class _Link(asyncio.Protocol):
     """One connection to one listener of one node."""
 
-    def __init__(self, manager: "PeerManager", key: tuple[int, str], address: tuple[str, int]):
+    def __init__(self, manager: "PeerManager", key: tuple[int, str], address: tuple[str, int], sasl=None):
         self.manager = manager
         self.key = key
         self.address = address
         self.transport: asyncio.Transport | None = None
-        self.queued: list[bytes] = []  # frames written once connected
+        self.queued: list[bytes] = []  # frames written once connected (and logged in)
         self.pending: dict[int, _Pending] = {}
         self.buffer = bytearray()
         self.closed = False
-        self.next_correlation_id = 0
+        # SASL: a security/sasl_client.SaslExchange until the login is done, then None
+        self.sasl = sasl
+        self.next_correlation_id = sasl.next_correlation_id + 8 if sasl is not None else 0
 
     def send(self, request: OutboundRequest, now_ms: int) -> None:
         self.next_correlation_id = (self.next_correlation_id + 1) & 0x7FFFFFFF
@@ -68,16 +75,37 @@ class _Link(asyncio.Protocol):
         loop = self.manager.server.loop
         timer = loop.call_later(request.timeout_ms / 1000, self._timed_out, correlation_id)
         self.pending[correlation_id] = _Pending(request, timer)
-        if self.transport is None:
+        if self.transport is None or self.sasl is not None:
             self.queued.append(frame)
         else:
             self.transport.write(frame)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        if self.sasl is not None:
+            transport.write(self.sasl.first_frame())
+            return
+        self._flush()
+
+    def _flush(self) -> None:
         if self.queued:
-            transport.writelines(self.queued)
+            self.transport.writelines(self.queued)
             self.queued = []
+
+    def _login(self, payload: bytes) -> None:
+        from moldau.security.sasl_client import SaslClientError
+
+        try:
+            reply = self.sasl.receive(payload)
+        except (SaslClientError, ValueError, struct.error) as error:
+            log.error("cannot log in to node %d at %s:%d: %s", self.key[0], self.address[0], self.address[1], error)
+            self.fail()
+            return
+        if reply is not None:
+            self.transport.write(reply)
+        elif self.sasl.done:
+            self.sasl = None
+            self._flush()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -87,7 +115,12 @@ class _Link(asyncio.Protocol):
                 return
             payload = bytes(self.buffer[4 : 4 + size])
             del self.buffer[: 4 + size]
-            self._answered(payload)
+            if self.sasl is not None:
+                self._login(payload)
+            else:
+                self._answered(payload)
+            if self.closed:
+                return
 
     def _answered(self, payload: bytes) -> None:
         pending = self.pending.pop(codec.response_correlation_id(payload), None)
@@ -157,15 +190,29 @@ class PeerManager:
         link.send(request, now_ms)
 
     def _connect(self, key: tuple[int, str], address: tuple[str, int]) -> _Link:
-        link = _Link(self, key, address)
+        from moldau.security.sasl_client import SaslExchange
+
+        from moldau.runtime.outbound import OutboundSecurityError
+
+        try:
+            security = self.server.outbound_security(key[1])
+        except OutboundSecurityError as error:  # a configuration this node cannot connect with
+            log.error("cannot connect to node %d: %s", key[0], error)
+            link = _Link(self, key, address)
+            self.links[key] = link
+            self.server.loop.call_soon(link.fail)
+            return link
+        client = security.new_sasl_client()
+        link = _Link(self, key, address, SaslExchange(client, self.client_id) if client is not None else None)
         self.links[key] = link
         loop = self.server.loop
 
         async def connect() -> None:
+            context = security.ssl_context
             try:
-                context = self.server.outbound_tls_context(key[1])
-                await asyncio.wait_for(loop.create_connection(lambda: link, address[0], address[1], ssl=context),
-                                       CONNECT_TIMEOUT_S)
+                await asyncio.wait_for(loop.create_connection(
+                    lambda: link, address[0], address[1], ssl=context,
+                    server_hostname=address[0] if context is not None else None), CONNECT_TIMEOUT_S)
             except (OSError, asyncio.TimeoutError) as error:
                 log.debug("cannot reach node %d at %s:%d: %s", key[0], address[0], address[1], error)
                 link.fail()

@@ -357,6 +357,8 @@ class Server:
                 config.wildcard_advertised_host = socket.getfqdn()
             config.check_voter_address()
             self.core = BrokerCore(config, self.fs or OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+            if config.bootstrap_scram:  # --add-scram: written once by whichever node becomes controller
+                self.core.add_scram_credentials(config.bootstrap_scram)
             self.failed = asyncio.Event()
         except BaseException:
             for server in self._servers.values():
@@ -398,10 +400,6 @@ class Server:
         deadline = self.loop.time() + timeout_s
         while core.lifecycle.state != SHUTTING_DOWN and self.loop.time() < deadline and self.fatal_error is None:
             await asyncio.sleep(0.02)
-
-    def outbound_tls_context(self, listener: str):
-        """The TLS context for a connection to another node's listener (None: plaintext)."""
-        return None
 
     async def _bind(self, listener: Listener) -> None:
         context = tls.server_context(self.config, listener) if listener.uses_tls else None
