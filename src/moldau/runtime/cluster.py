@@ -28,23 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 import time
 from typing import Any, Callable
 
 from moldau.broker.config import BrokerConfig
 from moldau.log.memory_fs import MemoryFileSystem
+from moldau.runtime.ports import free_port as _free_port
 from moldau.runtime.server import Server
 
 _START_TIMEOUT_S = 60
 CONTROLLED_SHUTDOWN_TIMEOUT_S = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ClusterNode:

@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from moldau.runtime.ports import free_port  # noqa: F401 - re-exported for tests
 from moldau.testing.tools import need
 
 KAFKA_VERSION_DEFAULT = "4.1.1"
@@ -219,10 +220,6 @@ def kafka_tool(
     return result
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def random_cluster_id() -> str:
