@@ -724,8 +724,10 @@ class PartitionLog:
             self._close_retired(now_ms)
 
     def flush(self) -> None:
-        """fsync the active segment: everything appended so far is durable (one fsync)."""
-        self._segments[-1].log.sync()
+        """fsync the active segment: everything appended so far is durable (one fsync; none
+        when nothing was appended since the last, so closing an idle log costs no disk wait)."""
+        if self.recovery_point != self.log_end_offset or self._unflushed_records:
+            self._segments[-1].log.sync()
         self._unflushed_records = 0
         self.recovery_point = self.log_end_offset
 
@@ -754,7 +756,9 @@ class PartitionLog:
             return
         self._abort_cleaning()
         self.checkpoint()
-        self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
+        if self.log_end_offset > self.log_start_offset or self.producer_state.producers:
+            # An empty log needs no snapshot: there is nothing to scan at the next start.
+            self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
         for segment in self._segments:
             segment.close()
         for retired in self._retired:
