@@ -213,11 +213,13 @@ def _tail(log: Path, lines: int = 25) -> str:
 
 
 def loopback_up() -> None:
-    """A new network namespace starts with `lo` down: bring it up (SIOCGIFFLAGS/SIOCSIFFLAGS)."""
+    """A new network namespace starts with `lo` down: bring it up (SIOCGIFFLAGS/SIOCSIFFLAGS;
+    on the host's own loopback, already up, this changes nothing)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH14s", b"lo", 0, b"")
         flags = struct.unpack("16sH14s", fcntl.ioctl(sock, 0x8913, request))[1]
-        fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))
+        if not flags & 0x1:
+            fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))
 
 
 def prepare(workdir: Path) -> None:
