@@ -90,6 +90,8 @@ class RaftClient:
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], fs: FileSystem,
                  data_dir: str, cluster_id: str, rng: random.Random, now_ms: int,
                  config: dict[str, str] | None = None) -> None:
+        if not voters:
+            raise ValueError("controller.quorum.voters is empty")
         self.node_id = node_id
         self.voters = dict(sorted(voters.items()))
         self.cluster_id = cluster_id
