@@ -291,7 +291,7 @@ def test_group_of_three_over_six_partitions(broker, kind, tmp_path, tmp_path_fac
     assert firsts == {p: positions[p] for p in range(PARTITIONS)}
 
 
-@pytest.mark.parametrize("kind", ["java", "confluent"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_regex_subscription_picks_up_a_topic_created_later(broker, kind, tmp_path, tmp_path_factory):
     command = member_command(kind, tmp_path_factory.getbasetemp())
     create_topic(broker, f"{kind}-re-first", 2)

@@ -151,8 +151,9 @@ def _grant(core: BrokerCore, principal: str, checks) -> None:
     records = []
     for operation, resource_type in checks:
         name = a.CLUSTER_NAME if resource_type == a.CLUSTER else "*"
-        records.append(r.AccessControlEntryRecord(str(uuid.uuid4()), resource_type, name, a.LITERAL, principal, "*",
-                                                  operation, a.ALLOW))
+        records.append(r.AccessControlEntryRecord(id=uuid.uuid4(), resource_type=resource_type, resource_name=name,
+                                                  pattern_type=a.LITERAL, principal=principal, host="*",
+                                                  operation=operation, permission_type=a.ALLOW))
     core.controller.commit(records)
 
 

@@ -4,8 +4,10 @@ AlterConfigs replaces a resource's whole set of dynamic configs (keys left out a
 IncrementalAlterConfigs applies SET(0) / DELETE(1) / APPEND(2) / SUBTRACT(3) per key, as Kafka.
 Both become ConfigRecords in the metadata log; the broker reconfigures the topic's logs when
 it applies them. Group configs (type 32, KIP-848) are checked against the broker's
-group.consumer.* bounds; the coordinator reads them at each heartbeat. Broker configs may be altered for this broker's id or the cluster default
-(empty name); only topic-default (log.*) keys take effect dynamically.
+group.consumer.* bounds; the coordinator reads them at each heartbeat. Broker configs may be
+altered for this broker's id or the cluster default (empty name), every key Kafka lets change
+at run time, with Kafka's checks and refusals (controller/broker_configs.py); the topic
+defaults (log.* and friends) take effect at once.
 """
 
 from kio.schema.errors import ErrorCode
@@ -81,11 +83,8 @@ def _incremental_changes(core, resource) -> dict[str, str | None]:
 def _apply(core, resource, changes, validate_only) -> dict:
     if resource.resource_type == c.TYPE_BROKER:
         if resource.resource_name not in ("", str(core.node_id)):
-            return _response(resource, ErrorCode.invalid_request, f"Broker {resource.resource_name} is not this broker")
-        unknown = [k for k in changes if k not in _DYNAMIC_BROKER_KEYS]
-        if unknown:
-            return _response(resource, ErrorCode.invalid_config,
-                             f"Cannot update these configs dynamically: {sorted(unknown)}")
+            return _response(resource, ErrorCode.invalid_request,
+                             f"Unexpected broker id, expected {core.node_id}, but received {resource.resource_name}")
     elif resource.resource_type == TYPE_GROUP:
         error = _check_group_configs(core, resource, changes)
         if error is not None:
@@ -110,9 +109,6 @@ def _check_group_configs(core, resource, changes) -> dict | None:
     except ConsumerConfigError as error:
         return _response(resource, ErrorCode.invalid_config, str(error))
     return None
-
-
-_DYNAMIC_BROKER_KEYS = {d.broker_key for d in c.TOPIC_CONFIGS.values() if d.broker_key}
 
 
 def _response(resource, code, message) -> dict:

@@ -17,21 +17,33 @@ from moldau.protocol import codec
 from moldau.protocol.build import build
 
 
-def api_keys() -> list[dict]:
+def api_keys(core=None) -> list[dict]:
+    hidden = _disabled(core) if core is not None else set()
     return [
         {"api_key": e.key, "min_version": e.advertised_min_version, "max_version": e.max_version}
-        for e in sorted(apis.REGISTRY.values(), key=lambda e: e.key)
+        for e in sorted(apis.REGISTRY.values(), key=lambda e: e.key) if e.key not in hidden
     ]
+
+
+def _disabled(core) -> set[int]:
+    """APIs switched off by configuration: ConsumerGroupHeartbeat/Describe when
+    group.coordinator.rebalance.protocols leaves out `consumer` (clients then use the classic
+    protocol, as with a Kafka configured so)."""
+    consumer = core.extensions.get("consumer_group_coordinator")
+    if consumer is not None and "consumer" not in consumer.settings.rebalance_protocols:
+        return {68, 69}
+    return set()
 
 
 @apis.api(18, 0, 4)
 def handle(core, ctx: apis.RequestContext, request) -> object:
     if request is None:  # a version we do not serve: answer in v0 with the table
-        response = build(codec.response_schema(18, 0), {"error_code": ErrorCode.unsupported_version, "api_keys": api_keys()})
+        response = build(codec.response_schema(18, 0), {"error_code": ErrorCode.unsupported_version,
+                                                        "api_keys": api_keys(core)})
         return codec.encode_response(ctx.header.correlation_id, False, response)
     software = getattr(request, "client_software_name", None)
     if software:
         version = getattr(request, "client_software_version", "")
         core.connection_software[ctx.connection_id] = f"{software} {version}".strip()
     core.record_usage(ctx.connection_id, ctx.header.client_id, 18, ctx.version)
-    return {"error_code": 0, "api_keys": api_keys(), "throttle_time": 0}
+    return {"error_code": 0, "api_keys": api_keys(core), "throttle_time": 0}

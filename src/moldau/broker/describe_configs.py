@@ -13,6 +13,7 @@ the broker's group.consumer.* settings.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.controller import broker_configs
 from moldau.controller import configs as c
 from moldau.coordinator.consumer_config import GROUP_CONFIG_KEYS, SOURCE_GROUP, TYPE_GROUP
 from moldau.security import acls as a
@@ -109,9 +110,9 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
     if name == "":  # the default entity: only what was set cluster-wide
         defaults = core.image.configs.get((c.TYPE_BROKER, ""), {})
         return {"error_code": 0, "error_message": None, "configs": [
-            _entry(key, defaults[key], c.SOURCE_DYNAMIC_DEFAULT_BROKER, "string",
-                   [{"name": key, "value": defaults[key], "source": c.SOURCE_DYNAMIC_DEFAULT_BROKER}]
-                   if include_synonyms else [], "")
+            _broker_entry(key, defaults[key], c.SOURCE_DYNAMIC_DEFAULT_BROKER,
+                          [{"name": key, "value": defaults[key], "source": c.SOURCE_DYNAMIC_DEFAULT_BROKER}]
+                          if include_synonyms else [])
             for key in sorted(defaults) if keys is None or key in keys]}
     config = core.config
     static = {
@@ -149,8 +150,20 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
             value, source = chain[0]["value"], chain[0]["source"]
         else:
             value, source = static[config_name], c.SOURCE_DEFAULT
-        entries.append(_entry(config_name, value, source, "string", chain if include_synonyms else [], ""))
+        entries.append(_broker_entry(config_name, value, source, chain if include_synonyms else []))
     return {"error_code": 0, "error_message": None, "configs": entries}
+
+
+def _broker_entry(name, value, source, synonyms) -> dict:
+    """A broker key with Kafka's type, read-only flag (not dynamically updatable) and
+    sensitivity (passwords are never shown)."""
+    sensitive = broker_configs.is_sensitive(name)
+    entry = _entry(name, None if sensitive else value, source, "string", synonyms, "")
+    entry.update(config_type=broker_configs.config_type(name) or entry["config_type"], is_sensitive=sensitive,
+                 read_only=broker_configs.is_read_only(name))
+    if sensitive:
+        entry["synonyms"] = [dict(synonym, value=None) for synonym in synonyms]
+    return entry
 
 
 _TYPE_IDS = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8, "password": 9}

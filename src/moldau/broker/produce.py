@@ -8,8 +8,10 @@ adds the min.insync.replicas check). Each append wakes the fetches waiting on th
 
 Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on produce),
 UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
-INVALID_RECORD, INVALID_TIMESTAMP (a CreateTime outside message.timestamp.before/after.max.ms
-of the broker's clock), NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
+INVALID_RECORD (a record without a key on a compacted topic), INVALID_TIMESTAMP (a CreateTime
+outside message.timestamp.before/after.max.ms of the broker's clock), NOT_ENOUGH_REPLICAS,
+INVALID_REQUIRED_ACKS. Per-record refusals fill `record_errors` (each record's index in its
+batch and why) and `error_message`, as Kafka does (broker/record_validation.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from moldau.broker import apis
 from moldau.broker.apis import throttled_response
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
-from moldau.records import RecordsError
+from moldau.broker.record_validation import RecordValidationError, check_records
+from moldau.records import RecordsError, validate_payload
 from moldau.replication.partition import PartitionError
 from moldau.security import acls as a
 from moldau.security.quotas import PRODUCER_BYTE_RATE
@@ -72,10 +75,15 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
     if data.records is None:
         return _result(data.index, ErrorCode.corrupt_message, "no records")
     try:
+        partition.check_leader()  # before the records are looked at, as in Kafka
+        headers = validate_payload(data.records, partition.log.config.max_message_bytes)
+        _check_records(partition, data.records, headers, ctx.now_ms)
         # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
         # a retried batch comes back as a duplicate with its original offsets, unwritten.
-        headers = partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
         info = partition.append(data.records, acks, ctx.now_ms, validated=headers)
+    except RecordValidationError as error:  # record_errors: which records, and why
+        core.metrics.produce_failed(name)
+        return _result(data.index, error.error_code, error.message, record_errors=error.response_errors())
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
         core.metrics.produce_failed(name)
         return _result(data.index, error.error_code, str(error))
@@ -86,14 +94,23 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
                    log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)
 
 
-def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1) -> dict:
+def _check_records(partition, payload, headers, now_ms: int) -> None:
+    """Per-record rules (broker/record_validation.py): keys on compacted topics, timestamps."""
+    config = partition.log.config
+    check_records(payload, headers, f"{partition.topic}-{partition.index}", compacted=config.compact,
+                  log_append_time=config.log_append_time, before_max_ms=partition.timestamp_before_max_ms,
+                  after_max_ms=partition.timestamp_after_max_ms, now_ms=now_ms)
+
+
+def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1,
+            record_errors=()) -> dict:
     return {
         "index": index,
         "error_code": code,
         "base_offset": base_offset,
         "log_append_time": None if log_append_time < 0 else log_append_time,
         "log_start_offset": log_start_offset,
-        "record_errors": [],
+        "record_errors": list(record_errors),
         "error_message": message if code != ErrorCode.none else None,
     }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import NO_TIMESTAMP, BatchHeader, validate_payload
+from moldau.records.batch import BatchHeader
 
 _LONG_MAX = 9223372036854775807
 
@@ -105,35 +105,6 @@ class Partition:
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
-
-    def check_timestamps(self, payload: Any, now_ms: int) -> list[BatchHeader] | None:
-        """Produce's check before append(); returns the headers it parsed (None when the topic
-        sets no bounds, or uses LogAppendTime), to be passed on to append() so the log does not
-        parse them again."""
-        before, after = self.timestamp_before_max_ms, self.timestamp_after_max_ms
-        if (before == _LONG_MAX and after == _LONG_MAX) or self.log.config.log_append_time:
-            return None
-        headers = validate_payload(payload, self.log.config.max_message_bytes)
-        self._check_timestamps(headers, before, after, now_ms)
-        return headers
-
-    @staticmethod
-    def _check_timestamps(headers: list[BatchHeader], before: int, after: int, now_ms: int) -> None:
-        """INVALID_TIMESTAMP for a CreateTime batch whose timestamps lie more than
-        message.timestamp.after.max.ms (Kafka's default: one hour) ahead of this broker's clock,
-        or more than message.timestamp.before.max.ms behind it. A far-future timestamp would
-        otherwise hold its segment back from time-based retention and skew offsets-by-time.
-
-        Only the batch headers are read (the records stay opaque): the max timestamp bounds
-        every record from above; the base timestamp (the first record's) stands for the oldest."""
-        for header in headers:
-            for timestamp in (header.base_timestamp, header.max_timestamp):
-                if timestamp != NO_TIMESTAMP and (timestamp - now_ms > after or now_ms - timestamp > before):
-                    raise PartitionError(
-                        ErrorCode.invalid_timestamp,
-                        f"Timestamp {timestamp} of a record is out of range: it must lie within "
-                        f"[{now_ms - before}, {now_ms + after}] (message.timestamp.before.max.ms, "
-                        "message.timestamp.after.max.ms)")
 
     def maybe_advance_high_watermark(self) -> bool:
         ends = [self.log.log_end_offset]

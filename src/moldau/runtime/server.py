@@ -39,6 +39,7 @@ from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
 from moldau.runtime import data_dir, tls
 from moldau.runtime.disk import OsFileSystem
+from moldau.runtime.loop_health import LoopHealth
 from moldau.security.session import Session
 
 log = logging.getLogger("moldau.server")
@@ -323,6 +324,7 @@ class Server:
         self._deadline_ms: int | None = None
         self._data_dir_lock: data_dir.DataDirLock | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
+        self.health: LoopHealth | None = None  # event-loop lag, GC, tick and disk-write times
 
     async def start(self) -> tuple[str, int]:
         """Lock the data directory (held until stop), bind every listener, then start the core
@@ -348,6 +350,8 @@ class Server:
             await server.start_serving()
         self.port = config.port
         self._tick_task = asyncio.create_task(self._tick_forever())
+        self.health = LoopHealth(self.loop)
+        self.health.start()
         return config.host, self.port
 
     async def _bind(self, listener: Listener) -> None:
@@ -406,7 +410,7 @@ class Server:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
             try:
-                self.core.tick(now_ms())
+                self.health.timed_tick(self.core.tick, now_ms())
             except Exception:
                 log.exception("periodic broker work failed")
             self.after_core_call()
@@ -451,6 +455,8 @@ class Server:
                 connection.abort()
 
     async def stop(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         if self._tick_task is not None:
             self._tick_task.cancel()
         if self._deadline_timer is not None:
