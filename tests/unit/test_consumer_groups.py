@@ -485,3 +485,19 @@ def test_random_joins_leaves_and_heartbeats_never_double_assign_and_converge(see
         assert group.state.value == "Stable"
         sizes = sorted(len(c.partitions()) for c in live)
         assert sum(sizes) == 12 and sizes[-1] - sizes[0] <= (1 if group.preferred_assignor("uniform") == "uniform" else 12)
+
+
+def test_an_epoch_older_than_the_previous_one_is_fenced():
+    core = make_core()
+    a = Client(core, "a")
+    a.beat(0)
+    Client(core, "b").beat(10)
+    a.beat(20)
+    a.beat(30)  # a: epoch 2, previous 1
+    Client(core, "c").beat(40)
+    converge([a], 50)  # a: epoch 3, previous 2
+    assert a.epoch == 3
+    response = heartbeat(core, 60, "a", 1, owned={})
+    assert response["error_code"] == ErrorCode.fenced_member_epoch
+    assert "smaller member epoch" in response["error_message"]
+    assert heartbeat(core, 61, "a", 2, owned={})["error_code"] == ErrorCode.none  # previous epoch, subset
