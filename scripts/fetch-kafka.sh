@@ -40,7 +40,7 @@ trap 'rm -rf "$staging"' EXIT
 echo "fetch-kafka: resolving Apache Kafka $version from Maven Central" >&2
 # Maven (3.8, Debian) writes ANSI colour codes even in batch mode: strip them for CI logs.
 mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -Dkafka.libs="$staging" 2>&1 \
-    |    | sed -e $'s/\x1b\\[[0-9;]*m//g' >&2
+    | sed -e $'s/\x1b\\[[0-9;]*m//g' >&2
 ls "$staging"/kafka_2.13-"$version".jar "$staging"/kafka-tools-"$version".jar >/dev/null
 touch "$staging/$(basename "$marker")"
 rm -rf "$libs"
