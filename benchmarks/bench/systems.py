@@ -12,8 +12,12 @@ launched with the server process produces one record (acks=1, topic auto-created
 the time from launching the process to its acknowledgement. Kafka's one-off `kafka-storage
 format` step happens before the launch and is reported separately.
 
-A replicated system (3 brokers, RF 3) plugs in through `make_runner(kind, partitions, brokers)`; until the
-3-node variants exist it raises Unavailable, and the harness reports the workload as skipped.
+The replicated variant (`make_runner(kind, partitions, brokers=3)`): a 3-node KRaft Kafka
+(kafka_dist.KafkaCluster: every node broker+controller, static voters) and a 3-node moldau
+(`moldau cluster up`, testing/cluster_process.py), both with replication factor 3 for new
+topics and min.insync.replicas=2, so acks=all waits for a second replica and one dead node
+leaves every partition writable. Their `System` can kill and restart a node (the failover
+workload).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from moldau.testing.kafka_dist import KafkaServer, kafka_version
+from moldau.testing.kafka_dist import KafkaCluster, KafkaServer, kafka_version
 from moldau.testing.server_process import ServerProcess, free_port
 
 # kafka-server-start.sh: KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS as shipped.
@@ -141,6 +145,7 @@ class System:
     bootstrap_servers: str
     pids: list[int]
     version: str
+    runner: object = None  # the runner that started it (kill_node / restart_node on clusters)
 
     def rss_bytes(self) -> int:
         return sum(proc_rss_bytes(pid) for pid in self.pids)
@@ -148,35 +153,78 @@ class System:
     def cpu_seconds(self) -> float:
         return sum(proc_cpu_seconds(pid) for pid in self.pids)
 
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node of a cluster (a crash)."""
+        self.runner.kill_node(node_id)
+
+    def restart_node(self, node_id: int) -> None:
+        self.runner.restart_node(node_id)
+        self.pids[:] = self.runner.current_pids()
+
+
+REPLICATED_OVERRIDES = {"default.replication.factor": "3", "min.insync.replicas": "2"}
+
 
 class KafkaRunner:
-    """One single-node KRaft Kafka (kafka_dist.KafkaServer) with Kafka's shipped JVM flags."""
+    """One single-node KRaft Kafka (kafka_dist.KafkaServer) with Kafka's shipped JVM flags, or
+    with brokers=3 a 3-node KRaft cluster (kafka_dist.KafkaCluster)."""
 
     kind = "kafka"
 
     def __init__(self, partitions: int, brokers: int = 1):
-        if brokers != 1:
-            raise Unavailable("a 3-node KRaft Kafka is not wired into the harness yet (KafkaServer is single-node)")
+        if brokers not in (1, 3):
+            raise Unavailable(f"{brokers} Kafka brokers: the harness runs 1 or 3")
         self.partitions = partitions
+        self.brokers = brokers
         self.server: KafkaServer | None = None
+        self.cluster: KafkaCluster | None = None
         self.watchdog: Watchdog | None = None
+        self.watchdogs: list[Watchdog] = []
 
     def overrides(self) -> dict:
         return {"num.partitions": self.partitions, **COMMON_OVERRIDES}
 
     def start(self) -> System:
+        if self.brokers == 3:
+            return self._start_cluster()
         self.server = KafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
         self.server.start()
         self.watchdog = Watchdog(self.server.pid, whole_group=True, directory=self.server.directory)
         return System("kafka", 1, 1, self.server.bootstrap_servers, [self.server.pid], f"Apache Kafka {kafka_version()}")
 
+    def _start_cluster(self) -> System:
+        self.cluster = KafkaCluster(3, jvm_opts=KAFKA_JVM_OPTS, overrides={**self.overrides(), **REPLICATED_OVERRIDES})
+        self.cluster.start()
+        self._watch_cluster()
+        return System("kafka", 3, 3, self.cluster.bootstrap_servers, self.cluster.pids(),
+                      f"Apache Kafka {kafka_version()} (3 nodes)", runner=self)
+
+    def _watch_cluster(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.cancel()
+        self.watchdogs = [Watchdog(pid, whole_group=True, directory=self.cluster.directory) for pid in self.cluster.pids()]
+
+    def kill_node(self, node_id: int) -> None:
+        self.cluster.kill(node_id)
+
+    def current_pids(self) -> list[int]:
+        return self.cluster.pids()
+
+    def restart_node(self, node_id: int) -> None:
+        self.cluster.restart(node_id)
+        self._watch_cluster()
+
     def stop(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
+        for watchdog in [self.watchdog, *self.watchdogs]:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.watchdog, self.watchdogs = None, []
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
 
     def measure_startup(self) -> dict:
         server = _TimedKafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())

@@ -55,6 +55,9 @@ WORKLOADS = (
              generators=("franz-go", "kcat"), metrics=THROUGHPUT, producers=2),
     Workload("produce-100B-new-topic", "9. produce 100 B, acks=1, into a topic that does not exist yet", "produce",
              100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, new_topic=True),
+    # Replicated clusters only (--brokers 3): kill a partition leader while writing (bench/failover.py).
+    Workload("failover", "10. leader killed → first acknowledged write on the new leader", "failover", 100, "all",
+             generators=("librdkafka",), metrics={"failover_s": False}),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -142,6 +145,12 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
 def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
     """One generator run of one workload on one system: the generator's numbers plus the broker's,
     and the CPU each process used (who was the bottleneck)."""
+    if workload.kind == "failover":
+        from bench.failover import measure_failover
+
+        if system.brokers < 3:
+            raise ValueError("the failover workload needs a replicated cluster (--brokers 3)")
+        return measure_failover(system)
     bootstrap = system.bootstrap_servers
     if workload.kind == "consume":
         topic = prepared["topic"]
