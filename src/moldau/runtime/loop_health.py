@@ -10,8 +10,9 @@ enough to stay on in production:
   could not run callbacks (the longest wait any ready connection had, to within the interval);
 - **GC pauses**: `gc.callbacks` time each collection, by generation (CPython stops the thread);
 - **ticks**: the runtime times each periodic `core.tick` (retention, compaction, flushes);
-- **disk writes**: runtime/disk.py times each segment append (`os.writev`); a write that waits
-  on the kernel (dirty-page throttling, a journal commit) stops the loop without using CPU.
+- **disk writes and fsyncs**: runtime/disk.py times each segment append (`os.writev`) and each
+  fsync (segments, indexes, checkpoints, directories); a write the kernel makes wait (dirty-page
+  throttling, a journal commit) or an fsync stops the loop without using CPU.
 
 Each is a histogram of plain ints (one `bisect` per observation) that /metrics turns into a
 Prometheus histogram; the heartbeat also logs, at WARNING, a lag over `STALL_LOG_MS` with what
@@ -37,14 +38,16 @@ _BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_S)
 
 
 class Histogram:
-    """Counts per bucket (not cumulative), the sum and the largest value since `take_max()`."""
+    """Counts per bucket (not cumulative), the sum, and the largest value and the total since
+    the previous `take()`."""
 
-    __slots__ = ("counts", "sum_ns", "max_ns")
+    __slots__ = ("counts", "sum_ns", "max_ns", "_taken_sum_ns")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(_BUCKETS_NS) + 1)
         self.sum_ns = 0
         self.max_ns = 0
+        self._taken_sum_ns = 0
 
     def observe(self, elapsed_ns: int) -> None:
         self.counts[bisect.bisect_left(_BUCKETS_NS, elapsed_ns)] += 1
@@ -52,10 +55,15 @@ class Histogram:
         if elapsed_ns > self.max_ns:
             self.max_ns = elapsed_ns
 
-    def take_max(self) -> int:
-        """The largest value observed since the previous call (and reset it)."""
+    def take(self) -> tuple[int, int]:
+        """(largest, total) observed since the previous call."""
         largest, self.max_ns = self.max_ns, 0
-        return largest
+        total, self._taken_sum_ns = self.sum_ns - self._taken_sum_ns, self.sum_ns
+        return largest, total
+
+    def take_max(self) -> int:
+        """The largest value observed since the previous take (and reset it)."""
+        return self.take()[0]
 
     @property
     def count(self) -> int:
@@ -72,6 +80,7 @@ class Histogram:
 # Process-wide: the collector is one per interpreter, and so is the disk.
 GC_PAUSES: dict[int, Histogram] = {generation: Histogram() for generation in range(3)}
 DISK_WRITES = Histogram()
+DISK_SYNCS = Histogram()  # fsync of segments, indexes, checkpoints and directories
 _gc_started_ns = 0
 _gc_installed = False
 
@@ -122,15 +131,18 @@ class LoopHealth:
     def _beat(self) -> None:
         lag_ns = max(0, time.perf_counter_ns() - self._due_ns)
         self.lag.observe(lag_ns)
-        gc_ns = max(h.take_max() for h in GC_PAUSES.values())
-        write_ns, tick_ns = DISK_WRITES.take_max(), self.ticks.take_max()
+        gc_ns = sum(h.take()[1] for h in GC_PAUSES.values())
+        (write_max_ns, write_ns), (_, sync_ns) = DISK_WRITES.take(), DISK_SYNCS.take()
+        tick_ns = self.ticks.take_max()
         if lag_ns >= self.stall_log_ns:
             # CPU the loop's thread used meanwhile: near the stall's length, Python was working;
             # far below it, the thread waited (a blocking system call, or no core to run on).
             cpu_ns = time.thread_time_ns() - self._cpu_ns
-            log.warning("event loop stalled for %d ms, of which %d ms on the CPU (longest since the last heartbeat: "
-                        "garbage collection %d ms, segment write %d ms, broker tick %d ms)", lag_ns // 1_000_000,
-                        cpu_ns // 1_000_000, gc_ns // 1_000_000, write_ns // 1_000_000, tick_ns // 1_000_000)
+            ms = 1_000_000
+            log.warning("event loop stalled for %d ms, of which %d ms on the CPU; since the last heartbeat: "
+                        "garbage collection %d ms, segment writes %d ms (longest %d ms), fsync %d ms, "
+                        "broker tick %d ms", lag_ns // ms, cpu_ns // ms, gc_ns // ms, write_ns // ms,
+                        write_max_ns // ms, sync_ns // ms, tick_ns // ms)
         self._schedule()
 
     def timed_tick(self, tick, now_ms: int) -> None:
