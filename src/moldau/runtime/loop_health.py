@@ -16,7 +16,10 @@ enough to stay on in production:
 
 Each is a histogram of plain ints (one `bisect` per observation) that /metrics turns into a
 Prometheus histogram; the heartbeat also logs, at WARNING, a lag over `STALL_LOG_MS` with what
-the other three saw since the previous heartbeat, so a stall in the log names its cause. GC and
+the others saw since the previous heartbeat, and how the loop's thread spent the time: on the
+CPU (Python working), waiting for a CPU (the machine is busy with other processes: Linux's
+schedstat run-queue time), or neither (blocked in a system call) — so a stall in the log names
+its cause. GC and
 disk-write figures are per process (several embedded brokers in one process share them).
 """
 
@@ -101,6 +104,16 @@ def install_gc_timer() -> None:
         _gc_installed = True
 
 
+def runqueue_wait_ns() -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a CPU (0 where the kernel does
+    not say: /proc/thread-self/schedstat is Linux's, with schedstats on)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as schedstat:
+            return int(schedstat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class LoopHealth:
     """The heartbeat on one event loop, and the tick timer the runtime feeds."""
 
@@ -112,6 +125,7 @@ class LoopHealth:
         self.ticks = Histogram()
         self._due_ns = 0
         self._cpu_ns = 0  # the loop thread's CPU time at the previous heartbeat
+        self._runqueue_ns = 0  # and its time waiting for a CPU (Linux schedstat)
         self._handle = None
 
     def start(self) -> None:
@@ -126,6 +140,7 @@ class LoopHealth:
     def _schedule(self) -> None:
         self._due_ns = time.perf_counter_ns() + int(self.heartbeat_s * 1e9)
         self._cpu_ns = time.thread_time_ns()
+        self._runqueue_ns = runqueue_wait_ns()
         self._handle = self.loop.call_later(self.heartbeat_s, self._beat)
 
     def _beat(self) -> None:
@@ -137,12 +152,14 @@ class LoopHealth:
         if lag_ns >= self.stall_log_ns:
             # CPU the loop's thread used meanwhile: near the stall's length, Python was working;
             # far below it, the thread waited (a blocking system call, or no core to run on).
+            # Waiting for a CPU: the machine was busy with other processes, not this one's fault.
             cpu_ns = time.thread_time_ns() - self._cpu_ns
+            runqueue_ns = runqueue_wait_ns() - self._runqueue_ns
             ms = 1_000_000
-            log.warning("event loop stalled for %d ms, of which %d ms on the CPU; since the last heartbeat: "
-                        "garbage collection %d ms, segment writes %d ms (longest %d ms), fsync %d ms, "
-                        "broker tick %d ms", lag_ns // ms, cpu_ns // ms, gc_ns // ms, write_ns // ms,
-                        write_max_ns // ms, sync_ns // ms, tick_ns // ms)
+            log.warning("event loop stalled for %d ms: %d ms on the CPU, %d ms waiting for a CPU; since the last "
+                        "heartbeat: garbage collection %d ms, segment writes %d ms (longest %d ms), fsync %d ms, "
+                        "broker tick %d ms", lag_ns // ms, cpu_ns // ms, runqueue_ns // ms, gc_ns // ms,
+                        write_ns // ms, write_max_ns // ms, sync_ns // ms, tick_ns // ms)
         self._schedule()
 
     def timed_tick(self, tick, now_ms: int) -> None:
