@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "go and franz mean franz-go)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--brokers", type=int, default=1, help="1 (default), or 3 for the replicated variant")
+    parser.add_argument("--security", default="plaintext", choices=("plaintext", "ssl", "sasl_ssl"),
+                        help="the client listener's protocol, the same certificates for both systems "
+                             "(SASL_SSL: SCRAM-SHA-512); see bench/security.py")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
@@ -339,8 +342,12 @@ def main(argv=None) -> int:
     if "kafka" in args.systems and not kafka_available():
         print("compare: Kafka's jars are missing; run scripts/fetch-kafka.sh first", file=sys.stderr)
         return 2
+    from bench.security import configure
+
+    configure(args.security)
     run = Run(args)
     env = environment()
+    env["security"] = args.security.upper()
     run.log(f"loopback reference; machine: {env['cpu_model']}, {env['cpus']} CPUs, load {env['loadavg_before']}")
     reference = loopback.measure(quick=args.quick)
     ceiling = client_ceiling(run.scale.records, 1 if args.quick else min(3, args.repetitions))

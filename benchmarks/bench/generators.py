@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from moldau.testing.kafka_dist import kafka_tool
+from bench.security import SECURITY
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 JAVA_TOOL_JVM_OPTS = ("-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
@@ -38,6 +39,8 @@ class GeneratorFailed(RuntimeError):
 def _moldau_perf(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     env = dict(os.environ, PYTHONPATH=SRC + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
     command = [sys.executable, "-m", "moldau", "perf", *args, "--output", "json"]
+    if SECURITY.enabled and "test.mock.num.brokers=1" not in args:
+        command += ["--command-config", SECURITY.client_file]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -89,6 +92,8 @@ _PRODUCER_FINAL = re.compile(
 def java_produce(bootstrap: str, topic: str, records: int, size: int, props: dict, throughput: float = -1) -> dict:
     args = ["--topic", topic, "--num-records", str(records), "--record-size", str(size),
             "--throughput", str(int(throughput)), "--producer-props", f"bootstrap.servers={bootstrap}", *_props(props)]
+    if SECURITY.enabled:
+        args += ["--producer.config", SECURITY.client_file]
     done = kafka_tool("org.apache.kafka.tools.ProducerPerformance", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     match = _PRODUCER_FINAL.search(done.stdout or "")
     if done.returncode != 0 or not match:
@@ -102,6 +107,8 @@ def java_produce(bootstrap: str, topic: str, records: int, size: int, props: dic
 def java_consume(bootstrap: str, topic: str, messages: int, group: str) -> dict:
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(messages), "--group", group,
             "--timeout", "20000"]
+    if SECURITY.enabled:
+        args += ["--consumer.config", SECURITY.client_file]
     done = kafka_tool("org.apache.kafka.tools.ConsumerPerformance", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     rows = [line for line in (done.stdout or "").splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
     if done.returncode != 0 or not rows:
@@ -120,7 +127,7 @@ _E2E_PERCENTILES = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th 
 
 def java_end_to_end(bootstrap: str, topic: str, records: int, size: int) -> dict:
     """Kafka's EndToEndLatency: one record at a time, each consumed before the next is sent."""
-    args = [bootstrap, topic, str(records), "1", str(size)]
+    args = [bootstrap, topic, str(records), "1", str(size)] + ([SECURITY.client_file] if SECURITY.enabled else [])
     done = kafka_tool("org.apache.kafka.tools.EndToEndLatency", args, timeout=TIMEOUT_S, jvm_opts=JAVA_TOOL_JVM_OPTS)
     avg, percentiles = _E2E_AVG.search(done.stdout or ""), _E2E_PERCENTILES.search(done.stdout or "")
     if done.returncode != 0 or not avg or not percentiles:
@@ -186,9 +193,11 @@ _LOADGEN_KEYS = ("records_per_sec", "mb_per_sec", "avg_latency_ms", "max_latency
 
 
 def franz_produce(bootstrap: str, topic: str, records: int, size: int, props: dict, throughput: float = -1,
-                  producers: int = 1, auto_create: bool = False) -> dict:
+                  producers: int = 1, auto_create: bool = False, transactional_id: str | None = None,
+                  txn_records: int = 100) -> dict:
     """`producers` franz-go clients at once (each with its own connections), flat out unless
-    `throughput` (records/s over all of them) is given. Latency: Produce call → acknowledgement."""
+    `throughput` (records/s over all of them) is given. Latency: Produce call → acknowledgement.
+    With `transactional_id` each client commits a transaction every `txn_records` records."""
     acks = "all" if str(props.get("acks", "1")) in ("all", "-1") else str(props.get("acks", "1"))
     args = ["produce", "-brokers", bootstrap, "-topic", topic, "-records", str(records), "-size", str(size),
             "-producers", str(producers), "-acks", acks, "-linger", f"{props.get('linger.ms', 5)}ms",
@@ -197,14 +206,17 @@ def franz_produce(bootstrap: str, topic: str, records: int, size: int, props: di
         args.append("-idempotent")
     if auto_create:
         args.append("-auto-create")
+    if transactional_id:
+        args += ["-transactional-id", transactional_id, "-txn-records", str(txn_records)]
     result = _loadgen(args)
     return {key: result[key] for key in _LOADGEN_KEYS if key in result}
 
 
-def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1) -> dict:
+def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1,
+                  read_committed: bool = False) -> dict:
     """Read `messages` records from the beginning (partitions assigned, no group)."""
     result = _loadgen(["consume", "-brokers", bootstrap, "-topic", topic, "-records", str(messages),
-                       "-consumers", str(consumers)])
+                       "-consumers", str(consumers)] + (["-read-committed"] if read_committed else []))
     return {"records_per_sec": result["records_per_sec"], "mb_per_sec": result["mb_per_sec"],
             "first_record_s": result["first_record_s"], "longest_gap_ms": result["longest_gap_ms"]}
 

@@ -9,7 +9,8 @@ member's partitions move after its session timeout; the committed offsets are wh
 member starts; every partition is owned by at most one member at every moment. Then: a regex
 subscription picks up a topic created later, an empty classic group is taken over by a
 new-protocol member with its offsets, bad heartbeats get Kafka's error codes, and Kafka's own
-tools describe the group (kafka-consumer-groups) and decode its records (kafka-dump-log).
+tools describe the group (kafka-consumer-groups) and decode its records (kafka-dump-log), and
+a group and its offsets survive a kill -9 of the broker.
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def test_regex_subscription_picks_up_a_topic_created_later(broker, kind, tmp_pat
         member.stop()
 
 
-def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(broker, tmp_path, tmp_path_factory):
+def test_an_empty_classic_group_converts_to_a_consumer_group_and_back(broker, tmp_path, tmp_path_factory):
     command = member_command("java", tmp_path_factory.getbasetemp())
     topic, group = "migrate-orders", "migrate-group"
     create_topic(broker, topic)
@@ -336,6 +337,24 @@ def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(brok
     for partition, offset in firsts.items():
         assert offset == positions.get(partition, 0)
     assert member.count() == 60 - sum(positions.values())
+
+    # And back: the consumer group is empty again, a classic member takes it over, offsets kept.
+    final = committed(broker, group, topic)
+    assert sum(final.values()) == 60
+    for i in range(PARTITIONS):
+        producer.produce(topic, b"later", partition=i)
+    producer.flush(30)
+    classic = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    classic.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < PARTITIONS and time.monotonic() < deadline:
+        message = classic.poll(0.2)
+        if message is not None and not message.error():
+            got.append((message.partition(), message.offset()))
+    classic.close()
+    assert sorted(got) == sorted(final.items())
 
 
 def test_bad_heartbeats_get_kafkas_errors(broker):
@@ -449,3 +468,46 @@ def test_group_configs_with_kafka_configs(broker):
     deleted = configs("--alter", "--delete-config", "consumer.session.timeout.ms")
     assert deleted.returncode == 0, deleted.stderr
     assert "consumer.session.timeout.ms=5000" not in configs("--describe").stdout
+
+
+def test_a_group_and_its_offsets_survive_a_broker_crash(tmp_path, tmp_path_factory):
+    """kill -9 of the broker process: the consumer group comes back from __consumer_offsets (its
+    records in Kafka's schemas) and a member resumes at the committed offsets."""
+    from moldau.testing.server_process import ServerProcess
+
+    command = member_command("confluent", tmp_path_factory.getbasetemp())
+    topic, group = "crash-orders", "crash-group"
+    server = ServerProcess(str(tmp_path / "data"), overrides=BROKER_CONFIG).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": server.bootstrap_servers})
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+        producer = KeepProducing(server.bootstrap_servers, topic)
+        member = Member(command, server.bootstrap_servers, group, topic, tmp_path / "before.log")
+        try:
+            wait_for(lambda: member.count() > 100, 60, "records consumed before the crash", [member])
+        finally:
+            producer.stop()
+            member.stop()
+        positions = committed(server, group, topic)
+        assert len(positions) == PARTITIONS
+        port = server.port
+        server.kill()
+        server = ServerProcess(str(tmp_path / "data"), port=port, overrides=BROKER_CONFIG).start()
+        assert committed(server, group, topic) == positions
+        more = Producer({"bootstrap.servers": server.bootstrap_servers})
+        for i in range(PARTITIONS * 3):
+            more.produce(topic, b"after", partition=i % PARTITIONS)
+        more.flush(30)
+        after = Member(command, server.bootstrap_servers, group, topic, tmp_path / "after.log")
+        try:
+            wait_for(lambda: len([x for x in after.events() if x["ev"] == "first"]) == PARTITIONS, 60,
+                     "records from every partition after the restart", [after])
+        finally:
+            after.stop()
+        firsts = {x["partition"]: x["offset"] for x in after.events() if x["ev"] == "first"}
+        assert firsts == positions
+        admin = AdminClient({"bootstrap.servers": server.bootstrap_servers})  # kept: futures need the handle
+        described = admin.describe_consumer_groups([group])[group].result(30)
+        assert str(described.type).lower().endswith("consumer")
+    finally:
+        server.close()

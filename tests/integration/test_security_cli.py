@@ -91,3 +91,59 @@ def test_server_add_scram_and_certs_create(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
+
+
+def test_a_secured_kafka_kraft_server_properties_starts_unchanged(tmp_path):
+    """Kafka 4.1's single-node KRaft layout, secured: a CONTROLLER listener that is not
+    advertised, controller.quorum.voters, per-listener JAAS configs, an authorizer."""
+    import socket
+    import struct
+
+    certs = _moldau("certs", "create", "--out", str(tmp_path / "certs"), "--password", "store-secret")
+    assert certs.returncode == 0, certs.stderr
+    port, controller_port = free_port(), free_port()
+    jaas_scram = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+                  'username="admin" password="admin-secret";')
+    jaas_plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                  'username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
+    (tmp_path / "server.properties").write_text(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=SASL_SSL://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas_scram}
+listener.name.sasl_ssl.plain.sasl.jaas.config={jaas_plain}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+log.dirs={tmp_path / 'data'}
+""" + (tmp_path / "certs" / "server-ssl.properties").read_text())
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    server = subprocess.Popen([sys.executable, "-m", "moldau", "server", str(tmp_path / "server.properties")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith(f"moldau server listening on 127.0.0.1:{port}"), server.stderr.read()[-2000:]
+        login = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                 'username="admin" password="admin-secret";')
+        client = tmp_path / "admin.properties"
+        client.write_text((tmp_path / "certs" / "client-ssl.properties").read_text().replace(
+            "security.protocol=SSL", "security.protocol=SASL_SSL") + "sasl.mechanism=PLAIN\n"
+            f"sasl.jaas.config={login}\n")
+        common = ["--bootstrap-server", f"127.0.0.1:{port}", "--command-config", str(client)]
+        assert _moldau("topics", "create", "kraft-style", *common).returncode == 0
+        topics = _moldau("topics", "list", *common)
+        assert topics.returncode == 0 and "kraft-style" in topics.stdout.split()
+        # the controller listener answers too (PLAINTEXT, as the map says)
+        with socket.create_connection(("127.0.0.1", controller_port), timeout=10) as sock:
+            body = struct.pack(">hhih", 18, 0, 1, 4) + b"test"
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            assert len(sock.recv(4)) == 4
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)

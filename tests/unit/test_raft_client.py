@@ -500,3 +500,21 @@ def test_lost_pre_vote_returns_to_the_known_leader_without_an_epoch_bump():
     cluster.exchange()  # the others still hear from the leader: they refuse the pre-vote
     assert follower.state_name == "Follower" and follower.epoch == epoch
     assert leader.is_leader and leader.epoch == epoch
+
+
+def test_a_voter_stranded_in_a_higher_epoch_is_gathered_again():
+    """(Found by simulation seed 9978.) A voter granted a vote to a candidate of a higher epoch
+    that then vanished; the leader and the others, a majority, stay in the old epoch and refuse
+    its pre-votes. The leader's periodic BeginQuorumEpoch learns the higher epoch and steps
+    down, and the next election includes everyone."""
+    cluster = Cluster()
+    leader = elect(cluster)
+    stranded = next(c for c in cluster.clients.values() if c is not leader)
+    other = next(n for n in VOTERS if n not in (leader.node_id, stranded.node_id))
+    assert vote(stranded, other, leader.epoch + 1, leader.log.last_fetched_epoch,
+                leader.log_end_offset) == (ErrorCode.none, True)
+    assert stranded.epoch == leader.epoch + 1 and stranded.leader_id == -1
+    cluster.run(cluster.now + 6000)
+    new = cluster.leader()
+    assert new is not None and all(c.epoch == new.epoch and c.leader_id == new.node_id
+                                   for c in cluster.clients.values())

@@ -135,3 +135,46 @@ def test_core_closes_connections_that_skip_or_outlive_authentication():
     assert isinstance(core.handle_request(metadata, 1, "127.0.0.1", 500), bytes)
     with pytest.raises(CloseConnection, match="expired"):
         core.handle_request(metadata, 1, "127.0.0.1", 1_500)
+
+
+def test_sasl_exchange_frames_through_the_core():
+    """What runtime/peers.py would do with SaslExchange, without sockets."""
+    import uuid
+
+    from moldau.broker.core import BrokerCore
+    from moldau.log import MemoryFileSystem
+    from moldau.security.sasl_client import SaslExchange
+
+    config = BrokerConfig.from_properties({"listeners": "SASL_PLAINTEXT://127.0.0.1:9092",
+                                           "sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    config.data_dir = "/data"
+    core = BrokerCore(config, MemoryFileSystem(), uuid.uuid4, 0)
+    core.add_scram_credentials([("broker", 2, "broker-secret")])
+    session = core.connection_opened(5, "SASL_PLAINTEXT", "127.0.0.1", now_ms=0)
+    exchange = SaslExchange(SaslClient("SCRAM-SHA-512", "broker", "broker-secret"), "node-2")
+    frame = exchange.first_frame()
+    while frame is not None:
+        response = core.handle_request(frame[4:], 5, "127.0.0.1", 0)
+        frame = exchange.receive(response[4:])
+    assert exchange.done and session.authenticated and session.principal == "User:broker"
+    assert exchange.next_correlation_id == 4  # handshake + two SCRAM rounds
+
+
+def test_the_nodes_own_requests_are_internal():
+    """Connection ids below 0 are the node's requests to itself: authenticated even where the
+    first listener wants SASL, and allowed by the authorizer."""
+    import struct
+    import uuid
+
+    from moldau.broker.core import BrokerCore
+    from moldau.log import MemoryFileSystem
+
+    config = BrokerConfig.from_properties({"listeners": "SASL_PLAINTEXT://127.0.0.1:9092",
+                                           "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                                           "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"})
+    config.data_dir = "/data"
+    core = BrokerCore(config, MemoryFileSystem(), uuid.uuid4, 0)
+    core.controller.create_topic("t", 1, 1)
+    metadata = struct.pack(">hhih", 3, 1, 1, 1) + b"x" + struct.pack(">i", -1)
+    response = core.handle_request(metadata, -1, "127.0.0.1", 0)
+    assert isinstance(response, bytes) and b"\x00\x01t" in response  # the topic is listed

@@ -2,6 +2,8 @@
 
 from moldau.broker import (  # noqa: F401 - imported for their @api registrations
     acls,
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     alter_configs,
     api_versions,
     client_quotas,
@@ -17,7 +19,9 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_transactions,
     elect_leaders,
+    end_txn,
     fetch,
     find_coordinator,
     heartbeat,
@@ -28,6 +32,7 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     list_groups,
     list_offsets,
     list_partition_reassignments,
+    list_transactions,
     metadata,
     offset_commit,
     offset_delete,
@@ -38,4 +43,6 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     sasl_handshake,
     scram_credentials,
     sync_group,
+    txn_offset_commit,
+    write_txn_markers,
 )

@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     parser.add_argument("--partition", "-p", type=integer(0, INT_MAX), metavar="P", help="read only partition P")
     parser.add_argument("--max-messages", "-n", type=integer(1, LONG_MAX), metavar="N", help="exit after N messages")
     parser.add_argument("--timeout-ms", type=integer(0, INT_MAX), metavar="MS", help="exit when no message arrives for MS")
+    parser.add_argument("--isolation-level", choices=("read_committed", "read_uncommitted"), default=None,
+                        help="read_committed: only committed transactions (stops at the last stable offset); "
+                             "read_uncommitted (default, as Kafka's console consumer): everything")
     parser.add_argument("--print-key", action="store_true", help="print the key before the value")
     parser.add_argument("--print-offset", action="store_true", help="print the offset")
     parser.add_argument("--print-partition", action="store_true", help="print the partition")
@@ -253,6 +256,7 @@ def make_consumer(current: Settings, args: argparse.Namespace):
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         "enable.partition.eof": False,
+        "isolation.level": args.isolation_level or "read_uncommitted",
     })
     config.update(java_client_properties(parse_key_values(args.consumer_properties, "consumer property")))
     try:

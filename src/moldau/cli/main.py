@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "moldau.cli.produce",
     "moldau.cli.consume",
     "moldau.cli.groups",
+    "moldau.cli.transactions",
     "moldau.cli.configs",
     "moldau.cli.connect",
     "moldau.cli.console",

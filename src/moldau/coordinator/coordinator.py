@@ -61,6 +61,8 @@ class GroupCoordinator(MembershipMixin):
         self.last_retention_check_ms = core.now_ms
         # Sessions, joins and rebalances end on their deadlines (deadlines.py), not on a tick.
         self.deadlines = DeadlineSchedule()
+        from moldau.coordinator.txn_offsets import TxnOffsets  # (imports the broker's verification path)
+        self.txn_offsets = TxnOffsets(self)  # TxnOffsetCommit: pending until the transaction's marker
 
     # --- routing and loading ----------------------------------------------------------
     @property
@@ -114,7 +116,9 @@ class GroupCoordinator(MembershipMixin):
         offsets: dict[str, dict[tuple[str, int], rec.OffsetValue]] = {}
         metadata: dict[str, rec.GroupValue | None] = {}
         consumer_records: list[tuple[bytes, bytes | None]] = []  # KIP-848 groups: consumer_coordinator.py
-        for key_bytes, value_bytes in topic.read_records(partition):
+        open_transactions: dict[int, list] = {}
+        self.txn_offsets.unload(index)
+        for key_bytes, value_bytes in topic.read_records(partition, open_transactions):
             if cr.record_type(key_bytes) in cr.CONSUMER_GROUP_RECORD_TYPES:
                 consumer_records.append((key_bytes, value_bytes))
                 continue
@@ -132,6 +136,7 @@ class GroupCoordinator(MembershipMixin):
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
             self.deadlines.touch(group_id)  # restored members' sessions run from now
+        self.txn_offsets.load(open_transactions)
         if self.consumer is not None:  # claims its groups (and their offsets) from self.groups
             self.consumer.load_partition(index, consumer_records, now_ms)
         self.loaded[index] = partition.leader_epoch
@@ -183,6 +188,7 @@ class GroupCoordinator(MembershipMixin):
 
     def _unload(self, index: int) -> None:
         del self.loaded[index]
+        self.txn_offsets.unload(index)
         if self.consumer is not None:
             self.consumer.unload_partition(index)
         for group_id in [g for g in sorted(self.groups) if self.partition_of(g) == index]:

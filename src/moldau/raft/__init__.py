@@ -17,8 +17,10 @@ itself). Election is Raft's; replication is Kafka's.
   the follower truncates there and fetches again. A truncation below the follower's high
   watermark is impossible in a correct quorum and stops the node (`fatal_error`).
 - **BeginQuorumEpoch** replaces the empty AppendEntries heartbeat that announces a new
-  leader: since followers pull, the leader tells each voter once (retrying until it is
-  acknowledged, by answer or by a Fetch) that it leads the epoch.
+  leader: since followers pull, the leader tells every voter that it leads the epoch, at once
+  and again every fetch timeout / 2 (as Kafka). A voter that meanwhile moved to a higher epoch
+  without electing anyone answers with that epoch and the leader steps down, so a new
+  election gathers everyone instead of leaving that voter stranded in an epoch of its own.
 - **EndQuorumEpoch**: a leader that shuts down (`resign()`), fails check quorum, or restarts
   after leading tells the voters, most caught-up first; they start the next election after a
   backoff by their place in that list (0 ms for the first) instead of a full fetch timeout.

@@ -90,6 +90,8 @@ class RaftClient:
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], fs: FileSystem,
                  data_dir: str, cluster_id: str, rng: random.Random, now_ms: int,
                  config: dict[str, str] | None = None) -> None:
+        if not voters:
+            raise ValueError("controller.quorum.voters is empty")
         self.node_id = node_id
         self.voters = dict(sorted(voters.items()))
         self.cluster_id = cluster_id
@@ -601,10 +603,12 @@ class RaftClient:
     def _send_requests(self, now_ms: int) -> None:
         state = self._state
         if isinstance(state, LeaderState):
-            for voter in self._ready([v for v, s in state.voter_states.items() if not s.acknowledged], now_ms):
-                self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
-                    self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
-                    self.voters[self.node_id]), now_ms)
+            if now_ms >= state.begin_quorum_deadline_ms:
+                state.begin_quorum_deadline_ms = now_ms + state.begin_quorum_interval_ms
+                for voter in self._ready([v for v in state.voter_states if v != self.node_id], now_ms):
+                    self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
+                        self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
+                        self.voters[self.node_id]), now_ms)
         elif isinstance(state, (ProspectiveState, CandidateState)):
             if isinstance(state, CandidateState) and state.backoff_until_ms is not None:
                 return
@@ -775,7 +779,7 @@ class RaftClient:
     def _become_leader(self, candidate: CandidateState, now_ms: int) -> None:
         epoch_start = self.log.end_offset
         state = LeaderState(candidate.epoch, self.node_id, list(self.voters), epoch_start,
-                            sorted(candidate.election.granted), self.config.check_quorum_timeout_ms,
+                            sorted(candidate.election.granted), self.config.fetch_timeout_ms,
                             now_ms)
         self._enter(state, durable=True)
         self.log.append_leader_change(state.epoch, self.node_id, list(self.voters), state.granting, now_ms)

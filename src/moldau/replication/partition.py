@@ -18,7 +18,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import BatchHeader
+from moldau.records.batch import CONTROL_MASK, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
 
@@ -102,7 +102,27 @@ class Partition:
         self.check_leader()
         if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
             raise PartitionError(ErrorCode.not_enough_replicas)
+        if validated is None:
+            validated = validate_payload(payload, self.log.config.max_message_bytes)
+        for header in validated:  # markers come only through append_end_txn_marker
+            if header.attributes & CONTROL_MASK:
+                raise PartitionError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
+        self.maybe_advance_high_watermark()
+        return info
+
+    @property
+    def last_stable_offset(self) -> int:
+        """What read_committed consumers read below: the high watermark, or the first offset
+        of a transaction still open (or decided with its marker not yet replicated)."""
+        return self.log.producer_state.last_stable_offset(self.high_watermark)
+
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                              commit: bool, now_ms: int) -> Any:
+        """WriteTxnMarkers: end a producer's transaction here (as leader, at our leader epoch)."""
+        self.check_leader()
+        info = self.log.append_end_txn_marker(producer_id, producer_epoch, coordinator_epoch, commit,
+                                              self.leader_epoch, now_ms)
         self.maybe_advance_high_watermark()
         return info
 

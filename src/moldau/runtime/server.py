@@ -316,6 +316,7 @@ class Server:
         self.connections: set[_Connection] = set()
         # listener name -> its listening socket server
         self._servers: dict[str, asyncio.base_events.Server] = {}
+        self._outbound_security: dict = {}  # role -> runtime/outbound.OutboundSecurity
         self._tick_task: asyncio.Task | None = None
         self._next_connection_id = 0
         self.port: int = 0
@@ -367,6 +368,20 @@ class Server:
         self._servers[listener.name] = server
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
+
+    def outbound_security(self, role: str):
+        """How this node connects to another node's broker or controller listener (role
+        "broker" / "controller", protocol/rpc.py's BROKER / CONTROLLER): the TLS context and
+        the SASL credentials (runtime/outbound.py). Built once per role."""
+        from moldau.runtime.outbound import outbound_security
+
+        if role not in self._outbound_security:
+            self._outbound_security[role] = outbound_security(self.config, role)
+        return self._outbound_security[role]
+
+    def outbound_tls_context(self, role: str):
+        """The TLS context for a connection to another node's listener (None: plaintext)."""
+        return self.outbound_security(role).ssl_context
 
     def listener_port(self, name: str) -> int:
         """The port a listener is bound to (its configured one, or the one port 0 got)."""

@@ -284,7 +284,7 @@ class ScramServer:
         self._username, self._gs2 = username, message[: len(message) - len(bare)]
         self._client_first_bare = bare
         nonce = attributes["r"] + self.server_nonce
-        salt = base64.b64encode(bytes.fromhex(self._record.salt)).decode()
+        salt = base64.b64encode(bytes(self._record.salt)).decode()
         self._server_first = f"r={nonce},s={salt},i={self._record.iterations}"
         return self._server_first
 
@@ -296,13 +296,13 @@ class ScramServer:
         if not attributes["r"].endswith(_scram_attributes(self._server_first)["r"]):
             raise ValueError("nonce")
         auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
-        stored_key = bytes.fromhex(self._record.stored_key)
+        stored_key = bytes(self._record.stored_key)
         signature = hmac.new(stored_key, auth_message, self.digest).digest()
         client_key = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature))
         if len(client_key) != len(signature) or not hmac.compare_digest(self.digest(client_key).digest(), stored_key):
             raise ValueError("proof")
         self.principal = self._username
-        server_signature = hmac.new(bytes.fromhex(self._record.server_key), auth_message, self.digest).digest()
+        server_signature = hmac.new(bytes(self._record.server_key), auth_message, self.digest).digest()
         return "v=" + base64.b64encode(server_signature).decode()
 
 
