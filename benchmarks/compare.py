@@ -268,7 +268,8 @@ REPORTED = {  # the metrics the Markdown table shows, per workload kind
     STARTUP: ("first_ack_s", "listening_s", "format_s"),
     MEMORY: ("idle_rss_mb", "after_load_rss_mb"),
 }
-COSTS = ("broker_cpu_us_per_record", "broker_cpu_util", "client_cpu_util", "others_cpu_util", "broker_peak_rss_mb")
+COSTS = ("broker_cpu_us_per_record", "broker_cpu_util", "broker_runqueue_s", "client_cpu_util", "others_cpu_util",
+         "broker_peak_rss_mb")
 
 
 def _spread(entry: dict, kind: str) -> str:
@@ -305,8 +306,9 @@ def markdown(summary: list[dict]) -> str:
         runs = "/".join(str(entry.get(f"{k}_runs", 0)) for k in kinds)
         lines.append(f"| {entry['workload']} | {entry['generator']} | {entry['metric']} | "
                      + " | ".join(_spread(entry, k) for k in kinds) + f" | {ratio} | {runs} |")
-    lines += ["", "| workload | generator | system | broker CPU µs/record | broker cores | generator cores | "
-              "other processes, cores | broker peak RSS MiB | bottleneck (runs) |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| workload | generator | system | broker CPU µs/record | broker cores | broker waited for a CPU, s | "
+              "generator cores | other processes, cores | broker peak RSS MiB | bottleneck (runs) |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     index = {(e["workload"], e["generator"], e["metric"]): e for e in summary}
     pairs = sorted({(e["workload"], e["generator"]) for e in summary if kind_of.get(e["workload"]) in ("produce", "consume")},
                    key=lambda pair: (order.index(pair[0]), pair[1]))

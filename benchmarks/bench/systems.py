@@ -76,6 +76,23 @@ def proc_cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def proc_runqueue_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat, summed
+    over its threads): how much a busy machine held the broker back."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as schedstat:
+                total += int(schedstat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 class Watchdog:
     """Stops a server when the harness dies without stopping it (SIGKILL, a killed process group).
 
@@ -153,6 +170,9 @@ class System:
 
     def cpu_seconds(self) -> float:
         return sum(proc_cpu_seconds(pid) for pid in self.pids)
+
+    def runqueue_seconds(self) -> float:
+        return sum(proc_runqueue_seconds(pid) for pid in self.pids)
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one node of a cluster (a crash)."""
@@ -306,17 +326,21 @@ class _TimedKafkaServer(KafkaServer):
 
 
 class MoldauRunner:
-    """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess)."""
+    """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess), or with
+    brokers=3 a local cluster of three (`moldau cluster up`, testing/cluster_process.py)."""
 
     kind = "moldau"
     shadow_uvloop = False
 
     def __init__(self, partitions: int, brokers: int = 1):
-        if brokers != 1:
-            raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (not built yet)")
+        if brokers not in (1, 3):
+            raise Unavailable(f"{brokers} moldau brokers: the harness runs 1 or 3")
         self.partitions = partitions
+        self.brokers = brokers
         self.server: ServerProcess | None = None
+        self.cluster = None
         self.watchdog: Watchdog | None = None
+        self.watchdogs: list[Watchdog] = []
         self.directory: str | None = None
 
     def overrides(self) -> dict:
@@ -328,6 +352,8 @@ class MoldauRunner:
 
     def start(self) -> System:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
+        if self.brokers == 3:
+            return self._start_cluster()
         extra = ["--add-scram", SECURITY.add_scram()] if SECURITY.protocol == "SASL_SSL" else []
         self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides(), extra_args=extra)
         with _without_uvloop(self.shadow_uvloop):
@@ -337,10 +363,54 @@ class MoldauRunner:
 
         return System(self.kind, 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
 
+    def _start_cluster(self) -> System:
+        try:
+            from moldau.testing.cluster_process import ProcessCluster
+        except ImportError:
+            raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (issue 9)") from None
+        from moldau import __version__
+
+        settings = {"num.partitions": str(self.partitions), **COMMON_OVERRIDES, **REPLICATED_OVERRIDES}
+        self.cluster = ProcessCluster(str(Path(self.directory) / "cluster"), brokers=3)
+        self.cluster.up()
+        self._configure_cluster(settings)
+        self._watch_cluster()
+        return System(self.kind, 3, 3, self.cluster.bootstrap_servers, self.current_pids(),
+                      f"moldau {__version__} (3 nodes)", runner=self)
+
+    def _configure_cluster(self, settings: dict) -> None:
+        """The cluster-wide dynamic broker defaults (Kafka's kafka-configs --entity-default), as
+        Kafka's nodes get them from server.properties."""
+        from confluent_kafka.admin import AdminClient, ConfigResource
+
+        admin = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers, "log_level": 0})
+        resource = ConfigResource("BROKER", "", set_config={key: str(value) for key, value in settings.items()})
+        for future in admin.alter_configs([resource]).values():
+            future.result(60)
+
+    def current_pids(self) -> list[int]:
+        return [node["pid"] for node in self.cluster.info()["nodes"] if node.get("pid", 0) > 0]
+
+    def _watch_cluster(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.cancel()
+        self.watchdogs = [Watchdog(pid, whole_group=False, directory=self.directory) for pid in self.current_pids()]
+
+    def kill_node(self, node_id: int) -> None:
+        self.cluster.kill(node_id)
+
+    def restart_node(self, node_id: int) -> None:
+        self.cluster.start(node_id)
+        self._watch_cluster()
+
     def stop(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
+        for watchdog in [self.watchdog, *self.watchdogs]:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.watchdog, self.watchdogs = None, []
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
         if self.server is not None:
             self.server.terminate()
             self.server.close()

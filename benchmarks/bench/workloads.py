@@ -120,7 +120,9 @@ class ResourceSampler(threading.Thread):
         self.system = system
         self.peak_rss = system.rss_bytes()
         self.cpu_began = system.cpu_seconds()
+        self.runqueue_began = system.runqueue_seconds()
         self.cpu_s = 0.0
+        self.runqueue_s = 0.0
         self.wall_began = time.monotonic()
         self.wall_s = 0.0
         self._halt = threading.Event()
@@ -138,6 +140,7 @@ class ResourceSampler(threading.Thread):
         self.join()
         self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
         self.cpu_s = self.system.cpu_seconds() - self.cpu_began
+        self.runqueue_s = self.system.runqueue_seconds() - self.runqueue_began
         self.wall_s = time.monotonic() - self.wall_began
 
 
@@ -188,6 +191,8 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     wall_s = sampler.wall_s or 1e-9
     result["wall_s"] = round(sampler.wall_s, 3)
     result["broker_cpu_util"] = round(sampler.cpu_s / wall_s, 2)
+    # The broker's threads waited this long for a CPU other processes held (summed over threads).
+    result["broker_runqueue_s"] = round(sampler.runqueue_s, 3)
     result["client_cpu_util"] = round(client_cpu_s / wall_s, 2)
     # Everything the machine ran meanwhile (other engineers' tests included), in cores.
     result["machine_cpu_util"] = round((machine_after - machine_before) / wall_s, 2)
