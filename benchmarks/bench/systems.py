@@ -15,9 +15,10 @@ format` step happens before the launch and is reported separately.
 The replicated variant (`make_runner(kind, partitions, brokers=3)`): a 3-node KRaft Kafka
 (kafka_dist.KafkaCluster: every node broker+controller, static voters) and a 3-node moldau
 (`moldau cluster up`, testing/cluster_process.py), both with replication factor 3 for new
-topics and min.insync.replicas=2, so acks=all waits for a second replica and one dead node
-leaves every partition writable. Their `System` can kill and restart a node (the failover
-workload).
+topics, min.insync.replicas=2 on the benchmark's topics (acks=all waits for a second replica and
+one dead node leaves every partition writable), and the same failure detection (a node is fenced
+after 3 s without a heartbeat: moldau cluster up's setting, given to Kafka too). Their `System`
+can kill and restart a node (the failover workload).
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class System:
     pids: list[int]
     version: str
     runner: object = None  # the runner that started it (kill_node / restart_node on clusters)
+    topic_configs: dict = None  # configs every benchmark topic is created with
 
     def rss_bytes(self) -> int:
         return sum(proc_rss_bytes(pid) for pid in self.pids)
@@ -183,7 +185,11 @@ class System:
         self.pids[:] = self.runner.current_pids()
 
 
-REPLICATED_OVERRIDES = {"default.replication.factor": "3", "min.insync.replicas": "2"}
+# The replicated variant: what `moldau cluster up` gives its nodes (cli/cluster.py), given to
+# Kafka's nodes too — a dead node is fenced after 3 s on both, not after Kafka's default 9 s.
+REPLICATED_OVERRIDES = {"default.replication.factor": "3", "broker.heartbeat.interval.ms": "500",
+                        "broker.session.timeout.ms": "3000", "leader.imbalance.check.interval.seconds": "10"}
+REPLICATED_TOPIC_CONFIGS = {"min.insync.replicas": "2"}  # acks=all waits for a second replica
 
 
 class KafkaRunner:
@@ -219,7 +225,8 @@ class KafkaRunner:
         self.cluster.start()
         self._watch_cluster()
         return System("kafka", 3, 3, self.cluster.bootstrap_servers, self.cluster.pids(),
-                      f"Apache Kafka {kafka_version()} (3 nodes)", runner=self)
+                      f"Apache Kafka {kafka_version()} (3 nodes)", runner=self,
+                      topic_configs=dict(REPLICATED_TOPIC_CONFIGS))
 
     def _watch_cluster(self) -> None:
         for watchdog in self.watchdogs:
@@ -370,23 +377,13 @@ class MoldauRunner:
             raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (issue 9)") from None
         from moldau import __version__
 
-        settings = {"num.partitions": str(self.partitions), **COMMON_OVERRIDES, **REPLICATED_OVERRIDES}
+        # `moldau cluster up` writes each node's properties (RF 3 defaults, a 3 s session
+        # timeout); the benchmark's topics carry min.insync.replicas themselves.
         self.cluster = ProcessCluster(str(Path(self.directory) / "cluster"), brokers=3)
         self.cluster.up()
-        self._configure_cluster(settings)
         self._watch_cluster()
         return System(self.kind, 3, 3, self.cluster.bootstrap_servers, self.current_pids(),
-                      f"moldau {__version__} (3 nodes)", runner=self)
-
-    def _configure_cluster(self, settings: dict) -> None:
-        """The cluster-wide dynamic broker defaults (Kafka's kafka-configs --entity-default), as
-        Kafka's nodes get them from server.properties."""
-        from confluent_kafka.admin import AdminClient, ConfigResource
-
-        admin = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers, "log_level": 0})
-        resource = ConfigResource("BROKER", "", set_config={key: str(value) for key, value in settings.items()})
-        for future in admin.alter_configs([resource]).values():
-            future.result(60)
+                      f"moldau {__version__} (3 nodes)", runner=self, topic_configs=dict(REPLICATED_TOPIC_CONFIGS))
 
     def current_pids(self) -> list[int]:
         return [node["pid"] for node in self.cluster.info()["nodes"] if node.get("pid", 0) > 0]

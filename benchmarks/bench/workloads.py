@@ -95,8 +95,8 @@ def create_topic(system: System, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                            replication_factor=system.replication_factor)])
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=system.replication_factor,
+                                            config=dict(system.topic_configs or {}))])
     futures[topic].result(TOPIC_TIMEOUT_S)
     deadline = time.monotonic() + TOPIC_TIMEOUT_S
     while time.monotonic() < deadline:  # until every partition has a leader
