@@ -576,9 +576,12 @@ def finish_interrupted_cleaning(fs: FileSystem, directory: str) -> None:
         parts = name.split(".")
         if len(parts) == 3 and parts[2] == "swap" and parts[0].isdigit() and parts[1].isdigit():
             base, end = int(parts[0]), int(parts[1])
-            old_bases = []
+            # Index files count too: a crash between removing a segment's .log and its
+            # indexes must not leave an index that looks like a vanished segment (recovery.py).
+            old_bases = set()
             for other in fs.listdir(directory):
                 stem, _, suffix = other.partition(".")
-                if suffix == "log" and stem.isdigit() and base <= int(stem) < end:
-                    old_bases.append(int(stem))
+                if suffix in ("log", "index", "timeindex") and stem.isdigit() \
+                        and base <= int(stem) < end:
+                    old_bases.add(int(stem))
             _replace_with_swap(fs, directory, base, end, sorted(old_bases))
