@@ -130,18 +130,24 @@ def test_compaction_on_a_full_disk_drops_its_pass() -> None:
                        min_compaction_lag_ms=0)
     log = PartitionLog.open(fs, DIR, config, 0)
     for offset in range(40):
-        log.append_as_leader(batch(offset, key=b"k%d" % (offset % 3)), 0, 0)
+        key = b"first" if offset == 0 else b"k%d" % (offset % 3)  # the first group keeps a record
+        log.append_as_leader(batch(offset, key=key), 0, 0)
     fill(fs)
-    log.enforce_retention(10)  # would write .cleaned files
+    counted = faults.COUNTERS.write_errors
+    for now in range(3):
+        log.enforce_retention(10**6 + now)  # cleaning is due: it would write .cleaned files
+    assert faults.COUNTERS.write_errors > counted
     assert log.cleaner_pass is None
     assert not any(p.endswith((".cleaned", ".swap")) for p in fs.files)
     fs.capacity_bytes = None
-    log.enforce_retention(20)
-    log.enforce_retention(30)
+    size = log.size_bytes
+    for now in range(3, 10):
+        log.enforce_retention(10**6 + now)
+    assert log.size_bytes < size
     latest = {}
     for record in log.records():
         latest[record.key] = record.value
-    assert sorted(latest) == [b"k0", b"k1", b"k2"]
+    assert sorted(latest) == [b"first", b"k0", b"k1", b"k2"]
 
 
 def test_open_on_a_full_disk_works_and_appends_fail() -> None:

@@ -324,3 +324,26 @@ def test_counters_are_plain_numbers_for_a_metrics_exporter() -> None:
     values = faults.counters()
     assert set(values) == set(faults.StorageCounters.NAMES)
     assert all(isinstance(v, int) for v in values.values())
+
+
+def test_compaction_stops_at_a_damaged_batch_instead_of_copying_it(caplog) -> None:
+    fs = MemoryFileSystem()
+    config = LogConfig(segment_bytes=700, cleanup_policy="compact", min_cleanable_dirty_ratio=0.01,
+                       min_compaction_lag_ms=0)
+    log = PartitionLog.open(fs, DIR, config, 0)
+    for offset in range(40):
+        log.append_as_leader(build_batch([Record(0, 1000, b"k%d" % (offset % 3), b"v%d" % offset)]), 0, 0)
+    log.close()
+    data = fs.files[log.segments[0].path(".log")].data
+    data[batch_starts(data)[1] + 65] ^= 0xFF
+    log = reopen_with(fs, config)
+    with caplog.at_level(logging.ERROR, logger="moldau.log"):
+        for now in range(1, 6):
+            log.enforce_retention(10**6 + now)
+    assert log.uncleanable and log.cleaner_pass is None
+    assert len([r for r in caplog.records if "compaction stopped" in r.getMessage()]) == 1
+    assert not any(p.endswith((".cleaned", ".swap")) for p in fs.files)
+
+
+def reopen_with(fs: MemoryFileSystem, config: LogConfig) -> PartitionLog:
+    return PartitionLog.open(fs, DIR, config, 0)

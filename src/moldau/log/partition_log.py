@@ -226,6 +226,9 @@ class PartitionLog:
         self._damaged: list[tuple[int, int]] = []
         # Segments (base offsets) whose bad batch a read already reported (once each).
         self._corrupt_reported: set[int] = set()
+        # Why compaction stopped for good (a damaged batch), "" while it runs (Kafka marks
+        # such a partition uncleanable too).
+        self.uncleanable = ""
 
     # --- opening and recovery -----------------------------------------------------------------
     @classmethod
@@ -818,13 +821,18 @@ class PartitionLog:
         if config.compact:
             from .cleaner import clean_log
 
-            if clean_max_bytes is None or clean_max_bytes > 0:
+            if (clean_max_bytes is None or clean_max_bytes > 0) and not self.uncleanable:
                 # no-op unless cleaning is due or a pass is under way
                 try:
                     self.cleaner_bytes_read = clean_log(self, now_ms, max_bytes=clean_max_bytes).bytes_read
                 except OSError as error:  # a full disk: drop the pass, a later tick starts anew
                     write_error(self.directory, "compaction", error)
                     self._try(self._abort_cleaning, "discarding a compaction pass")
+                except LogError as error:  # a damaged batch: Kafka's "uncleanable partition"
+                    self.uncleanable = str(error)
+                    self._try(self._abort_cleaning, "discarding a compaction pass")
+                    _log.error("%s: compaction stopped until the next restart: %s",
+                               faults_partition(self.directory), error)
         return deleted
 
     def _delete_oldest(self, should_delete, active_too: bool = False) -> int:  # type: ignore[no-untyped-def]
