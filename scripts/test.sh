@@ -17,6 +17,20 @@ if ! command -v kcat >/dev/null 2>&1; then
     fi
 fi
 
+# Headless Chromium and its WebDriver (the web console's browser tests) and promtool (the
+# Prometheus text-format check of /metrics): Debian packages.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}") >/dev/null
+    else
+        echo "test.sh: ${missing[*]} not installed (apt-get install ${missing[*]}); their tests will be skipped" >&2
+    fi
+fi
+
 # Apache Kafka's jars from Maven Central, for Kafka's own CLI tools and the side-by-side tests.
 if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
     bash scripts/fetch-kafka.sh >/dev/null

@@ -166,3 +166,10 @@ def test_undecodable_record_fails_the_sink_task_clearly(worker, tmp_path, bootst
     assert status["tasks"][0]["trace"].startswith(
         "DataError: Converting byte[] to Kafka Connect data failed due to serialization error: ")
     assert lines_of(out) == []
+
+
+def test_oversized_body_is_refused_in_kafkas_shape(worker):
+    """The REST API (on aiohttp) answers a body over 1 MiB with 413 and Kafka's JSON error."""
+    status, body = rest(worker.rest_url, "PUT", "/connectors/big/config", {"x": "y" * (2 * 1024 * 1024)})
+    assert status == 413 and body["error_code"] == 413
+    assert rest(worker.rest_url, "GET", "/connectors") == (200, [])

@@ -47,6 +47,10 @@ class RequestContext:
     connection_id: int
     client_host: str
     now_ms: int
+    # The listener the request came in on and who sent it (security/session.py).
+    listener_name: str = "PLAINTEXT"
+    security_protocol: str = "PLAINTEXT"
+    principal: str = "User:ANONYMOUS"
 
     @property
     def version(self) -> int:

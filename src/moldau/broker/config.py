@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from moldau import limits
+from moldau.broker import listeners as listener_model
+from moldau.broker.listeners import Listener, ListenerError, ListenerSettings
 
 # Kafka keys that configure things Moldau does differently or not at all; accepted silently.
 _HARMLESS_KEYS = {
-    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-    "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+    "controller.quorum.voters", "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
@@ -50,6 +51,19 @@ _ALIASES = (
 )
 _ALIAS_KEYS = {alias for alias, _target, _factor in _ALIASES}
 
+# The listener model's keys, resolved together once all keys are read (broker/listeners.py).
+_LISTENER_KEYS = {
+    "listeners", "advertised.listeners", "listener.security.protocol.map", "inter.broker.listener.name",
+    "security.inter.broker.protocol", "controller.listener.names", "process.roles",
+}
+# Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
+# per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_KEYS = {
+    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",
+}
+
 
 class ConfigFileError(Exception):
     """A server.properties value that cannot be used (the server refuses to start)."""
@@ -58,10 +72,13 @@ class ConfigFileError(Exception):
 @dataclass
 class BrokerConfig:
     node_id: int = 1
-    host: str = "127.0.0.1"
-    port: int = 9092
-    advertised_host: str | None = None
-    advertised_port: int | None = None
+    # Named listeners, their security protocols, the advertised ones (broker/listeners.py).
+    listener_settings: ListenerSettings = field(default_factory=lambda: listener_model.resolve({}))
+    # Security keys as given, per-listener prefixes included (see _SECURITY_PREFIXES).
+    security: dict[str, str] = field(default_factory=dict)
+    # What a listener bound to every interface ("" or 0.0.0.0) advertises; the runtime sets
+    # the host's name (Kafka advertises its canonical host name).
+    wildcard_advertised_host: str = "localhost"
     data_dir: str = "./moldau-data"
     num_partitions: int = 1
     default_replication_factor: int = 1
@@ -78,13 +95,63 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     cluster_id: str | None = None
+    # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
+    metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
     log_defaults: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
+    # --- listeners: the first broker listener stands for "the" host and port of older callers
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.listener_settings.listeners
+
+    @property
+    def advertised_listeners(self) -> list[Listener]:
+        """What this node tells clients and other nodes, wildcard hosts replaced."""
+        return [_advertisable(listener, self.wildcard_advertised_host)
+                for listener in self.listener_settings.advertised_listeners]
+
+    @property
+    def inter_broker_listener_name(self) -> str:
+        return self.listener_settings.inter_broker_listener_name
+
+    @property
+    def controller_listener_names(self) -> tuple[str, ...]:
+        return self.listener_settings.controller_listener_names
+
+    @property
+    def first_listener(self) -> Listener:
+        return self.listener_settings.broker_listeners[0]
+
+    @property
+    def host(self) -> str:
+        return self.first_listener.host or "0.0.0.0"
+
+    @host.setter
+    def host(self, host: str) -> None:
+        self.listener_settings.rebind(self.first_listener.name, host=host)
+
+    @property
+    def port(self) -> int:
+        return self.first_listener.port
+
+    @port.setter
+    def port(self, port: int) -> None:
+        self.listener_settings.rebind(self.first_listener.name, port=port)
+
     @property
     def advertised(self) -> tuple[str, int]:
-        return (self.advertised_host or self.host, self.advertised_port or self.port)
+        name = self.first_listener.name
+        listener = next(l for l in self.advertised_listeners if l.name == name)
+        return listener.host, listener.port
+
+    def listener_value(self, listener_name: str, key: str, default: str | None = None) -> str | None:
+        """A security setting of one listener: `listener.name.<name>.<key>`, else `<key>`."""
+        prefixed = self.security.get(f"listener.name.{listener_name.lower()}.{key}")
+        if prefixed is not None:
+            return prefixed
+        return self.security.get(key, default)
 
     @classmethod
     def from_properties(cls, props: dict[str, str]) -> "BrokerConfig":
@@ -94,6 +161,11 @@ class BrokerConfig:
             if not config._apply(key.strip(), value.strip()):
                 unknown.append(key)
         config._resolve_aliases(props)
+        try:
+            config.listener_settings = listener_model.resolve(
+                {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
+        except ListenerError as error:
+            raise ConfigFileError(str(error)) from None
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
@@ -107,10 +179,10 @@ class BrokerConfig:
     def _apply_known(self, key: str, value: str) -> bool:
         if key in ("node.id", "broker.id"):
             self.node_id = int(value)
-        elif key == "listeners":
-            self.host, self.port = _first_listener(value)
-        elif key == "advertised.listeners":
-            self.advertised_host, self.advertised_port = _first_listener(value)
+        elif key in _LISTENER_KEYS:
+            pass  # resolved together after all keys are read (broker/listeners.py)
+        elif key in _SECURITY_KEYS or key.startswith(_SECURITY_PREFIXES):
+            self.security[key] = value
         elif key in ("log.dirs", "log.dir"):
             self.data_dir = value.split(",")[0].strip()
         elif key == "num.partitions":
@@ -139,6 +211,8 @@ class BrokerConfig:
             self.offsets_retention_ms = _positive(value) * 60_000
         elif key == "cluster.id":
             self.cluster_id = value
+        elif key == "metrics.port":
+            self.metrics_port = _port(value) if value else None
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = value
             if key == "message.max.bytes":
@@ -158,14 +232,17 @@ class BrokerConfig:
                     raise ConfigFileError(f"invalid value {props[alias]!r} for {alias}") from None
 
 
-def _first_listener(value: str) -> tuple[str, int]:
-    """`PLAINTEXT://host:port[,CONTROLLER://...]` → (host, port) of the first listener."""
-    first = value.split(",")[0].strip()
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    host, _, port = first.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+def _advertisable(listener: Listener, wildcard_host: str) -> Listener:
+    if listener.host in ("", "0.0.0.0", "::"):
+        return Listener(listener.name, wildcard_host, listener.port, listener.security_protocol)
+    return listener
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a port number, 0-65535 (0: any free port)")
+    return number
 
 
 def _positive(value: str) -> int:

@@ -24,6 +24,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
+from moldau.broker.metrics import BrokerMetrics
 from moldau.controller import records as r
 from moldau.controller.configs import (
     SOURCE_DYNAMIC_BROKER,
@@ -46,6 +47,9 @@ from moldau.protocol import codec
 from moldau.protocol.build import build
 from moldau.protocol.rpc import OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
+from moldau.broker.listeners import SSL
+from moldau.security.principal import certificate_principal, parse_rules
+from moldau.security.session import PRE_AUTHENTICATION_APIS, Session
 
 METADATA_DIR = "__cluster_metadata-0"
 
@@ -72,6 +76,7 @@ class BrokerCore:
         self.disk_usage = disk_usage  # (total bytes, usable bytes) of the data dir
         self.now_ms = now_ms
         self.node_id = config.node_id
+        self.metrics = BrokerMetrics()  # plain counters; runtime/metrics.py scrapes them
         self.image = MetadataImage()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.watchers: dict[tuple[str, int], list[apis.Delayed]] = {}
@@ -94,7 +99,9 @@ class BrokerCore:
         self.controller.listeners.append(self._on_metadata_record)
         self.controller.replay()
         host, port = config.advertised
-        self.controller.register_broker(host, port, config.cluster_id)
+        endpoints = tuple((l.name, l.host, l.port, l.security_protocol) for l in config.advertised_listeners
+                          if l.name not in config.controller_listener_names)
+        self.controller.register_broker(host, port, config.cluster_id, endpoints)
         # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
         from moldau.coordinator import install as install_coordinator
         install_coordinator(self)
@@ -103,6 +110,9 @@ class BrokerCore:
         # and version when the client sent them, else its client_id.
         self.api_usage: dict[str, dict[int, set[int]]] = {}
         self.connection_software: dict[int, str] = {}
+        # connection id -> its listener, principal and authentication state
+        self.sessions: dict[int, Session] = {}
+        self._parsed_principal_rules: dict[str, list] = {}
 
     def _path(self, name: str) -> str:
         return self.config.data_dir.rstrip("/") + "/" + name
@@ -116,12 +126,16 @@ class BrokerCore:
         entry = apis.REGISTRY.get(header.api_key)
         if entry is None:
             raise CloseConnection(f"unknown api key {header.api_key}")
+        session = self.sessions.get(connection_id) or self.connection_opened(connection_id, None, client_host)
+        if not session.authenticated and header.api_key not in PRE_AUTHENTICATION_APIS:
+            raise CloseConnection(f"api key {header.api_key} sent before SASL authentication")
+        ctx = apis.RequestContext(header, connection_id, client_host, now_ms, session.listener_name,
+                                  session.security_protocol, session.principal)
         version = header.api_version
         if not entry.advertised_min_version <= version <= entry.max_version:
             if header.api_key == 18:  # ApiVersions answers any version, with v0 on error
-                return entry.handler(self, apis.RequestContext(header, connection_id, client_host, now_ms), None)
+                return entry.handler(self, ctx, None)
             raise CloseConnection(f"unsupported version {version} of api key {header.api_key}")
-        ctx = apis.RequestContext(header, connection_id, client_host, now_ms)
         if header.api_key != 18:  # ApiVersions records itself, once it knows the software
             self.record_usage(connection_id, header.client_id, header.api_key, version)
         if version < entry.min_version:
@@ -136,6 +150,8 @@ class BrokerCore:
         if result is None or isinstance(result, (bytes, list, apis.Delayed)):
             return result  # finished frames (a list: one frame in chunks), or no response
         header = ctx.header
+        if result.get("error_code"):  # a top-level error (per-partition ones: produce.py)
+            self.metrics.request_error(header.api_key)
         schema = codec.response_schema(header.api_key, header.api_version)
         flexible = codec.response_header_flexible(header.api_key, header.api_version)
         return codec.encode_response(header.correlation_id, flexible, build(schema, result))
@@ -144,8 +160,32 @@ class BrokerCore:
         label = self.connection_software.get(connection_id) or client_id or "?"
         self.api_usage.setdefault(label, {}).setdefault(api_key, set()).add(version)
 
+    def connection_opened(self, connection_id: int, listener_name: str | None, client_host: str,
+                          peer_certificate: bytes | None = None) -> Session:
+        """A connection was accepted on a listener (None: the first broker listener), after the
+        TLS handshake if the listener uses TLS; `peer_certificate` is the client's certificate
+        (DER) when it presented one. Returns the session; the runtime reads its
+        `frame_bytes_max`, which changes as the connection authenticates."""
+        config = self.config
+        listener = config.listener_settings.listener(listener_name) if listener_name else config.first_listener
+        if listener is None:
+            raise CloseConnection(f"unknown listener {listener_name}")
+        session = Session(connection_id, listener, client_host, frame_bytes_max=config.socket_request_max_bytes)
+        if listener.security_protocol == SSL and peer_certificate is not None:
+            session.principal = certificate_principal(peer_certificate, self._principal_rules(listener.name))
+        self.sessions[connection_id] = session
+        return session
+
+    def _principal_rules(self, listener_name: str) -> list:
+        rules = self._parsed_principal_rules.get(listener_name)
+        if rules is None:
+            rules = parse_rules(self.config.listener_value(listener_name, "ssl.principal.mapping.rules"))
+            self._parsed_principal_rules[listener_name] = rules
+        return rules
+
     def connection_closed(self, connection_id: int) -> None:
         self.connection_software.pop(connection_id, None)
+        self.sessions.pop(connection_id, None)
 
     def complete_delayed(self, delayed: apis.Delayed, ctx: apis.RequestContext, response: Any) -> None:
         delayed.complete(self.finish(ctx, response))

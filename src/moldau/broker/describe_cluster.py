@@ -7,8 +7,9 @@ from moldau.broker.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERAT
 @apis.api(60, 0, 1)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     brokers = [
-        {"broker_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
+        {"broker_id": b.broker_id, "host": endpoint[0], "port": endpoint[1], "rack": b.rack}
         for b in sorted(core.image.brokers.values(), key=lambda b: b.broker_id)
+        if (endpoint := b.endpoint(ctx.listener_name)) is not None
     ]
     ops = CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
     return {"throttle_time": 0, "error_code": 0, "error_message": None, "endpoint_type": 1,

@@ -73,12 +73,15 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
                    if include_synonyms else [], "")
             for key in sorted(defaults) if keys is None or key in keys]}
     config = core.config
-    host, port = config.advertised
     static = {
         "node.id": str(config.node_id),
         "broker.id": str(config.node_id),
-        "listeners": f"PLAINTEXT://{config.host}:{config.port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listeners": ",".join(map(str, config.listeners)),
+        "advertised.listeners": ",".join(str(l) for l in config.advertised_listeners
+                                         if l.name not in config.controller_listener_names),
+        "listener.security.protocol.map": ",".join(
+            f"{name}:{protocol}" for name, protocol in config.listener_settings.protocol_map.items()),
+        "inter.broker.listener.name": config.inter_broker_listener_name,
         "log.dirs": config.data_dir,
         "num.partitions": str(config.num_partitions),
         "default.replication.factor": str(config.default_replication_factor),
@@ -87,6 +90,8 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
         "socket.request.max.bytes": str(config.socket_request_max_bytes),
         "offsets.topic.num.partitions": str(config.offsets_topic_num_partitions),
     }
+    if config.metrics_port is not None:  # how `moldau console` finds this node's /metrics
+        static["metrics.port"] = str(config.metrics_port)
     kafka_defaults = {}
     for definition in c.TOPIC_CONFIGS.values():
         if definition.broker_key and definition.default is not None:

@@ -23,6 +23,7 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, SessionPartition, changed
+from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
 from moldau.replication.partition import PartitionError
 
@@ -51,6 +52,7 @@ def handle(core, ctx: apis.RequestContext, request):
     def sent(response: bytes) -> bytes:
         if fetch.session_id:
             fetch.sent(pending)
+        count_sent(core.metrics, pending)
         return response
 
     pending: list = []
@@ -71,6 +73,15 @@ def handle(core, ctx: apis.RequestContext, request):
     delayed = apis.Delayed(ctx.now_ms + max_wait_ms, try_complete, on_expire, keys)
     core.watch(delayed)
     return delayed
+
+
+def count_sent(metrics, carried: list) -> None:
+    """Bytes and records out per topic, for the response actually sent (a long-poll reads
+    several times, sends once)."""
+    for partition, data in carried:
+        records = data["records"]
+        if records:
+            metrics.fetched(partition.topic, len(records), records_in(records))
 
 
 def _resolve(core, topic) -> tuple[str | None, str | None]:

@@ -22,13 +22,13 @@ KEY_TYPE_TRANSACTION = 1
 def handle(core, ctx: apis.RequestContext, request):
     key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
     if ctx.version >= 4:
-        entries = [_find(core, key_type, key) for key in request.coordinator_keys]
+        entries = [_find(core, ctx, key_type, key) for key in request.coordinator_keys]
         return {"throttle_time": 0, "coordinators": entries}
-    entry = _find(core, key_type, request.key)
+    entry = _find(core, ctx, key_type, request.key)
     return {"throttle_time": 0, **entry}
 
 
-def _find(core, key_type: int, key: str) -> dict:
+def _find(core, ctx: apis.RequestContext, key_type: int, key: str) -> dict:
     if key_type == KEY_TYPE_TRANSACTION:
         return _error(key, ErrorCode.coordinator_not_available, "transactions are not supported")
     if key_type != KEY_TYPE_GROUP:
@@ -36,7 +36,7 @@ def _find(core, key_type: int, key: str) -> dict:
     if not key:
         return _error(key, ErrorCode.invalid_request, "empty group id")
     try:
-        node_id, host, port = core.extensions["group_coordinator"].coordinator_node(key)
+        node_id, host, port = core.extensions["group_coordinator"].coordinator_node(key, ctx.listener_name)
     except CoordinatorError as error:
         return _error(key, error.error_code, str(error))
     return {"key": key, "node_id": node_id, "host": host, "port": port,

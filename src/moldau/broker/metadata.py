@@ -22,8 +22,9 @@ CLUSTER_OPERATIONS = sum(1 << code for code in (4, 5, 7, 8, 9, 10, 11, 12))
 @apis.api(3, 0, 13)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     brokers = [
-        {"node_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
+        {"node_id": b.broker_id, "host": endpoint[0], "port": endpoint[1], "rack": b.rack}
         for b in sorted(core.image.brokers.values(), key=lambda b: b.broker_id)
+        if (endpoint := b.endpoint(ctx.listener_name)) is not None
     ]
     want_ops = getattr(request, "include_topic_authorized_operations", False)
     topics = [topic_metadata(core, name, topic_id, error, want_ops) for name, topic_id, error in _requested(core, ctx, request)]

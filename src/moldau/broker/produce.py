@@ -60,8 +60,10 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
         headers = partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
         info = partition.append(data.records, acks, ctx.now_ms, validated=headers)
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
+        core.metrics.produce_failed(name)
         return _result(data.index, error.error_code, str(error))
     if not info.duplicate:
+        core.metrics.produced(name, len(data.records), info.record_count)
         core.partition_appended(partition.key, ctx.now_ms)
     return _result(data.index, ErrorCode.none, base_offset=info.first_offset,
                    log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)

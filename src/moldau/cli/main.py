@@ -25,8 +25,10 @@ SUBCOMMANDS = (
     "moldau.cli.groups",
     "moldau.cli.configs",
     "moldau.cli.connect",
+    "moldau.cli.console",
     "moldau.cli.completion",
     "moldau.cli.perf",
+    "moldau.cli.certs",
 )
 
 

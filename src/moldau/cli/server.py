@@ -1,8 +1,9 @@
 """`moldau server`: one broker (with its own controller) in the foreground.
 
 Reads Kafka's server.properties keys (--config), then --override key=value pairs, then the
-explicit --host/--port/--data-dir flags. Prints exactly one line on stdout once it accepts
-connections; warnings go to stderr. SIGTERM or SIGINT shut it down cleanly with exit 0.
+explicit --host/--port/--data-dir/--metrics-port flags. Prints exactly one line on stdout once
+it accepts connections (naming the metrics URL when --metrics-port or metrics.port is set);
+warnings go to stderr. SIGTERM or SIGINT shut it down cleanly with exit 0.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus /metrics and /health/live, /health/ready on this port "
+                             "(metrics.port; default off; 0 picks a free port)")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default="warning",
                         help="what the broker logs to stderr (default warning; info: topics created and "
                              "deleted, configs changed, group rebalances, expired members, retention)")
@@ -59,6 +63,10 @@ def load_config(args):
         config.host = args.host
     if args.port is not None:
         config.port = args.port
+    if getattr(args, "metrics_port", None) is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            raise CliError(f"--metrics-port must be a port number (0-65535), got {args.metrics_port}")
+        config.metrics_port = args.metrics_port
     return config
 
 
@@ -74,10 +82,14 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.runtime.tls import TlsConfigError
+
     try:
         return runner(_serve(config))
     except OSError as error:
         raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    except TlsConfigError as error:
+        raise CliError(str(error)) from None
 
 
 async def _serve(config) -> int:
@@ -89,7 +101,11 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
-    print(f"moldau server listening on {host}:{port}", flush=True)
+    others = [f"{l.host or '0.0.0.0'}:{l.port} ({l.name})" for l in config.listener_settings.broker_listeners
+              if l.name != config.first_listener.name]
+    listening = f"{host}:{port}" + (", " + ", ".join(others) if others else "")
+    metrics = f"; metrics on http://{host}:{config.metrics_port}/metrics" if config.metrics_port is not None else ""
+    print(f"moldau server listening on {listening}{metrics}", flush=True)
     await stop.wait()
     await server.stop()
     return 0

@@ -1,11 +1,14 @@
-"""Kafka Connect's REST API for the standalone worker, on the standard library's HTTP server.
+"""Kafka Connect's REST API for the standalone worker, on aiohttp (Moldau's one HTTP stack).
 
-Theory of operation: a `ThreadingHTTPServer` bound to 127.0.0.1 (the port comes from the first
-`listeners` entry, default 8083; port 0 picks a free one) serves in a background thread. Each
-request is matched against `ROUTES`, a table of (method, path pattern) → handler; a handler
-calls the herder and returns `(status, body)`. Request and response bodies are JSON, errors
-are Kafka's shape `{"error_code": 404, "message": "Connector x not found"}`. The herder does
-its own locking, so handlers need none.
+Theory of operation: an aiohttp application bound to 127.0.0.1 (the port comes from the first
+`listeners` entry, default 8083; port 0 picks a free one) serves from its own event loop in a
+background thread (httpserver.BackgroundSite). Each request is matched against `ROUTES`, a
+table of (method, path pattern) → handler; a handler calls the herder and returns
+`(status, body)`. Herder calls block (they start and stop tasks, read offsets from Kafka), so
+the dispatch runs in the loop's thread pool and one slow call never holds up the others.
+Request and response bodies are JSON, errors are Kafka's shape
+`{"error_code": 404, "message": "Connector x not found"}`. The herder does its own locking, so
+handlers need none.
 
 Endpoints: GET / · GET/POST /connectors · GET/DELETE /connectors/{name} · GET/PUT
 /connectors/{name}/config · GET /connectors/{name}/status · GET /connectors/{name}/tasks ·
@@ -17,14 +20,14 @@ PUT /connector-plugins/{class}/config/validate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import confluent_kafka
+from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from moldau import __version__
@@ -32,6 +35,7 @@ from moldau.connect.api import ConnectError
 from moldau.connect.config import ConfigError
 from moldau.connect.herder import ConflictError, NotFoundError, StandaloneHerder, validate_connector_config
 from moldau.connect.plugins import connector_plugins
+from moldau.httpserver import BackgroundSite
 
 BODY_BYTES_MAX = 1024 * 1024
 
@@ -65,23 +69,32 @@ class ConnectRestServer:
         self.herder = herder
         self.bootstrap_servers = bootstrap_servers
         self._cluster_id: str | None = None
-        handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread: threading.Thread | None = None
+        app = web.Application(client_max_size=BODY_BYTES_MAX)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        self.site = BackgroundSite(app, "127.0.0.1", port)  # binds now: a taken port raises OSError
+        self.port = self.site.port
+        self.url = self.site.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="connect-rest", daemon=True)
-        self._thread.start()
+        self.site.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        self.site.stop()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        too_large = {"error_code": 413, "message": f"Request body larger than {BODY_BYTES_MAX} bytes"}
+        if (request.content_length or 0) > BODY_BYTES_MAX:
+            return _reply(413, too_large)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
+            return _reply(413, too_large)
+        try:
+            status, body = await asyncio.get_running_loop().run_in_executor(
+                None, dispatch, self, request.method, request.raw_path, raw)
+        except Exception as error:  # a bug answers 500, as Kafka's worker does; the server keeps serving
+            status, body = 500, {"error_code": 500, "message": f"{type(error).__name__}: {error}"}
+        return _reply(status, body)
 
     def cluster_id(self) -> str | None:
         if self._cluster_id is None:
@@ -264,33 +277,9 @@ def _call(handler, api, groups, query, raw_body: bytes) -> tuple[int, Any]:
     return status, {"error_code": status, "message": message}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    api: ConnectRestServer
-    protocol_version = "HTTP/1.1"
-    server_version = f"moldau-connect/{__version__}"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > BODY_BYTES_MAX:
-            self._reply(413, {"error_code": 413, "message": f"Request body larger than {BODY_BYTES_MAX} bytes"})
-            return
-        raw = self.rfile.read(length) if length else b""
-        try:
-            status, body = dispatch(self.api, self.command, self.path, raw)
-        except Exception as error:  # a bug must not kill the server thread; report it as Kafka does
-            status, body = 500, {"error_code": 500, "message": f"{type(error).__name__}: {error}"}
-        self._reply(status, body)
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = _serve
-
-    def log_message(self, format: str, *args) -> None:  # quiet: the worker log is for connectors
-        pass
+def _reply(status: int, body: Any) -> web.Response:
+    headers = {"Server": f"moldau-connect/{__version__}"}
+    if body is None:
+        return web.Response(status=status, headers=headers)
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return web.Response(status=status, body=data, content_type="application/json", headers=headers)

@@ -128,13 +128,15 @@ class Controller:
             listener(record)
 
     # --- brokers -----------------------------------------------------------------------
-    def register_broker(self, host: str, port: int, cluster_id: str | None) -> None:
+    def register_broker(self, host: str, port: int, cluster_id: str | None,
+                        endpoints: tuple[tuple[str, str, int, str], ...] = ()) -> None:
         records: list[r.MetadataRecord] = []
         if not self.image.cluster_id:
             records.append(r.ClusterIdRecord(cluster_id or _cluster_id(self.new_uuid())))
         known = self.image.brokers.get(self.node_id)
-        if known is None or (known.host, known.port) != (host, port):
-            records.append(r.RegisterBrokerRecord(self.node_id, host, port))
+        wanted = {name: (h, p) for name, h, p, _protocol in endpoints}
+        if known is None or (known.host, known.port) != (host, port) or known.endpoints != wanted:
+            records.append(r.RegisterBrokerRecord(self.node_id, host, port, endpoints=tuple(endpoints)))
         self.commit(records)
 
     # --- topics ------------------------------------------------------------------------

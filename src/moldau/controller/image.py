@@ -41,6 +41,16 @@ class BrokerImage:
     host: str
     port: int
     rack: str | None
+    # listener name -> (host, port) of every advertised listener
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def endpoint(self, listener_name: str | None) -> tuple[str, int] | None:
+        """Where a client of `listener_name` reaches this broker; None when the broker has no
+        such listener (Kafka leaves it out of the answer). A broker registered before
+        endpoints were recorded has only its host and port."""
+        if not self.endpoints or listener_name is None:
+            return self.host, self.port
+        return self.endpoints.get(listener_name)
 
 
 class MetadataImage:
@@ -122,4 +132,5 @@ class MetadataImage:
             entries[record.name] = record.value
 
     def _apply_RegisterBrokerRecord(self, record: r.RegisterBrokerRecord) -> None:
-        self.brokers[record.broker_id] = BrokerImage(record.broker_id, record.host, record.port, record.rack)
+        endpoints = {name: (host, port) for name, host, port, _protocol in record.endpoints}
+        self.brokers[record.broker_id] = BrokerImage(record.broker_id, record.host, record.port, record.rack, endpoints)

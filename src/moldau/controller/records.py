@@ -58,11 +58,16 @@ class ConfigRecord:
 
 @dataclass(frozen=True, slots=True)
 class RegisterBrokerRecord:
+    """host/port: the first advertised broker listener; endpoints: every advertised listener
+    as (name, host, port, security protocol), so that Metadata answers each client with the
+    endpoints of the listener it connected to (Kafka's RegisterBrokerRecord.EndPoints)."""
+
     broker_id: int
     host: str
     port: int
     rack: str | None = None
     incarnation_id: str = ""
+    endpoints: tuple[tuple[str, str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,12 @@ def decode(value: bytes) -> MetadataRecord:
     body = json.loads(value)
     cls = RECORD_TYPES[body.pop("type")]
     known = {f.name for f in fields(cls)}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.items() if k in known}
+    kwargs = {k: _tuples(v) for k, v in body.items() if k in known}
     return cls(**kwargs)
 
 
+
+
+def _tuples(value):
+    """JSON arrays back into the tuples the records hold (nested too: endpoints)."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value

@@ -65,14 +65,16 @@ class GroupCoordinator(MembershipMixin):
     def partition_of(self, group_id: str) -> int:
         return topic.partition_for(group_id, self.partition_count())
 
-    def coordinator_node(self, group_id: str) -> tuple[int, str, int]:
-        """(node_id, host, port) of the group's coordinator, creating the topic on first use."""
+    def coordinator_node(self, group_id: str, listener_name: str | None = None) -> tuple[int, str, int]:
+        """(node_id, host, port) of the group's coordinator on the client's listener, creating
+        the topic on first use."""
         image = topic.ensure_topic(self.core)
         leader = image.partitions[self.partition_of(group_id)].leader
         broker = self.core.image.brokers.get(leader)
-        if leader < 0 or broker is None:
+        endpoint = broker.endpoint(listener_name) if broker is not None else None
+        if leader < 0 or endpoint is None:
             raise CoordinatorError(ErrorCode.coordinator_not_available)
-        return leader, broker.host, broker.port
+        return leader, endpoint[0], endpoint[1]
 
     def _offsets_partition(self, group_id: str, now_ms: int) -> Any:
         topic.ensure_topic(self.core)

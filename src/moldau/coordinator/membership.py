@@ -242,6 +242,7 @@ class MembershipMixin:
         for member in [m for m in group.members.values() if m.awaiting_join is None]:
             self._remove_member(group, member)
         group.generation_id += 1
+        self.core.metrics.rebalances += 1
         if not group.members:
             group.protocol_name, group.leader_id = None, None
             group.transition_to(EMPTY, now_ms)

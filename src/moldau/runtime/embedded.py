@@ -48,8 +48,25 @@ class Broker:
         return self.config.port
 
     @property
+    def metrics_url(self) -> str | None:
+        """http://host:port of /metrics and /health/* (config {"metrics.port": "0"}), else None."""
+        port = self.config.metrics_port
+        return f"http://{self.config.host}:{port}" if port else None
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{self.config.host}:{self.config.port}"
+
+    def listener_port(self, name: str) -> int:
+        """The port of a listener (`listeners=NAME://...`), once started."""
+        listener = self.config.listener_settings.listener(name)
+        if listener is None:
+            raise KeyError(f"no listener named {name}")
+        return listener.port
+
+    def bootstrap_servers_for(self, name: str) -> str:
+        listener = self.config.listener_settings.listener(name)
+        return f"{(listener.host if listener.host not in ('', '0.0.0.0') else '127.0.0.1')}:{self.listener_port(name)}"
 
     def start(self) -> "Broker":
         if self._thread is not None:

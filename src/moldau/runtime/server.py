@@ -7,6 +7,13 @@ at once (most requests) or later (a delayed fetch completes, or its timer fires)
 queue is flushed from the head while slots are filled. Because the core runs inside the
 callback, no state change spans an await.
 
+Listeners: one server socket per listener in `listeners` (broker and controller listeners
+alike: the controller is served by the same core, combined mode). A connection knows its
+listener; TLS listeners wrap the socket in TLS (runtime/tls.py) and the session is opened with
+the core once the handshake is done, handing over the client certificate. The core's session
+(security/session.py) holds the principal and the SASL state and sets the largest frame the
+connection may send (small until a SASL connection has authenticated).
+
 Limits: a frame over socket.request.max.bytes, a malformed request or an unknown API version
 closes that connection (Kafka does the same); past `inflight_requests_per_connection_max`
 queued responses, or when the socket's write buffer is full, the connection stops reading
@@ -19,6 +26,7 @@ import asyncio
 import collections
 import logging
 import os
+import socket
 import struct
 import time
 import uuid
@@ -27,8 +35,11 @@ from moldau import limits
 from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
+from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
+from moldau.runtime import tls
 from moldau.runtime.disk import OsFileSystem
+from moldau.security.session import Session
 
 log = logging.getLogger("moldau.server")
 
@@ -58,9 +69,11 @@ class _Connection(asyncio.BufferedProtocol):
     read); each complete frame is copied out once, as the request handed to the core.
     `buffer[start:end]` holds bytes received and not yet handled."""
 
-    def __init__(self, server: "Server", connection_id: int):
+    def __init__(self, server: "Server", connection_id: int, listener: Listener):
         self.server = server
         self.connection_id = connection_id
+        self.listener = listener
+        self.session: Session | None = None  # opened with the core in connection_made
         self.buffer = bytearray(_READ_BUFFER_BYTES)
         self.start = 0
         self.end = 0
@@ -80,6 +93,17 @@ class _Connection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
+        self.server.core.metrics.connection_opened(self.listener.name)
+        certificate = None
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # TLS: called once the handshake is done
+            certificate = ssl_object.getpeercert(binary_form=True)
+        try:
+            self.session = self.server.core.connection_opened(self.connection_id, self.listener.name,
+                                                              self.client_host, certificate)
+        except Exception as error:  # e.g. a client certificate the principal mapping rejects
+            log.warning("closing connection %s on %s: %s", self.client_host, self.listener.name, error)
+            self.abort()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -92,6 +116,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.pending.clear()
         if core is not None:
             core.connection_closed(self.connection_id)
+            core.metrics.connection_closed(self.listener.name)
 
     def pause_writing(self) -> None:
         self.paused_for_writes = True
@@ -131,18 +156,25 @@ class _Connection(asyncio.BufferedProtocol):
         if unread < 4:
             return 4
         (size,) = _INT32.unpack_from(self.buffer, self.start)
-        if size < 0 or size > self.server.config.socket_request_max_bytes:
+        if size < 0 or size > self.frame_bytes_max():
             return 4  # buffer_updated closes the connection
         return 4 + size
+
+    def frame_bytes_max(self) -> int:
+        """socket.request.max.bytes, or less before a SASL connection has authenticated."""
+        session = self.session
+        return session.frame_bytes_max if session is not None else self.server.config.socket_request_max_bytes
 
     def buffer_updated(self, nbytes: int) -> None:
         self.end += nbytes
         self.last_request_ms = now_ms()
-        maximum = self.server.config.socket_request_max_bytes
+        if self.closed:
+            return
         self.handling = True
         try:
             while self.end - self.start >= 4:
                 (size,) = _INT32.unpack_from(self.buffer, self.start)
+                maximum = self.frame_bytes_max()
                 if size < 0 or size > maximum:
                     log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
                     self.abort()
@@ -165,34 +197,42 @@ class _Connection(asyncio.BufferedProtocol):
 
     def handle(self, payload: bytes) -> bool:
         server = self.server
+        metrics = server.core.metrics
+        started_ns = time.perf_counter_ns()  # request latency, per API key (broker/metrics.py)
+        api_key = (payload[0] << 8 | payload[1]) if len(payload) >= 2 else -1
         try:
             result = server.core.handle_request(payload, self.connection_id, self.client_host, now_ms())
         except (MalformedRequest, CloseConnection, struct.error, UnicodeDecodeError) as error:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns, error=True)
             log.info("closing connection %s: %s", self.client_host, error)
             self.abort()
             return False
         except Exception:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns, error=True)
             log.exception("request from %s failed; closing its connection", self.client_host)
             self.abort()
             return False
         if result is None:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns)
             return True  # acks=0: no response
         slot = _Slot()
         self.slots.append(slot)
         if isinstance(result, apis.Delayed):
-            self.defer(slot, result)
+            self.defer(slot, result, api_key, started_ns)
         else:
+            metrics.request(api_key, time.perf_counter_ns() - started_ns)
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
         return True
 
-    def defer(self, slot: _Slot, delayed: apis.Delayed) -> None:
+    def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
         timer = loop.call_later(max(0.0, (delayed.deadline_ms - now_ms()) / 1000), self._expire, delayed)
         self.pending[delayed] = timer
 
         def done(frame: bytes) -> None:
+            self.server.core.metrics.request(api_key, time.perf_counter_ns() - started_ns)
             timer.cancel()
             self.pending.pop(delayed, None)
             slot.frame, slot.ready = frame, True
@@ -233,31 +273,77 @@ class Server:
         self.core: BrokerCore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_Connection] = set()
-        self._server: asyncio.base_events.Server | None = None
+        # listener name -> its listening socket server
+        self._servers: dict[str, asyncio.base_events.Server] = {}
         self._tick_task: asyncio.Task | None = None
         self._next_connection_id = 0
         self.port: int = 0
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
 
     async def start(self) -> tuple[str, int]:
+        """Bind every listener, then start the core (it registers the bound ports), then
+        accept connections. Returns the first broker listener's (host, port)."""
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(
-            self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        if self.config.port == 0:
-            self.config.port = self.port
-        self.core = BrokerCore(self.config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+        await self.start_metrics()  # first, so that /health/ready says "not yet" meanwhile
+        config = self.config
+        try:
+            for listener in list(config.listeners):
+                await self._bind(listener)
+            if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
+                config.wildcard_advertised_host = socket.getfqdn()
+            self.core = BrokerCore(config, OsFileSystem(), uuid.uuid4, now_ms(), self._disk_usage)
+        except BaseException:
+            for server in self._servers.values():
+                server.close()
+            raise
+        for server in self._servers.values():
+            await server.start_serving()
+        self.port = config.port
         self._tick_task = asyncio.create_task(self._tick_forever())
-        return self.config.host, self.port
+        return config.host, self.port
 
-    def _new_connection(self) -> _Connection:
+    async def _bind(self, listener: Listener) -> None:
+        context = tls.server_context(self.config, listener) if listener.uses_tls else None
+        server = await self.loop.create_server(
+            lambda: self._new_connection(listener), listener.host or None, listener.port,
+            reuse_address=True, backlog=1024, ssl=context, start_serving=False,
+        )
+        self._servers[listener.name] = server
+        if listener.port == 0:
+            self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
+
+    def listener_port(self, name: str) -> int:
+        """The port a listener is bound to (its configured one, or the one port 0 got)."""
+        listener = self.config.listener_settings.listener(name)
+        if listener is None:
+            raise KeyError(name)
+        return listener.port
+
+    async def start_metrics(self) -> None:
+        """Serve /metrics and /health/* on metrics.port (runtime/metrics.py), when it is set."""
+        if self.config.metrics_port is None or self.metrics_server is not None:
+            return
+        from moldau.runtime.metrics import MetricsServer
+
+        self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, lambda: self, self.ready)
+        self.config.metrics_port = await self.metrics_server.start()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether this node serves Kafka requests (its /health/ready), and why not."""
+        if not self._servers or not all(server.is_serving() for server in self._servers.values()):
+            return False, "the Kafka listeners are not accepting connections"
+        if self.core is None:
+            return False, "recovering the logs and replaying the metadata log"
+        return True, "serving requests"
+
+    def _new_connection(self, listener: Listener) -> _Connection:
         if len(self.connections) >= limits.connections_max:
             raise ConnectionRefusedError("too many connections")
         self._next_connection_id += 1
-        return _Connection(self, self._next_connection_id)
+        return _Connection(self, self._next_connection_id, listener)
 
     def _disk_usage(self) -> tuple[int, int]:
         stats = os.statvfs(self.config.data_dir)
@@ -316,12 +402,16 @@ class Server:
             self._tick_task.cancel()
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers.values():
+            server.close()
         for connection in list(self.connections):
             connection.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers.values():
+            await server.wait_closed()
+        self._servers.clear()
         if self.core is not None:
             self.core.close()
             self.core = None
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
