@@ -48,6 +48,16 @@ fetch_session_idle_ms = 600_000
 # Waiting fetches and acks=all produces held as delayed operations.
 delayed_operations_max = 100_000
 
+# --- log directory and disk space ---------------------------------------------------------
+# log.dir.free.bytes.min: below this much free space on the data directory the broker refuses
+# produce requests and new partitions with KAFKA_STORAGE_ERROR, so that it never fills the
+# disk to the last byte itself; what is left serves the broker's own small writes
+# (checkpoints, indexes, metadata records, committed offsets). 0 turns the check off.
+log_dir_free_bytes_min_default = 4 * 1024 * 1024
+# The free space is read from the OS (statvfs) at most this often while far from the reserve;
+# near it, on every append.
+log_dir_free_space_check_ms = 1000
+
 # --- log ---------------------------------------------------------------------------------
 segment_bytes_default = 1024 * 1024 * 1024
 segment_bytes_min = 14  # Kafka's lower bound for segment.bytes (one empty batch header)

@@ -89,6 +89,9 @@ class BrokerConfig:
     connections_max_idle_ms: int = limits.connection_idle_ms_default
     # How often retention deletes due segments (Kafka's default: 5 minutes).
     log_retention_check_interval_ms: int = 300_000
+    # Free space kept on the data directory: below it produce and new partitions are refused
+    # with KAFKA_STORAGE_ERROR (broker/storage.py); 0: no reserve.
+    log_dir_free_bytes_min: int = limits.log_dir_free_bytes_min_default
     offsets_topic_num_partitions: int = 50
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
@@ -197,6 +200,8 @@ class BrokerConfig:
             self.socket_request_max_bytes = _positive(value)
         elif key == "log.retention.check.interval.ms":
             self.log_retention_check_interval_ms = _positive(value)
+        elif key == "log.dir.free.bytes.min":
+            self.log_dir_free_bytes_min = _non_negative(value)
         elif key == "connections.max.idle.ms":
             self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
         elif key == "offsets.topic.num.partitions":
@@ -249,6 +254,13 @@ def _positive(value: str) -> int:
     number = int(value)
     if number <= 0:
         raise ValueError("must be positive")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
     return number
 
 

@@ -25,6 +25,7 @@ from moldau.broker import apis
 from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, SessionPartition, changed
 from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
+from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -145,7 +146,10 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
         return result
     max_bytes = min(fp.partition_max_bytes, remaining)
     if fp.fetch_offset < high_watermark and (max_bytes > 0 or first):
-        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).read_bytes()
+        try:
+            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).read_bytes()
+        except RecordsError as error:  # a damaged batch: CORRUPT_MESSAGE, never an endless empty read
+            result["error_code"] = error.error_code
     return result
 
 

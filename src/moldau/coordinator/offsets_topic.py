@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records import Record, build_batch
+from moldau.records import Record, RecordsError, build_batch
 
 TOPIC = "__consumer_offsets"
 SEGMENT_BYTES = 100 * 1024 * 1024  # Kafka's offsets.topic.segment.bytes
@@ -67,6 +67,8 @@ def leader_partition(core: Any, index: int) -> Any:
     partition = core.partition(TOPIC, index)
     if partition is None or not partition.is_leader:
         raise CoordinatorError(ErrorCode.not_coordinator)
+    if partition.log.offline is not None:  # damaged on disk (log/faults.py): no group loads
+        raise CoordinatorError(ErrorCode.coordinator_not_available, f"{TOPIC}-{index} is offline")
     return partition
 
 
@@ -94,7 +96,11 @@ def _coordinator_error(code: Any) -> ErrorCode:
 
 
 def read_records(partition: Any) -> Iterator[tuple[bytes, bytes | None]]:
-    """Every (key, value) of the partition from log start to log end, in offset order."""
-    for record in partition.log.records():
-        if record.key is not None:
-            yield record.key, record.value
+    """Every (key, value) of the partition from log start to log end, in offset order.
+    A damaged batch raises COORDINATOR_NOT_AVAILABLE (the log reports the damage itself)."""
+    try:
+        for record in partition.log.records():
+            if record.key is not None:
+                yield record.key, record.value
+    except RecordsError as error:
+        raise CoordinatorError(ErrorCode.coordinator_not_available, str(error)) from error
