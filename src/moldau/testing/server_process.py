@@ -34,6 +34,7 @@ def _pythonpath() -> str:
 class ServerProcess:
     def __init__(self, data_dir: str, port: int | None = None, overrides: dict[str, str] | None = None):
         self.data_dir = data_dir
+        self.host = "127.0.0.1"
         self.port = port or free_port()
         self.overrides = overrides or {}
         self.process: subprocess.Popen | None = None
