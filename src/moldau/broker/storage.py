@@ -45,6 +45,8 @@ from moldau.log.faults import COUNTERS
 
 log = logging.getLogger("moldau.log")
 
+_WARNING_INTERVAL_MS = 60_000
+
 
 @dataclass
 class PendingOpen:
@@ -66,6 +68,7 @@ class LogDirectory:
         self._usable_bytes = -1  # at the last reading
         self._read_ms = now_ms - limits.log_dir_free_space_check_ms  # read on first use
         self._appended_bytes = 0  # since the last reading
+        self._warned_ms = now_ms - _WARNING_INTERVAL_MS
 
     # --- the reserve ---------------------------------------------------------------------
     def usable_bytes(self, now_ms: int) -> int:
@@ -91,6 +94,7 @@ class LogDirectory:
             self._appended_bytes += size_bytes
             return None
         COUNTERS.add("free_space_refusals")
+        self._warn(now_ms, "refusing produce requests: " + self._below_reserve(usable))
         return self._below_reserve(usable)
 
     def refuse_new_partitions(self, count: int, now_ms: int) -> str | None:
@@ -101,8 +105,14 @@ class LogDirectory:
         if usable < 0 or usable >= self.free_bytes_min:
             return None
         COUNTERS.add("free_space_refusals")
-        log.warning("refusing to create %d partition(s): %s", count, self._below_reserve(usable))
+        self._warn(now_ms, f"refusing to create {count} partition(s): {self._below_reserve(usable)}")
         return self._below_reserve(usable)
+
+    def _warn(self, now_ms: int, message: str) -> None:
+        """At most one line a minute: clients retry refused requests many times a second."""
+        if now_ms - self._warned_ms >= _WARNING_INTERVAL_MS:
+            self._warned_ms = now_ms
+            log.warning("%s (counter free_space_refusals: %d)", message, COUNTERS.free_space_refusals)
 
     def _below_reserve(self, usable: int) -> str:
         return (f"the log directory {self.path} has {usable} bytes free, below "
