@@ -14,6 +14,14 @@ frame_bytes_max = 100 * 1024 * 1024
 # max.in.flight 1,000,000 by default); past this bound the server stops reading the socket.
 inflight_requests_per_connection_max = 1000
 connections_max = 10_000
+# Kafka's queued.max.request.bytes: the bytes of all request frames being received at once
+# (runtime/memory.py). Past it, connections that need more stop reading until memory frees;
+# one frame may pass it, so the largest frame (frame_bytes_max) always gets through. Kafka's
+# default is unbounded; a bound keeps a crowd of large producers from exhausting memory.
+queued_request_bytes_max_default = 128 * 1024 * 1024
+# After the request buffers held at least this much, memory is handed back to the OS
+# (malloc_trim) once they are all free again.
+memory_trim_after_bytes = 16 * 1024 * 1024
 # A connection with no request for this long is closed (Kafka's connections.max.idle.ms), so
 # clients that vanished without closing (a killed host, a dropped network) do not hold a slot
 # of connections_max forever.

@@ -86,6 +86,9 @@ class BrokerConfig:
     delete_topic_enable: bool = True
     message_max_bytes: int = limits.message_bytes_max_default
     socket_request_max_bytes: int = limits.frame_bytes_max
+    # queued.max.request.bytes: all request frames being received at once (runtime/memory.py);
+    # negative: unbounded.
+    queued_max_request_bytes: int = limits.queued_request_bytes_max_default
     connections_max_idle_ms: int = limits.connection_idle_ms_default
     # How often retention deletes due segments (Kafka's default: 5 minutes).
     log_retention_check_interval_ms: int = 300_000
@@ -200,6 +203,8 @@ class BrokerConfig:
             self.socket_request_max_bytes = _positive(value)
         elif key == "log.retention.check.interval.ms":
             self.log_retention_check_interval_ms = _positive(value)
+        elif key == "queued.max.request.bytes":
+            self.queued_max_request_bytes = int(value)  # -1 (or any negative): unbounded
         elif key == "log.dir.free.bytes.min":
             self.log_dir_free_bytes_min = _non_negative(value)
         elif key == "connections.max.idle.ms":
