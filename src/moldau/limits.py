@@ -95,3 +95,14 @@ group_session_timeout_ms_min = 6_000
 group_session_timeout_ms_max = 1_800_000
 group_initial_rebalance_delay_ms = 3_000
 offset_metadata_bytes_max = 4096
+# KIP-848 consumer groups: subscriptions a heartbeat may carry, regexes kept compiled, how
+# often a group's regexes are matched again against changed metadata.
+consumer_group_subscribed_topics_max = 100_000
+consumer_group_regex_chars_max = 10_000
+consumer_group_regex_cache_max = 1_000
+consumer_group_regex_refresh_ms = 1_000
+
+# --- metadata quorum (raft/) ---------------------------------------------------------------
+# Observers (broker-only nodes) whose fetch progress the Raft leader tracks for DescribeQuorum;
+# fetches from more distinct replica ids are still answered, just not tracked.
+raft_observers_max = 10_000

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from moldau.properties import dumps, load_file
+from moldau.connect.offsets import OffsetFileError, OffsetStore
 from moldau.connect.standalone import StandaloneWorker
 from moldau.connect.testing import read_topic, rest, shared_cluster, wait_until
 from moldau.testing.kafka_dist import free_port, java_command
@@ -78,6 +79,11 @@ def test_same_bytes_as_kafka_connect(tmp_path, request):
             os.killpg(java.pid, signal.SIGTERM)
             java.wait(30)
             log.close()
+    # The offsets file Kafka's worker left (its own Java-serialized format): named and refused
+    # in one line, never a UnicodeDecodeError.
+    with pytest.raises(OffsetFileError, match="written by Apache Kafka's Connect worker") as caught:
+        OffsetStore(str(tmp_path / "kafka.offsets")).open()
+    assert str(tmp_path / "kafka.offsets") in str(caught.value)
 
 
 def compare_rest(ours: str, theirs: str) -> None:

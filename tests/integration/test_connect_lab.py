@@ -213,3 +213,62 @@ def test_without_file_source_reads_stdin_and_sink_writes_stdout(tmp_path, bootst
         worker.process.stdin.close()
         assert worker.stop() == 0, worker.output()
     assert read_topic(bootstrap, topic, expect_at_least=1) == [(None, envelope("from stdin"))]
+
+
+def test_appended_line_reaches_the_sink_in_milliseconds_not_at_the_offset_commit(tmp_path, bootstrap):
+    """The stock worker file (offset commits every 10 s; Kafka's default is 60 s): a line
+    appended to test.txt must show up in test.sink.txt long before the next commit. Kafka's own
+    worker takes about 0.3 s on this machine; the bound is generous for a loaded CI host."""
+    worker = load_file(str(CONFIG / "connect-standalone.properties"))
+    worker.update({"bootstrap.servers": bootstrap, "listeners": "http://localhost:0"})
+    worker.pop("offset.flush.interval.ms", None)  # Kafka's default, 60 s
+    (tmp_path / "worker.properties").write_text(dumps(worker))
+    (tmp_path / "test.txt").write_text("warm up\n")
+    topic = f"connect-latency-{tmp_path.name[-8:]}"
+    for name, key in (("source", "topic"), ("sink", "topics")):
+        config = load_file(str(CONFIG / f"connect-file-{name}.properties"))
+        (tmp_path / f"{name}.properties").write_text(dumps(dict(config, **{key: topic, "name": f"latency-{name}"})))
+    process = WorkerProcess(tmp_path, ["worker.properties", "source.properties", "sink.properties"])
+    latencies = []
+    try:
+        process.rest_url()
+        wait_until(lambda: sink_text(tmp_path), lambda t: t == "warm up\n", timeout_s=30, what="the first line")
+        for n in range(5):
+            with open(tmp_path / "test.txt", "a") as handle:
+                handle.write(f"line {n}\n")
+            began = time.monotonic()
+            wait_until(lambda: sink_text(tmp_path), lambda t: t.endswith(f"line {n}\n"), interval_s=0.005,
+                       timeout_s=30, what=f"line {n} in the sink")
+            latencies.append(time.monotonic() - began)
+    finally:
+        assert process.stop() == 0, process.output()
+    print(f"append-to-sink latency (s): {', '.join(f'{v:.3f}' for v in latencies)}")
+    assert max(latencies) < 3.0, latencies  # was 4-10 s (the commit interval) before the sink flushed on put
+
+
+def test_offsets_file_of_another_format_spares_sinks_and_names_itself(tmp_path, bootstrap):
+    """/tmp/connect.offsets left by Kafka's worker (Java serialization): a sink-only worker runs;
+    a source connector fails in one line naming the file; the worker itself keeps running."""
+    directory = lab_directory(tmp_path, bootstrap)
+    offsets = directory / "connect.offsets"
+    offsets.write_bytes(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap\x05\x07\xda\xc1\xc3\x16`\xd1\x03\x00\x02F")
+    topic = f"connect-foreign-{tmp_path.name[-8:]}"
+    sink = load_file(str(CONFIG / "connect-file-sink.properties"))
+    (directory / "sink.properties").write_text(dumps(dict(sink, topics=topic, name="foreign-sink")))
+    source = load_file(str(CONFIG / "connect-file-source.properties"))
+    (directory / "source.properties").write_text(dumps(dict(source, topic=topic, name="foreign-source")))
+    worker = WorkerProcess(directory, ["worker.properties", "sink.properties", "source.properties"])
+    try:
+        url = worker.rest_url()
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": bootstrap})
+        producer.produce(topic, b'{"schema":{"type":"string","optional":false},"payload":"from a producer"}')
+        producer.flush(10)
+        wait_until(lambda: sink_text(directory), lambda t: t == "from a producer\n", what="the sink-only pipeline")
+        assert rest(url, "GET", "/connectors/foreign-source/status")[1]["connector"]["state"] == "FAILED"
+        lines = [line for line in worker.output().splitlines() if "foreign-source failed to start" in line]
+        assert len(lines) == 1 and str(offsets) in lines[0] and "Apache Kafka's Connect worker" in lines[0]
+        assert "UnicodeDecodeError" not in worker.output()
+    finally:
+        assert worker.stop() == 0, worker.output()

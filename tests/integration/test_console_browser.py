@@ -282,3 +282,28 @@ def test_unreachable_cluster_shows_a_banner_and_recovers(driver):
             wait_for(lambda: not css(driver, "#banner")[0].is_displayed(), timeout_s=60, what="the banner to go")
     finally:
         broker.close()
+
+
+def test_connect_page_lists_connectors_and_pauses_resumes(driver, tmp_path):
+    from moldau.connect.standalone import StandaloneWorker
+    from moldau.connect.testing import rest
+
+    with Broker() as broker:
+        config = {"bootstrap.servers": broker.bootstrap_servers, "listeners": "http://127.0.0.1:0",
+                  "offset.storage.file.filename": str(tmp_path / "offsets"),
+                  "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                  "value.converter": "org.apache.kafka.connect.storage.StringConverter"}
+        (tmp_path / "in.txt").write_text("one\n")
+        with StandaloneWorker(config) as worker:
+            rest(worker.rest_url, "PUT", "/connectors/file-source/config",
+                 {"connector.class": "FileStreamSource", "file": str(tmp_path / "in.txt"), "topic": "from-file"})
+            with ConsoleProcess(broker.bootstrap_servers, ["--connect-url", worker.rest_url]) as console:
+                driver.get(console.url + "/connect")
+                state = "tr[data-connector='file-source'] .connector-state"
+                wait_for(lambda: text_of(driver, state) == "RUNNING", what="the connector running")
+                css(driver, "tr[data-connector='file-source'] button[data-action='pause']")[0].click()
+                wait_for(lambda: text_of(driver, state) == "PAUSED", what="paused")
+                assert rest(worker.rest_url, "GET", "/connectors/file-source/status")[1]["connector"]["state"] == "PAUSED"
+                screenshot(driver, "connect")
+                css(driver, "tr[data-connector='file-source'] button[data-action='resume']")[0].click()
+                wait_for(lambda: text_of(driver, state) == "RUNNING", what="running again")

@@ -48,3 +48,74 @@ def test_group_keys():
     assert (config.group_min_session_timeout_ms, config.group_max_session_timeout_ms) == (1000, 60000)
     assert config.offsets_retention_ms == 600_000 and config.group_initial_rebalance_delay_ms == 0
     assert config.warnings == []
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("listeners", "garbage", "expected NAME://host:port"),
+    ("listeners", "PLAINTEXT://:70000", "expected 0-65535"),
+    ("advertised.listeners", "PLAINTEXT://host:port", "expected NAME://host:port"),
+    ("metrics.port", "http", "expected a port number from 0 to 65535"),
+    ("node.id", "one", "expected a 32-bit integer of at least 0"),
+    ("num.partitions", "99999999999", "expected a 32-bit integer of at least 1"),
+    ("default.replication.factor", "40000", "expected a 16-bit integer of at least 1"),
+    ("connections.max.idle.ms", "soon", "expected a 64-bit integer"),
+    ("auto.create.topics.enable", "yes", "expected true or false"),
+    ("log.retention.ms", "a week", "expected a 64-bit integer of at least -1"),
+    ("log.segment.bytes", "-5", "expected a 32-bit integer of at least 14"),
+    ("log.cleanup.policy", "tidy", "expected a comma-separated list of delete, compact"),
+    ("compression.type", "rar", "expected one of uncompressed, zstd"),
+    ("log.cleaner.min.cleanable.ratio", "2", "outside [0, 1]"),
+    ("log.retention.hours", "1.5", "expected a 64-bit integer"),
+    ("log.roll.hours", "0", "once converted to log.roll.ms"),
+])
+def test_every_bad_value_names_the_key_and_the_expected_form(key, value, expected):
+    with pytest.raises(ConfigFileError) as caught:
+        BrokerConfig.from_properties({key: value})
+    message = str(caught.value)
+    assert key in message and expected in message
+    assert "literal" not in message and "\n" not in message
+
+
+def test_negative_retention_in_hours_means_unlimited():
+    assert BrokerConfig.from_properties({"log.retention.hours": "-1"}).log_defaults["log.retention.ms"] == "-1"
+
+
+def _shipped_lines():
+    """(key, value, active) of every `key=value` line of config/server.properties, commented or not."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "config" / "server.properties").read_text()
+    for line in text.splitlines():
+        stripped = line.lstrip("#").strip()
+        if "=" in stripped and " " not in stripped.partition("=")[0]:
+            key, _, value = stripped.partition("=")
+            yield key, value, not line.startswith("#")
+
+
+def test_shipped_server_properties_lists_every_key_with_its_default():
+    from moldau.broker.config import known_keys
+    from moldau.controller.configs import BROKER_KEY_CONFIGS
+
+    lines = list(_shipped_lines())
+    assert sorted(known_keys() - {key for key, _value, _active in lines}) == []
+    defaults = BrokerConfig()
+    for key, value, _active in lines:
+        if key == "cluster.id":
+            continue  # generated at the first start
+        config = BrokerConfig.from_properties({key: value})
+        assert config.warnings == [], key
+        for field in ("node_id", "host", "port", "data_dir", "num_partitions", "default_replication_factor",
+                      "auto_create_topics_enable", "delete_topic_enable", "message_max_bytes",
+                      "socket_request_max_bytes", "connections_max_idle_ms", "log_retention_check_interval_ms",
+                      "offsets_topic_num_partitions", "group_initial_rebalance_delay_ms",
+                      "group_min_session_timeout_ms", "group_max_session_timeout_ms", "offsets_retention_ms"):
+            if key != "advertised.listeners":
+                assert getattr(config, field) == getattr(defaults, field), (key, field)
+        for name, set_value in config.log_defaults.items():  # topic defaults: Kafka's, as documented
+            assert set_value == BROKER_KEY_CONFIGS[name].default, (key, name, set_value)
+
+
+def test_shipped_server_properties_starts_a_single_node():
+    config = BrokerConfig.from_properties({key: value for key, value, active in _shipped_lines() if active})
+    assert config.warnings == []
+    assert (config.node_id, config.host, config.port, config.data_dir) == (1, "127.0.0.1", 9092, "./moldau-data")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import time
 
 import pytest
 
@@ -218,3 +219,34 @@ def test_java_sasl_jaas_config_becomes_librdkafka_credentials():
     assert converted == {"sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": 's3c"ret'}
     with pytest.raises(CliError, match="no username"):
         common.java_client_properties({"sasl.jaas.config": "SomeModule required;"})
+
+
+@pytest.mark.parametrize("argv", [
+    ["server", "--port", "70000"],
+    ["server", "--port", "-1"],
+    ["topics", "create", "t", "--partitions", "2147483648"],  # the broker explains 0 and -5
+    ["topics", "create", "t", "--replication-factor", "40000"],
+    ["consume", "t", "--partition", "-1"],
+    ["consume", "t", "--max-messages", "0"],
+    ["produce", "t", "--linger-ms", "-5"],
+    ["perf", "produce", "--topic", "t", "--num-records", "1", "--record-size", "1", "--throughput", "0"],
+    ["perf", "produce", "--topic", "t", "--num-records", "1", "--record-size", "1", "--throughput", "nan"],
+])
+def test_number_options_are_range_checked(argv, capsys):
+    from moldau.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "expected" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", [["produce"], ["consume"], ["perf", "consume", "--messages", "1", "--topic"]])
+def test_illegal_topic_names_are_refused_before_connecting(command, capsys):
+    from moldau.cli.main import main
+
+    started = time.monotonic()
+    assert main([*command, "my topic", "--bootstrap-server", "127.0.0.1:1"]) == 1
+    assert time.monotonic() - started < 2
+    err = capsys.readouterr().err
+    assert err.startswith('moldau: Topic name "my topic" is illegal') and "leader" not in err

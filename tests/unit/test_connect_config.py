@@ -131,9 +131,24 @@ def test_plugin_path_is_accepted_with_a_notice(tmp_path, capfd):
     assert "plugin.path is ignored" in capfd.readouterr().err
 
 
-def test_unwritable_offsets_file_fails_early(tmp_path):
-    from moldau.connect.offsets import OffsetFileError
-
+def test_unwritable_offsets_file_fails_the_source_connector_not_a_sink_only_worker(tmp_path, capfd):
     (tmp_path / "file").write_text("")
-    with pytest.raises(OffsetFileError, match="offsets file .*file/offsets: Not a directory"):
-        StandaloneWorker({"offset.storage.file.filename": str(tmp_path / "file" / "offsets")})
+    offsets = str(tmp_path / "file" / "offsets")
+    worker = StandaloneWorker({"offset.storage.file.filename": offsets, "listeners": "http://:0",
+                               "bootstrap.servers": "127.0.0.1:1"})
+    worker.add_connector({"name": "src", "connector.class": "FileStreamSource", "topic": "t",
+                          "file": str(tmp_path / "in.txt")})
+    status = worker.herder.connector_status("src")
+    assert status["connector"]["state"] == "FAILED"
+    assert f"offsets file {offsets}: Not a directory" in status["connector"]["trace"]
+    assert f"connector src failed to start: cannot read offsets file {offsets}" in capfd.readouterr().err
+    worker.stop()
+
+
+def test_unknown_worker_keys_are_warned_about(tmp_path, capfd):
+    StandaloneWorker({"offset.storage.file.filename": str(tmp_path / "o"), "bootstrap.server": "x:9092",
+                      "producer.linger.ms": "5", "rest.advertised.port": "8083", "value.converter.schemas.enable": "false",
+                      "tpyo": "1"})
+    err = capfd.readouterr().err
+    assert "ignoring unknown worker config keys: bootstrap.server (did you mean bootstrap.servers?), tpyo" in err
+    assert "producer.linger.ms" not in err and "rest.advertised.port" not in err

@@ -171,5 +171,29 @@ def test_offset_store_keys_and_atomic_file(tmp_path):
 def test_offset_store_corrupt_file_is_a_clear_error(tmp_path):
     path = tmp_path / "connect.offsets"
     path.write_text("{broken")
+    store = OffsetStore(str(path))  # read when first used, not when the worker starts
     with pytest.raises(OffsetFileError, match="not valid JSON"):
-        OffsetStore(str(path))
+        store.open()
+
+
+def test_offsets_file_of_kafkas_worker_is_named_with_the_reason(tmp_path):
+    """Kafka's FileOffsetBackingStore writes a Java-serialized HashMap at the same default path."""
+    path = tmp_path / "connect.offsets"
+    path.write_bytes(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap\x05\x07\xda\xc1\xc3\x16`\xd1\x03")
+    with pytest.raises(OffsetFileError) as caught:
+        OffsetStore(str(path)).get("src", {"filename": "a.txt"})
+    message = str(caught.value)
+    assert str(path) in message and "Apache Kafka's Connect worker" in message and "\n" not in message
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(OffsetFileError, match="not a moldau offsets file"):
+        OffsetStore(str(path)).open()
+
+
+def test_sink_writes_each_batch_before_any_commit(tmp_path):
+    """A line is in the file when put() returns — not only at flush (the next offset commit)."""
+    task = FileStreamSinkTask()
+    out = tmp_path / "sink.txt"
+    task.start({"file": str(out)})
+    task.put([SinkRecord("t", 0, 0, None, None, "first", Schema.STRING, None, [])])
+    assert out.read_text() == "first\n"
+    task.stop()

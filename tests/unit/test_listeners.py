@@ -20,7 +20,7 @@ def test_several_named_listeners_with_protocol_map_and_advertised():
         "advertised.listeners": "INTERNAL://10.0.0.1:9092,EXTERNAL://kafka.example.com:443",
         "listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_SSL,CONTROLLER:SSL",
         "inter.broker.listener.name": "internal",
-        "controller.listener.names": "CONTROLLER",
+        "controller.listener.names": "CONTROLLER", "sasl.enabled.mechanisms": "SCRAM-SHA-512",
     })
     assert [(l.name, l.security_protocol) for l in config.listeners] == [
         ("INTERNAL", "SASL_PLAINTEXT"), ("EXTERNAL", "SASL_SSL"), ("CONTROLLER", "SSL")]

@@ -41,6 +41,7 @@ def test_inline_pem_with_unencrypted_key(certs):
 
 def test_sasl_ssl_listener_ignores_unprefixed_client_auth(certs):
     config = BrokerConfig.from_properties({"listeners": "SASL_SSL://127.0.0.1:0", "ssl.client.auth": "required",
+                                           "sasl.enabled.mechanisms": "SCRAM-SHA-256",
                                            **certs.server_properties()})
     assert tls.server_context(config, config.listeners[0]).verify_mode == ssl.CERT_NONE
 

@@ -4,6 +4,9 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     acls,
     alter_configs,
     api_versions,
+    client_quotas,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
@@ -30,5 +33,8 @@ from moldau.broker import (  # noqa: F401 - imported for their @api registration
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
+    scram_credentials,
     sync_group,
 )

@@ -10,8 +10,10 @@ it applies them. Broker configs may be altered for this broker's id or the clust
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.describe_configs import _denied
 from moldau.controller import configs as c
 from moldau.controller.controller import ControllerError
+from moldau.security import acls as a
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -20,6 +22,10 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 def handle_alter(core, ctx: apis.RequestContext, request) -> dict:
     responses = []
     for resource in request.resources:
+        denied = _denied(core, ctx, resource.resource_type, resource.resource_name, a.ALTER_CONFIGS)
+        if denied is not None:
+            responses.append(_response(resource, denied, None))
+            continue
         current = core.image.configs.get((resource.resource_type, resource.resource_name), {})
         changes: dict[str, str | None] = {name: None for name in current}
         changes.update({entry.name: entry.value for entry in resource.configs})
@@ -31,6 +37,10 @@ def handle_alter(core, ctx: apis.RequestContext, request) -> dict:
 def handle_incremental(core, ctx: apis.RequestContext, request) -> dict:
     responses = []
     for resource in request.resources:
+        denied = _denied(core, ctx, resource.resource_type, resource.resource_name, a.ALTER_CONFIGS)
+        if denied is not None:
+            responses.append(_response(resource, denied, None))
+            continue
         try:
             changes = _incremental_changes(core, resource)
         except ControllerError as error:

@@ -51,6 +51,7 @@ class RequestContext:
     listener_name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
     principal: str = "User:ANONYMOUS"
+    request_bytes: int = 0  # the request's size (producer byte-rate quotas count it)
 
     @property
     def version(self) -> int:
@@ -75,3 +76,12 @@ class Delayed:
         self.done = True
         if self.callback is not None:
             self.callback(response)
+
+
+def throttled_response(ctx: RequestContext, frame: Any, throttle_ms: int, client_throttles_from_version: int) -> Any:
+    """A response that carries a quota's throttle time. Clients of newer versions back off by
+    themselves (KIP-219: the response leaves at once, the connection is muted); older ones are
+    held back by delaying the response itself, as Kafka does."""
+    if throttle_ms <= 0 or ctx.version >= client_throttles_from_version:
+        return frame
+    return Delayed(ctx.now_ms + throttle_ms, lambda now_ms: None, lambda now_ms: frame)

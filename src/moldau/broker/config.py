@@ -26,6 +26,16 @@ _HARMLESS_KEYS = {
     "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
 }
 
+# Keys read into BrokerConfig's own fields (see _apply_known); config/server.properties lists
+# them all, with the topic defaults and unit aliases below.
+SERVER_KEYS = (
+    "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "num.partitions",
+    "default.replication.factor", "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes",
+    "log.retention.check.interval.ms", "connections.max.idle.ms", "offsets.topic.num.partitions",
+    "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+    "offsets.retention.minutes", "cluster.id", "metrics.port",
+)
+
 # Keys copied into the broker-level defaults of topic configs (see controller/configs.py).
 _TOPIC_DEFAULT_KEYS = {
     "log.cleanup.policy", "compression.type", "log.cleaner.delete.retention.ms",
@@ -58,11 +68,17 @@ _LISTENER_KEYS = {
 }
 # Security settings (TLS, SASL, authorizer, connection limits), kept as given: they are read
 # per listener (`listener.name.<name>.<key>` beats `<key>`) by security/.
-_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.")
+_SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "max.connection", "quota.window.", "plain.sasl.",
+                      "scram-sha-256.sasl.", "scram-sha-512.sasl.", "oauthbearer.sasl.")
 _SECURITY_KEYS = {
     "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms",
     "connection.failed.authentication.delay.ms", "principal.builder.class", "security.providers",
 }
+
+
+def known_keys() -> set[str]:
+    """Every server.properties key Moldau applies."""
+    return set(SERVER_KEYS) | _LISTENER_KEYS | _TOPIC_DEFAULT_KEYS | _ALIAS_KEYS
 
 
 class ConfigFileError(Exception):
@@ -101,6 +117,9 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     cluster_id: str | None = None
+    # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
+    # read and checked by coordinator/consumer_config.py.
+    group_consumer_properties: dict[str, str] = field(default_factory=dict)
     # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
     metrics_port: int | None = None
     # Broker-level defaults for topic configs, by their server.properties key.
@@ -167,79 +186,120 @@ class BrokerConfig:
             if not config._apply(key.strip(), value.strip()):
                 unknown.append(key)
         config._resolve_aliases(props)
+        config._check_group_consumer_properties()
         try:
             config.listener_settings = listener_model.resolve(
                 {k.strip(): v.strip() for k, v in props.items() if k.strip() in _LISTENER_KEYS})
         except ListenerError as error:
             raise ConfigFileError(str(error)) from None
+        config._check_sasl_listeners()
         if unknown:
             config.warnings.append("ignoring unknown server.properties keys: " + ", ".join(sorted(unknown)))
         return config
 
+    def _check_sasl_listeners(self) -> None:
+        """Refuse to start with SASL settings that cannot work (unsupported mechanisms, PLAIN
+        without users, a malformed JAAS config), naming the key."""
+        from moldau.security.jaas import JaasError
+        from moldau.security.sasl import SaslConfigError, SaslSettings
+
+        from moldau.security.acls import AUTHORIZER_CLASSES
+
+        authorizer = self.security.get("authorizer.class.name", "")
+        if authorizer and authorizer not in AUTHORIZER_CLASSES:
+            raise ConfigFileError(f"authorizer.class.name {authorizer} is not supported: use {AUTHORIZER_CLASSES[0]}")
+        for listener in self.listeners:
+            if listener.uses_sasl:
+                try:
+                    SaslSettings.from_config(self, listener.name)
+                except (SaslConfigError, JaasError) as error:
+                    raise ConfigFileError(str(error)) from None
+
     def _apply(self, key: str, value: str) -> bool:
         try:
             return self._apply_known(key, value)
-        except ValueError as error:
-            raise ConfigFileError(f"invalid value {value!r} for {key}: {error}") from None
+        except ValueError as error:  # the parsers' messages say what the key expects
+            raise ConfigFileError(f"invalid value {value!r} for {key}: expected {error}") from None
 
     def _apply_known(self, key: str, value: str) -> bool:
         if key in ("node.id", "broker.id"):
-            self.node_id = int(value)
+            self.node_id = _integer(value, 0, _INT_MAX)
         elif key in _LISTENER_KEYS:
             pass  # resolved together after all keys are read (broker/listeners.py)
         elif key in _SECURITY_KEYS or key.startswith(_SECURITY_PREFIXES):
             self.security[key] = value
         elif key in ("log.dirs", "log.dir"):
             self.data_dir = value.split(",")[0].strip()
+            if not self.data_dir:
+                raise ValueError("a directory (or a comma-separated list of them)")
         elif key == "num.partitions":
-            self.num_partitions = _positive(value)
+            self.num_partitions = _integer(value, 1, _INT_MAX)
         elif key == "default.replication.factor":
-            self.default_replication_factor = _positive(value)
+            self.default_replication_factor = _integer(value, 1, _SHORT_MAX)
         elif key == "auto.create.topics.enable":
             self.auto_create_topics_enable = _boolean(value)
         elif key == "delete.topic.enable":
             self.delete_topic_enable = _boolean(value)
         elif key == "socket.request.max.bytes":
-            self.socket_request_max_bytes = _positive(value)
+            self.socket_request_max_bytes = _integer(value, 1, _INT_MAX)
         elif key == "log.retention.check.interval.ms":
-            self.log_retention_check_interval_ms = _positive(value)
+            self.log_retention_check_interval_ms = _integer(value, 1, _LONG_MAX)
         elif key == "queued.max.request.bytes":
-            self.queued_max_request_bytes = int(value)  # -1 (or any negative): unbounded
+            self.queued_max_request_bytes = _integer(value, -1, _LONG_MAX)  # -1: unbounded
         elif key == "log.dir.free.bytes.min":
-            self.log_dir_free_bytes_min = _non_negative(value)
+            self.log_dir_free_bytes_min = _integer(value, 0, _LONG_MAX)
         elif key == "connections.max.idle.ms":
-            self.connections_max_idle_ms = int(value)  # -1 (or any negative): never close idle ones
+            self.connections_max_idle_ms = _integer(value, -_LONG_MAX, _LONG_MAX)  # negative: never close
         elif key == "offsets.topic.num.partitions":
-            self.offsets_topic_num_partitions = _positive(value)
+            self.offsets_topic_num_partitions = _integer(value, 1, _INT_MAX)
         elif key == "group.initial.rebalance.delay.ms":
-            self.group_initial_rebalance_delay_ms = int(value)
+            self.group_initial_rebalance_delay_ms = _integer(value, 0, _INT_MAX)
         elif key == "group.min.session.timeout.ms":
-            self.group_min_session_timeout_ms = _positive(value)
+            self.group_min_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "group.max.session.timeout.ms":
-            self.group_max_session_timeout_ms = _positive(value)
+            self.group_max_session_timeout_ms = _integer(value, 1, _INT_MAX)
         elif key == "offsets.retention.minutes":
-            self.offsets_retention_ms = _positive(value) * 60_000
+            self.offsets_retention_ms = _integer(value, 1, _INT_MAX) * 60_000
+        elif key.startswith("group.consumer.") or key == "group.coordinator.rebalance.protocols":
+            self.group_consumer_properties[key] = value
         elif key == "cluster.id":
             self.cluster_id = value
         elif key == "metrics.port":
             self.metrics_port = _port(value) if value else None
         elif key in _TOPIC_DEFAULT_KEYS:
-            self.log_defaults[key] = value
+            self.log_defaults[key] = _topic_default(key, value)
             if key == "message.max.bytes":
-                self.message_max_bytes = _positive(value)
+                self.message_max_bytes = int(value)
         elif key in _ALIAS_KEYS:
-            pass  # resolved after all keys are read, so that precedence does not depend on order
+            _integer(value, -_LONG_MAX, _LONG_MAX)  # resolved after all keys are read (precedence)
         else:
             return key in _HARMLESS_KEYS
         return True
 
+    def _check_group_consumer_properties(self) -> None:
+        from moldau.coordinator.consumer_config import ConsumerConfigError, ConsumerGroupSettings
+        try:
+            ConsumerGroupSettings.from_properties(self.group_consumer_properties)
+        except ConsumerConfigError as error:
+            raise ConfigFileError(str(error)) from None
+
     def _resolve_aliases(self, props: dict[str, str]) -> None:
         for alias, target, factor in _ALIASES:
             if alias in props and target not in props:
+                text = props[alias].strip()
+                value = int(text)
+                # a negative retention means unlimited in every unit (Kafka: -1 ms)
+                resolved = str(-1 if value < 0 and "retention" in target else value * factor)
                 try:
-                    self.log_defaults[target] = str(int(props[alias].strip()) * factor)
-                except ValueError:
-                    raise ConfigFileError(f"invalid value {props[alias]!r} for {alias}") from None
+                    self.log_defaults[target] = _topic_default(target, resolved)
+                except ValueError as error:
+                    raise ConfigFileError(f"invalid value {text!r} for {alias}: expected {error} "
+                                          f"once converted to {target}") from None
+
+
+_SHORT_MAX = 2**15 - 1
+_INT_MAX = 2**31 - 1
+_LONG_MAX = 2**63 - 1
 
 
 def _advertisable(listener: Listener, wildcard_host: str) -> Listener:
@@ -249,28 +309,39 @@ def _advertisable(listener: Listener, wildcard_host: str) -> Listener:
 
 
 def _port(value: str) -> int:
-    number = int(value)
-    if not 0 <= number <= 65535:
-        raise ValueError("must be a port number, 0-65535 (0: any free port)")
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError("a port number from 0 to 65535 (0: any free port)")
+    return int(value)
+
+
+def _integer(value: str, minimum: int, maximum: int) -> int:
+    """An integer in [minimum, maximum]; the ValueError says which, as the expected form."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        if maximum in (_INT_MAX, _LONG_MAX, _SHORT_MAX):
+            bits = {_INT_MAX: 32, _LONG_MAX: 64, _SHORT_MAX: 16}[maximum]
+            raise ValueError(f"a {bits}-bit integer" + (f" of at least {minimum}" if minimum > -maximum else ""))
+        raise ValueError(f"an integer from {minimum} to {maximum}")
     return number
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be positive")
-    return number
+def _topic_default(key: str, value: str) -> str:
+    """A broker-level topic default (log.retention.ms, ...), checked as the topic config is."""
+    from moldau.controller.configs import BROKER_KEY_CONFIGS, ConfigError, expected_form, validate_broker_configs
 
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
+    try:
+        return validate_broker_configs({key: value})[key]
+    except ConfigError as error:
+        reason = str(error).partition(f"for configuration {key}: ")[2]
+        generic = reason.startswith(("Not a number", "Value must be at least", "String must be", "Expected value"))
+        raise ValueError(expected_form(BROKER_KEY_CONFIGS[key]) + ("" if generic else f" ({reason})")) from None
 
 
 def _boolean(value: str) -> bool:
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise ValueError("must be true or false")
+        raise ValueError("true or false")
     return lowered == "true"

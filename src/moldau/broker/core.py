@@ -16,13 +16,14 @@ object the runtime provides.
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from typing import Any, Callable
 
 from kio.schema.errors import ErrorCode
 
 from moldau import limits
-from moldau.broker import apis
+from moldau.broker import apis, stray_logs
 from moldau.broker.config import BrokerConfig
 from moldau.broker.metrics import BrokerMetrics
 from moldau.broker.storage import LogDirectory
@@ -50,7 +51,25 @@ from moldau.protocol.rpc import OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
 from moldau.broker.listeners import SSL
 from moldau.security.principal import certificate_principal, parse_rules
-from moldau.security.session import PRE_AUTHENTICATION_APIS, Session
+from moldau.security.acls import (
+    RESOURCE_OPERATIONS,
+    AclIndex,
+    AuthorizerSettings,
+    authorize,
+    authorize_by_resource_type,
+    operations_bitfield,
+)
+from moldau.security.quotas import (
+    CONNECTION_CREATION_RATE,
+    CONSUMER_BYTE_RATE,
+    PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
+    ConnectionLimits,
+    QuotaManager,
+    quota_principal_name,
+)
+from moldau.security.sasl import SaslAuthenticator, SaslSettings
+from moldau.security.session import Session
 
 METADATA_DIR = "__cluster_metadata-0"
 
@@ -101,7 +120,9 @@ class BrokerCore:
         self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
         self.controller.listeners.append(self._on_metadata_record)
         self.controller.refuse_new_partitions = lambda count: self.log_dir.refuse_new_partitions(count, self.now_ms)
+        on_disk = stray_logs.partition_dirs(fs, config.data_dir, skip=[METADATA_DIR])
         self.controller.replay()
+        stray_logs.check(fs, config.data_dir, on_disk, self.partitions, lambda: new_uuid().hex)
         host, port = config.advertised
         endpoints = tuple((l.name, l.host, l.port, l.security_protocol) for l in config.advertised_listeners
                           if l.name not in config.controller_listener_names)
@@ -117,6 +138,22 @@ class BrokerCore:
         # connection id -> its listener, principal and authentication state
         self.sessions: dict[int, Session] = {}
         self._parsed_principal_rules: dict[str, list] = {}
+        # SASL settings per SASL listener; nonces come from here (simulations may replace it).
+        self.sasl_settings = {l.name: SaslSettings.from_config(config, l.name) for l in config.listeners if l.uses_sasl}
+        self.secure_random: Callable[[int], bytes] = secrets.token_bytes
+        # The authorizer (security/acls.py): None when authorizer.class.name is not set.
+        self.authorizer = (AuthorizerSettings.from_security(config.security)
+                           if config.security.get("authorizer.class.name") else None)
+        self._acl_index: AclIndex | None = None  # rebuilt after ACL records
+        # Client quotas and connection limits (security/quotas.py).
+        samples = int(config.security.get("quota.window.num", "11"))
+        window_ms = int(float(config.security.get("quota.window.size.seconds", "1")) * 1000)
+        self.quotas = {key: QuotaManager(key, samples, window_ms)
+                       for key in (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)}
+        self.connection_limits = ConnectionLimits.from_security(config.security)
+        # When a list, every authorization check is recorded as (api key, operation, resource
+        # type): tests compare the checks of each API with Kafka's table (acls.API_OPERATIONS).
+        self.authorization_log: list[tuple[int, int, int]] | None = None
 
     def _path(self, name: str) -> str:
         return self.config.data_dir.rstrip("/") + "/" + name
@@ -131,10 +168,12 @@ class BrokerCore:
         if entry is None:
             raise CloseConnection(f"unknown api key {header.api_key}")
         session = self.sessions.get(connection_id) or self.connection_opened(connection_id, None, client_host)
-        if not session.authenticated and header.api_key not in PRE_AUTHENTICATION_APIS:
-            raise CloseConnection(f"api key {header.api_key} sent before SASL authentication")
+        if not session.allows(header.api_key, now_ms):
+            raise CloseConnection(f"api key {header.api_key} not allowed now: SASL authentication "
+                                  f"{'expired' if session.authenticated else 'not done'}")
+        session.client_id = header.client_id or ""
         ctx = apis.RequestContext(header, connection_id, client_host, now_ms, session.listener_name,
-                                  session.security_protocol, session.principal)
+                                  session.security_protocol, session.principal, len(payload))
         version = header.api_version
         if not entry.advertised_min_version <= version <= entry.max_version:
             if header.api_key == 18:  # ApiVersions answers any version, with v0 on error
@@ -165,7 +204,7 @@ class BrokerCore:
         self.api_usage.setdefault(label, {}).setdefault(api_key, set()).add(version)
 
     def connection_opened(self, connection_id: int, listener_name: str | None, client_host: str,
-                          peer_certificate: bytes | None = None) -> Session:
+                          peer_certificate: bytes | None = None, now_ms: int | None = None) -> Session:
         """A connection was accepted on a listener (None: the first broker listener), after the
         TLS handshake if the listener uses TLS; `peer_certificate` is the client's certificate
         (DER) when it presented one. Returns the session; the runtime reads its
@@ -175,10 +214,70 @@ class BrokerCore:
         if listener is None:
             raise CloseConnection(f"unknown listener {listener_name}")
         session = Session(connection_id, listener, client_host, frame_bytes_max=config.socket_request_max_bytes)
+        ip_quota = self._ip_connection_rate(client_host)
+        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
+        if refused is not None:
+            raise CloseConnection(refused)
+        session.admitted = True
         if listener.security_protocol == SSL and peer_certificate is not None:
             session.principal = certificate_principal(peer_certificate, self._principal_rules(listener.name))
+        if listener.uses_sasl:
+            settings = self.sasl_settings[listener.name]
+            session.sasl = SaslAuthenticator(settings, self.scram_credential, self.secure_random)
+            session.authenticated = False
+            session.frame_bytes_max = min(settings.max_receive_bytes, config.socket_request_max_bytes)
         self.sessions[connection_id] = session
         return session
+
+    # --- authorization ---------------------------------------------------------------------
+    def authorize(self, ctx: apis.RequestContext, operation: int, resource_type: int, name: str) -> bool:
+        """Whether the request's principal may do `operation` on the resource (always, without
+        an authorizer). Every handler calls this with Kafka's operation for its API."""
+        if self.authorization_log is not None:
+            self.authorization_log.append((ctx.header.api_key, operation, resource_type))
+        if self.authorizer is None:
+            return True
+        return authorize(ctx.principal, ctx.client_host, operation, resource_type, name, self._index(), self.authorizer)
+
+    def authorize_any(self, ctx: apis.RequestContext, operation: int, resource_type: int) -> bool:
+        """Whether the principal may do `operation` on some resource of the type (Kafka's
+        authorizeByResourceType: an idempotent producer needs WRITE on any topic)."""
+        if self.authorization_log is not None:
+            self.authorization_log.append((ctx.header.api_key, operation, resource_type))
+        if self.authorizer is None:
+            return True
+        return authorize_by_resource_type(ctx.principal, ctx.client_host, operation, resource_type,
+                                          self.image.acls.values(), self.authorizer)
+
+    def authorized_operations(self, ctx: apis.RequestContext, resource_type: int, name: str) -> int:
+        """Kafka's authorized-operations bitfield of a resource for this principal."""
+        allowed = [op for op in RESOURCE_OPERATIONS[resource_type]
+                   if self.authorizer is None or authorize(ctx.principal, ctx.client_host, op, resource_type, name,
+                                                           self._index(), self.authorizer)]
+        return operations_bitfield(allowed)
+
+    def _index(self) -> AclIndex:
+        if self._acl_index is None:
+            self._acl_index = AclIndex(self.image.acls.values())
+        return self._acl_index
+
+    def add_scram_credentials(self, credentials: list[tuple[str, int, str]]) -> None:
+        """Create SCRAM credentials (user, mechanism code, password) that do not exist yet —
+        the bootstrap of a SCRAM-only cluster (Kafka's kafka-storage format --add-scram)."""
+        from moldau.controller.security_records import scram_credential_record
+
+        records = [scram_credential_record(name, mechanism, password, self.secure_random(32))
+                   for name, mechanism, password in credentials if (name, mechanism) not in self.image.scram_credentials]
+        self.controller.commit(records)
+
+    def scram_credential(self, user: str, mechanism: int):
+        """The stored SCRAM credential of a user (None when it has none for that mechanism)."""
+        return self.image.scram_credentials.get((user, mechanism))
+
+    def _ip_connection_rate(self, ip: str) -> float | None:
+        quotas = self.image.client_quotas
+        values = quotas.get((("ip", ip),)) or quotas.get((("ip", None),)) or {}
+        return values.get(CONNECTION_CREATION_RATE)
 
     def _principal_rules(self, listener_name: str) -> list:
         rules = self._parsed_principal_rules.get(listener_name)
@@ -189,7 +288,37 @@ class BrokerCore:
 
     def connection_closed(self, connection_id: int) -> None:
         self.connection_software.pop(connection_id, None)
-        self.sessions.pop(connection_id, None)
+        session = self.sessions.pop(connection_id, None)
+        if session is not None and session.admitted:
+            self.connection_limits.closed(session.client_host)
+
+    # --- quotas --------------------------------------------------------------------------
+    def throttle(self, ctx: apis.RequestContext, key: str, value: float, record: bool = True) -> int:
+        """Count `value` against the client's quota of `key` (bytes; see security/quotas.py)
+        and return the throttle time, muting the connection for it."""
+        if not self.image.client_quotas:
+            return 0
+        throttle_ms = self.quotas[key].throttle_ms(self.image.client_quotas, quota_principal_name(ctx.principal),
+                                                   ctx.header.client_id or "", value, ctx.now_ms, record)
+        if throttle_ms and record:
+            self.mute(ctx.connection_id, ctx.now_ms + throttle_ms)
+        return throttle_ms
+
+    def request_time(self, connection_id: int, nanos: int, now_ms: int) -> None:
+        """The runtime reports the time a request took (request_percentage quotas)."""
+        session = self.sessions.get(connection_id)
+        if session is None or not self.image.client_quotas:
+            return
+        percent = nanos / 1e6 * 100 / 1000  # ms of a second, as a percentage of one thread
+        throttle_ms = self.quotas[REQUEST_PERCENTAGE].throttle_ms(
+            self.image.client_quotas, quota_principal_name(session.principal), session.client_id, percent, now_ms)
+        if throttle_ms:
+            self.mute(connection_id, now_ms + throttle_ms)
+
+    def mute(self, connection_id: int, until_ms: int) -> None:
+        session = self.sessions.get(connection_id)
+        if session is not None:
+            session.muted_until_ms = max(session.muted_until_ms, until_ms)
 
     def complete_delayed(self, delayed: apis.Delayed, ctx: apis.RequestContext, response: Any) -> None:
         delayed.complete(self.finish(ctx, response))
@@ -330,7 +459,9 @@ class BrokerCore:
         return values
 
     def _on_metadata_record(self, record: r.MetadataRecord) -> None:
-        if isinstance(record, (r.PartitionRecord, r.PartitionChangeRecord)):
+        if isinstance(record, (r.AccessControlEntryRecord, r.RemoveAccessControlEntryRecord)):
+            self._acl_index = None
+        elif isinstance(record, (r.PartitionRecord, r.PartitionChangeRecord)):
             self._sync_partition(record.topic_id, record.partition)
         elif isinstance(record, r.RemoveTopicRecord):
             self._remove_topic_partitions(record.topic_id)
@@ -371,15 +502,22 @@ class BrokerCore:
             partition.leader, partition.leader_epoch = image.leader, image.leader_epoch
 
     def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
-        """Open a partition's log, first removing a directory left by an older topic of the
-        same name (its partition.metadata names another topic id: a deletion cut short)."""
+        """Open a partition's log. A directory left by an older topic of the same name (its
+        partition.metadata names another topic id) is removed when that topic's deletion is in
+        the metadata log (a deletion cut short), else moved aside as a stray: data is never
+        dropped silently. OSError (a full disk) is the caller's to retry (broker/storage.py)."""
         try:
             on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
         except ValueError as error:  # unreadable: the log's own files decide what is there
             log.warning("%s: %s; writing it anew", directory, error)
             on_disk = None
         if on_disk is not None and on_disk != topic_id:
-            self.fs.remove_tree(directory)
+            if str(on_disk) in self.image.removed_topic_names:
+                self.fs.remove_tree(directory)
+            else:
+                stray_logs.move_aside(self.fs, self.config.data_dir, directory.rsplit("/", 1)[1], self.new_uuid().hex,
+                                      f"belongs to topic id {on_disk}, unknown to the metadata log")
+                on_disk = None
         partition_log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
         if on_disk != topic_id:
             try:
@@ -461,6 +599,8 @@ class BrokerCore:
             self._complete_replication_waiters(key, now_ms)
         for ext in self.extensions.values():
             ext.tick(now_ms)
+        for quota in self.quotas.values():
+            quota.forget_idle(now_ms)
 
     def _retry_pending_logs(self) -> None:
         for (topic, index), topic_id in self.log_dir.due():

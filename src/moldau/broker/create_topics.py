@@ -12,18 +12,29 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.controller.configs import effective_topic_configs, topic_config_value
 from moldau.controller.controller import ControllerError
+from moldau.security import acls as acl
 
 
 @apis.api(19, 2, 7)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     results = []
     seen: set[str] = set()
+    # CREATE on the cluster allows every topic; otherwise CREATE on each topic (Kafka's order).
+    cluster_create = core.authorize(ctx, acl.CREATE, acl.CLUSTER, acl.CLUSTER_NAME)
     for topic in request.topics:
         if topic.name in seen:
             results.append(_error(topic.name, ErrorCode.invalid_request, f"Duplicate topic name {topic.name}"))
             continue
         seen.add(topic.name)
-        results.append(_create(core, topic, request.validate_only))
+        if not cluster_create and not core.authorize(ctx, acl.CREATE, acl.TOPIC, topic.name):
+            results.append(_error(topic.name, ErrorCode.topic_authorization_failed, "Authorization failed."))
+            continue
+        result = _create(core, topic, request.validate_only)
+        if result["error_code"] == 0 and not core.authorize(ctx, acl.DESCRIBE_CONFIGS, acl.TOPIC, topic.name):
+            # created, but the caller may not see its configs (Kafka: topic_config_error_code)
+            result.update(topic_config_error_code=ErrorCode.topic_authorization_failed, configs=None,
+                          num_partitions=-1, replication_factor=-1)
+        results.append(result)
     return {"throttle_time": 0, "topics": results}
 
 

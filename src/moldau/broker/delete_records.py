@@ -15,13 +15,18 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.controller.controller import INTERNAL_TOPICS
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 
 @apis.api(21, 0, 2)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     topics = []
     for topic in request.topics:
-        partitions = [_delete(core, topic.name, p) for p in topic.partitions]
+        if not core.authorize(ctx, a.DELETE, a.TOPIC, topic.name):
+            partitions = [{"partition_index": p.partition_index, "low_watermark": -1,
+                           "error_code": ErrorCode.topic_authorization_failed} for p in topic.partitions]
+        else:
+            partitions = [_delete(core, topic.name, p) for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 

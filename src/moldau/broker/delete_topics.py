@@ -9,6 +9,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.controller.controller import INTERNAL_TOPICS, ControllerError
+from moldau.security import acls as a
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -19,7 +20,23 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         wanted = [(t.name, t.topic_id) for t in request.topics]
     else:
         wanted = [(name, None) for name in request.topic_names]
-    return {"throttle_time": 0, "responses": [_delete(core, name, topic_id) for name, topic_id in wanted]}
+    return {"throttle_time": 0, "responses": [_authorized_delete(core, ctx, name, topic_id) for name, topic_id in wanted]}
+
+
+def _authorized_delete(core, ctx, name, topic_id) -> dict:
+    """DELETE on the topic (a topic named by id also needs DESCRIBE, so that ids do not reveal
+    topics); unauthorized: TOPIC_AUTHORIZATION_FAILED, as Kafka."""
+    resolved = name
+    if name is None and topic_id is not None:
+        topic = core.image.topics_by_id.get(str(topic_id))
+        resolved = topic.name if topic is not None else None
+        if resolved is not None and not core.authorize(ctx, a.DESCRIBE, a.TOPIC, resolved):
+            return {"name": None, "topic_id": topic_id, "error_code": ErrorCode.topic_authorization_failed,
+                    "error_message": "Authorization failed."}
+    if resolved is not None and not core.authorize(ctx, a.DELETE, a.TOPIC, resolved):
+        return {"name": name, "topic_id": topic_id or _ZERO_UUID, "error_code": ErrorCode.topic_authorization_failed,
+                "error_message": "Authorization failed."}
+    return _delete(core, name, topic_id)
 
 
 def _delete(core, name, topic_id) -> dict:

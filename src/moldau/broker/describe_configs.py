@@ -12,6 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.controller import configs as c
+from moldau.security import acls as a
 
 
 @apis.api(32, 1, 4)
@@ -19,7 +20,10 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
     results = []
     for resource in request.resources:
         keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
-        if resource.resource_type == c.TYPE_TOPIC:
+        denied = _denied(core, ctx, resource.resource_type, resource.resource_name, a.DESCRIBE_CONFIGS)
+        if denied is not None:
+            result = _error(denied, None)
+        elif resource.resource_type == c.TYPE_TOPIC:
             result = _topic(core, resource.resource_name, keys, request.include_synonyms)
         elif resource.resource_type == c.TYPE_BROKER:
             result = _broker(core, resource.resource_name, keys, request.include_synonyms)
@@ -28,6 +32,16 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         result.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
         results.append(result)
     return {"throttle_time": 0, "results": results}
+
+
+def _denied(core, ctx, resource_type: int, name: str, operation: int):
+    """The authorization error for a config resource (Kafka: topics by name, brokers as the
+    cluster), or None when allowed."""
+    if resource_type == c.TYPE_TOPIC and not core.authorize(ctx, operation, a.TOPIC, name):
+        return ErrorCode.topic_authorization_failed
+    if resource_type == c.TYPE_BROKER and not core.authorize(ctx, operation, a.CLUSTER, a.CLUSTER_NAME):
+        return ErrorCode.cluster_authorization_failed
+    return None
 
 
 def _topic(core, name: str, keys, include_synonyms: bool) -> dict:

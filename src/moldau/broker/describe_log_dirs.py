@@ -8,10 +8,13 @@ hands to the core as `disk_usage`.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(35, 1, 4)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
+    if not core.authorize(ctx, a.DESCRIBE, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "results": []}
     selected = None
     if request.topics is not None:
         selected = {(t.topic, p) for t in request.topics for p in t.partitions}

@@ -11,13 +11,18 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 
 @apis.api(61, 0, 0)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     topics = []
     for topic in request.topics:
-        partitions = [_describe(core, topic.name, index) for index in topic.partition_indexes]
+        if not core.authorize(ctx, a.READ, a.TOPIC, topic.name):
+            partitions = [{"partition_index": index, "error_code": ErrorCode.topic_authorization_failed,
+                           "error_message": None, "active_producers": []} for index in topic.partition_indexes]
+        else:
+            partitions = [_describe(core, topic.name, index) for index in topic.partition_indexes]
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 

@@ -12,6 +12,7 @@ records (PartitionChangeRecord) like every other leadership change.
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 PREFERRED, UNCLEAN = 0, 1
 
@@ -19,6 +20,10 @@ PREFERRED, UNCLEAN = 0, 1
 @apis.api(43, 0, 2)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     election_type = getattr(request, "election_type", PREFERRED)  # v0 has no type: preferred
+    if not core.authorize(ctx, a.ALTER, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "replica_election_results": [
+            {"topic": t.topic, "partition_result": [_result(i, ErrorCode.cluster_authorization_failed, None) for i in t.partitions]}
+            for t in request.topic_partitions or ()]}
     if election_type not in (PREFERRED, UNCLEAN):
         return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "replica_election_results": []}
     results = []

@@ -27,6 +27,9 @@ from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
 from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
+from moldau.broker.apis import throttled_response
+from moldau.security import acls as a
+from moldau.security.quotas import CONSUMER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -41,34 +44,47 @@ def handle(core, ctx: apis.RequestContext, request):
         response = {"throttle_time": 0, "error_code": fetch.error, "session_id": 0, "responses": []}
         return encode_fetch_response(ctx.header.correlation_id, ctx.version, response)
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), limits.fetch_wait_ms_max)
+    denied = _denied_topics(core, ctx, request, fetch)
 
-    def read() -> tuple[bytes, int, bool]:
-        response, size, has_error, carried = _read_all(core, request, fetch)
+    def read() -> tuple[dict, int, bool]:
+        response, size, has_error, carried = _read_all(core, request, fetch, denied)
         # A session remembers what each response it sends told its client; a long-poll reads
         # several times and sends once.
         pending[:] = carried
-        # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-        return encode_fetch_response(ctx.header.correlation_id, ctx.version, response), size, has_error
+        return response, size, has_error
 
-    def sent(response: bytes) -> bytes:
+    def sent(response: dict, size: int, may_delay: bool = True):
+        # consumer_byte_rate quotas: a response that would take the client over its quota is
+        # sent empty, with the throttle time, and not counted (Kafka's behaviour).
+        throttle_ms = core.throttle(ctx, CONSUMER_BYTE_RATE, size, record=False) if size else 0
+        if throttle_ms:
+            core.mute(ctx.connection_id, ctx.now_ms + throttle_ms)
+            response = {**response, "throttle_time": throttle_ms, "responses": []}
+            pending.clear()
+        else:
+            core.throttle(ctx, CONSUMER_BYTE_RATE, size)
         if fetch.session_id:
             fetch.sent(pending)
         count_sent(core.metrics, pending)
-        return response
+        # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
+        frame = encode_fetch_response(ctx.header.correlation_id, ctx.version, response)
+        # (a long-poll that ends throttled is not held back again: it waited already)
+        return throttled_response(ctx, frame, throttle_ms if may_delay else 0, client_throttles_from_version=8)
 
     pending: list = []
     response, size, has_error = read()
     if max_wait_ms <= 0 or size >= request.min_bytes or has_error or size >= request.max_bytes:
-        return sent(response)
+        return sent(response, size)
 
     def try_complete(now_ms: int):
         response, size, has_error = read()
         if size >= request.min_bytes or has_error:
-            return core.finish(ctx, sent(response))
+            return core.finish(ctx, sent(response, size, may_delay=False))
         return None
 
     def on_expire(now_ms: int):
-        return core.finish(ctx, sent(read()[0]))
+        response, size, _ = read()
+        return core.finish(ctx, sent(response, size, may_delay=False))
 
     keys = tuple(sorted({(p.topic, p.partition) for p in fetch.partitions if p.topic is not None}))
     delayed = apis.Delayed(ctx.now_ms + max_wait_ms, try_complete, on_expire, keys)
@@ -85,11 +101,22 @@ def count_sent(metrics, carried: list) -> None:
             metrics.fetched(partition.topic, len(records), records_in(records))
 
 
+def _denied_topics(core, ctx, request, fetch: FetchContext) -> set[str]:
+    """Topics this fetch may not read (Kafka's table): READ on each topic for consumers;
+    CLUSTER_ACTION on the cluster for followers (replica id ≥ 0), else every topic."""
+    replica_state = getattr(request, "replica_state", None)
+    replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
+    names = sorted({p.topic for p in fetch.partitions if p.topic is not None})
+    if replica_id >= 0:
+        return set() if core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME) else set(names)
+    return {name for name in names if not core.authorize(ctx, a.READ, a.TOPIC, name)}
+
+
 def _resolve(core, topic) -> tuple[str | None, str | None]:
     return core.image.resolve(getattr(topic, "topic", None), getattr(topic, "topic_id", None))
 
 
-def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list]:
+def _read_all(core, request, fetch: FetchContext, denied: set[str]) -> tuple[dict, int, bool, list]:
     """The response for `fetch`'s partitions (in an incremental fetch only the changed ones),
     its records' size, whether a partition has an error, and (partition, result) per partition
     it carries."""
@@ -100,7 +127,10 @@ def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list
     order: list[dict] = []
     carried: list[tuple[SessionPartition, dict]] = []
     for partition in fetch.partitions:
-        data = _read_partition(core, request, partition.topic, partition.topic_id, partition, remaining, total == 0)
+        if partition.topic in denied:
+            data = _denied(partition)
+        else:
+            data = _read_partition(core, request, partition.topic, partition.topic_id, partition, remaining, total == 0)
         if fetch.incremental and not changed(partition, data):
             continue
         key = (partition.topic, partition.topic_id)
@@ -117,6 +147,12 @@ def _read_all(core, request, fetch: FetchContext) -> tuple[dict, int, bool, list
         carried.append((partition, data))
     response = {"throttle_time": 0, "error_code": 0, "session_id": fetch.session_id, "responses": order}
     return response, total, has_error, carried
+
+
+def _denied(fp) -> dict:
+    return {"partition_index": fp.partition, "error_code": ErrorCode.topic_authorization_failed, "high_watermark": -1,
+            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
+            "preferred_read_replica": -1, "records": b""}
 
 
 def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bool) -> dict:

@@ -13,6 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.coordinator.offsets_topic import CoordinatorError
+from moldau.security import acls as a
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
@@ -29,6 +30,10 @@ def handle(core, ctx: apis.RequestContext, request):
 
 
 def _find(core, ctx: apis.RequestContext, key_type: int, key: str) -> dict:
+    if key_type == KEY_TYPE_GROUP and not core.authorize(ctx, a.DESCRIBE, a.GROUP, key):
+        return _error(key, ErrorCode.group_authorization_failed, None)
+    if key_type == KEY_TYPE_TRANSACTION and not core.authorize(ctx, a.DESCRIBE, a.TRANSACTIONAL_ID, key):
+        return _error(key, ErrorCode.transactional_id_authorization_failed, None)
     if key_type == KEY_TYPE_TRANSACTION:
         return _error(key, ErrorCode.coordinator_not_available, "transactions are not supported")
     if key_type != KEY_TYPE_GROUP:

@@ -7,11 +7,16 @@ the group no longer knows. v3+ carries group.instance.id.
 
 from __future__ import annotations
 
+from kio.schema.errors import ErrorCode
+
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(12, 0, 4)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.READ, a.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
     error = core.extensions["group_coordinator"].heartbeat(
         request.group_id, request.generation_id, request.member_id,
         getattr(request, "group_instance_id", None), ctx.now_ms)

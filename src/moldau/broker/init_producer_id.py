@@ -12,10 +12,17 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(22, 0, 5)
 def handle(core, ctx: apis.RequestContext, request):
+    if request.transactional_id and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, request.transactional_id):
+        return _response(ErrorCode.transactional_id_authorization_failed)
+    # An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    if not request.transactional_id and not (core.authorize(ctx, a.IDEMPOTENT_WRITE, a.CLUSTER, a.CLUSTER_NAME)
+                                             or core.authorize_any(ctx, a.WRITE, a.TOPIC)):
+        return _response(ErrorCode.cluster_authorization_failed)
     if request.transactional_id:
         return _response(ErrorCode.coordinator_not_available)
     producer_id = core.extensions["producer_ids"].next_producer_id()

@@ -14,10 +14,13 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.coordinator.deferred import Deferred
 from moldau.coordinator.membership import JoinRequest, join_response
+from moldau.security import acls as a
 
 
 @apis.api(11, 2, 9)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.READ, a.GROUP, request.group_id):
+        return _adapt(ctx.version, join_response(ErrorCode.group_authorization_failed, request.member_id))
     session_timeout_ms = _ms(request.session_timeout)
     rebalance_timeout_ms = _ms(getattr(request, "rebalance_timeout", None))
     if rebalance_timeout_ms < 0:

@@ -7,11 +7,16 @@ member. v5 adds a reason, which is only logged by Kafka and ignored here.
 
 from __future__ import annotations
 
+from kio.schema.errors import ErrorCode
+
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(13, 0, 5)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.READ, a.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed, "members": []}
     coordinator = core.extensions["group_coordinator"]
     if ctx.version < 3:
         _, errors = coordinator.leave_group(request.group_id, [(request.member_id, None)], ctx.now_ms)

@@ -10,6 +10,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -2, -1, -3, -4, -5
 
@@ -18,7 +19,11 @@ EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -2, -
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     topics = []
     for topic in request.topics:
-        partitions = [_lookup(core, topic.name, p) for p in topic.partitions]
+        if not core.authorize(ctx, a.DESCRIBE, a.TOPIC, topic.name):
+            partitions = [{"partition_index": p.partition_index, "error_code": ErrorCode.topic_authorization_failed,
+                           "timestamp": -1, "offset": -1, "leader_epoch": -1} for p in topic.partitions]
+        else:
+            partitions = [_lookup(core, topic.name, p) for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 

@@ -10,8 +10,11 @@ Kafka leaves out partitions that are not being reassigned. Unknown topics are le
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.security import acls as a
 
 
 @apis.api(46, 0, 0)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
+    if not core.authorize(ctx, a.DESCRIBE, a.CLUSTER, a.CLUSTER_NAME):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed, "error_message": None, "topics": []}
     return {"throttle_time": 0, "error_code": ErrorCode.none, "error_message": None, "topics": []}

@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.controller.controller import INTERNAL_TOPICS, ControllerError, validate_topic_name
+from moldau.security import acls as a
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 # Without an authorizer every operation is allowed: READ, WRITE, CREATE, DELETE, ALTER,
@@ -27,8 +28,9 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
         if (endpoint := b.endpoint(ctx.listener_name)) is not None
     ]
     want_ops = getattr(request, "include_topic_authorized_operations", False)
-    topics = [topic_metadata(core, name, topic_id, error, want_ops) for name, topic_id, error in _requested(core, ctx, request)]
-    cluster_ops = CLUSTER_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False) else AUTHORIZED_OPERATIONS_OMITTED
+    topics = [topic_metadata(core, name, topic_id, error, want_ops and ctx) for name, topic_id, error in _requested(core, ctx, request)]
+    cluster_ops = (core.authorized_operations(ctx, a.CLUSTER, a.CLUSTER_NAME)
+                   if getattr(request, "include_cluster_authorized_operations", False) else AUTHORIZED_OPERATIONS_OMITTED)
     return {
         "throttle_time": 0,
         "brokers": brokers,
@@ -43,17 +45,35 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
 def _requested(core, ctx, request) -> list[tuple]:
     """(name, topic_id, error) for each topic the response describes."""
     if request.topics is None or (ctx.version == 0 and not request.topics):
-        return [(name, None, ErrorCode.none) for name in sorted(core.image.topics_by_name)]
+        # every topic the principal may DESCRIBE; the others are left out, as in Kafka
+        return [(name, None, ErrorCode.none) for name in sorted(core.image.topics_by_name)
+                if core.authorize(ctx, a.DESCRIBE, a.TOPIC, name)]
     allow_create = getattr(request, "allow_auto_topic_creation", True) and core.config.auto_create_topics_enable
     result = []
     for entry in request.topics:
         topic_id = getattr(entry, "topic_id", None)
-        if entry.name is None and topic_id is not None:
+        # By id: the name is null (kio reads a null name here as ""; the Java consumer asks
+        # this way for topics a KIP-848 assignment names only by id).
+        if not entry.name and topic_id is not None and str(topic_id) != _ZERO_UUID:
             topic = core.image.topics_by_id.get(str(topic_id))
+            if topic is not None and not core.authorize(ctx, a.DESCRIBE, a.TOPIC, topic.name):
+                result.append((None, topic_id, ErrorCode.topic_authorization_failed))
+                continue
             result.append((topic.name, None, ErrorCode.none) if topic else (None, topic_id, ErrorCode.unknown_topic_id))
+            continue
+        if not core.authorize(ctx, a.DESCRIBE, a.TOPIC, entry.name):
+            result.append((entry.name, None, ErrorCode.topic_authorization_failed))
+            continue
+        if allow_create and core.image.topic(entry.name) is None and not _may_create(core, ctx, entry.name):
+            result.append((entry.name, None, ErrorCode.topic_authorization_failed))
             continue
         result.append((entry.name, None, _ensure_topic(core, entry.name, allow_create)))
     return result
+
+
+def _may_create(core, ctx, name: str) -> bool:
+    """Auto-creation needs CREATE on the cluster or on the topic."""
+    return core.authorize(ctx, a.CREATE, a.CLUSTER, a.CLUSTER_NAME) or core.authorize(ctx, a.CREATE, a.TOPIC, name)
 
 
 def _ensure_topic(core, name: str, allow_create: bool) -> ErrorCode:
@@ -74,9 +94,12 @@ def _ensure_topic(core, name: str, allow_create: bool) -> ErrorCode:
     return ErrorCode.none
 
 
-def topic_metadata(core, name, topic_id, error, want_ops) -> dict:
+def topic_metadata(core, name, topic_id, error, ctx) -> dict:
+    """A topic's metadata; `ctx` (the request) when the client asked for its authorized
+    operations on the topic, else falsy."""
     topic = core.image.topic(name) if name is not None else None
-    ops = TOPIC_OPERATIONS if want_ops else AUTHORIZED_OPERATIONS_OMITTED
+    ops = (core.authorized_operations(ctx, a.TOPIC, name) if ctx and name is not None and error == ErrorCode.none
+           else AUTHORIZED_OPERATIONS_OMITTED)
     if topic is None or error != ErrorCode.none:
         return {"error_code": error, "name": name, "topic_id": topic_id or _ZERO_UUID, "is_internal": False,
                 "partitions": [], "topic_authorized_operations": ops}

@@ -10,13 +10,21 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
 
 
 @apis.api(23, 2, 4)
 def handle(core, ctx: apis.RequestContext, request) -> dict:
     topics = []
+    # Followers (replica id ≥ 0) need CLUSTER_ACTION, consumers DESCRIBE on the topic.
+    follower = getattr(request, "replica_id", -1) >= 0
+    cluster_ok = follower and core.authorize(ctx, a.CLUSTER_ACTION, a.CLUSTER, a.CLUSTER_NAME)
     for topic in request.topics:
-        partitions = [_end_offset(core, topic.topic, p) for p in topic.partitions]
+        if not (cluster_ok if follower else core.authorize(ctx, a.DESCRIBE, a.TOPIC, topic.topic)):
+            partitions = [{"error_code": ErrorCode.topic_authorization_failed, "partition": p.partition,
+                           "leader_epoch": -1, "end_offset": -1} for p in topic.partitions]
+        else:
+            partitions = [_end_offset(core, topic.topic, p) for p in topic.partitions]
         topics.append({"topic": topic.topic, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 

@@ -21,10 +21,13 @@ import struct
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.broker.apis import throttled_response
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
 from moldau.records import RecordsError
 from moldau.replication.partition import PartitionError
+from moldau.security import acls as a
+from moldau.security.quotas import PRODUCER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -35,14 +38,28 @@ def handle(core, ctx: apis.RequestContext, request):
         return _refuse_legacy(ctx, request)
     acks = request.acks
     responses = []
+    # Authorization (Kafka's table): WRITE on the transactional id, if any, then on each topic.
+    transactional_id = getattr(request, "transactional_id", None)
+    denied_all = transactional_id is not None and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id)
     for topic in request.topic_data:
         name, topic_id = core.image.resolve(getattr(topic, "name", None), getattr(topic, "topic_id", None))
-        partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
+        denied = (ErrorCode.transactional_id_authorization_failed if denied_all else
+                  ErrorCode.topic_authorization_failed if name is not None and not core.authorize(ctx, a.WRITE, a.TOPIC, name)
+                  else None)
+        if denied is not None:
+            partitions = [_result(p.index, denied) for p in topic.partition_data]
+        else:
+            partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
+    # producer_byte_rate quotas (security/quotas.py): the client is told how long to back off
+    # and the connection is muted for that long (KIP-219).
+    throttle_ms = core.throttle(ctx, PRODUCER_BYTE_RATE, ctx.request_bytes)
     if acks == 0:
         return None
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    return encode_produce_response(ctx.header.correlation_id, ctx.version, {"responses": responses, "throttle_time": 0})
+    frame = encode_produce_response(ctx.header.correlation_id, ctx.version,
+                                    {"responses": responses, "throttle_time": throttle_ms})
+    return throttled_response(ctx, frame, throttle_ms, client_throttles_from_version=6)
 
 
 def _append(core, ctx, name, topic_id, data, acks) -> dict:

@@ -11,10 +11,13 @@ from kio.schema.errors import ErrorCode
 from moldau.broker import apis
 from moldau.coordinator.deferred import Deferred
 from moldau.coordinator.membership import sync_response
+from moldau.security import acls as a
 
 
 @apis.api(14, 0, 5)
 def handle(core, ctx: apis.RequestContext, request):
+    if not core.authorize(ctx, a.READ, a.GROUP, request.group_id):
+        return sync_response(ErrorCode.group_authorization_failed)
     coordinator = core.extensions["group_coordinator"]
     group = coordinator.groups.get(request.group_id)
     member = group.members.get(request.member_id) if group is not None else None

@@ -95,6 +95,39 @@ def read_properties(path: str) -> dict[str, str]:
         raise CliError(f"{path}: {error}") from None
 
 
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+
+
+def integer(minimum: int, maximum: int):
+    """An argparse `type`: an integer within [minimum, maximum] (a port, a count, a time in ms),
+    so that `--port 70000` is an error instead of a port the OS wraps around."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to {maximum}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def rate(text: str) -> float:
+    """An argparse `type` for records per second: a positive number, or -1 for no limit."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value == -1 or 0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of records per second (or -1: no limit), "
+                                         f"got {text!r}")
+    return value
+
+
 def parse_key_values(items: Iterable[str], what: str = "config") -> dict[str, str]:
     """`key=value` words (also comma-joined, as kafka-configs' --add-config takes them)."""
     result: dict[str, str] = {}
@@ -151,6 +184,17 @@ def java_client_properties(properties: Mapping[str, str]) -> dict[str, str]:
                 raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
             result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
     return result
+
+
+def check_topic_name(topic: str) -> None:
+    """Refuse an illegal topic name locally, with Kafka's reason, before any client waits on
+    it (librdkafka would retry its metadata until a timeout and then blame the leader)."""
+    from moldau.controller.controller import ControllerError, validate_topic_name
+
+    try:
+        validate_topic_name(topic)
+    except ControllerError as error:
+        raise CliError(str(error)) from None
 
 
 def unreachable_message(bootstrap_servers: str) -> str:
@@ -237,6 +281,7 @@ _MESSAGES = {
     "INVALID_REPLICATION_FACTOR": "invalid replication factor for {subject}: {detail}",
     "INVALID_CONFIG": "bad config for {subject}: {detail}",
     "INVALID_TOPIC_EXCEPTION": "invalid topic name {subject}: {detail}",
+    "TOPIC_EXCEPTION": "invalid topic name {subject}: {detail}",  # librdkafka's name for code 17
     "GROUP_ID_NOT_FOUND": "unknown group {subject}",
     "NON_EMPTY_GROUP": "group {subject} has active members; stop its consumers first",
     "UNKNOWN_MEMBER_ID": "group {subject} has active members; stop its consumers first",

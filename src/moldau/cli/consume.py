@@ -26,11 +26,15 @@ import time
 from dataclasses import dataclass
 
 from moldau.cli.common import (
+    INT_MAX,
+    LONG_MAX,
     REQUEST_TIMEOUT_S,
     Settings,
     base_config,
     check_reachable,
+    check_topic_name,
     client_options,
+    integer,
     kafka_failure,
     parse_key_values,
     settings,
@@ -54,9 +58,9 @@ def register(subparsers) -> None:
                         help="start at the earliest offset when there is no committed offset")
     parser.add_argument("--group", "-g", metavar="GROUP", help="consume as a member of GROUP, committing offsets")
     parser.add_argument("--offset", metavar="N|earliest|latest", help="start offset (all partitions, or --partition)")
-    parser.add_argument("--partition", "-p", type=int, metavar="P", help="read only partition P")
-    parser.add_argument("--max-messages", "-n", type=int, metavar="N", help="exit after N messages")
-    parser.add_argument("--timeout-ms", type=int, metavar="MS", help="exit when no message arrives for MS")
+    parser.add_argument("--partition", "-p", type=integer(0, INT_MAX), metavar="P", help="read only partition P")
+    parser.add_argument("--max-messages", "-n", type=integer(1, LONG_MAX), metavar="N", help="exit after N messages")
+    parser.add_argument("--timeout-ms", type=integer(0, INT_MAX), metavar="MS", help="exit when no message arrives for MS")
     parser.add_argument("--print-key", action="store_true", help="print the key before the value")
     parser.add_argument("--print-offset", action="store_true", help="print the offset")
     parser.add_argument("--print-partition", action="store_true", help="print the partition")
@@ -178,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     topic = args.topic_flag or args.topic_arg
     if not topic:
         raise CliError("which topic? moldau consume TOPIC (or --topic TOPIC)")
+    check_topic_name(topic)
     if args.max_messages is not None and args.max_messages < 1:
         raise CliError("--max-messages must be at least 1")
     current = settings(args)

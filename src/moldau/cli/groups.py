@@ -21,6 +21,7 @@ import argparse
 from datetime import datetime, timezone
 
 from moldau.cli.common import (
+    LONG_MAX,
     REQUEST_TIMEOUT_S,
     Settings,
     admin_client,
@@ -28,6 +29,7 @@ from moldau.cli.common import (
     cluster_metadata,
     emit_json,
     emit_table,
+    integer,
     settings,
     wait,
 )
@@ -54,9 +56,9 @@ def register(subparsers) -> None:
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--to-earliest", action="store_true")
     target.add_argument("--to-latest", action="store_true")
-    target.add_argument("--to-offset", type=int, metavar="N")
+    target.add_argument("--to-offset", type=integer(0, LONG_MAX), metavar="N")
     target.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS[.sss][Z|±hh:mm]")
-    target.add_argument("--shift-by", type=int, metavar="N")
+    target.add_argument("--shift-by", type=integer(-LONG_MAX, LONG_MAX), metavar="N")
     run_mode = parser.add_mutually_exclusive_group()
     run_mode.add_argument("--execute", action="store_true", help="reset-offsets: apply (Kafka's spelling)")
     run_mode.add_argument("--dry-run", action="store_true", help="reset-offsets: only show the new offsets")

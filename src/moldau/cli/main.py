@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"moldau: {kafka_failure(error, settings(args).bootstrap_servers)}", file=sys.stderr)
             return 1
+        if isinstance(error, OSError) and error.filename:  # name the file, which is the real cause
+            print(f"moldau: {error.filename}: {error.strerror or error}", file=sys.stderr)
+            return 1
         print(f"moldau: unexpected error: {type(error).__name__}: {error} (MOLDAU_DEBUG=1 shows where)", file=sys.stderr)
         return 1
 

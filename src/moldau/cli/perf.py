@@ -18,7 +18,16 @@ import datetime
 import json
 import sys
 
-from moldau.cli.common import base_config, check_reachable, client_options, parse_key_values, read_properties, settings
+from moldau.cli.common import (
+    base_config,
+    check_reachable,
+    check_topic_name,
+    client_options,
+    parse_key_values,
+    rate,
+    read_properties,
+    settings,
+)
 from moldau.cli.main import CliError
 
 
@@ -58,7 +67,7 @@ def _register_produce(commands) -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
     parser.add_argument("--record-size", type=_positive_int, required=True, metavar="BYTES")
-    parser.add_argument("--throughput", type=float, default=-1, metavar="RECORDS_PER_SEC",
+    parser.add_argument("--throughput", type=rate, default=-1, metavar="RECORDS_PER_SEC",
                         help="cap the send rate; -1 (default) means as fast as possible")
     _producer_options(parser)
     parser.add_argument("--reporting-interval", type=_positive_int, default=5000, metavar="MS",
@@ -89,7 +98,7 @@ def _register_end_to_end(commands) -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
     parser.add_argument("--record-size", type=_positive_int, default=100, metavar="BYTES")
-    parser.add_argument("--throughput", type=float, required=True, metavar="RECORDS_PER_SEC")
+    parser.add_argument("--throughput", type=rate, required=True, metavar="RECORDS_PER_SEC")
     _producer_options(parser)
     _consumer_options(parser)
     parser.set_defaults(func=run_end_to_end_command)
@@ -132,6 +141,8 @@ def _emitter(args: argparse.Namespace):
 def run_produce_command(args: argparse.Namespace) -> int:
     from moldau.perf.produce import run_produce
 
+    check_topic_name(args.topic)
+
     config = client_config(args, args.producer_props, args.producer_config, "producer property")
     json_output, emit = _emitter(args)
     summary, first_error = _kafka_call(lambda: run_produce(
@@ -148,6 +159,8 @@ def run_produce_command(args: argparse.Namespace) -> int:
 def run_consume_command(args: argparse.Namespace) -> int:
     from moldau.perf.consume import run_consume
     from moldau.perf.stats import ConsumeSummary
+
+    check_topic_name(args.topic)
 
     config = client_config(args, args.consumer_props, args.consumer_config, "consumer property")
     json_output, emit = _emitter(args)
@@ -167,6 +180,8 @@ def run_consume_command(args: argparse.Namespace) -> int:
 
 def run_end_to_end_command(args: argparse.Namespace) -> int:
     from moldau.perf.end_to_end import run_end_to_end
+
+    check_topic_name(args.topic)
 
     if args.throughput <= 0:
         raise CliError("--throughput must be a positive rate for end-to-end latency")

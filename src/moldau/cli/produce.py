@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from typing import IO, Iterator
 
 from moldau.cli.common import (
+    INT_MAX,
     REQUEST_TIMEOUT_S,
     Settings,
     base_config,
     check_reachable,
+    check_topic_name,
     client_options,
     emit_json,
+    integer,
     kafka_failure,
     parse_key_values,
     settings,
@@ -42,6 +45,8 @@ COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 PROGRESS_INTERVAL_S = 0.5
 AUTO_CREATE_WAIT_S = 2.0
 FAILURES_SHOWN = 3
+# Metadata errors of a topic that may go away by waiting (auto-creation, a leader election).
+_WAIT_FOR = ("", "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION")
 
 
 def register(subparsers) -> None:
@@ -57,13 +62,13 @@ def register(subparsers) -> None:
     parser.add_argument("--key-separator", "-K", metavar="SEP", help="split each line into KEY SEP VALUE")
     parser.add_argument("--header", "-H", dest="headers", action="append", default=[], metavar="KEY=VALUE",
                         help="header added to every message (repeatable)")
-    parser.add_argument("--partition", "-P", type=int, metavar="N", help="write to this partition only")
+    parser.add_argument("--partition", "-P", type=integer(0, INT_MAX), metavar="N", help="write to this partition only")
     parser.add_argument("--acks", default="-1", choices=("0", "1", "-1", "all"),
                         help="acknowledgements to wait for (default: all)")
     parser.add_argument("--compression", "--compression-codec", "-z", dest="compression", default="none",
                         choices=COMPRESSIONS, help="compression codec (default: none)")
-    parser.add_argument("--linger-ms", type=int, default=5, metavar="MS", help="batching delay (default 5)")
-    parser.add_argument("--timeout-ms", type=int, default=30000, metavar="MS",
+    parser.add_argument("--linger-ms", type=integer(0, 900_000), default=5, metavar="MS", help="batching delay (default 5)")
+    parser.add_argument("--timeout-ms", type=integer(0, INT_MAX), default=30000, metavar="MS",
                         help="give up on a message after MS (default 30000)")
     parser.add_argument("--property", dest="properties", action="append", default=[], metavar="KEY=VALUE",
                         help="kafka-console-producer reader property: parse.key, key.separator, "
@@ -182,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("which topic? moldau produce TOPIC (or --topic TOPIC)")
     if args.topic_flag and args.topic_arg and args.topic_flag != args.topic_arg:
         raise CliError(f"two topics given: {args.topic_arg!r} and {args.topic_flag!r}")
+    check_topic_name(topic)
     current = settings(args)
     fmt = line_format(args)
     producer = make_producer(current, args)
@@ -252,8 +258,8 @@ def check_topic(producer, current: Settings, topic: str, partition: int | None) 
         waited = time.monotonic() - started
         if name in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC") and waited > AUTO_CREATE_WAIT_S:
             raise CliError(f"unknown topic '{topic}'")
-        if name in ("TOPIC_AUTHORIZATION_FAILED", "INVALID_TOPIC_EXCEPTION"):
-            raise CliError(f"topic '{topic}': {error.str()}")
+        if name not in _WAIT_FOR:  # not a matter of time: say what the broker said, at once
+            raise CliError(f"topic '{topic}': {error.str()} ({name})")
         if waited > REQUEST_TIMEOUT_S:
             raise CliError(f"topic '{topic}' has no leader yet ({name or 'no partitions'})")
         time.sleep(0.1)  # being auto-created, or LEADER_NOT_AVAILABLE while leaders are elected

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from moldau.cli.common import integer
 from moldau.cli.main import CliError
 
 
@@ -23,8 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", dest="config_option", metavar="FILE", help="Kafka-style server.properties")
     parser.add_argument("--data-dir", help="where logs are stored (default ./moldau-data, or log.dirs)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 9092)")
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+    parser.add_argument("--port", type=integer(0, 65535), help="port to listen on (default 9092)")
+    parser.add_argument("--metrics-port", type=integer(0, 65535), metavar="PORT",
                         help="serve Prometheus /metrics and /health/live, /health/ready on this port "
                              "(metrics.port; default off; 0 picks a free port)")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default="warning",
@@ -82,14 +83,17 @@ def run(args) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from moldau.runtime.data_dir import DataDirError
+    from moldau.runtime.server import ListenError
     from moldau.runtime.tls import TlsConfigError
 
     try:
         return runner(_serve(config))
-    except OSError as error:
-        raise CliError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
-    except TlsConfigError as error:
+    except (DataDirError, ListenError, TlsConfigError) as error:
         raise CliError(str(error)) from None
+    except OSError as error:  # reading the data directory: name the file, not the listener
+        where = f" ({error.filename})" if error.filename else ""
+        raise CliError(f"cannot start: {error.strerror or error}{where}") from None
 
 
 async def _serve(config) -> int:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from moldau.cli.common import (
+    INT_MAX,
     REQUEST_TIMEOUT_S,
     Settings,
     admin_client,
@@ -28,6 +29,7 @@ from moldau.cli.common import (
     cluster_metadata,
     emit_json,
     emit_table,
+    integer,
     parse_key_values,
     settings,
     wait,
@@ -54,8 +56,10 @@ def register(subparsers) -> None:
                            default=[], help=argparse.SUPPRESS)
     parser.add_argument("--topic", "-t", dest="topics", action="append", default=[], metavar="NAME",
                         help="topic name (repeatable)")
-    parser.add_argument("--partitions", "-p", type=int, metavar="N", help="partition count")
-    parser.add_argument("--replication-factor", "-r", type=int, metavar="N", help="replicas per partition")
+    parser.add_argument("--partitions", "-p", type=integer(-INT_MAX - 1, INT_MAX), metavar="N",
+                        help="partition count")
+    parser.add_argument("--replication-factor", "-r", type=integer(-32768, 32767), metavar="N",
+                        help="replicas per partition")
     parser.add_argument("--config", "-c", dest="configs", action="append", default=[], metavar="KEY=VALUE",
                         help="topic config (repeatable; comma-joined also accepted)")
     parser.add_argument("--delete-config", dest="delete_configs", action="append", default=[], metavar="KEY",

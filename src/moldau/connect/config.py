@@ -148,6 +148,44 @@ WORKER_CONFIG = (
 )
 
 
+# Every key of Kafka 4.1's StandaloneConfig (ConfigDef names): accepted without a warning,
+# whether Moldau uses it or not, as Kafka's worker accepts them.
+KAFKA_WORKER_KEYS = frozenset("""
+access.control.allow.methods access.control.allow.origin admin.listeners bootstrap.servers client.dns.lookup
+config.providers connector.client.config.override.policy header.converter header.converter.plugin.version
+key.converter key.converter.plugin.version listeners metric.reporters metrics.num.samples
+metrics.recording.level metrics.sample.window.ms offset.flush.interval.ms offset.flush.timeout.ms
+offset.storage.file.filename plugin.discovery plugin.path response.http.headers.config
+rest.advertised.host.name rest.advertised.listener rest.advertised.port rest.extension.classes
+ssl.cipher.suites ssl.client.auth ssl.enabled.protocols ssl.endpoint.identification.algorithm
+ssl.engine.factory.class ssl.key.password ssl.keymanager.algorithm ssl.keystore.certificate.chain
+ssl.keystore.key ssl.keystore.location ssl.keystore.password ssl.keystore.type ssl.protocol ssl.provider
+ssl.secure.random.implementation ssl.trustmanager.algorithm ssl.truststore.certificates
+ssl.truststore.location ssl.truststore.password ssl.truststore.type task.shutdown.graceful.timeout.ms
+topic.creation.enable topic.tracking.allow.reset topic.tracking.enable value.converter
+value.converter.plugin.version
+""".split())
+# Prefixes whose keys go to a client, a converter or a listener (Kafka's conventions).
+_WORKER_KEY_PREFIXES = ("producer.", "consumer.", "admin.", "key.converter.", "value.converter.",
+                        "header.converter.", "listeners.https.", "admin.listeners.https.", "config.providers.")
+
+
+def unknown_worker_keys(properties: dict[str, Any]) -> list[str]:
+    """Worker keys neither Kafka's worker nor Moldau's knows, each with a likely meant key
+    (`bootstrap.server (did you mean bootstrap.servers?)`): a misspelled key must not be
+    silently ignored, as Kafka's worker warns about configs it does not use."""
+    import difflib
+
+    known = KAFKA_WORKER_KEYS | {key.name for key in WORKER_CONFIG.keys}
+    found = []
+    for key in sorted(properties):
+        if key in known or key.startswith(_WORKER_KEY_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        found.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    return found
+
+
 def client_overrides(worker: dict[str, Any], prefix: str) -> dict[str, str]:
     """`producer.acks=all` → `{"acks": "all"}` for the client named by `prefix`."""
     return {k[len(prefix):]: v for k, v in worker.items() if k.startswith(prefix) and len(k) > len(prefix)}

@@ -17,9 +17,12 @@ When there is nothing to read it waits 100 ms and then checks the path:
 Without `file` the source reads standard input (no offsets, as in Kafka).
 
 Theory of operation — sink. Each record's value is written as one line (strings as they are,
-null as `null`, bytes decoded as UTF-8, structs/maps/lists as JSON); `flush`, which the worker
-calls before committing consumer offsets, flushes the file, so a committed offset always means
-the line is in the file. Without `file` the sink writes to standard output.
+null as `null`, bytes decoded as UTF-8, structs/maps/lists as JSON) and each batch `put` receives
+is flushed to the file at once — as Kafka's FileStreamSinkTask, whose PrintStream hands every
+line to the OS — so an appended line shows up in milliseconds, not at the next offset commit
+(offset.flush.interval.ms, a minute by default). `flush`, which the worker calls before
+committing consumer offsets, flushes again, so a committed offset always means the line is in
+the file. Without `file` the sink writes to standard output.
 """
 
 from __future__ import annotations
@@ -207,6 +210,7 @@ class FileStreamSinkTask(SinkTask):
     def put(self, records: list[SinkRecord]) -> None:
         for record in records:
             self.output.write(_line_text(record.value_schema, record.value) + "\n")
+        self.output.flush()  # a line is in the file as soon as its record arrives, as in Kafka
 
     def flush(self, offsets) -> None:
         self.output.flush()

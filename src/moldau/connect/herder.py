@@ -27,6 +27,7 @@ from moldau.connect.api import ConnectError, Connector, ConnectorContext, SinkCo
 from moldau.connect.config import CONNECTOR_CONFIG, ConfigError, converter_settings, sink_topics_check
 from moldau.connect.converters import Converter
 from moldau.connect.data import DataError
+from moldau.connect.offsets import OffsetFileError
 from moldau.connect.plugins import connector_class, connector_type, converter_class
 from moldau.connect.worker import SinkTaskRunner, SourceTaskRunner, TaskRunner, client_base, log
 
@@ -309,6 +310,8 @@ class StandaloneHerder:
     def _start(self, runtime: ConnectorRuntime) -> None:
         runtime.trace = None
         try:
+            if runtime.type == "source":
+                self.offset_store.open()  # OffsetFileError: this connector fails, naming the file
             connector = runtime.cls()
             connector.context = ConnectorContext(runtime.name)
             connector.start(dict(runtime.config))
@@ -320,7 +323,8 @@ class StandaloneHerder:
             runtime.tasks = [self._new_runner(runtime, i) for i in range(len(runtime.task_configs))]
         except Exception as error:
             runtime.state = "FAILED"
-            runtime.trace = "".join(traceback.format_exception(error)).rstrip()
+            runtime.trace = (f"{type(error).__name__}: {error}" if isinstance(error, OffsetFileError)
+                             else "".join(traceback.format_exception(error)).rstrip())
             runtime.tasks = []
             log(f"connector {runtime.name} failed to start: {error}")
             return

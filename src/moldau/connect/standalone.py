@@ -1,7 +1,8 @@
 """The standalone worker: worker config + offsets file + herder + REST API, started and stopped as one.
 
-Theory of operation: `StandaloneWorker(worker_properties)` checks the worker settings and the
-offsets file (problems raise `ConfigError`/`OffsetFileError` before anything starts);
+Theory of operation: `StandaloneWorker(worker_properties)` checks the worker settings (problems raise
+`ConfigError` before anything starts; unknown keys get one warning line); the offsets file is
+opened by the first source connector (an unreadable one fails that connector, naming the file);
 `start()` binds the REST API and starts the herder; `add_connector(properties)` validates and
 starts one connector (a bad one raises `ConfigError` and leaves the others running); `stop()`
 stops every task — each makes its last offset commit — and then the REST API. The worker is
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moldau.connect.config import WORKER_CONFIG, ConfigError
+from moldau.connect.config import WORKER_CONFIG, ConfigError, unknown_worker_keys
 from moldau.connect.herder import StandaloneHerder
 from moldau.connect.offsets import OffsetStore
 from moldau.connect.rest import ConnectRestServer, listener_port
@@ -26,14 +27,18 @@ class StandaloneWorker:
         if errors:
             raise ConfigError(["worker configuration: " + e for e in errors])
         self.config: dict[str, Any] = values
+        unknown = unknown_worker_keys(worker_properties)
+        if unknown:
+            log("warning: ignoring unknown worker config keys: " + ", ".join(unknown))
         if values.get("plugin.path"):
             log("plugin.path is ignored: moldau connect loads Python connectors by their import path")
         port, notice = listener_port(values["listeners"])
         if notice:
             log(notice)
         self.rest_port = port if rest_port is None else rest_port
+        # Read (and checked writable) when the first source connector starts: a sink-only
+        # worker never depends on it, whatever the file holds.
         self.offset_store = OffsetStore(values["offset.storage.file.filename"])
-        self.offset_store.check_writable()
         self.herder = StandaloneHerder(values, self.offset_store)
         self.rest: ConnectRestServer | None = None
 

@@ -80,23 +80,27 @@ class ConfigError(Exception):
 
 
 def validate_value(definition: ConfigDef, value: str) -> str:
-    """Check a value against its definition; return it normalized. Raises ConfigError."""
-    bad = ConfigError(ErrorCode.invalid_config, f"Invalid value {value!r} for configuration {definition.name}")
+    """Check a value against its definition; return it normalized. Raises ConfigError with
+    Kafka's message (`Invalid value X for configuration N: <ConfigDef's reason>`)."""
     kind = definition.kind
     text = value.strip()
+
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(ErrorCode.invalid_config, f"Invalid value {text} for configuration {definition.name}: {reason}")
+
     if kind == "boolean":
         if text.lower() not in ("true", "false"):
-            raise bad
+            raise bad("Expected value to be either true or false")
         return text.lower()
     if kind in ("int", "long", "double"):
         try:
             number = float(text) if kind == "double" else int(text)
         except ValueError:
-            raise bad from None
+            raise bad(f"Not a number of type {kind.upper()}") from None
+        if kind != "double" and not -_LIMITS[kind] - 1 <= number <= _LIMITS[kind]:
+            raise bad(f"Not a number of type {kind.upper()}")
         if definition.minimum is not None and number < definition.minimum:
-            raise ConfigError(ErrorCode.invalid_config,
-                              f"Invalid value {value} for configuration {definition.name}: "
-                              f"Value must be at least {definition.minimum:g}")
+            raise bad(f"Value must be at least {definition.minimum:g}")
         return text
     if definition.choices:
         items = [item.strip() for item in text.split(",")] if kind == "list" else [text]
@@ -107,6 +111,25 @@ def validate_value(definition: ConfigDef, value: str) -> str:
                                   f"String must be one of: {', '.join(definition.choices)}")
         return ",".join(items)
     return text
+
+
+_LIMITS = {"int": 2**31 - 1, "long": LONG_MAX}
+
+
+def expected_form(definition: ConfigDef) -> str:
+    """What a value of this config looks like, for one-line errors about server.properties."""
+    if definition.kind == "boolean":
+        return "true or false"
+    if definition.choices:
+        many = "a comma-separated list of " if definition.kind == "list" else "one of "
+        return many + ", ".join(definition.choices)
+    if definition.kind in ("int", "long"):
+        bits = 32 if definition.kind == "int" else 64
+        floor = f" of at least {definition.minimum:g}" if definition.minimum is not None else ""
+        return f"a {bits}-bit integer{floor}"
+    if definition.kind == "double":
+        return "a number" + (f" of at least {definition.minimum:g}" if definition.minimum is not None else "")
+    return "a string"
 
 
 def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str | None]:

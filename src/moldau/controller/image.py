@@ -64,6 +64,11 @@ class MetadataImage:
         # topic id -> name of every deleted topic: listeners react to a RemoveTopicRecord
         # after it was applied, and the record carries only the id.
         self.removed_topic_names: dict[str, str] = {}
+        # Security (security/): SCRAM credentials by (user, mechanism), ACLs by id, client
+        # quotas by entity ((type, name), ...) -> {quota key: value}.
+        self.scram_credentials: dict[tuple[str, int], r.UserScramCredentialRecord] = {}
+        self.acls: dict[str, r.AccessControlEntryRecord] = {}
+        self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
         self.offset = -1  # offset in the metadata log of the last applied record
 
     def topic(self, name: str) -> TopicImage | None:
@@ -134,3 +139,25 @@ class MetadataImage:
     def _apply_RegisterBrokerRecord(self, record: r.RegisterBrokerRecord) -> None:
         endpoints = {name: (host, port) for name, host, port, _protocol in record.endpoints}
         self.brokers[record.broker_id] = BrokerImage(record.broker_id, record.host, record.port, record.rack, endpoints)
+
+    def _apply_UserScramCredentialRecord(self, record: r.UserScramCredentialRecord) -> None:
+        self.scram_credentials[(record.name, record.mechanism)] = record
+
+    def _apply_RemoveUserScramCredentialRecord(self, record: r.RemoveUserScramCredentialRecord) -> None:
+        self.scram_credentials.pop((record.name, record.mechanism), None)
+
+    def _apply_AccessControlEntryRecord(self, record: r.AccessControlEntryRecord) -> None:
+        self.acls[record.id] = record
+
+    def _apply_RemoveAccessControlEntryRecord(self, record: r.RemoveAccessControlEntryRecord) -> None:
+        self.acls.pop(record.id, None)
+
+    def _apply_ClientQuotaRecord(self, record: r.ClientQuotaRecord) -> None:
+        entity = tuple(tuple(part) for part in record.entity)
+        values = self.client_quotas.setdefault(entity, {})
+        if record.remove:
+            values.pop(record.key, None)
+            if not values:
+                del self.client_quotas[entity]
+        else:
+            values[record.key] = record.value

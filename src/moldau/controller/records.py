@@ -75,6 +75,58 @@ class ClusterIdRecord:
     cluster_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class UserScramCredentialRecord:
+    """A user's SCRAM credential (Kafka's record of the same name): mechanism 1 = SCRAM-SHA-256,
+    2 = SCRAM-SHA-512; salt, stored_key and server_key as hex. The password itself is never
+    stored: only what a SCRAM server needs to check a proof (RFC 5802)."""
+
+    name: str
+    mechanism: int
+    salt: str
+    stored_key: str
+    server_key: str
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveUserScramCredentialRecord:
+    name: str
+    mechanism: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessControlEntryRecord:
+    """One ACL (Kafka's AccessControlEntryRecord), with Kafka's codes: resource_type (2 topic,
+    3 group, 4 cluster, 5 transactional id, 6 delegation token, 7 user), pattern_type (3 literal,
+    4 prefixed), operation (AclOperation) and permission_type (2 deny, 3 allow)."""
+
+    id: str  # a UUID naming this ACL, so that deleting it needs nothing else
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAccessControlEntryRecord:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientQuotaRecord:
+    """One quota value of one entity (Kafka's ClientQuotaRecord): entity is ((type, name),...)
+    with type user, client-id or ip and name None for the default entity; remove drops it."""
+
+    entity: tuple[tuple[str, str | None], ...]
+    key: str
+    value: float = 0.0
+    remove: bool = False
+
+
 RECORD_TYPES = {
     cls.__name__: cls
     for cls in (
@@ -85,6 +137,11 @@ RECORD_TYPES = {
         ConfigRecord,
         RegisterBrokerRecord,
         ClusterIdRecord,
+        UserScramCredentialRecord,
+        RemoveUserScramCredentialRecord,
+        AccessControlEntryRecord,
+        RemoveAccessControlEntryRecord,
+        ClientQuotaRecord,
     )
 }
 
@@ -96,6 +153,11 @@ MetadataRecord = (
     | ConfigRecord
     | RegisterBrokerRecord
     | ClusterIdRecord
+    | UserScramCredentialRecord
+    | RemoveUserScramCredentialRecord
+    | AccessControlEntryRecord
+    | RemoveAccessControlEntryRecord
+    | ClientQuotaRecord
 )
 
 

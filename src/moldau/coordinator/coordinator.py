@@ -28,8 +28,10 @@ from typing import Any, Callable
 from kio.schema.errors import ErrorCode
 
 from moldau import limits
+from moldau.coordinator import consumer_records as cr
 from moldau.coordinator import offsets_topic as topic
 from moldau.coordinator import records as rec
+from moldau.coordinator.consumer_group import ConsumerGroup, ConsumerGroupState
 from moldau.coordinator.group import Group, member_from_value
 from moldau.coordinator.membership import MembershipMixin, join_response, sync_response
 from moldau.coordinator.offsets_topic import CoordinatorError
@@ -58,6 +60,16 @@ class GroupCoordinator(MembershipMixin):
         self.last_retention_check_ms = core.now_ms
 
     # --- routing and loading ----------------------------------------------------------
+    @property
+    def consumer(self) -> Any:
+        """The KIP-848 consumer groups kept beside these classic ones (consumer_coordinator.py)."""
+        return self.core.extensions.get("consumer_group_coordinator")
+
+    def _consumer_group(self, group_id: str, now_ms: int) -> Any:
+        """The consumer group (KIP-848) of this id, None if it is classic or unknown."""
+        consumer = self.consumer
+        return consumer.group_for(group_id, now_ms) if consumer is not None else None
+
     def partition_count(self) -> int:
         image = self.core.image.topic(topic.TOPIC)
         return len(image.partitions) if image is not None else self.core.config.offsets_topic_num_partitions
@@ -97,7 +109,11 @@ class GroupCoordinator(MembershipMixin):
             del self.groups[group_id]
         offsets: dict[str, dict[tuple[str, int], rec.OffsetValue]] = {}
         metadata: dict[str, rec.GroupValue | None] = {}
+        consumer_records: list[tuple[bytes, bytes | None]] = []  # KIP-848 groups: consumer_coordinator.py
         for key_bytes, value_bytes in topic.read_records(partition):
+            if cr.record_type(key_bytes) in cr.CONSUMER_GROUP_RECORD_TYPES:
+                consumer_records.append((key_bytes, value_bytes))
+                continue
             key = rec.decode_key(key_bytes)
             if isinstance(key, rec.OffsetKey):
                 entries = offsets.setdefault(key.group_id, {})
@@ -111,6 +127,8 @@ class GroupCoordinator(MembershipMixin):
         live = {g for g, entries in offsets.items() if entries} | {g for g, v in metadata.items() if v is not None}
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
+        if self.consumer is not None:  # claims its groups (and their offsets) from self.groups
+            self.consumer.load_partition(index, consumer_records, now_ms)
         self.loaded[index] = partition.leader_epoch
 
     def _drop_offsets_of_deleted_topics(self, partition: Any, offsets: dict, now_ms: int) -> None:
@@ -133,8 +151,9 @@ class GroupCoordinator(MembershipMixin):
         as Kafka does, so that a consumer of a topic recreated with the same name starts from
         auto.offset.reset instead of at the old topic's offsets — which would skip records.
         Groups of partitions not loaded yet are cleaned when they load."""
-        for group_id in sorted(self.groups):
-            group = self.groups[group_id]
+        consumer_groups = self.consumer.groups if self.consumer is not None else {}
+        for group_id in sorted(set(self.groups) | set(consumer_groups)):
+            group = self.groups.get(group_id) or consumer_groups[group_id]
             doomed = sorted(key for key in group.offsets if key[0] == name)
             if not doomed:
                 continue
@@ -162,6 +181,8 @@ class GroupCoordinator(MembershipMixin):
 
     def _unload(self, index: int) -> None:
         del self.loaded[index]
+        if self.consumer is not None:
+            self.consumer.unload_partition(index)
         for group_id in [g for g in sorted(self.groups) if self.partition_of(g) == index]:
             group = self.groups.pop(group_id)
             for member in list(group.members.values()):
@@ -199,13 +220,19 @@ class GroupCoordinator(MembershipMixin):
 
     # --- OffsetCommit / OffsetFetch / OffsetDelete --------------------------------------
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
-                       commits: list[OffsetCommit], now_ms: int) -> list[ErrorCode]:
-        """One error per commit, in order; a group-level problem fails all of them."""
+                       commits: list[OffsetCommit], now_ms: int, version: int = 9) -> list[ErrorCode]:
+        """One error per commit, in order; a group-level problem fails all of them. For a
+        consumer group (KIP-848) `generation_id` is the member epoch."""
         try:
             if not group_id:
                 raise CoordinatorError(ErrorCode.invalid_group_id)
-            group = self.group_for(group_id, now_ms, create=generation_id < 0)
-            self._check_commit(group, generation_id, member_id, instance_id, now_ms)
+            group = self._consumer_group(group_id, now_ms)
+            if group is not None:
+                self.consumer.check_offset_commit(group, member_id, generation_id, version,
+                                                  [(c.topic, c.partition) for c in commits])
+            else:
+                group = self.group_for(group_id, now_ms, create=generation_id < 0)
+                self._check_commit(group, generation_id, member_id, instance_id, now_ms)
             errors = [self._commit_error(c) for c in commits]
             accepted = [c for c, e in zip(commits, errors) if e == ErrorCode.none]
             if accepted:
@@ -249,11 +276,17 @@ class GroupCoordinator(MembershipMixin):
         topic.append(self.core, partition, records, now_ms)
         group.offsets.update(values)
 
-    def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None,
-                      now_ms: int) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, rec.OffsetValue | None]]]]]:
-        """(group error, [(topic, [(partition, committed value or None)])]); None = every topic."""
+    def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None, now_ms: int,
+                      member_id: str | None = None, member_epoch: int = -1,
+                      ) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, rec.OffsetValue | None]]]]]:
+        """(group error, [(topic, [(partition, committed value or None)])]); None = every topic.
+        A consumer group's member (OffsetFetch v9) must fetch at its current member epoch."""
         try:
-            group = self.group_for(group_id, now_ms)
+            group = self._consumer_group(group_id, now_ms)
+            if group is not None:
+                self.consumer.check_offset_fetch(group, member_id, member_epoch)
+            else:
+                group = self.group_for(group_id, now_ms)
         except CoordinatorError as error:
             return error.error_code, []
         offsets = group.offsets if group is not None else {}
@@ -267,10 +300,13 @@ class GroupCoordinator(MembershipMixin):
     def delete_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]],
                        now_ms: int) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, ErrorCode]]]]]:
         try:
-            group = self.group_for(group_id, now_ms)
-            if group is None or group.is_in(DEAD):
+            group = self._consumer_group(group_id, now_ms) or self.group_for(group_id, now_ms)
+            if group is None or group.state in (DEAD, ConsumerGroupState.DEAD):
                 raise CoordinatorError(ErrorCode.group_id_not_found)
-            subscribed = set() if group.is_in(EMPTY) else group.subscribed_topics()
+            if isinstance(group, ConsumerGroup):
+                subscribed = self.consumer.subscribed_topic_names(group)
+            else:
+                subscribed = set() if group.is_in(EMPTY) else group.subscribed_topics()
             if subscribed is None:
                 raise CoordinatorError(ErrorCode.non_empty_group)
             results = [(name, [(i, ErrorCode.group_subscribed_to_topic if name in subscribed else ErrorCode.none)
@@ -302,14 +338,25 @@ class GroupCoordinator(MembershipMixin):
         groups = [self.groups[g] for g in sorted(self.groups)]
         return [g for g in groups if not g.is_in(DEAD) and (states is None or g.state in states)]
 
-    def describe_group(self, group_id: str, now_ms: int) -> tuple[ErrorCode, Group | None]:
+    def list_consumer_groups(self, states: set[str] | None, now_ms: int) -> list[ConsumerGroup]:
+        """The KIP-848 consumer groups, filtered by lower-case state names (ListGroups v4+)."""
+        if self.core.image.topic(topic.TOPIC) is None or self.consumer is None:
+            return []
+        self.sync_partitions(now_ms)
+        groups = [self.consumer.groups[g] for g in sorted(self.consumer.groups)]
+        return [g for g in groups if states is None or g.state.value.lower() in states]
+
+    def describe_group(self, group_id: str, now_ms: int) -> tuple[ErrorCode, Group | ConsumerGroup | None]:
         try:
-            return ErrorCode.none, self.group_for(group_id, now_ms)
+            return ErrorCode.none, self._consumer_group(group_id, now_ms) or self.group_for(group_id, now_ms)
         except CoordinatorError as error:
             return error.error_code, None
 
     def delete_group(self, group_id: str, now_ms: int) -> ErrorCode:
         try:
+            consumer_group = self._consumer_group(group_id, now_ms)
+            if consumer_group is not None:
+                return self._delete_consumer_group(consumer_group, now_ms)
             group = self.group_for(group_id, now_ms)
             if group is None or group.is_in(DEAD):
                 return ErrorCode.group_id_not_found
@@ -320,6 +367,17 @@ class GroupCoordinator(MembershipMixin):
             return error.error_code
         group.transition_to(DEAD, now_ms)
         del self.groups[group_id]
+        return ErrorCode.none
+
+    def _delete_consumer_group(self, group: ConsumerGroup, now_ms: int) -> ErrorCode:
+        if group.members:
+            return ErrorCode.non_empty_group
+        keys = sorted(group.offsets)
+        records = [(rec.encode_key(rec.OffsetKey(group.group_id, t, p)), None) for t, p in keys]
+        topic.append(self.core, self._offsets_partition(group.group_id, now_ms),
+                     records + self.consumer.delete_records(group), now_ms)
+        group.offsets.clear()
+        self.consumer.forget(group.group_id)
         return ErrorCode.none
 
     # --- time ---------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class MembershipMixin:
     def join_group(self, req: JoinRequest, respond: Respond, now_ms: int) -> None:
         try:
             self._check_join(req)
+            self._convert_consumer_group(req.group_id, now_ms)
             group = self.group_for(req.group_id, now_ms, create=req.member_id == "")
         except CoordinatorError as error:
             respond(join_response(error.error_code, req.member_id))
@@ -102,6 +103,15 @@ class MembershipMixin:
             self._join_known_member(group, req, respond, now_ms)
         if group is not None:
             self._maybe_complete_join(group, now_ms)
+
+    def _convert_consumer_group(self, group_id: str, now_ms: int) -> None:
+        """A KIP-848 consumer group of this id becomes classic if it is empty (its offsets stay)."""
+        if self.consumer is None or self.consumer.group_for(group_id, now_ms) is None:
+            return
+        error, offsets = self.consumer.convert_to_classic(group_id, now_ms)
+        if error != ErrorCode.none:
+            raise CoordinatorError(error)
+        self.groups[group_id] = Group(group_id, offsets=offsets, state_timestamp_ms=now_ms)
 
     def _check_join(self, req: JoinRequest) -> None:
         if not req.group_id:

@@ -161,7 +161,16 @@ class MemoryFileSystem:
         self.dirs = {d for d in self.dirs if d != path and not d.startswith(prefix)}
 
     def rename(self, source: str, destination: str) -> None:
-        self.files[self._norm(destination)] = self.files.pop(self._norm(source))
+        source, destination = self._norm(source), self._norm(destination)
+        if source in self.dirs:  # a directory moves with everything below it
+            prefix = source + "/"
+            for name in sorted(self.files):
+                if name.startswith(prefix):
+                    self.files[destination + name[len(source):]] = self.files.pop(name)
+            self.dirs = {destination + d[len(source):] if d == source or d.startswith(prefix) else d
+                         for d in self.dirs}
+            return
+        self.files[destination] = self.files.pop(source)
 
     def read_file(self, path: str) -> bytes:
         file = self.files.get(self._norm(path))

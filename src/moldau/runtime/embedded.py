@@ -6,6 +6,12 @@ reuse the same data directory and port, so tests can check what survives a resta
 
     with moldau.Broker() as broker:
         Producer({"bootstrap.servers": broker.bootstrap_servers})
+
+Secured: `Broker(security="SASL_SSL", users={"admin": "admin-secret", "alice": "alice-secret"},
+authorizer=True, super_users=["admin"])` listens with that one security protocol (SSL: mutual
+TLS with certificates made in the data directory; SASL: PLAIN and SCRAM-SHA-256/512 for the
+given users); `broker.client_config("alice")` is what a confluent-kafka client needs to connect
+as that user, `broker.java_client_config("alice")` the same for Java clients and Kafka's tools.
 """
 
 from __future__ import annotations
@@ -27,10 +33,15 @@ STOP_HOOKS: list = []
 
 class Broker:
     def __init__(self, data_dir: str | None = None, port: int = 0, config: dict[str, str] | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", security: str | None = None, users: dict[str, str] | None = None,
+                 authorizer: bool = False, super_users: list[str] | tuple[str, ...] = ()):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="moldau-")
-        properties = dict(config or {})
+        self.security = (security or "PLAINTEXT").upper()
+        self.users = dict(users or {})
+        self.certs = None
+        properties = self._security_properties(authorizer, super_users)
+        properties.update(config or {})
         self.config = BrokerConfig.from_properties(properties)
         self.config.data_dir = self.data_dir
         self.config.host = host
@@ -68,6 +79,51 @@ class Broker:
         listener = self.config.listener_settings.listener(name)
         return f"{(listener.host if listener.host not in ('', '0.0.0.0') else '127.0.0.1')}:{self.listener_port(name)}"
 
+    def _security_properties(self, authorizer: bool, super_users) -> dict[str, str]:
+        import os
+
+        from moldau.security.jaas_text import plain_jaas
+
+        properties: dict[str, str] = {}
+        if self.security != "PLAINTEXT":
+            properties["listeners"] = f"{self.security}://127.0.0.1:0"
+        if "SSL" in self.security:
+            from moldau.testing.security import make_certs
+
+            self.certs = make_certs(os.path.join(self.data_dir, "certs"))
+            properties.update(self.certs.server_properties())
+            if self.security == "SSL":
+                properties["ssl.client.auth"] = "required"
+        if "SASL" in self.security:
+            properties["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+            properties[f"listener.name.{self.security.lower()}.plain.sasl.jaas.config"] = plain_jaas(self.users)
+        if authorizer:
+            properties["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            properties["super.users"] = ";".join(f"User:{user}" for user in super_users)
+        return properties
+
+    def client_config(self, user: str | None = None, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """confluent-kafka (librdkafka) settings to connect to this broker, as `user` on SASL."""
+        settings = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security}
+        if self.certs is not None:
+            settings.update(self.certs.librdkafka(mutual=self.security == "SSL"))
+        if "SASL" in self.security:
+            user = user or next(iter(self.users))
+            settings.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": self.users[user]})
+        return settings
+
+    def java_client_config(self, user: str | None = None, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """The same for Java clients and Kafka's tools (--command-config files)."""
+        from moldau.security.jaas_text import login_jaas
+
+        settings = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security}
+        if self.certs is not None:
+            settings.update(self.certs.java(mutual=self.security == "SSL"))
+        if "SASL" in self.security:
+            user = user or next(iter(self.users))
+            settings.update({"sasl.mechanism": mechanism, "sasl.jaas.config": login_jaas(mechanism, user, self.users[user])})
+        return settings
+
     def start(self) -> "Broker":
         if self._thread is not None:
             return self
@@ -80,6 +136,9 @@ class Broker:
         if failure:
             self._thread = None
             raise failure[0]
+        if "SASL" in self.security and self.users:
+            credentials = [(user, code, password) for user, password in sorted(self.users.items()) for code in (1, 2)]
+            self.call(lambda core: core.add_scram_credentials(credentials))
         return self
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:

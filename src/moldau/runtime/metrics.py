@@ -66,6 +66,7 @@ class BrokerCollector:
         yield from _partitions(core)
         yield from _logs(core)
         yield from _groups(core)
+        yield from _raft(core)
 
 
 def _info(core) -> Iterator[Any]:
@@ -184,6 +185,22 @@ def _groups(core) -> Iterator[Any]:
                                      "on this node's coordinator")
     rebalances.add_metric([], core.metrics.rebalances)
     yield rebalances
+
+
+def _raft(core) -> Iterator[Any]:
+    """The metadata quorum as this node sees it, where the core runs one (`core.raft`, a
+    raft.RaftClient): Kafka's raft-metrics current-leader, current-epoch, high-watermark,
+    log-end-offset, and the commit lag between them."""
+    raft = getattr(core, "raft", None)
+    if raft is None:
+        return
+    yield _gauge("moldau_raft_leader_id", "Node id of the metadata quorum's leader (-1: none known)", raft.leader_id)
+    yield _gauge("moldau_raft_epoch", "Current epoch of the metadata quorum", raft.epoch)
+    yield _gauge("moldau_raft_high_watermark", "Committed end of the metadata log", raft.high_watermark)
+    yield _gauge("moldau_raft_log_end_offset", "End of this node's copy of the metadata log", raft.log_end_offset)
+    yield _gauge("moldau_raft_commit_lag_records", "Metadata records this node holds that are not committed yet",
+                 max(0, raft.log_end_offset - raft.high_watermark))
+    yield _gauge("moldau_raft_is_leader", "1 if this node is the active controller (quorum leader)", int(raft.is_leader))
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

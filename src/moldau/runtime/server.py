@@ -43,7 +43,7 @@ from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
 from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
-from moldau.runtime import memory, tls
+from moldau.runtime import data_dir, memory, tls
 from moldau.runtime.disk import OsFileSystem
 from moldau.security.session import Session
 
@@ -80,8 +80,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.connection_id = connection_id
         self.listener = listener
         self.session: Session | None = None  # opened with the core in connection_made
-        # An incomplete frame: its bytes are buffer[start:end]; `charged` of the pool's bytes
-        # pay for `buffer`. Empty while no frame is partly received.
+        self.muted = False  # reading paused while a quota throttles this client
+        # An incomplete frame (or, while muted, frames not handled yet): its bytes are
+        # buffer[start:end]; `charged` of the pool's bytes pay for `buffer`. Empty otherwise.
         self.buffer = bytearray()
         self.start = 0
         self.end = 0
@@ -111,7 +112,7 @@ class _Connection(asyncio.BufferedProtocol):
             certificate = ssl_object.getpeercert(binary_form=True)
         try:
             self.session = self.server.core.connection_opened(self.connection_id, self.listener.name,
-                                                              self.client_host, certificate)
+                                                              self.client_host, certificate, now_ms())
         except Exception as error:  # e.g. a client certificate the principal mapping rejects
             log.warning("closing connection %s on %s: %s", self.client_host, self.listener.name, error)
             self.abort()
@@ -142,7 +143,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self.closed or self.transport is None:
             return
-        if self.paused_for_writes or self.paused_for_inflight or self.paused_for_memory:
+        if self.paused_for_writes or self.paused_for_inflight or self.muted or self.paused_for_memory:
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
@@ -198,9 +199,10 @@ class _Connection(asyncio.BufferedProtocol):
         self.server.request_memory.release(self, freed, done=False)
 
     def _drop_buffer(self) -> None:
-        if self.charged:
-            self.server.request_memory.release(self, self.charged, done=True)
+        charged = self.charged
         self.buffer, self.start, self.end, self.charged = bytearray(), 0, 0, 0
+        if charged:  # after the reset: releasing may wake this very connection (retry_memory)
+            self.server.request_memory.release(self, charged, done=True)
 
     def _keep_incomplete(self, data: bytearray, start: int, end: int) -> None:
         """After the complete frames: keep the incomplete one's bytes (from the shared buffer
@@ -219,6 +221,7 @@ class _Connection(asyncio.BufferedProtocol):
             return
         elif start:  # the next frame began after a complete one: keep it, in a fitting buffer
             capacity = self._wanted_capacity(self.buffer, start, end, current=0)
+            self.start, self.end = start, end
             if len(self.buffer) > 2 * capacity:  # shrink after a large frame
                 self._shrink(capacity)
             else:
@@ -232,7 +235,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def retry_memory(self) -> bool:
         """RequestMemoryPool: memory was freed; grow and read again if it is enough."""
-        if not self._grow(self._wanted_capacity(self.buffer, self.start, self.end)):
+        needs_more = self.end > self.start and self.end == len(self.buffer)
+        if needs_more and not self._grow(self._wanted_capacity(self.buffer, self.start, self.end)):
             return False
         self.paused_for_memory = False
         self._update_reading()
@@ -248,10 +252,14 @@ class _Connection(asyncio.BufferedProtocol):
         if self.closed:
             return
         if self.shared_read:
-            data, start, end = self.server.shared_read, 0, nbytes
+            self.shared_read = False
+            self._process(self.server.shared_read, 0, nbytes)
         else:
             self.end += nbytes
-            data, start, end = self.buffer, self.start, self.end
+            self._process(self.buffer, self.start, self.end)
+
+    def _process(self, data: bytearray, start: int, end: int) -> None:
+        """Handle the complete frames of data[start:end], keep the rest, send the responses."""
         self.handling = True
         try:
             start = self._handle_frames(data, start, end)
@@ -267,9 +275,12 @@ class _Connection(asyncio.BufferedProtocol):
             self._update_reading()
 
     def _handle_frames(self, data: bytearray, start: int, end: int) -> int:
-        """Hand every complete frame of data[start:end] to the core; where the incomplete rest
-        starts, or -1 when the connection was closed."""
+        """Hand every complete frame of data[start:end] to the core; where the rest starts, or
+        -1 when the connection was closed."""
         while end - start >= 4:
+            if self.session is not None and self.session.muted_until_ms > now_ms():
+                self._mute()  # a quota throttled this client (KIP-219): read nothing until then
+                break
             (size,) = _INT32.unpack_from(data, start)
             maximum = self.frame_bytes_max()
             if size < 0 or size > maximum:
@@ -285,6 +296,23 @@ class _Connection(asyncio.BufferedProtocol):
             if not self.handle(payload):
                 return -1
         return start
+
+    def _mute(self) -> None:
+        """Stop reading until the session's throttle ends, then handle what was buffered."""
+        if self.muted or self.transport is None or self.closed:
+            return
+        self.muted = True
+        self.transport.pause_reading()
+        delay_s = max(0.0, (self.session.muted_until_ms - now_ms()) / 1000)
+
+        def unmute() -> None:
+            self.muted = False
+            if not self.closed:
+                self._update_reading()
+                if self.end > self.start:
+                    self._process(self.buffer, self.start, self.end)
+
+        self.server.loop.call_later(delay_s, unmute)
 
     def handle(self, payload: bytes) -> bool:
         server = self.server
@@ -303,6 +331,8 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("request from %s failed; closing its connection", self.client_host)
             self.abort()
             return False
+        # request_percentage quotas count the time the core spent on the request
+        server.core.request_time(self.connection_id, time.perf_counter_ns() - started_ns, now_ms())
         if result is None:
             metrics.request(api_key, time.perf_counter_ns() - started_ns)
             return True  # acks=0: no response
@@ -315,7 +345,21 @@ class _Connection(asyncio.BufferedProtocol):
             slot.frame, slot.ready = result, True
             if not self.handling:
                 self.flush()
+        if self.session is not None and self.session.failed:
+            self.close_after_failed_authentication()
+            return False
         return True
+
+    def close_after_failed_authentication(self) -> None:
+        """Send the failure, read nothing more, close after connection.failed.authentication.
+        delay.ms (Kafka's brake on password guessing; other connections are not delayed)."""
+        self.flush()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.paused_for_inflight = True  # keeps reading paused through _update_reading
+            # abort, not close: a TLS close waits for the peer's close_notify, which a client
+            # that is being refused may never send; the response left well before the delay.
+            self.server.loop.call_later(self.session.failed_delay_ms / 1000, self.abort)
 
     def defer(self, slot: _Slot, delayed: apis.Delayed, api_key: int, started_ns: int) -> None:
         loop = self.server.loop
@@ -358,6 +402,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
 
+class ListenError(Exception):
+    """The listener cannot be opened (address in use, not an address of this host, ...)."""
+
+
 class Server:
     def __init__(self, config: BrokerConfig):
         self.config = config
@@ -377,16 +425,20 @@ class Server:
         # The one timer armed for the core's earliest deadline (BrokerCore.next_deadline_ms).
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_ms: int | None = None
+        self._data_dir_lock: data_dir.DataDirLock | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
 
     async def start(self) -> tuple[str, int]:
-        """Bind every listener, then start the core (it registers the bound ports), then
-        accept connections. Returns the first broker listener's (host, port)."""
+        """Lock the data directory (held until stop), bind every listener, then start the core
+        (it registers the bound ports), then accept connections. Returns the first broker
+        listener's (host, port). DataDirError and ListenError carry one-line messages that name
+        the real cause (the directory, or the address)."""
         self.loop = asyncio.get_running_loop()
+        self._data_dir_lock = data_dir.take(self.config.data_dir)
         memory.tune_allocator()
-        await self.start_metrics()  # first, so that /health/ready says "not yet" meanwhile
         config = self.config
         try:
+            await self.start_metrics()  # early, so that /health/ready says "not yet" meanwhile
             for listener in list(config.listeners):
                 await self._bind(listener)
             if any(l.host in ("", "0.0.0.0", "::") for l in config.listeners):
@@ -395,6 +447,7 @@ class Server:
         except BaseException:
             for server in self._servers.values():
                 server.close()
+            self._data_dir_lock.release()
             raise
         for server in self._servers.values():
             await server.start_serving()
@@ -404,10 +457,14 @@ class Server:
 
     async def _bind(self, listener: Listener) -> None:
         context = tls.server_context(self.config, listener) if listener.uses_tls else None
-        server = await self.loop.create_server(
-            lambda: self._new_connection(listener), listener.host or None, listener.port,
-            reuse_address=True, backlog=1024, ssl=context, start_serving=False,
-        )
+        try:
+            server = await self.loop.create_server(
+                lambda: self._new_connection(listener), listener.host or None, listener.port,
+                reuse_address=True, backlog=1024, ssl=context, start_serving=False,
+            )
+        except OSError as error:
+            raise ListenError(f"cannot listen on {listener.host or '0.0.0.0'}:{listener.port} "
+                              f"(listener {listener.name}): {error.strerror or error}") from None
         self._servers[listener.name] = server
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
@@ -434,6 +491,10 @@ class Server:
             return False, "the Kafka listeners are not accepting connections"
         if self.core is None:
             return False, "recovering the logs and replaying the metadata log"
+        # In a cluster the core says when it is registered, unfenced and caught up with the
+        # metadata log (BrokerCore.running); a single node's core serves as soon as it exists.
+        if getattr(self.core, "running", True) is False:
+            return False, "registering with the controller and catching up with the metadata log"
         return True, "serving requests"
 
     def _new_connection(self, listener: Listener) -> _Connection:
@@ -521,3 +582,5 @@ class Server:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
             self.metrics_server = None
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()  # last: nothing writes to the directory any more

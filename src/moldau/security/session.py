@@ -15,6 +15,7 @@ authentication accepts nothing more (the runtime closes it after the failure del
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from moldau.broker.listeners import Listener
 
@@ -32,6 +33,34 @@ class Session:
     authenticated: bool = True
     # Largest frame the runtime reads from this connection now.
     frame_bytes_max: int = 0
+    # The SASL exchange (security/sasl.py SaslAuthenticator) on SASL listeners, else None.
+    sasl: Any = None
+    # A quota throttled this client: the runtime reads nothing from it until then (KIP-219).
+    muted_until_ms: int = 0
+    client_id: str = ""  # of the last request (quotas are per user and client id)
+    # Counted by the connection limits (security/quotas.py), so closing it uncounts it.
+    admitted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Authentication failed: the runtime closes the connection after the failure delay."""
+        return self.sasl is not None and self.sasl.failed
+
+    @property
+    def failed_delay_ms(self) -> int:
+        return self.sasl.settings.failed_delay_ms if self.sasl is not None else 0
+
+    def allows(self, api_key: int, now_ms: int) -> bool:
+        """Whether the connection may send this request now: before SASL authentication only
+        the exchange itself; after the session's lifetime (KIP-368) only re-authentication."""
+        sasl = self.sasl
+        if sasl is None:
+            return True
+        if not self.authenticated or sasl.state == "authenticate":
+            return sasl.allows(api_key)
+        if sasl.expires_ms is not None and now_ms >= sasl.expires_ms:
+            return api_key in PRE_AUTHENTICATION_APIS
+        return True
 
     @property
     def listener_name(self) -> str:

@@ -103,8 +103,11 @@ def wait_for(condition, timeout_s: float = 20.0, interval_s: float = 0.25, what:
 
 
 def screenshot(driver, name: str) -> Path:
-    """Save the page as docs/console/NAME.png (the pictures docs/console.md shows)."""
-    directory = Path(os.environ.get("MOLDAU_SCREENSHOTS", Path(__file__).resolve().parents[3] / "docs" / "console"))
+    """Save the page as NAME.png in build/console-screenshots/, or in $MOLDAU_SCREENSHOTS:
+    `MOLDAU_SCREENSHOTS=docs/console` refreshes the pictures docs/console.md shows (not the
+    default, so that running the tests leaves the work tree clean)."""
+    directory = Path(os.environ.get("MOLDAU_SCREENSHOTS") or
+                     Path(__file__).resolve().parents[3] / "build" / "console-screenshots")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"
     driver.save_screenshot(str(path))

@@ -1,0 +1,32 @@
+"""Planted bugs, for proving that the simulation catches them. Test-only; off unless a test
+turns one on with `planted("name")`.
+
+- "vote-without-log-check": voters grant (pre-)votes without the log-up-to-date check, so a
+  stale node can win an election and a committed entry can be lost.
+- "commit-without-majority": the leader advances the high watermark to its own log end
+  without waiting for a majority.
+- "skip-follower-flush": followers fetch again without fsyncing what they appended, so a
+  crash can lose an entry the leader counted as replicated.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush"})
+_active: set[str] = set()
+
+
+def active(name: str) -> bool:
+    return bool(_active) and name in _active
+
+
+@contextmanager
+def planted(name: str) -> Iterator[None]:
+    assert name in KNOWN, f"unknown planted bug {name!r}"
+    _active.add(name)
+    try:
+        yield
+    finally:
+        _active.discard(name)
