@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.errors import ErrorCode
 
-from moldau.testing.server_process import ServerProcess
+from moldau.testing.server_process import ServerProcess, free_port
 from rawclient import call
 
 from moldau.protocol import codec
@@ -104,7 +105,11 @@ def test_flipped_byte_in_a_closed_segment_takes_one_partition_offline(tmp_path):
         victim.write_bytes(bytes(data))
         before = _fingerprint(directory)
 
-        server = ServerProcess(str(data_dir), port=server.port).start()
+        metrics_port = free_port()
+        server = ServerProcess(str(data_dir), port=server.port, overrides={"metrics.port": str(metrics_port)}).start()
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert 'moldau_storage_faults_total{kind="damaged_logs"} 1.0' in scraped
+        assert "moldau_offline_partitions_local 1.0" in scraped
         # The other partition serves, reads and writes.
         assert len(_consume(server.bootstrap_servers, "healthy", 500)) == 500
         _produce(server.bootstrap_servers, "healthy", 10, "h2")

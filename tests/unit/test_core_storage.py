@@ -189,3 +189,15 @@ def test_a_metadata_log_that_cannot_be_written_fails_the_create_cleanly() -> Non
     fs.capacity_bytes = None
     assert create_topic(core, "t", partitions=2).error_code == ErrorCode.none
     assert produce(core, "t", 1, b"x").error_code == ErrorCode.none
+
+
+def test_init_producer_id_on_a_full_disk_is_retriable() -> None:
+    fs = MemoryFileSystem()
+    core = make_core(fs)
+    request = {"transactional_id": None, "transaction_timeout": 60_000, "producer_id": -1, "producer_epoch": -1,
+               "enable2_pc": False, "keep_prepared_txn": False}
+    fs.capacity_bytes = sum(len(f.data) for f in fs.files.values())
+    assert call(core, 22, 4, request).error_code == ErrorCode.coordinator_not_available
+    fs.capacity_bytes = None
+    response = call(core, 22, 4, request)
+    assert response.error_code == ErrorCode.none and response.producer_id >= 0

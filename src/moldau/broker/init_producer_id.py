@@ -25,7 +25,10 @@ def handle(core, ctx: apis.RequestContext, request):
         return _response(ErrorCode.cluster_authorization_failed)
     if request.transactional_id:
         return _response(ErrorCode.coordinator_not_available)
-    producer_id = core.extensions["producer_ids"].next_producer_id()
+    try:
+        producer_id = core.extensions["producer_ids"].next_producer_id()
+    except OSError:  # the next id block cannot be recorded (a full disk): the client retries
+        return _response(ErrorCode.coordinator_not_available)
     return _response(ErrorCode.none, producer_id, 0)
 
 

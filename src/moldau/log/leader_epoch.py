@@ -136,6 +136,10 @@ class LeaderEpochCache:
             return
         self.dirty = False
 
+    def stop_writing(self) -> None:
+        """Keep the entries in memory only from now on (an offline log changes no file)."""
+        self._fs = None
+
     def persist_if_dirty(self) -> None:
         if self.dirty:
             self._persist()

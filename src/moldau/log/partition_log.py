@@ -298,6 +298,7 @@ class PartitionLog:
         offsets, change no file (faults.py). In a cluster the replica re-fetches instead."""
         self.offline = faults[0]
         self.faults = list(faults)
+        self.leader_epoch_cache.stop_writing()  # leadership may still move in memory
         for fault in faults:
             end = fault.end_offset if fault.end_offset > fault.first_offset else _OFFSET_MAX
             self._damaged.append((fault.first_offset, end))

@@ -290,6 +290,6 @@ def _vanished_segments(fs: FileSystem, directory: str, names: list[str],
             continue
         for suffix in _INDEX_SUFFIXES:
             fs.remove(posixpath.join(directory, segment_file_name(base, suffix)))
-        log.info("%s: removed index files of %s, a segment deleted before a crash",
-                 partition_name(directory), segment_file_name(base, ".log"))
+        log.warning("%s: removed the index files of %s, a segment whose deletion a crash cut short",
+                    partition_name(directory), segment_file_name(base, ".log"))
     return faults
