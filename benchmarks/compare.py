@@ -2,15 +2,21 @@
 """Moldau and Apache Kafka side by side, on this machine: one command.
 
     scripts/fetch-kafka.sh                       # once: Kafka's jars from Maven Central
-    python benchmarks/compare.py                 # full run (1M records, 3 repetitions), ~15 min
+    python benchmarks/compare.py                 # full run (1M records, 10 repetitions), ~30 min
     python benchmarks/compare.py --quick         # smoke run (20k records, 1 repetition), ~1-2 min
+    python benchmarks/compare.py --workloads produce-100B-acks1 --generators kcat --repetitions 12
 
 Theory of operation. Both systems are started once (single node each, same partition count, no
 fsync) and every workload runs against both, alternating which goes first from one repetition to
-the next, with both load generators where they apply: librdkafka through `moldau perf` and
-Kafka's Java perf tools. Start-up time is measured on fresh instances. The result is a JSON file
-with every run and a Markdown table of medians and the ratio moldau / Kafka, printed and written
-next to it (build/benchmarks/ by default). Every number comes from a run of this script.
+the next, with every chosen load generator that applies. The default generators are franz-go
+(tests/clients/go/loadgen: several producers at once, per-record latency) and kcat, because on
+two cores they are not the bottleneck; librdkafka through `moldau perf` (Python) and Kafka's Java
+perf tools can be added with --generators. Start-up time is measured on fresh instances. The
+result is a JSON file with every run and a Markdown table of each metric's median with its
+minimum and maximum over the runs, the ratio moldau / Kafka, and per run the CPU the broker, the
+generator and the rest of the machine used — from which the table names the bottleneck. It is
+printed and written next to the JSON (build/benchmarks/ by default). Every number comes from a
+run of this script.
 
 What is measured is in bench/workloads.py (the workloads), bench/systems.py (how each system is
 started, RSS, start-up probe), bench/generators.py (the generators), bench/loopback.py (the
@@ -39,7 +45,8 @@ from bench import loopback  # noqa: E402
 from bench.environment import environment  # noqa: E402
 from bench.formatting import number as _fmt  # noqa: E402
 from bench.systems import Unavailable, make_runner  # noqa: E402
-from bench.workloads import WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once  # noqa: E402
+from bench.workloads import (  # noqa: E402
+    ALL_GENERATORS, DEFAULT_GENERATORS, WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once)
 
 IDLE_SETTLE_S = 3.0
 STARTUP = "startup"
@@ -50,19 +57,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small runs, one repetition (CI smoke test)")
-    parser.add_argument("--repetitions", type=int, help="runs per workload, system and generator (default 3)")
+    parser.add_argument("--repetitions", type=int, help="runs per workload, system and generator (default 10)")
     parser.add_argument("--records", type=int, help="records per throughput run (default 1,000,000)")
     parser.add_argument("--systems", default="kafka,moldau", help="comma-separated (default kafka,moldau)")
     parser.add_argument("--workloads", default=",".join([w.name for w in WORKLOADS] + [STARTUP]),
                         help="comma-separated; known: " + ", ".join([w.name for w in WORKLOADS] + [STARTUP]))
-    parser.add_argument("--generators", default="librdkafka,java", help="comma-separated (default both)")
+    parser.add_argument("--generators", default=",".join(DEFAULT_GENERATORS),
+                        help=f"comma-separated, of {', '.join(ALL_GENERATORS)} (default {','.join(DEFAULT_GENERATORS)}; "
+                             "go and franz mean franz-go)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--brokers", type=int, default=1, help="1 (default), or 3 for the replicated variant")
+    parser.add_argument("--security", default="plaintext", choices=("plaintext", "ssl", "sasl_ssl"),
+                        help="the client listener's protocol, the same certificates for both systems "
+                             "(SASL_SSL: SCRAM-SHA-512); see bench/security.py")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
-    args.repetitions = args.repetitions or (1 if args.quick else 3)
+    args.repetitions = args.repetitions or (1 if args.quick else 10)
+    names = [_GENERATOR_ALIASES.get(g.strip(), g.strip()) for g in args.generators.split(",") if g.strip()]
+    unknown = [g for g in names if g not in ALL_GENERATORS]
+    if unknown:
+        parser.error(f"unknown generators: {', '.join(unknown)} (known: {', '.join(ALL_GENERATORS)})")
+    args.generators = ",".join(names)
     return args
+
+
+_GENERATOR_ALIASES = {"go": "franz-go", "franz": "franz-go", "franzgo": "franz-go", "kafkacat": "kcat",
+                      "confluent-kafka": "librdkafka", "python": "librdkafka"}
 
 
 class Run:
@@ -86,6 +107,17 @@ class Run:
     def order(self, repetition: int) -> list[str]:
         kinds = [kind for kind in self.kinds if kind in self.systems]
         return kinds if repetition % 2 == 0 else kinds[::-1]
+
+    def check_generators(self) -> None:
+        """Drop (and report) the generators whose program is missing: Go for franz-go, kcat."""
+        from bench.generators import GeneratorUnavailable, available
+
+        for generator in list(self.generators):
+            try:
+                available(generator)
+            except GeneratorUnavailable as error:
+                self.skip("all", f"generator {generator}", str(error))
+                self.generators.remove(generator)
 
     def start_systems(self) -> None:
         for kind in self.kinds:
@@ -175,6 +207,7 @@ class Run:
         unknown = [name for name in names if name not in WORKLOADS_BY_NAME and name != STARTUP]
         if unknown:
             raise SystemExit(f"unknown workloads: {', '.join(unknown)}")
+        self.check_generators()
         try:
             self.start_systems()
             if not self.args.quick and not self.args.no_warmup:
@@ -191,50 +224,87 @@ class Run:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Median per (workload, generator, metric, system), and the ratio moldau / kafka."""
+    """Per (workload, generator, metric, system): the median, minimum and maximum over the runs,
+    and the ratio of the medians moldau / kafka. The bottleneck (a word per run) is counted."""
     groups: dict = {}
     for row in rows:
         for metric, value in row.items():
-            if metric in ("workload", "generator", "system", "repetition") or not isinstance(value, (int, float)):
+            if metric in ("workload", "generator", "system", "repetition"):
                 continue
-            groups.setdefault((row["workload"], row["generator"], metric), {}).setdefault(row["system"], []).append(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) or metric == "bottleneck":
+                groups.setdefault((row["workload"], row["generator"], metric), {}).setdefault(row["system"], []).append(value)
     summary = []
     for (workload, generator, metric), by_system in groups.items():
         entry = {"workload": workload, "generator": generator, "metric": metric}
         for kind, values in by_system.items():
-            entry[kind] = statistics.median(values)
             entry[f"{kind}_runs"] = len(values)
-        if entry.get("kafka") and "moldau" in entry:
+            if metric == "bottleneck":
+                counts = {word: values.count(word) for word in sorted(set(values))}
+                entry[kind] = ", ".join(f"{word} {n}/{len(values)}" for word, n in
+                                        sorted(counts.items(), key=lambda item: -item[1]))
+                continue
+            entry[kind] = statistics.median(values)
+            entry[f"{kind}_min"], entry[f"{kind}_max"] = min(values), max(values)
+        if metric != "bottleneck" and entry.get("kafka") and "moldau" in entry:
             entry["ratio"] = entry["moldau"] / entry["kafka"]
         summary.append(entry)
     return summary
 
 
 REPORTED = {  # the metrics the Markdown table shows, per workload kind
-    "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "broker_cpu_util", "broker_cpu_us_per_record",
-                "broker_peak_rss_mb", "client_cpu_s"),
-    "consume": ("records_per_sec", "mb_per_sec", "broker_cpu_util", "broker_cpu_us_per_record", "client_cpu_s"),
+    "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_latency_ms", "longest_gap_ms"),
+    "consume": ("records_per_sec", "mb_per_sec"),
     "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
     STARTUP: ("first_ack_s", "listening_s", "format_s"),
     MEMORY: ("idle_rss_mb", "after_load_rss_mb"),
 }
+COSTS = ("broker_cpu_us_per_record", "broker_cpu_util", "client_cpu_util", "others_cpu_util", "broker_peak_rss_mb")
+
+
+def _spread(entry: dict, kind: str) -> str:
+    """median (min–max), or the median alone for a single run."""
+    if kind not in entry:
+        return "–"
+    if entry.get(f"{kind}_runs", 1) > 1 and f"{kind}_min" in entry:
+        return f"{_fmt(entry[kind])} ({_fmt(entry[f'{kind}_min'])}–{_fmt(entry[f'{kind}_max'])})"
+    return _fmt(entry[kind])
+
+
+def _kinds(summary: list[dict]) -> list[str]:
+    """The systems in the summary, Kafka first."""
+    found = {key for entry in summary for key in entry if key in ("kafka", "moldau", "moldau-asyncio")}
+    return [kind for kind in ("kafka", "moldau", "moldau-asyncio") if kind in found]
 
 
 def markdown(summary: list[dict]) -> str:
-    lines = ["| workload | generator | metric | Kafka | moldau | moldau/Kafka | runs (K/m) |",
-             "|---|---|---|---:|---:|---:|---|"]
+    """Two tables: each metric's median (min–max) per system with the ratio of the medians; then
+    per workload and generator what each run cost the broker and who set the pace."""
+    kinds = _kinds(summary) or ["kafka", "moldau"]
     order = [w.name for w in WORKLOADS] + [STARTUP, MEMORY]
-    kinds = {w.name: w.kind for w in WORKLOADS} | {STARTUP: STARTUP, MEMORY: MEMORY}
+    kind_of = {w.name: w.kind for w in WORKLOADS} | {STARTUP: STARTUP, MEMORY: MEMORY}
+    names = {"kafka": "Kafka", "moldau": "moldau", "moldau-asyncio": "moldau (asyncio loop)"}
+    lines = ["| workload | generator | metric | " + " | ".join(f"{names[k]} median (min–max)" for k in kinds)
+             + " | moldau/Kafka | runs |", "|---|---|---|" + "---:|" * len(kinds) + "---:|---|"]
 
     def key(entry):
-        metrics = REPORTED[kinds[entry["workload"]]]
-        return (order.index(entry["workload"]), entry["generator"], metrics.index(entry["metric"]))
+        return (order.index(entry["workload"]), entry["generator"], REPORTED[kind_of[entry["workload"]]].index(entry["metric"]))
 
-    shown = [e for e in summary if e["workload"] in kinds and e["metric"] in REPORTED[kinds[e["workload"]]]]
+    shown = [e for e in summary if e["workload"] in kind_of and e["metric"] in REPORTED[kind_of[e["workload"]]]]
     for entry in sorted(shown, key=key):
         ratio = f"{entry['ratio']:.2f}×" if "ratio" in entry else "–"
-        lines.append(f"| {entry['workload']} | {entry['generator']} | {entry['metric']} | {_fmt(entry.get('kafka'))} | "
-                     f"{_fmt(entry.get('moldau'))} | {ratio} | {entry.get('kafka_runs', 0)}/{entry.get('moldau_runs', 0)} |")
+        runs = "/".join(str(entry.get(f"{k}_runs", 0)) for k in kinds)
+        lines.append(f"| {entry['workload']} | {entry['generator']} | {entry['metric']} | "
+                     + " | ".join(_spread(entry, k) for k in kinds) + f" | {ratio} | {runs} |")
+    lines += ["", "| workload | generator | system | broker CPU µs/record | broker cores | generator cores | "
+              "other processes, cores | broker peak RSS MiB | bottleneck (runs) |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    index = {(e["workload"], e["generator"], e["metric"]): e for e in summary}
+    pairs = sorted({(e["workload"], e["generator"]) for e in summary if kind_of.get(e["workload"]) in ("produce", "consume")},
+                   key=lambda pair: (order.index(pair[0]), pair[1]))
+    for workload, generator in pairs:
+        for kind in kinds:
+            cells = [_fmt(index.get((workload, generator, metric), {}).get(kind)) for metric in COSTS]
+            verdict = index.get((workload, generator, "bottleneck"), {}).get(kind, "–")
+            lines.append(f"| {workload} | {generator} | {names[kind]} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines)
 
 
@@ -262,11 +332,15 @@ def main(argv=None) -> int:
     if "kafka" in args.systems and not kafka_available():
         print("compare: Kafka's jars are missing; run scripts/fetch-kafka.sh first", file=sys.stderr)
         return 2
+    from bench.security import configure
+
+    configure(args.security)
     run = Run(args)
     env = environment()
+    env["security"] = args.security.upper()
     run.log(f"loopback reference; machine: {env['cpu_model']}, {env['cpus']} CPUs, load {env['loadavg_before']}")
     reference = loopback.measure(quick=args.quick)
-    ceiling = client_ceiling(run.scale.records, 1 if args.quick else args.repetitions)
+    ceiling = client_ceiling(run.scale.records, 1 if args.quick else min(3, args.repetitions))
     began = time.monotonic()
     try:
         run.run()

@@ -3,7 +3,8 @@
 
     python benchmarks/report.py build/benchmarks/compare-<stamp>.json [build/benchmarks/issue2-moldau-<stamp>.json]
 
-Every cell is a median over the runs in that file; nothing is computed that the file does not hold.
+Every cell is computed from the runs in that file (compare.py's own summary: the median with the
+minimum and maximum of the runs, and who was the bottleneck); nothing else is added.
 """
 
 from __future__ import annotations
@@ -12,65 +13,7 @@ import json
 import sys
 
 from bench.formatting import number as _fmt
-
-ROWS = (  # (workload, generator, metric, label)
-    ("produce-100B-acks1", "librdkafka", "records_per_sec", "1. produce 100 B, acks=1 — records/s"),
-    ("produce-100B-acks1", "java", "records_per_sec", "1. produce 100 B, acks=1 — records/s"),
-    ("produce-100B-acksall", "librdkafka", "records_per_sec", "2. produce 100 B, acks=all — records/s"),
-    ("produce-100B-acksall", "java", "records_per_sec", "2. produce 100 B, acks=all — records/s"),
-    ("produce-1KiB-acks1", "librdkafka", "mb_per_sec", "3. produce 1 KiB, acks=1 — MB/s"),
-    ("produce-1KiB-acks1", "java", "mb_per_sec", "3. produce 1 KiB, acks=1 — MB/s"),
-    ("consume-100B", "librdkafka", "records_per_sec", "4. consume from the beginning — records/s"),
-    ("consume-100B", "java", "records_per_sec", "4. consume from the beginning — records/s"),
-    ("end-to-end", "librdkafka", "p50_ms", "5. end-to-end p50 ms (fixed rate)"),
-    ("end-to-end", "librdkafka", "p99_ms", "5. end-to-end p99 ms (fixed rate)"),
-    ("end-to-end", "java", "p50_ms", "5. end-to-end p50 ms (ping-pong)"),
-    ("end-to-end", "java", "p99_ms", "5. end-to-end p99 ms (ping-pong)"),
-    ("startup", "librdkafka", "first_ack_s", "6. launch → first acknowledged record, s"),
-    ("memory", "-", "idle_rss_mb", "7. RSS idle, MiB"),
-    ("memory", "-", "after_load_rss_mb", "7. RSS after all workloads, MiB"),
-)
-COST_ROWS = (
-    ("produce-100B-acks1", "librdkafka"), ("produce-100B-acks1", "java"), ("produce-100B-acksall", "librdkafka"),
-    ("produce-100B-acksall", "java"), ("produce-1KiB-acks1", "librdkafka"), ("produce-1KiB-acks1", "java"),
-    ("consume-100B", "librdkafka"), ("consume-100B", "java"),
-)
-
-
-def _index(result: dict) -> dict:
-    return {(e["workload"], e["generator"], e["metric"]): e for e in result["summary"]}
-
-
-def _runs(result: dict, workload: str, generator: str, metric: str, kind: str) -> str:
-    values = [row[metric] for row in result["rows"] if row["workload"] == workload and row["generator"] == generator
-              and row["system"] == kind and metric in row]
-    return "/".join(_fmt(v) for v in values)
-
-
-def main_table(result: dict) -> str:
-    index = _index(result)
-    lines = ["| workload — metric | generator | Kafka | moldau | moldau/Kafka | runs Kafka · moldau |",
-             "|---|---|---:|---:|---:|---|"]
-    for workload, generator, metric, label in ROWS:
-        entry = index.get((workload, generator, metric), {})
-        ratio = f"{entry['ratio']:.2f}×" if "ratio" in entry else "–"
-        runs = f"{_runs(result, workload, generator, metric, 'kafka')} · {_runs(result, workload, generator, metric, 'moldau')}"
-        lines.append(f"| {label} | {generator} | {_fmt(entry.get('kafka'))} | {_fmt(entry.get('moldau'))} | {ratio} | {runs} |")
-    return "\n".join(lines)
-
-
-def cost_table(result: dict) -> str:
-    index = _index(result)
-    lines = ["| workload | generator | broker CPU µs/record Kafka | moldau | broker CPU (cores) Kafka | moldau | "
-             "peak RSS MiB Kafka | moldau | client CPU s Kafka | moldau |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for workload, generator in COST_ROWS:
-        cells = []
-        for metric in ("broker_cpu_us_per_record", "broker_cpu_util", "broker_peak_rss_mb", "client_cpu_s"):
-            entry = index.get((workload, generator, metric), {})
-            cells += [_fmt(entry.get("kafka")), _fmt(entry.get("moldau"))]
-        lines.append(f"| {workload} | {generator} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
+from compare import markdown, summarize
 
 def issue2_table(result: dict) -> str:
     median = result["median"]
@@ -104,9 +47,7 @@ def main(argv: list[str]) -> int:
     print(f"Command: `{result['command']}` · {env['date']} · {env['cpu_model']}, {env['cpus']} CPUs, "
           f"{env['ram_gib']} GiB · load average before {env['loadavg_before'][0]:.1f}, after "
           f"{env['loadavg_after'][0]:.1f} · {result.get('repetitions')} repetitions · {env.get('duration_s')} s\n")
-    print(main_table(result))
-    print()
-    print(cost_table(result))
+    print(markdown(summarize(result["rows"])))
     loop = ", ".join(f"{r['chunk_bytes']} B writes {r['mb_per_sec']:,.0f} MB/s" for r in result["loopback"])
     print(f"\nLoopback reference: {loop}.")
     if "client_ceiling" in result:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from moldau.testing.kafka_dist import KafkaServer, kafka_version
 from moldau.testing.server_process import ServerProcess, free_port
+from bench.security import SECURITY
 
 # kafka-server-start.sh: KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS as shipped.
 KAFKA_JVM_OPTS = (
@@ -112,7 +113,7 @@ class FirstAck(threading.Thread):
         from confluent_kafka import Producer
 
         producer = Producer({
-            "bootstrap.servers": self.bootstrap_servers, "acks": 1, "linger.ms": 0,
+            "bootstrap.servers": self.bootstrap_servers, "acks": 1, "linger.ms": 0, **SECURITY.librdkafka(),
             "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 20,
             "topic.metadata.refresh.fast.interval.ms": 10, "message.timeout.ms": int(PROBE_TIMEOUT_S * 1000),
             "log_level": 0,
@@ -165,7 +166,8 @@ class KafkaRunner:
         return {"num.partitions": self.partitions, **COMMON_OVERRIDES}
 
     def start(self) -> System:
-        self.server = KafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
+        server_class = _SecuredKafkaServer if SECURITY.enabled else KafkaServer
+        self.server = server_class(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
         self.server.start()
         self.watchdog = Watchdog(self.server.pid, whole_group=True, directory=self.server.directory)
         return System("kafka", 1, 1, self.server.bootstrap_servers, [self.server.pid], f"Apache Kafka {kafka_version()}")
@@ -185,6 +187,50 @@ class KafkaRunner:
         finally:
             server.stop()
         return {"first_ack_s": server.first_ack_s, "format_s": server.format_s}
+
+
+class _SecuredKafkaServer(KafkaServer):
+    """KafkaServer whose client listener speaks the run's protocol (bench/security.py); the
+    controller listener stays PLAINTEXT. The SCRAM user is added when the storage is formatted."""
+
+    def _write_properties(self):
+        path = super()._write_properties()
+        protocol = SECURITY.protocol
+        text = path.read_text().replace("PLAINTEXT://127.0.0.1", f"{protocol}://127.0.0.1", 2).replace(
+            f"CONTROLLER://127.0.0.1", "CONTROLLER://127.0.0.1")
+        text = text.replace(f"{protocol}://127.0.0.1:{self.controller_port}", f"CONTROLLER://127.0.0.1:{self.controller_port}")
+        text = text.replace("inter.broker.listener.name=PLAINTEXT", f"inter.broker.listener.name={protocol}")
+        text = text.replace("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}")
+        text += "".join(f"{key}={value}\n" for key, value in SECURITY.server_properties(protocol).items())
+        path.write_text(text)
+        return path
+
+    def _format(self, properties):
+        from moldau.testing.kafka_dist import KafkaError, kafka_tool
+
+        args = ["format", "--ignore-formatted", "--cluster-id", self.cluster_id, "--config", str(properties)]
+        if SECURITY.protocol == "SASL_SSL":
+            args += ["--add-scram", SECURITY.add_scram()]
+        result = kafka_tool("kafka-storage", args, timeout=self.start_timeout_s)
+        if result.returncode != 0:
+            raise KafkaError(f"kafka-storage format failed: {(result.stderr or result.stdout)[-800:]}")
+
+    def _wait_until_serving(self):
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Unavailable(f"Kafka exited {self.process.returncode} on start: {self._log_tail()}")
+            try:
+                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, **SECURITY.librdkafka()})
+                if admin.list_topics(timeout=2).brokers:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.3)
+        raise Unavailable(f"Kafka did not serve within {self.start_timeout_s}s: {self._log_tail()}")
 
 
 class _TimedKafkaServer(KafkaServer):
@@ -226,11 +272,16 @@ class MoldauRunner:
         self.directory: str | None = None
 
     def overrides(self) -> dict:
-        return {"num.partitions": str(self.partitions), **COMMON_OVERRIDES}
+        overrides = {"num.partitions": str(self.partitions), **COMMON_OVERRIDES}
+        if SECURITY.enabled:
+            overrides.update({"listeners": f"{SECURITY.protocol}://127.0.0.1:0",
+                              **SECURITY.server_properties(SECURITY.protocol)})
+        return overrides
 
     def start(self) -> System:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
-        self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides())
+        extra = ["--add-scram", SECURITY.add_scram()] if SECURITY.protocol == "SASL_SSL" else []
+        self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides(), extra_args=extra)
         with _without_uvloop(self.shadow_uvloop):
             self.server.start()
         self.watchdog = Watchdog(self.server.process.pid, whole_group=False, directory=self.directory)

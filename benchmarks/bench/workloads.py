@@ -12,6 +12,7 @@ librdkafka does not). Everything else is each client's default.
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 import time
@@ -19,9 +20,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from bench import generators
+from bench.security import SECURITY
 from bench.systems import System
 
 TOPIC_TIMEOUT_S = 60.0
+# franz-go and kcat first: they are not the bottleneck on two cores (bench/generators.py).
+ALL_GENERATORS = ("franz-go", "kcat", "librdkafka", "java")
+DEFAULT_GENERATORS = ("franz-go", "kcat")
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,11 @@ class Workload:
     kind: str  # produce | consume | end_to_end
     record_size: int = 100
     acks: str = "1"
-    generators: tuple[str, ...] = ("librdkafka", "java")
+    generators: tuple[str, ...] = ALL_GENERATORS
     # metric -> True when higher is better
     metrics: dict = field(default_factory=dict)
+    producers: int = 1  # producer clients (franz-go) or processes (kcat) at once
+    new_topic: bool = False  # produce into a topic that does not exist yet (auto-created)
 
 
 THROUGHPUT = {"records_per_sec": True, "mb_per_sec": True, "p50_ms": False, "p99_ms": False}
@@ -43,8 +50,12 @@ WORKLOADS = (
     Workload("produce-1KiB-acks1", "3. produce 1 KiB, acks=1", "produce", 1024, "1", metrics=THROUGHPUT),
     Workload("consume-100B", "4. consume from the beginning, 100 B", "consume", 100,
              metrics={"records_per_sec": True, "mb_per_sec": True}),
-    Workload("end-to-end", "5. end-to-end latency", "end_to_end", 100, "1",
+    Workload("end-to-end", "5. end-to-end latency", "end_to_end", 100, "1", generators=("librdkafka", "java"),
              metrics={"p50_ms": False, "p99_ms": False}),
+    Workload("produce-100B-2producers", "8. produce 100 B, acks=1, two producers at once", "produce", 100, "1",
+             generators=("franz-go", "kcat"), metrics=THROUGHPUT, producers=2),
+    Workload("produce-100B-new-topic", "9. produce 100 B, acks=1, into a topic that does not exist yet", "produce",
+             100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, new_topic=True),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -71,7 +82,7 @@ def producer_props(acks: str) -> dict:
 def create_topic(system: System, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
                                             replication_factor=system.replication_factor)])
     futures[topic].result(TOPIC_TIMEOUT_S)
@@ -130,35 +141,85 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
 
 
 def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
-    """One generator run of one workload on one system: the generator's numbers plus the broker's."""
+    """One generator run of one workload on one system: the generator's numbers plus the broker's,
+    and the CPU each process used (who was the bottleneck)."""
     bootstrap = system.bootstrap_servers
     if workload.kind == "consume":
         topic = prepared["topic"]
     else:
         topic = fresh_topic(workload, system, generator)
-        create_topic(system, topic, scale.partitions if workload.kind == "produce" else 1)
+        if not workload.new_topic:
+            create_topic(system, topic, scale.partitions if workload.kind == "produce" else 1)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_before = machine_cpu_seconds()
     with ResourceSampler(system) as sampler:
         result = _generate(workload, generator, bootstrap, topic, scale)
+    machine_after = machine_cpu_seconds()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # The generator process's CPU (user + system), the same way for both generators (JVM included).
-    result["client_cpu_s"] = round(children_after.ru_utime + children_after.ru_stime
-                                   - children_before.ru_utime - children_before.ru_stime, 3)
+    # The generator process's CPU (user + system), the same way for every generator (JVM included).
+    client_cpu_s = (children_after.ru_utime + children_after.ru_stime
+                    - children_before.ru_utime - children_before.ru_stime)
+    result["client_cpu_s"] = round(client_cpu_s, 3)
     result["broker_peak_rss_mb"] = round(sampler.peak_rss / 2**20, 1)
     result["broker_cpu_s"] = round(sampler.cpu_s, 2)
-    result["broker_cpu_util"] = round(sampler.cpu_s / sampler.wall_s, 2) if sampler.wall_s else 0.0
+    wall_s = sampler.wall_s or 1e-9
+    result["wall_s"] = round(sampler.wall_s, 3)
+    result["broker_cpu_util"] = round(sampler.cpu_s / wall_s, 2)
+    result["client_cpu_util"] = round(client_cpu_s / wall_s, 2)
+    # Everything the machine ran meanwhile (other engineers' tests included), in cores.
+    result["machine_cpu_util"] = round((machine_after - machine_before) / wall_s, 2)
+    result["others_cpu_util"] = round(max(0.0, result["machine_cpu_util"] - result["broker_cpu_util"]
+                                          - result["client_cpu_util"]), 2)
+    result["bottleneck"] = bottleneck(system.kind, result["broker_cpu_util"], result["client_cpu_util"],
+                                      result["machine_cpu_util"], len(system.pids))
     if workload.kind in ("produce", "consume"):
         # The broker's cost per record, whoever limits the rate: CPU time over records moved.
         result["broker_cpu_us_per_record"] = round(sampler.cpu_s / scale.records * 1e6, 3)
     return result
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all processes on the machine have used (the busy ticks of /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+BUSY = 0.85  # a process (or the machine) using this share of what it can use is the limit
+
+
+def bottleneck(kind: str, broker: float, client: float, machine: float, brokers: int) -> str:
+    """Which process set the pace, from the CPU each used (in cores) over the run. A moldau node
+    runs its requests on one thread, so one busy core is its limit; Kafka's threads can use them
+    all. When the machine's cores were all busy, nobody got what it asked for: that is the limit."""
+    cpus = os.cpu_count() or 1
+    broker_limit = brokers * 1.0 if kind.startswith("moldau") else float(cpus)
+    if broker >= BUSY * broker_limit:
+        return "broker"
+    if machine >= BUSY * cpus:
+        return "machine (all cores busy)"
+    if client >= BUSY * (cpus - min(broker, cpus - 1)):
+        return "generator"
+    return "neither (waiting)"
+
+
 def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, scale: Scale) -> dict:
     props = producer_props(workload.acks)
     if workload.kind == "produce":
+        if generator == "franz-go":
+            return generators.franz_produce(bootstrap, topic, scale.records, workload.record_size, props,
+                                            producers=workload.producers, auto_create=workload.new_topic)
+        if generator == "kcat":
+            return generators.kcat_produce(bootstrap, topic, scale.records, workload.record_size, props,
+                                           producers=workload.producers)
         run = generators.librdkafka_produce if generator == "librdkafka" else generators.java_produce
         return run(bootstrap, topic, scale.records, workload.record_size, props)
     if workload.kind == "consume":
+        if generator == "franz-go":
+            return generators.franz_consume(bootstrap, topic, scale.records)
+        if generator == "kcat":
+            return generators.kcat_consume(bootstrap, topic, scale.records, workload.record_size)
         if generator == "librdkafka":
             return generators.librdkafka_consume(bootstrap, topic, scale.records)
         return generators.java_consume(bootstrap, topic, scale.records, f"bench-{uuid.uuid4().hex[:8]}")

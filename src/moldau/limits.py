@@ -89,6 +89,21 @@ cleaner_bytes_per_tick_max = 2 * 1024 * 1024
 cleaner_offset_map_keys_max = 1_000_000
 cleaner_offset_map_key_bytes_max = 64 * 1024 * 1024
 
+# --- transactions ------------------------------------------------------------------------
+# A transactional id is the key of its __transaction_state record, an int16-length string
+# (Kafka's clients cannot send a longer one either): longer ones are INVALID_REQUEST.
+transactional_id_bytes_max = 32_767
+# Transactional ids one coordinator holds in memory (all the __transaction_state partitions
+# it leads); past it InitProducerId for a new id is answered COORDINATOR_NOT_AVAILABLE.
+transactional_ids_max = 1_000_000
+# Partitions one transaction may write to (Kafka has no bound; each costs a marker).
+partitions_per_transaction_max = 100_000
+# Markers (one per partition of a transaction) a coordinator keeps queued for other brokers.
+txn_markers_queued_max = 1_000_000
+# A marker request to another broker that failed (no connection, timeout, a retriable
+# partition error) is sent again after this long (Kafka's retry.backoff.ms default).
+txn_marker_retry_backoff_ms = 100
+
 # --- groups ------------------------------------------------------------------------------
 group_members_max = 1000
 group_session_timeout_ms_min = 6_000

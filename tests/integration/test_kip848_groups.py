@@ -8,7 +8,9 @@ a fourth joins and one leaves without the others losing a partition they keep; a
 member's partitions move after its session timeout; the committed offsets are where a new
 member starts; every partition is owned by at most one member at every moment. Then: a regex
 subscription picks up a topic created later, an empty classic group is taken over by a
-new-protocol member with its offsets, and bad heartbeats get Kafka's error codes.
+new-protocol member with its offsets, bad heartbeats get Kafka's error codes, and Kafka's own
+tools describe the group (kafka-consumer-groups) and decode its records (kafka-dump-log), and
+a group and its offsets survive a kill -9 of the broker.
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ def test_group_of_three_over_six_partitions(broker, kind, tmp_path, tmp_path_fac
     assert firsts == {p: positions[p] for p in range(PARTITIONS)}
 
 
-@pytest.mark.parametrize("kind", ["java", "confluent"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_regex_subscription_picks_up_a_topic_created_later(broker, kind, tmp_path, tmp_path_factory):
     command = member_command(kind, tmp_path_factory.getbasetemp())
     create_topic(broker, f"{kind}-re-first", 2)
@@ -305,7 +307,7 @@ def test_regex_subscription_picks_up_a_topic_created_later(broker, kind, tmp_pat
         member.stop()
 
 
-def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(broker, tmp_path, tmp_path_factory):
+def test_an_empty_classic_group_converts_to_a_consumer_group_and_back(broker, tmp_path, tmp_path_factory):
     command = member_command("java", tmp_path_factory.getbasetemp())
     topic, group = "migrate-orders", "migrate-group"
     create_topic(broker, topic)
@@ -336,6 +338,24 @@ def test_an_empty_classic_group_is_taken_over_by_a_consumer_protocol_member(brok
         assert offset == positions.get(partition, 0)
     assert member.count() == 60 - sum(positions.values())
 
+    # And back: the consumer group is empty again, a classic member takes it over, offsets kept.
+    final = committed(broker, group, topic)
+    assert sum(final.values()) == 60
+    for i in range(PARTITIONS):
+        producer.produce(topic, b"later", partition=i)
+    producer.flush(30)
+    classic = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    classic.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < PARTITIONS and time.monotonic() < deadline:
+        message = classic.poll(0.2)
+        if message is not None and not message.error():
+            got.append((message.partition(), message.offset()))
+    classic.close()
+    assert sorted(got) == sorted(final.items())
+
 
 def test_bad_heartbeats_get_kafkas_errors(broker):
     from kio.schema.consumer_group_heartbeat.v1.request import ConsumerGroupHeartbeatRequest
@@ -360,3 +380,134 @@ def test_bad_heartbeats_get_kafkas_errors(broker):
     assert other.error_code == ErrorCode.none
     still = beat(member_epoch=ok.member_epoch, topic_partitions=None, subscribed_topic_names=None, rebalance_timeout=-1)
     assert still.error_code == ErrorCode.none
+
+
+def test_kafka_tools_describe_a_consumer_group_and_read_its_records(broker, tmp_path, tmp_path_factory):
+    """kafka-consumer-groups (ConsumerGroupDescribe) shows the member epochs and assignments;
+    kafka-dump-log's offsets decoder decodes the KIP-848 records of __consumer_offsets."""
+    from moldau.testing.kafka_dist import kafka_tool
+
+    command = member_command("java", tmp_path_factory.getbasetemp())
+    topic, group = "tools-848-orders", "tools-848-group"
+    create_topic(broker, topic)
+    members = [Member(command, broker.bootstrap_servers, group, topic, tmp_path / f"{n}.log") for n in "ab"]
+    try:
+        wait_for(lambda: len(members[0].owned() | members[1].owned()) == PARTITIONS and all(m.owned() for m in members),
+                 90, "both members assigned", members)
+        wait_for(lambda: sorted(len(m.owned()) for m in members) == [3, 3], 30, "a balanced group", members)
+        described = kafka_tool("kafka-consumer-groups", ["--bootstrap-server", broker.bootstrap_servers, "--describe",
+                                                          "--group", group, "--members", "--verbose"], timeout=120)
+        assert described.returncode == 0, described.stderr
+        rows = [line.split() for line in described.stdout.splitlines() if line.startswith(group)]
+        assert len(rows) == 2, described.stdout
+        header = next(line.split() for line in described.stdout.splitlines() if "CURRENT-EPOCH" in line)
+        epochs = {row[header.index("CURRENT-EPOCH")] for row in rows}
+        assert epochs and all(int(e) > 0 for e in epochs), described.stdout
+        state = kafka_tool("kafka-consumer-groups", ["--bootstrap-server", broker.bootstrap_servers, "--describe",
+                                                      "--group", group, "--state", "--verbose"], timeout=120)
+        assert "Stable" in state.stdout and "uniform" in state.stdout, state.stdout + state.stderr
+        listed = kafka_tool("kafka-consumer-groups", ["--bootstrap-server", broker.bootstrap_servers, "--list",
+                                                       "--type"], timeout=120)
+        assert any(group in line and "Consumer" in line for line in listed.stdout.splitlines()), listed.stdout
+        # moldau groups describe: the protocol, member epochs and assignments.
+        ours = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group, "--output", "json",
+                               "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                              timeout=120)
+        assert ours.returncode == 0, ours.stderr
+        described_group = json.loads(ours.stdout)[0]
+        assert described_group["type"] == "consumer" and described_group["protocol"] == "uniform"
+        assert described_group["state"] == "STABLE" and described_group["group_epoch"] >= 2
+        assert all(m["member_epoch"] > 0 and len(m["assignment"]) == 3 and m["assignment"] == m["target_assignment"]
+                   for m in described_group["members"]), described_group
+        table = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group,
+                                "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                               timeout=120)
+        assert "protocol consumer" in table.stdout and "MEMBER-EPOCH" in table.stdout, table.stdout + table.stderr
+    finally:
+        for m in members:
+            m.stop()
+    # Kafka 4.1's console formatters print classic records only; kafka-dump-log's offsets
+    # decoder decodes every coordinator record type with Kafka's own classes.
+    from moldau.coordinator.offsets_topic import partition_for
+
+    directory = Path(broker.data_dir) / f"__consumer_offsets-{partition_for(group, 50)}"
+    dumped = kafka_tool("kafka.tools.DumpLogSegments", ["--offsets-decoder", "--files",
+                                                        ",".join(str(f) for f in sorted(directory.glob("*.log")))],
+                        timeout=120)
+    assert dumped.returncode == 0, dumped.stderr
+    ours = []
+    for line in dumped.stdout.splitlines():
+        if " key: " in line and f'"groupId":"{group}"' in line:
+            key_text, _, payload = line.split(" key: ", 1)[1].partition(" payload: ")
+            ours.append({"key": json.loads(key_text), "value": None if payload == "<DELETE>" else json.loads(payload)})
+    # ConsumerGroupMetadata, MemberMetadata, TargetAssignmentMetadata, TargetAssignmentMember,
+    # CurrentMemberAssignment: every kind decoded by Kafka's own classes.
+    assert {r["key"]["type"] for r in ours} >= {"3", "5", "6", "7", "8"}, dumped.stdout[-3000:]
+    epochs = [r["value"]["data"]["epoch"] for r in ours if r["key"]["type"] == "3" and r["value"]]
+    assert epochs and epochs == sorted(epochs)
+    assignments = [r["value"]["data"] for r in ours if r["key"]["type"] == "8" and r["value"]]
+    assert any(a["assignedPartitions"] for a in assignments), assignments
+
+
+def test_group_configs_with_kafka_configs(broker):
+    """kafka-configs --entity-type groups: a group's session timeout within the broker's bounds."""
+    from moldau.testing.kafka_dist import kafka_tool
+
+    def configs(*args):
+        return kafka_tool("kafka-configs", ["--bootstrap-server", broker.bootstrap_servers, "--entity-type", "groups",
+                                            "--entity-name", "configured-group", *args], timeout=120)
+
+    altered = configs("--alter", "--add-config", "consumer.session.timeout.ms=5000,consumer.heartbeat.interval.ms=1000")
+    assert altered.returncode == 0, altered.stdout + altered.stderr
+    described = configs("--describe")
+    assert "consumer.session.timeout.ms=5000" in described.stdout, described.stdout + described.stderr
+    assert "consumer.heartbeat.interval.ms=1000" in described.stdout
+    refused = configs("--alter", "--add-config", "consumer.session.timeout.ms=999999")
+    assert refused.returncode != 0 and "consumer.session.timeout.ms" in refused.stdout + refused.stderr
+    assert "consumer.session.timeout.ms=5000" in configs("--describe").stdout
+    deleted = configs("--alter", "--delete-config", "consumer.session.timeout.ms")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "consumer.session.timeout.ms=5000" not in configs("--describe").stdout
+
+
+def test_a_group_and_its_offsets_survive_a_broker_crash(tmp_path, tmp_path_factory):
+    """kill -9 of the broker process: the consumer group comes back from __consumer_offsets (its
+    records in Kafka's schemas) and a member resumes at the committed offsets."""
+    from moldau.testing.server_process import ServerProcess
+
+    command = member_command("confluent", tmp_path_factory.getbasetemp())
+    topic, group = "crash-orders", "crash-group"
+    server = ServerProcess(str(tmp_path / "data"), overrides=BROKER_CONFIG).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": server.bootstrap_servers})
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+        producer = KeepProducing(server.bootstrap_servers, topic)
+        member = Member(command, server.bootstrap_servers, group, topic, tmp_path / "before.log")
+        try:
+            wait_for(lambda: member.count() > 100, 60, "records consumed before the crash", [member])
+        finally:
+            producer.stop()
+            member.stop()
+        positions = committed(server, group, topic)
+        assert len(positions) == PARTITIONS
+        port = server.port
+        server.kill()
+        server = ServerProcess(str(tmp_path / "data"), port=port, overrides=BROKER_CONFIG).start()
+        assert committed(server, group, topic) == positions
+        more = Producer({"bootstrap.servers": server.bootstrap_servers})
+        for i in range(PARTITIONS * 3):
+            more.produce(topic, b"after", partition=i % PARTITIONS)
+        more.flush(30)
+        after = Member(command, server.bootstrap_servers, group, topic, tmp_path / "after.log")
+        try:
+            wait_for(lambda: len([x for x in after.events() if x["ev"] == "first"]) == PARTITIONS, 60,
+                     "records from every partition after the restart", [after])
+        finally:
+            after.stop()
+        firsts = {x["partition"]: x["offset"] for x in after.events() if x["ev"] == "first"}
+        assert firsts == positions
+        admin = AdminClient({"bootstrap.servers": server.bootstrap_servers})  # kept: futures need the handle
+        described = admin.describe_consumer_groups([group])[group].result(30)
+        assert str(described.type).lower().endswith("consumer")
+    finally:
+        server.close()

@@ -72,25 +72,41 @@ def test_perf_consume_fewer_messages_than_asked_fails_after_timeout(moldau_broke
 
 def test_compare_quick_runs_every_workload_on_both_systems(tmp_path):
     from moldau.testing.kafka_dist import need_kafka
+    from moldau.testing.tools import need_executable
 
     need_kafka()
+    need_executable("go")
+    need_executable("kcat")
     process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick",
+                                "--generators", "franz-go,kcat,librdkafka,java",
                                 "--output-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     try:
-        stdout, stderr = process.communicate(timeout=300)
+        stdout, stderr = process.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         process.terminate()  # SIGTERM: compare.py stops both servers before exiting
         stdout, stderr = process.communicate(timeout=60)
-        pytest.fail(f"compare.py --quick took over 300 s: {stderr[-3000:]}")
+        pytest.fail(f"compare.py --quick took over 600 s: {stderr[-3000:]}")
     assert process.returncode == 0, stderr[-3000:]
     result = json.loads(next(tmp_path.glob("compare-*.json")).read_text())
     assert result["skipped"] == [], result["skipped"]
     seen = {(row["workload"], row["generator"], row["system"]) for row in result["rows"]}
-    for workload in ("produce-100B-acks1", "produce-100B-acksall", "produce-1KiB-acks1", "consume-100B", "end-to-end"):
-        for generator in ("librdkafka", "java"):
+    expected = {"produce-100B-acks1": ALL, "produce-100B-acksall": ALL, "produce-1KiB-acks1": ALL, "consume-100B": ALL,
+                "end-to-end": ("librdkafka", "java"), "produce-100B-2producers": ("franz-go", "kcat"),
+                "produce-100B-new-topic": ("franz-go", "kcat")}
+    for workload, generators in expected.items():
+        for generator in generators:
             for system in ("kafka", "moldau"):
                 assert (workload, generator, system) in seen
     ratios = [entry for entry in result["summary"] if "ratio" in entry]
     assert any(entry["workload"] == "startup" and entry["metric"] == "first_ack_s" for entry in ratios)
-    assert "| workload | generator | metric |" in stdout
+    # Every throughput run says what the broker, the generator and the rest of the machine used.
+    for row in result["rows"]:
+        if row["workload"].startswith(("produce", "consume")):
+            assert row["bottleneck"] and row["broker_cpu_util"] >= 0 and row["client_cpu_util"] >= 0, row
+    franz = [row for row in result["rows"] if row["generator"] == "franz-go" and row["workload"] == "produce-100B-acks1"]
+    assert all(0 < row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"] <= row["max_latency_ms"] for row in franz)
+    assert "| workload | generator | metric |" in stdout and "bottleneck" in stdout
+
+
+ALL = ("franz-go", "kcat", "librdkafka", "java")

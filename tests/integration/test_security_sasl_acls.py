@@ -182,3 +182,18 @@ def test_requests_before_authentication_and_oversized_frames_close_the_connectio
         assert _closed_within(sock, 10) < 5
     # none of it disturbed anyone else
     assert AdminClient(broker.client_config("alice")).list_topics(timeout=10).topics
+
+
+def test_oauthbearer_unsecured_tokens_from_librdkafka(tmp_path):
+    config = {"sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER", "connections.max.reauth.ms": "60000",
+              "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+                  "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                  'unsecuredValidatorRequiredScope="kafka";'}
+    with Broker(data_dir=str(tmp_path / "d"), security="SASL_PLAINTEXT", users={"admin": "x"}, config=config) as b:
+        client = {"bootstrap.servers": b.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
+                  "sasl.oauthbearer.config": "principal=svc scope=kafka"}
+        admin = AdminClient(client)  # kept: its connection stays open while the broker is asked
+        assert admin.list_topics(timeout=10).brokers
+        sessions = b.call(lambda core: [(s.principal, s.sasl.expires_ms is not None) for s in core.sessions.values()])
+        assert ("User:svc", True) in sessions  # a session lifetime was given (KIP-368)

@@ -4,11 +4,12 @@ the simulated network, with crashes, partitions and a faulty network, checked af
 Theory of operation
 -------------------
 A scenario is a seed. From it come the cluster's shape (1, 3 or 5 voters, maybe an observer),
-the network's behaviour, and a schedule of faults for `fault_ms` of virtual time: crashes (power
-loss dropping or tearing unsynced bytes, or a process kill keeping them) followed by restarts,
-isolated nodes, split clusters, heals, and changes of loss/duplication/delay. Meanwhile a
-client appends values through whichever node says it leads, and notes each append as
-acknowledged once that node, still leader of the same epoch, has a high watermark past it.
+the network's behaviour, and a schedule of faults for `fault_ms` of virtual time: crashes
+(power loss dropping or tearing unsynced bytes, or a process kill keeping them) followed by
+restarts, isolated nodes, split clusters, one-way cuts, graceful leader resignations, heals,
+and changes of loss/duplication/delay. Meanwhile a client appends values through whichever node
+says it leads, and notes each append as acknowledged once that node, still leader of the same
+epoch, has a high watermark past it.
 
 After every event `RaftInvariants.check` asserts:
 - at most one leader per epoch (over the whole run, crashes included);
@@ -107,10 +108,11 @@ class RaftInvariants:
         raise SimulationFailure(f"t={self.sim.queue.now_ms}ms: {message}")
 
     def check(self) -> None:
-        for node in self.sim.nodes.values():
+        for node in self.sim.node_list:
             core = node.core
-            if core is None:
-                continue
+            if core is None or not node.touched:
+                continue  # a core changes only when called, and every call touches its node
+            node.touched = False
             if core.fatal_error is not None:
                 self.fail(f"node {node.node_id} stopped: {core.fatal_error}")
             if core.is_leader:
@@ -197,9 +199,16 @@ class RaftSimulation:
         self.nodes: dict[int, RaftSimNode] = {
             i: RaftSimNode(i, self.voters, config or SIM_CONFIG, self.queue, self.network, node_rng)
             for i in ids}
+        self.node_list = [self.nodes[i] for i in sorted(self.nodes)]
         self.invariants = RaftInvariants(self)
         self._appended = 0
         self.faults_on = True
+
+    def fingerprint(self) -> str:
+        """What a run did, to compare two runs of one seed (determinism)."""
+        committed = sorted(self.invariants.committed.items())
+        return (f"steps={self.queue.steps} messages={self.network.messages} t={self.queue.now_ms} "
+                f"epochs={sorted(self.invariants.leader_of_epoch.items())} committed={committed}")
 
     def describe(self) -> str:
         observers = len(self.nodes) - len(self.voters)
@@ -258,6 +267,12 @@ class RaftSimulation:
         ids = sorted(self.nodes)
         if len(ids) > 1:
             self.network.split(set(self.rng.sample(ids, self.rng.randint(1, len(ids) - 1))))
+
+    def _fault_one_way(self) -> None:
+        ids = sorted(self.nodes)
+        if len(ids) > 1:
+            sender, receiver = self.rng.sample(ids, 2)
+            self.network.cut_one_way(sender, receiver)
 
     def _fault_heal(self) -> None:
         self.network.heal()

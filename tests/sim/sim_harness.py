@@ -12,8 +12,9 @@ dropped with probability `loss`, delayed uniformly in [delay_min_ms, delay_max_m
 reorder), and duplicated with probability `duplicate` (the receiver handles the request twice;
 the sender's runtime matches the first answer by correlation id and drops the rest, as a real
 connection does). A partition blocks node pairs both when a message is sent and when it would
-arrive. A request that gets no answer within its `timeout_ms` is failed: the sender's
-`on_response(None, now)` runs, as the runtime does on a timeout or a broken connection.
+arrive (`cut_one_way` blocks one direction only). A request that gets no answer within its
+`timeout_ms` is failed: the sender's `on_response(None, now)` runs, as the runtime does on a
+timeout or a broken connection.
 
 `SimNode` is the runtime of one node around a sans-I/O core (anything with `outbox`,
 `next_deadline_ms()`, `run_deadlines(now)` and a request handler): after every call into the
@@ -21,11 +22,13 @@ core it drains the outbox into the network, re-tries held requests when the core
 changed, and keeps one timer armed at the core's next deadline. `crash(mode)` drops the core
 and makes its `MemoryFileSystem` lose what a power loss ("drop"/"tear") or a process kill
 ("keep") would lose; `start()` builds a new core on the same file system. Messages addressed
-to an earlier incarnation (answers to its requests, its timers) are discarded.
+to an earlier incarnation (answers to its requests, its timers) are discarded. Every call
+into the core sets `touched`, so invariant checks may skip the nodes a step did not touch.
 
 Subclasses say how to build the core and how to hand it a request (`make_core`,
 `handle(api_key, version, body, now, expired)`); the Raft simulation is raft_sim.py, and the
-whole-cluster simulation builds on the same pieces.
+whole-cluster simulation builds on the same pieces. `FaultPlan` holds the knobs of a
+scenario's fault schedule (a simulation maps each kind in `weights` to a `_fault_<kind>`).
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Network:
             for b in sorted(set(self.nodes) - group):
                 self.blocked |= {(a, b), (b, a)}
 
+    def cut_one_way(self, sender: int, receiver: int) -> None:
+        """An asymmetric fault: `sender`'s messages no longer reach `receiver`."""
+        self.blocked.add((sender, receiver))
+
     def heal(self) -> None:
         self.blocked.clear()
 
@@ -190,6 +197,8 @@ class SimNode:
         self.incarnation = 0
         self._held: list[_Held] = []
         self._timer_at: int | None = None
+        # Set by every call into the core: invariant checks need only look at touched nodes.
+        self.touched = True
         network.nodes[node_id] = self
 
     # --- to be provided by the subclass -----------------------------------------------------
@@ -271,6 +280,7 @@ class SimNode:
 
     def after_call(self) -> None:
         """Drain the outbox, retry held requests if the core changed, arm the timer."""
+        self.touched = True
         core = self.core
         if core is None:
             return
@@ -312,4 +322,5 @@ class FaultPlan:
     duplicates: tuple[float, ...] = (0.0, 0.0, 0.02)
     delays_ms: tuple[tuple[int, int], ...] = ((1, 5), (1, 20), (5, 60))
     weights: dict[str, int] = field(default_factory=lambda: {
-        "crash": 3, "isolate": 2, "split": 2, "heal": 2, "network": 2, "resign": 1, "idle": 2})
+        "crash": 3, "isolate": 2, "split": 2, "one_way": 1, "heal": 2, "network": 2, "resign": 1,
+        "idle": 2})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -60,3 +62,15 @@ def test_simulation_catches_planted_bug(bug):
             except SimulationFailure:
                 return  # an invariant caught it (a crash of the code would not count)
     pytest.fail(f"no seed in 0..299 detected the planted bug {bug!r}")
+
+
+def test_a_seed_replays_exactly():
+    """Same seed, same run — even with another string-hash seed in another process, so no
+    iteration over an unordered set or dict of strings can leak into the outcome."""
+    program = ("import logging, sys; logging.disable(logging.CRITICAL); sys.path.insert(0, 'tests/sim');"
+               "from raft_sim import RaftSimulation; s = RaftSimulation(11); s.run(); print(s.fingerprint())")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    runs = [subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120, check=True).stdout
+            for hash_seed in ("1", "2")]
+    assert runs[0] == runs[1] and "committed=[(0," in runs[0]

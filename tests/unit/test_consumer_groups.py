@@ -398,3 +398,106 @@ def test_reconcile_revokes_before_assigning():
     assert done.state == UNRELEASED_PARTITIONS and done.member_epoch == 2 and done.assigned == {"t": frozenset({0})}
     final = reconcile(done, {"t": frozenset({0, 3})}, 2, {"t": frozenset({0})}, nobody_else)
     assert final.state == STABLE and final.assigned == {"t": frozenset({0, 3})}
+
+
+# --- group configs -------------------------------------------------------------------------
+
+def test_group_configs_override_the_session_timeout_within_the_broker_bounds():
+    from moldau.coordinator.consumer_config import ConsumerConfigError, ConsumerGroupSettings, validate_group_configs
+
+    core = make_core(**{"group.consumer.max.session.timeout.ms": "90000"})
+    settings = consumer(core).settings
+    validate_group_configs(settings, {}, {"consumer.session.timeout.ms": "60000"})
+    for bad in ({"consumer.session.timeout.ms": "1000"}, {"consumer.heartbeat.interval.ms": "50000"},
+                {"consumer.session.timeout.ms": "x"}, {"no.such.config": "1"}):
+        with pytest.raises(ConsumerConfigError):
+            validate_group_configs(settings, {}, bad)
+    core.controller.alter_configs(32, "g", {"consumer.session.timeout.ms": "60000"})
+    Client(core, "a").beat(0)
+    assert core.next_deadline_ms() == 60_000
+    with pytest.raises(ConsumerConfigError):
+        ConsumerGroupSettings.from_properties({"group.consumer.session.timeout.ms": "1000"})
+    with pytest.raises(ConsumerConfigError):
+        ConsumerGroupSettings.from_properties({"group.consumer.assignors": "sticky"})
+
+
+def test_an_empty_consumer_group_expires_with_its_offsets_after_the_retention_period():
+    core = make_core(**{"offsets.retention.minutes": "1"})
+    Client(core, "a").beat(0)
+    classic = core.extensions["group_coordinator"]
+    assert classic.commit_offsets("g", 1, "a", None, [OffsetCommit("t", 0, 5, -1, None)], 1) == [ErrorCode.none]
+    heartbeat(core, 1_000, "a", -1)
+    classic.expire_offsets(60_999)
+    assert "g" in consumer(core).groups
+    classic.expire_offsets(61_000)
+    assert "g" not in consumer(core).groups
+    assert classic.fetch_offsets("g", [("t", [0])], 61_001)[1][0][1][0][1] is None
+
+
+def test_without_the_consumer_protocol_the_apis_are_not_advertised():
+    from moldau.broker.api_versions import api_keys
+
+    assert {68, 69} <= {k["api_key"] for k in api_keys(make_core())}
+    core = make_core(**{"group.coordinator.rebalance.protocols": "classic"})
+    assert not {68, 69} & {k["api_key"] for k in api_keys(core)}
+    response = heartbeat(core, 0, "a", 0, rebalance_timeout_ms=1, subscribed_topic_names=("t",))
+    assert response["error_code"] == ErrorCode.unsupported_version
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_joins_leaves_and_heartbeats_never_double_assign_and_converge(seed):
+    """Members join, leave, die and heartbeat in a random order (some heartbeats say nothing
+    about what they own): at no point do two members own a partition, and once the churn stops
+    the group settles Stable with every partition owned and the load balanced."""
+    import random
+
+    rng = random.Random(seed)
+    core = make_core(partitions=12)
+    live: list[Client] = []
+    now = 0
+    for step in range(120):
+        now += rng.randint(1, 400)
+        action = rng.random()
+        if action < 0.12 and len(live) < 6:
+            live.append(Client(core, f"m{step}", assignor=rng.choice([None, "uniform", "range"])))
+        elif action < 0.18 and live:
+            leaving = live.pop(rng.randrange(len(live)))
+            if leaving.epoch > 0:
+                heartbeat(core, now, leaving.member_id, -1)
+        elif live:
+            client = rng.choice(live)
+            if client.epoch > 0 and rng.random() < 0.3:
+                response = heartbeat(core, now, client.member_id, client.epoch)  # "owned unchanged"
+                if response["error_code"] == ErrorCode.none and response["assignment"] is not None:
+                    client.owned = {str(tp["topic_id"]): frozenset(tp["partitions"])
+                                    for tp in response["assignment"]["topic_partitions"]}
+            else:
+                client.beat(now)
+        no_double_ownership(live)
+        core.run_deadlines(now)
+    for _ in range(12):
+        now += 100
+        for client in live:
+            client.beat(now)
+            no_double_ownership(live)
+    if live:
+        group = consumer(core).groups["g"]
+        assert group.state.value == "Stable"
+        sizes = sorted(len(c.partitions()) for c in live)
+        assert sum(sizes) == 12 and sizes[-1] - sizes[0] <= (1 if group.preferred_assignor("uniform") == "uniform" else 12)
+
+
+def test_an_epoch_older_than_the_previous_one_is_fenced():
+    core = make_core()
+    a = Client(core, "a")
+    a.beat(0)
+    Client(core, "b").beat(10)
+    a.beat(20)
+    a.beat(30)  # a: epoch 2, previous 1
+    Client(core, "c").beat(40)
+    converge([a], 50)  # a: epoch 3, previous 2
+    assert a.epoch == 3
+    response = heartbeat(core, 60, "a", 1, owned={})
+    assert response["error_code"] == ErrorCode.fenced_member_epoch
+    assert "smaller member epoch" in response["error_message"]
+    assert heartbeat(core, 61, "a", 2, owned={})["error_code"] == ErrorCode.none  # previous epoch, subset

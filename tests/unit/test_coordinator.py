@@ -331,3 +331,39 @@ def test_group_size_limit_refuses_new_members_but_not_a_returning_static_one(mon
     join_new(core, 0)
     assert join(core, 1)[0]["error_code"] == ErrorCode.group_max_size_reached
     assert join(core, 2, instance="i1")[0]["member_id"] != first  # replaced, not refused
+
+
+def test_sessions_end_on_the_deadline_through_the_core_timer():
+    """The core arms its one timer for the coordinator's earliest deadline (BrokerCore
+    next_deadline_ms/run_deadlines): a member's session ends at its deadline, not on the next
+    500 ms tick, so a DeleteGroups right after it finds the group Empty, as on Kafka."""
+    core = make_core()
+    a = join(core, 0, instance="static-1")[0]["member_id"]  # a static member joins in one step
+    sync(core, 0, a, 1, {a: b""})
+    assert coordinator(core).heartbeat("g", 1, a, "static-1", 1_234) == ErrorCode.none
+    deadline = 1_234 + SESSION_MS
+    assert core.next_deadline_ms() == deadline  # the heartbeat moved it; nothing earlier is armed
+    core.run_deadlines(deadline - 1)
+    assert list(group_of(core).members) == [a]
+    core.run_deadlines(deadline)
+    assert group_of(core).state is EMPTY and not group_of(core).members
+    assert coordinator(core).delete_group("g", deadline + 1) == ErrorCode.none
+    assert core.next_deadline_ms() is None or core.next_deadline_ms() > deadline
+
+
+def test_join_and_rebalance_phases_end_on_their_deadlines():
+    core = make_core()
+    a, _ = join_new(core, 0)
+    sync(core, 0, a, 1, {})
+    b, held_b = join_new(core, 10)  # a should rejoin; it only heartbeats
+    assert coordinator(core).heartbeat("g", 1, a, None, 5_000) == ErrorCode.rebalance_in_progress
+    assert core.next_deadline_ms() == 5_000 + SESSION_MS  # a's session, before the join deadline
+    core.run_deadlines(5_000 + SESSION_MS - 1)
+    assert not held_b
+    core.run_deadlines(5_000 + SESSION_MS)  # a is gone: the join phase completes with b at once
+    assert held_b and held_b[0]["generation_id"] == 2 and list(group_of(core).members) == [b]
+    # The leader b never syncs nor heartbeats: its session ends on time, leaving the group Empty.
+    assert group_of(core).state is COMPLETING_REBALANCE
+    assert core.next_deadline_ms() == 5_000 + 2 * SESSION_MS
+    core.run_deadlines(5_000 + 2 * SESSION_MS)
+    assert group_of(core).state is EMPTY

@@ -163,3 +163,21 @@ def test_open_on_a_full_disk_works_and_appends_fail() -> None:
     with pytest.raises(LogError) as error:
         new.append_as_leader(batch(0), 0, 0)
     assert error.value.error_code == ErrorCode.kafka_storage_error
+
+
+def test_abort_marker_whose_index_entry_does_not_fit_keeps_the_entry_and_writes_it_later() -> None:
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, DIR, LogConfig(), 0)
+    log.producer_state.mark_verified(9, 0)
+    log.append_as_leader(build_batch([Record(0, 1000, b"k", b"v")], producer_id=9, producer_epoch=0,
+                                     base_sequence=0, transactional=True), 0, 1000)
+    marker_bytes = 78  # an end-transaction marker batch
+    fs.capacity_bytes = sum(len(f.data) for f in fs.files.values()) + marker_bytes  # no room for the index
+    log.append_end_txn_marker(9, 0, 0, False, 0, 2000)  # abort: the data at offset 0 is aborted
+    assert [t.first_offset for t in log.collect_aborted_transactions(0, 10)] == [0]
+    fs.capacity_bytes = None
+    log.close()  # space is back: the index is written whole at the next flush
+    path = log.segments[0].path(".txnindex")
+    assert fs.exists(path) and len(fs.read_file(path)) > 0
+    again = PartitionLog.open(fs, DIR, LogConfig(), 0)  # a clean restart trusts the file
+    assert [t.first_offset for t in again.collect_aborted_transactions(0, 10)] == [0]

@@ -75,7 +75,7 @@ def test_truncation_rebuilds_state() -> None:
 
 def test_extension_expires_idle_producers() -> None:
     log = PartitionLog.open(MemoryFileSystem(), DIR, LogConfig(), 0)
-    partition = SimpleNamespace(log=log, key=("idem", 0))
+    partition = SimpleNamespace(log=log, key=("idem", 0), high_watermark=0)
     core = SimpleNamespace(partitions={("idem", 0): partition})
     extension = ProducerStateExtension(core)
     payload = build_batch([Record(0, 1000, None, b"v")], producer_id=3, producer_epoch=0,

@@ -99,7 +99,11 @@ def test_producer_ids_are_unique_across_restarts():
     assert len(set(first + second)) == 10 and min(second) > max(first)
 
 
-def test_transactional_ids_are_not_served(core):
-    response = call(core, 22, INIT_PRODUCER_ID_VERSION, {"transactional_id": "tx", "transaction_timeout": 60_000,
-                                                         "producer_id": -1, "producer_epoch": -1})
-    assert response.error_code == ErrorCode.coordinator_not_available
+def test_transactional_ids_go_to_their_coordinator(core):
+    request = {"transactional_id": "tx", "transaction_timeout": 60_000, "producer_id": -1, "producer_epoch": -1}
+    # Before FindCoordinator created __transaction_state, no broker coordinates the id.
+    assert call(core, 22, INIT_PRODUCER_ID_VERSION, request).error_code == ErrorCode.not_coordinator
+    found = call(core, 10, 3, {"key": "tx", "key_type": 1})
+    assert found.error_code == ErrorCode.none and found.node_id == core.node_id
+    response = call(core, 22, INIT_PRODUCER_ID_VERSION, request)
+    assert response.error_code == ErrorCode.none and response.producer_epoch == 0

@@ -55,3 +55,29 @@ def test_connection_limits():
     limits.closed("1.1.1.1")
     assert limits.admit("1.1.1.1", 0) is None
     assert limits.admit("10.0.0.9", 0) is not None  # override: none at all
+
+
+def test_security_records_survive_the_metadata_log_encoding():
+    import uuid
+
+    from moldau.controller import records as r
+    from moldau.controller.image import MetadataImage
+
+    written = [
+        r.UserScramCredentialRecord(name="alice", mechanism=2, salt=b"\x00s", stored_key=b"k", server_key=b"v",
+                                    iterations=4096),
+        r.AccessControlEntryRecord(id=uuid.UUID(int=7), resource_type=2, resource_name="t", pattern_type=4,
+                                   principal="User:alice", host="*", operation=3, permission_type=3),
+        r.ClientQuotaRecord(entity=(r.EntityData(entity_type="user", entity_name="alice"),
+                                    r.EntityData(entity_type="client-id", entity_name=None)), key=Q, value=1024.0),
+    ]
+    image = MetadataImage()
+    for record in written:
+        replayed = r.decode(r.encode(record))
+        assert replayed == record
+        image.apply(replayed)
+    assert image.scram_credentials[("alice", 2)].salt == b"\x00s"
+    assert str(uuid.UUID(int=7)) in image.acls
+    assert image.client_quotas == {(("user", "alice"), ("client-id", None)): {Q: 1024.0}}
+    image.apply(r.decode(r.encode(r.RemoveAccessControlEntryRecord(id=uuid.UUID(int=7)))))
+    assert image.acls == {}

@@ -373,3 +373,148 @@ def test_observer_never_votes_and_follows_a_new_leader():
     new = cluster.leader()
     assert new is not None and new is not leader
     assert observer.leader_id == new.node_id and observer.epoch == new.epoch
+
+
+def test_single_node_metadata_log_of_earlier_versions_is_adopted():
+    """A data directory written before the quorum existed (controller/metadata_log.py wrote
+    batches of leader epoch 0, with no quorum-state) becomes the single voter's log, all of it
+    committed."""
+    from moldau.log.config import LogConfig
+    from moldau.log.partition_log import PartitionLog
+    from moldau.records import Record, build_batch
+
+    fs = MemoryFileSystem()
+    old = PartitionLog.open(fs, "/data/__cluster_metadata-0", LogConfig(), 0)
+    for value in (b"first", b"second"):
+        old.append_as_leader(build_batch([Record(0, 5, None, value)]), 0, 5)
+    old.close()
+    client = RaftClient(1, {1: ("h", 1)}, fs, "/data", "c", random.Random(0), 10)
+    assert client.is_leader and client.epoch == 1 and client.epoch_start_offset == 2
+    assert client.read_committed(0, 10) == [(0, b"first"), (1, b"second")]
+
+
+def test_older_request_versions_are_served():
+    import datetime
+
+    from kio.schema.begin_quorum_epoch.v0 import request as bqe0
+    from kio.schema.end_quorum_epoch.v0 import request as eqe0
+    from kio.schema.fetch.v13 import request as fetch13
+
+    from moldau.raft.log import TOPIC_ID
+
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    # Fetch v13: replica_id at the top level, topic by id.
+    request = fetch13.FetchRequest(
+        cluster_id="cluster-a", replica_id=follower.node_id, max_wait=datetime.timedelta(0), min_bytes=0,
+        topics=(fetch13.FetchTopic(topic_id=TOPIC_ID, partitions=(fetch13.FetchPartition(
+            partition=0, current_leader_epoch=leader.epoch, fetch_offset=0, last_fetched_epoch=0,
+            partition_max_bytes=1 << 20),)),), forgotten_topics_data=())
+    partition = m.response_partition(leader.handle_request(m.FETCH, 13, request, cluster.now))
+    assert ErrorCode(partition.error_code) == ErrorCode.none and partition.records
+    # BeginQuorumEpoch v0 and EndQuorumEpoch v0 (successors as plain ids).
+    bqe = bqe0.BeginQuorumEpochRequest(cluster_id="cluster-a", topics=(bqe0.TopicData(
+        topic_name="__cluster_metadata", partitions=(bqe0.PartitionData(
+            partition_index=0, leader_id=leader.node_id, leader_epoch=leader.epoch),)),))
+    answer = m.response_partition(follower.handle_request(m.BEGIN_QUORUM_EPOCH, 0, bqe, cluster.now))
+    assert (ErrorCode(answer.error_code), answer.leader_id) == (ErrorCode.none, leader.node_id)
+    eqe = eqe0.EndQuorumEpochRequest(cluster_id="cluster-a", topics=(eqe0.TopicData(
+        topic_name="__cluster_metadata", partitions=(eqe0.PartitionData(
+            partition_index=0, leader_id=leader.node_id, leader_epoch=leader.epoch,
+            preferred_successors=(follower.node_id,)),)),))
+    answer = m.response_partition(follower.handle_request(m.END_QUORUM_EPOCH, 0, eqe, cluster.now))
+    assert ErrorCode(answer.error_code) == ErrorCode.none
+    assert follower.state_name == "Prospective"  # first successor: no backoff at all
+    unknown = bqe0.BeginQuorumEpochRequest(cluster_id="cluster-a", topics=(bqe0.TopicData(
+        topic_name="other", partitions=(bqe0.PartitionData(partition_index=0, leader_id=1, leader_epoch=1),)),))
+    response = follower.handle_request(m.BEGIN_QUORUM_EPOCH, 0, unknown, cluster.now)
+    assert ErrorCode(response.error_code) == ErrorCode.invalid_request
+
+
+def test_a_failing_disk_stops_the_node_with_one_line():
+    cluster = Cluster()
+    leader = elect(cluster)
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for handle in list(leader.log.log.segments):
+        handle.log.sync = broken  # the next fsync fails
+    leader.append([b"x"], cluster.now)
+    leader.run_deadlines(cluster.now)
+    assert leader.fatal_error is not None and "No space left" in leader.fatal_error
+    assert "\n" not in leader.fatal_error and not leader.is_leader
+
+
+def test_one_node_of_another_cluster_stops_itself_not_the_others():
+    cluster = Cluster()
+    wrong = cluster.clients[3]
+    wrong.cluster_id = "cluster-b"  # node 3 was set up for another cluster
+    cluster.run(6000)
+    assert wrong.fatal_error is not None and "INCONSISTENT_CLUSTER_ID" in wrong.fatal_error
+    assert cluster.clients[1].fatal_error is None and cluster.clients[2].fatal_error is None
+    assert cluster.leader() in (cluster.clients[1], cluster.clients[2])
+
+
+def _answer_votes(client, granted, now, leader_id=-1):
+    """Answer every Vote in the client's outbox; returns how many were answered."""
+    outbox, client.outbox = client.outbox, []
+    votes = [r for r in outbox if r.api_key == m.VOTE]
+    for request in votes:
+        partition = request.body.topics[0].partitions[0]
+        request.on_response(m.election_response(m.VOTE, 2, ErrorCode.none, partition.replica_epoch,
+                                                leader_id, None, vote_granted=granted), now)
+    return len(votes)
+
+
+def test_prospective_then_candidate_then_backoff_after_a_lost_election():
+    fs = MemoryFileSystem()
+    client = RaftClient(1, VOTERS, fs, "/data", "cluster-a", random.Random(3), 0, CONFIG)
+    assert client.state_name == "Unattached" and client.epoch == 0
+    client.run_deadlines(client.next_deadline_ms())
+    assert client.state_name == "Prospective" and client.epoch == 0  # pre-vote keeps the epoch
+    assert all(r.body.topics[0].partitions[0].pre_vote for r in client.outbox)
+    now = client.next_deadline_ms() - 1
+    assert _answer_votes(client, True, now) == 2
+    assert client.state_name == "Candidate" and client.epoch == 1
+    stored = quorum_state.read(fs, "/data/__cluster_metadata-0")
+    assert (stored.epoch, stored.voted_id) == (1, 1)  # durable before the votes go out
+    assert not any(r.body.topics[0].partitions[0].pre_vote for r in client.outbox)
+    _answer_votes(client, False, now)
+    if client.state_name == "Candidate":  # a random election backoff (0 or 100 ms at first)
+        assert client.state.backoff_until_ms == now + 100 and client.outbox == []
+        client.run_deadlines(now + 100)
+    assert client.state_name == "Prospective" and client.epoch == 1  # retries with a pre-vote
+
+
+def test_lost_pre_vote_returns_to_the_known_leader_without_an_epoch_bump():
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    epoch = follower.epoch
+    cluster.down.add(follower.node_id)
+    follower.run_deadlines(follower.state.fetch_deadline_ms)
+    assert follower.state_name == "Prospective" and follower.leader_id == leader.node_id
+    cluster.down.clear()
+    cluster.exchange()  # the others still hear from the leader: they refuse the pre-vote
+    assert follower.state_name == "Follower" and follower.epoch == epoch
+    assert leader.is_leader and leader.epoch == epoch
+
+
+def test_a_voter_stranded_in_a_higher_epoch_is_gathered_again():
+    """(Found by simulation seed 9978.) A voter granted a vote to a candidate of a higher epoch
+    that then vanished; the leader and the others, a majority, stay in the old epoch and refuse
+    its pre-votes. The leader's periodic BeginQuorumEpoch learns the higher epoch and steps
+    down, and the next election includes everyone."""
+    cluster = Cluster()
+    leader = elect(cluster)
+    stranded = next(c for c in cluster.clients.values() if c is not leader)
+    other = next(n for n in VOTERS if n not in (leader.node_id, stranded.node_id))
+    assert vote(stranded, other, leader.epoch + 1, leader.log.last_fetched_epoch,
+                leader.log_end_offset) == (ErrorCode.none, True)
+    assert stranded.epoch == leader.epoch + 1 and stranded.leader_id == -1
+    cluster.run(cluster.now + 6000)
+    new = cluster.leader()
+    assert new is not None and all(c.epoch == new.epoch and c.leader_id == new.node_id
+                                   for c in cluster.clients.values())

@@ -20,6 +20,8 @@ from moldau.broker import apis
 from moldau.controller import records as r
 from moldau.security import acls as a
 
+_BINDING_FIELDS = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation",
+                   "permission_type")
 NO_AUTHORIZER = "No Authorizer is configured on the broker (set authorizer.class.name)"
 
 
@@ -61,7 +63,7 @@ def create_acls(core, ctx: apis.RequestContext, request) -> dict:
         error = validate_binding(*binding)
         if error is None and binding not in existing:
             existing.add(binding)
-            records.append(r.AccessControlEntryRecord(str(core.new_uuid()), *binding))
+            records.append(r.AccessControlEntryRecord(id=core.new_uuid(), **dict(zip(_BINDING_FIELDS, binding))))
         results.append({"error_code": ErrorCode.invalid_request if error else ErrorCode.none, "error_message": error})
     core.controller.commit(records)
     return {"throttle_time": 0, "results": results}
@@ -86,9 +88,9 @@ def delete_acls(core, ctx: apis.RequestContext, request) -> dict:
             continue
         matching = [acl for acl in sorted(core.image.acls.values(), key=_sort_key) if matches(item, acl)]
         for acl in matching:
-            if acl.id not in removed:
-                removed.add(acl.id)
-                records.append(r.RemoveAccessControlEntryRecord(acl.id))
+            if str(acl.id) not in removed:
+                removed.add(str(acl.id))
+                records.append(r.RemoveAccessControlEntryRecord(id=acl.id))
         results.append({"error_code": ErrorCode.none, "error_message": None, "matching_acls": [
             {"error_code": ErrorCode.none, "error_message": None, "resource_type": acl.resource_type,
              "resource_name": acl.resource_name, "pattern_type": acl.pattern_type, "principal": acl.principal,

@@ -3,8 +3,11 @@
 AlterConfigs replaces a resource's whole set of dynamic configs (keys left out are removed),
 IncrementalAlterConfigs applies SET(0) / DELETE(1) / APPEND(2) / SUBTRACT(3) per key, as Kafka.
 Both become ConfigRecords in the metadata log; the broker reconfigures the topic's logs when
-it applies them. Broker configs may be altered for this broker's id or the cluster default
-(empty name); only topic-default (log.*) keys take effect dynamically.
+it applies them. Group configs (type 32, KIP-848) are checked against the broker's
+group.consumer.* bounds; the coordinator reads them at each heartbeat. Broker configs may be
+altered for this broker's id or the cluster default (empty name), every key Kafka lets change
+at run time, with Kafka's checks and refusals (controller/broker_configs.py); the topic
+defaults (log.* and friends) take effect at once.
 """
 
 from kio.schema.errors import ErrorCode
@@ -13,6 +16,7 @@ from moldau.broker import apis
 from moldau.broker.describe_configs import _denied
 from moldau.controller import configs as c
 from moldau.controller.controller import ControllerError
+from moldau.coordinator.consumer_config import TYPE_GROUP, ConsumerConfigError, validate_group_configs
 from moldau.security import acls as a
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -79,11 +83,12 @@ def _incremental_changes(core, resource) -> dict[str, str | None]:
 def _apply(core, resource, changes, validate_only) -> dict:
     if resource.resource_type == c.TYPE_BROKER:
         if resource.resource_name not in ("", str(core.node_id)):
-            return _response(resource, ErrorCode.invalid_request, f"Broker {resource.resource_name} is not this broker")
-        unknown = [k for k in changes if k not in _DYNAMIC_BROKER_KEYS]
-        if unknown:
-            return _response(resource, ErrorCode.invalid_config,
-                             f"Cannot update these configs dynamically: {sorted(unknown)}")
+            return _response(resource, ErrorCode.invalid_request,
+                             f"Unexpected broker id, expected {core.node_id}, but received {resource.resource_name}")
+    elif resource.resource_type == TYPE_GROUP:
+        error = _check_group_configs(core, resource, changes)
+        if error is not None:
+            return error
     elif resource.resource_type != c.TYPE_TOPIC:
         return _response(resource, ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
     try:
@@ -93,7 +98,17 @@ def _apply(core, resource, changes, validate_only) -> dict:
     return _response(resource, ErrorCode.none, None)
 
 
-_DYNAMIC_BROKER_KEYS = {d.broker_key for d in c.TOPIC_CONFIGS.values() if d.broker_key}
+def _check_group_configs(core, resource, changes) -> dict | None:
+    """KIP-848 group configs: known keys within the broker's bounds (Kafka: INVALID_CONFIG)."""
+    if not resource.resource_name:
+        return _response(resource, ErrorCode.invalid_request, "Group name must not be empty.")
+    settings = core.extensions["consumer_group_coordinator"].settings
+    current = core.image.configs.get((TYPE_GROUP, resource.resource_name), {})
+    try:
+        validate_group_configs(settings, current, changes)
+    except ConsumerConfigError as error:
+        return _response(resource, ErrorCode.invalid_config, str(error))
+    return None
 
 
 def _response(resource, code, message) -> dict:

@@ -86,5 +86,6 @@ def _entity_records(entry) -> tuple[str | None, list]:
         error = quota_entity_error(entity, op.key, None if op.remove else float(op.value), op.remove)
         if error:
             return error, []
-        records.append(r.ClientQuotaRecord(key, op.key, 0.0 if op.remove else float(op.value), op.remove))
+        records.append(r.ClientQuotaRecord(entity=tuple(r.EntityData(entity_type=t, entity_name=n) for t, n in key),
+                                           key=op.key, value=0.0 if op.remove else float(op.value), remove=op.remove))
     return None, records

@@ -19,8 +19,8 @@ _HARMLESS_KEYS = {
     "controller.quorum.voters", "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "offsets.topic.replication.factor", "offsets.topic.num.partitions", "zookeeper.connect",
     "num.replica.fetchers", "replica.lag.time.max.ms", "log.cleaner.enable",
@@ -81,6 +81,18 @@ def known_keys() -> set[str]:
     return set(SERVER_KEYS) | _LISTENER_KEYS | _TOPIC_DEFAULT_KEYS | _ALIAS_KEYS
 
 
+# The transaction coordinator's settings: server.properties key -> BrokerConfig attribute.
+_TRANSACTION_KEYS = {
+    "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
+    "transaction.state.log.replication.factor": "transaction_state_log_replication_factor",
+    "transaction.state.log.min.isr": "transaction_state_log_min_isr",
+    "transaction.max.timeout.ms": "transaction_max_timeout_ms",
+    "transactional.id.expiration.ms": "transactional_id_expiration_ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms":
+        "transaction_remove_expired_transaction_cleanup_interval_ms",
+}
+
+
 class ConfigFileError(Exception):
     """A server.properties value that cannot be used (the server refuses to start)."""
 
@@ -95,6 +107,9 @@ class BrokerConfig:
     # What a listener bound to every interface ("" or 0.0.0.0) advertises; the runtime sets
     # the host's name (Kafka advertises its canonical host name).
     wildcard_advertised_host: str = "localhost"
+    # SCRAM credentials (user, mechanism code, password) created at start unless present
+    # (`moldau server --add-scram`, Kafka's `kafka-storage format --add-scram`).
+    bootstrap_scram: list[tuple[str, int, str]] = field(default_factory=list)
     data_dir: str = "./moldau-data"
     num_partitions: int = 1
     default_replication_factor: int = 1
@@ -116,6 +131,13 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
     group_max_session_timeout_ms: int = limits.group_session_timeout_ms_max
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    # The transaction coordinator (Kafka's defaults; keys in _TRANSACTION_KEYS).
+    transaction_state_log_num_partitions: int = 50
+    transaction_state_log_replication_factor: int = 3
+    transaction_state_log_min_isr: int = 2
+    transaction_max_timeout_ms: int = 900_000
+    transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     cluster_id: str | None = None
     # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
     # read and checked by coordinator/consumer_config.py.
@@ -266,6 +288,8 @@ class BrokerConfig:
             self.cluster_id = value
         elif key == "metrics.port":
             self.metrics_port = _port(value) if value else None
+        elif key in _TRANSACTION_KEYS:
+            setattr(self, _TRANSACTION_KEYS[key], _integer(value, 1, _INT_MAX))
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = _topic_default(key, value)
             if key == "message.max.bytes":

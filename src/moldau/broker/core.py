@@ -69,7 +69,7 @@ from moldau.security.quotas import (
     quota_principal_name,
 )
 from moldau.security.sasl import SaslAuthenticator, SaslSettings
-from moldau.security.session import Session
+from moldau.security.session import INTERNAL, Session
 
 METADATA_DIR = "__cluster_metadata-0"
 
@@ -214,6 +214,10 @@ class BrokerCore:
         if listener is None:
             raise CloseConnection(f"unknown listener {listener_name}")
         session = Session(connection_id, listener, client_host, frame_bytes_max=config.socket_request_max_bytes)
+        if connection_id < 0:  # the node's own requests to itself (runtime/peers.py's loopback)
+            session.principal = INTERNAL
+            self.sessions[connection_id] = session
+            return session
         ip_quota = self._ip_connection_rate(client_host)
         refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
         if refused is not None:
@@ -235,7 +239,7 @@ class BrokerCore:
         an authorizer). Every handler calls this with Kafka's operation for its API."""
         if self.authorization_log is not None:
             self.authorization_log.append((ctx.header.api_key, operation, resource_type))
-        if self.authorizer is None:
+        if self.authorizer is None or ctx.principal == INTERNAL:
             return True
         return authorize(ctx.principal, ctx.client_host, operation, resource_type, name, self._index(), self.authorizer)
 
@@ -244,7 +248,7 @@ class BrokerCore:
         authorizeByResourceType: an idempotent producer needs WRITE on any topic)."""
         if self.authorization_log is not None:
             self.authorization_log.append((ctx.header.api_key, operation, resource_type))
-        if self.authorizer is None:
+        if self.authorizer is None or ctx.principal == INTERNAL:
             return True
         return authorize_by_resource_type(ctx.principal, ctx.client_host, operation, resource_type,
                                           self.image.acls.values(), self.authorizer)
@@ -252,7 +256,7 @@ class BrokerCore:
     def authorized_operations(self, ctx: apis.RequestContext, resource_type: int, name: str) -> int:
         """Kafka's authorized-operations bitfield of a resource for this principal."""
         allowed = [op for op in RESOURCE_OPERATIONS[resource_type]
-                   if self.authorizer is None or authorize(ctx.principal, ctx.client_host, op, resource_type, name,
+                   if self.authorizer is None or ctx.principal == INTERNAL or authorize(ctx.principal, ctx.client_host, op, resource_type, name,
                                                            self._index(), self.authorizer)]
         return operations_bitfield(allowed)
 

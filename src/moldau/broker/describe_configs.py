@@ -5,13 +5,17 @@ Topic configs list every topic config with its effective value and where it came
 could apply, highest precedence first, as Kafka. Broker configs list the server.properties
 keys this broker applies, under this broker's dynamic configs and the cluster-wide dynamic
 default; the default entity (empty name, `kafka-configs --entity-default`) lists only the
-cluster-wide dynamic defaults, as Kafka.
+cluster-wide dynamic defaults, as Kafka. Group configs (resource type 32, KIP-848's
+consumer.session.timeout.ms and consumer.heartbeat.interval.ms) show a group's overrides over
+the broker's group.consumer.* settings.
 """
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
+from moldau.controller import broker_configs
 from moldau.controller import configs as c
+from moldau.coordinator.consumer_config import GROUP_CONFIG_KEYS, SOURCE_GROUP, TYPE_GROUP
 from moldau.security import acls as a
 
 
@@ -27,6 +31,8 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
             result = _topic(core, resource.resource_name, keys, request.include_synonyms)
         elif resource.resource_type == c.TYPE_BROKER:
             result = _broker(core, resource.resource_name, keys, request.include_synonyms)
+        elif resource.resource_type == TYPE_GROUP:
+            result = _group(core, resource.resource_name, keys, request.include_synonyms)
         else:
             result = _error(ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
         result.update(resource_type=resource.resource_type, resource_name=resource.resource_name)
@@ -41,7 +47,29 @@ def _denied(core, ctx, resource_type: int, name: str, operation: int):
         return ErrorCode.topic_authorization_failed
     if resource_type == c.TYPE_BROKER and not core.authorize(ctx, operation, a.CLUSTER, a.CLUSTER_NAME):
         return ErrorCode.cluster_authorization_failed
+    if resource_type == TYPE_GROUP and not core.authorize(ctx, operation, a.GROUP, name):
+        return ErrorCode.group_authorization_failed
     return None
+
+
+def _group(core, name: str, keys, include_synonyms: bool) -> dict:
+    """A consumer group's configs (KIP-848): its overrides, else the broker's group.consumer.*
+    value (Kafka lists those as defaults). Groups need not exist to carry configs."""
+    if not name:
+        return _error(ErrorCode.invalid_request, "Group name must not be empty.")
+    overrides = core.image.configs.get((TYPE_GROUP, name), {})
+    defaults = core.extensions["consumer_group_coordinator"].settings.defaults()
+    entries = []
+    for config_name in GROUP_CONFIG_KEYS:
+        if keys is not None and config_name not in keys:
+            continue
+        chain = []
+        if config_name in overrides:
+            chain.append({"name": config_name, "value": overrides[config_name], "source": SOURCE_GROUP})
+        chain.append({"name": f"group.{config_name}", "value": defaults[config_name], "source": c.SOURCE_DEFAULT})
+        entries.append(_entry(config_name, chain[0]["value"], chain[0]["source"], "int",
+                              chain if include_synonyms else [], ""))
+    return {"error_code": 0, "error_message": None, "configs": entries}
 
 
 def _topic(core, name: str, keys, include_synonyms: bool) -> dict:
@@ -82,9 +110,9 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
     if name == "":  # the default entity: only what was set cluster-wide
         defaults = core.image.configs.get((c.TYPE_BROKER, ""), {})
         return {"error_code": 0, "error_message": None, "configs": [
-            _entry(key, defaults[key], c.SOURCE_DYNAMIC_DEFAULT_BROKER, "string",
-                   [{"name": key, "value": defaults[key], "source": c.SOURCE_DYNAMIC_DEFAULT_BROKER}]
-                   if include_synonyms else [], "")
+            _broker_entry(key, defaults[key], c.SOURCE_DYNAMIC_DEFAULT_BROKER,
+                          [{"name": key, "value": defaults[key], "source": c.SOURCE_DYNAMIC_DEFAULT_BROKER}]
+                          if include_synonyms else [])
             for key in sorted(defaults) if keys is None or key in keys]}
     config = core.config
     static = {
@@ -122,8 +150,20 @@ def _broker(core, name: str, keys, include_synonyms: bool = False) -> dict:
             value, source = chain[0]["value"], chain[0]["source"]
         else:
             value, source = static[config_name], c.SOURCE_DEFAULT
-        entries.append(_entry(config_name, value, source, "string", chain if include_synonyms else [], ""))
+        entries.append(_broker_entry(config_name, value, source, chain if include_synonyms else []))
     return {"error_code": 0, "error_message": None, "configs": entries}
+
+
+def _broker_entry(name, value, source, synonyms) -> dict:
+    """A broker key with Kafka's type, read-only flag (not dynamically updatable) and
+    sensitivity (passwords are never shown)."""
+    sensitive = broker_configs.is_sensitive(name)
+    entry = _entry(name, None if sensitive else value, source, "string", synonyms, "")
+    entry.update(config_type=broker_configs.config_type(name) or entry["config_type"], is_sensitive=sensitive,
+                 read_only=broker_configs.is_read_only(name))
+    if sensitive:
+        entry["synonyms"] = [dict(synonym, value=None) for synonym in synonyms]
+    return entry
 
 
 _TYPE_IDS = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8, "password": 9}

@@ -1,9 +1,10 @@
 """DescribeProducers (key 61), version 0: the idempotent producers a partition's leader tracks.
 
 Answered from the partition log's producer state (log/producer_state.py): per producer id its
-epoch, the last sequence it wrote, and the timestamp of its last batch. There are no
-transactions yet, so coordinator_epoch and current_txn_start_offset are -1 (Kafka's values for
-a producer outside a transaction). Errors per partition as Kafka: UNKNOWN_TOPIC_OR_PARTITION,
+epoch, the last sequence it wrote, the timestamp of its last batch, the coordinator epoch of
+the last marker written for it (-1: none yet) and the first offset of its open transaction
+in this partition (-1: none) — what `kafka-transactions.sh describe-producers` shows and
+`find-hanging` / `abort` use. Errors per partition as Kafka: UNKNOWN_TOPIC_OR_PARTITION,
 NOT_LEADER_OR_FOLLOWER.
 """
 
@@ -36,7 +37,7 @@ def _describe(core, topic: str, index: int) -> dict:
     producers = [
         {"producer_id": producer_id, "producer_epoch": entry.producer_epoch,
          "last_sequence": entry.last_sequence, "last_timestamp": entry.last_timestamp,
-         "coordinator_epoch": -1, "current_txn_start_offset": -1}
+         "coordinator_epoch": entry.coordinator_epoch, "current_txn_start_offset": entry.current_txn_first_offset}
         for producer_id, entry in sorted(partition.log.producer_state.producers.items())
     ]
     return {"partition_index": index, "error_code": ErrorCode.none, "error_message": None,

@@ -14,6 +14,12 @@ it), the response carries `diverging_epoch` instead of records, and the consumer
 its position (KIP-320). From v7 a client may keep a fetch session (KIP-227,
 fetch_sessions.py): it then sends only the partitions that changed and hears only about the
 partitions with something new.
+
+isolation_level read_committed (1) reads only below the last stable offset (LSO: no open
+transaction, no marker above the high watermark) and gets the aborted transactions that
+overlap the records returned (from the segments' .txnindex files), so the client can drop
+their records; read_uncommitted (0) reads up to the high watermark and gets none. Every
+response carries the LSO; a consumer waiting on a commit is answered when a marker moves it.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, Sessio
 from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
 from moldau.records import RecordsError
+from moldau.records.batch import BATCH_LENGTH_MIN, LOG_OVERHEAD, parse_header, read_prefix
 from moldau.replication.partition import PartitionError
 from moldau.broker.apis import throttled_response
 from moldau.security import acls as a
 from moldau.security.quotas import CONSUMER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+READ_COMMITTED = 1  # isolation_level: 0 read_uncommitted (everything below the HW)
 
 
 @apis.api(1, 4, 17)
@@ -171,7 +179,8 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
             result["current_leader"] = {"leader_id": known.leader, "leader_epoch": known.leader_epoch}
         return result
     high_watermark = partition.high_watermark
-    result.update(high_watermark=high_watermark, last_stable_offset=high_watermark,
+    last_stable_offset = partition.last_stable_offset
+    result.update(high_watermark=high_watermark, last_stable_offset=last_stable_offset,
                   log_start_offset=partition.log_start_offset)
     diverging = _diverging_epoch(partition, fp)
     if diverging is not None:
@@ -181,12 +190,34 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
         result["error_code"] = ErrorCode.offset_out_of_range
         return result
     max_bytes = min(fp.partition_max_bytes, remaining)
-    if fp.fetch_offset < high_watermark and (max_bytes > 0 or first):
+    read_committed = request.isolation_level == READ_COMMITTED
+    max_offset = last_stable_offset if read_committed else high_watermark
+    if fp.fetch_offset < max_offset and (max_bytes > 0 or first):
         try:
-            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, high_watermark, first).read_bytes()
+            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, max_offset, first).read_bytes()
         except RecordsError as error:  # a damaged batch: CORRUPT_MESSAGE, never an endless empty read
             result["error_code"] = error.error_code
+            return result
+    if read_committed:
+        result["aborted_transactions"] = _aborted_transactions(partition.log, fp.fetch_offset, result["records"])
     return result
+
+
+def _aborted_transactions(log, fetch_offset: int, records: bytes) -> list[dict]:
+    """The aborted transactions a read_committed consumer needs to filter `records`: those
+    overlapping [fetch_offset, the offset after the last batch returned) (Kafka's bound)."""
+    if not records:
+        return []
+    upper_bound = fetch_offset
+    position = 0
+    while len(records) - position >= LOG_OVERHEAD:
+        base_offset, batch_length = read_prefix(records, position)
+        if position + LOG_OVERHEAD + batch_length > len(records) or batch_length < BATCH_LENGTH_MIN:
+            break
+        upper_bound = base_offset + parse_header(records, position).last_offset_delta + 1
+        position += LOG_OVERHEAD + batch_length
+    return [{"producer_id": txn.producer_id, "first_offset": txn.first_offset}
+            for txn in log.collect_aborted_transactions(fetch_offset, upper_bound)]
 
 
 def _diverging_epoch(partition, fp) -> dict | None:

@@ -66,6 +66,7 @@ class SessionPartition:
     log_start_offset: int = -1
     sent_high_watermark: int = _NOTHING_SENT
     sent_log_start_offset: int = _NOTHING_SENT
+    sent_last_stable_offset: int = _NOTHING_SENT  # read_committed consumers wait on it
 
     def update(self, fp: Any) -> None:
         self.fetch_offset = fp.fetch_offset
@@ -83,6 +84,7 @@ def changed(partition: SessionPartition, result: dict) -> bool:
         or "diverging_epoch" in result
         or result["high_watermark"] != partition.sent_high_watermark
         or result["log_start_offset"] != partition.sent_log_start_offset
+        or result["last_stable_offset"] != partition.sent_last_stable_offset
     )
 
 
@@ -112,6 +114,7 @@ class FetchContext:
         for partition, result in results:
             partition.sent_high_watermark = result["high_watermark"]
             partition.sent_log_start_offset = result["log_start_offset"]
+            partition.sent_last_stable_offset = result["last_stable_offset"]
             if self.incremental and self.session is not None and result["records"]:
                 self.session.partitions.move_to_end(_key(partition.topic, partition.topic_id, partition.partition))
 

@@ -1,9 +1,11 @@
 """ListOffsets (key 2), versions 1–10: find offsets by timestamp.
 
-Special timestamps, as Kafka: -2 earliest (log start offset), -1 latest (the high watermark;
-with one node also the last stable offset), -3 the record with the largest timestamp (v7+),
--4 earliest local (v8+; there is no tiered storage, so the log start offset). A timestamp ≥ 0
-gives the first offset whose timestamp is at or after it, or offset -1 when there is none.
+Special timestamps, as Kafka: -2 earliest (log start offset), -1 latest (the high watermark,
+or with isolation_level read_committed the last stable offset: below it no transaction is
+open), -3 the record with the largest timestamp (v7+), -4 earliest local (v8+; there is no
+tiered storage, so the log start offset). A timestamp ≥ 0 gives the first offset whose
+timestamp is at or after it, or offset -1 when there is none below the high watermark
+(read_committed: the last stable offset).
 """
 
 from kio.schema.errors import ErrorCode
@@ -13,6 +15,7 @@ from moldau.replication.partition import PartitionError
 from moldau.security import acls as a
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -2, -1, -3, -4, -5
+READ_COMMITTED = 1  # isolation_level (v2+)
 
 
 @apis.api(2, 1, 10)
@@ -23,12 +26,12 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
             partitions = [{"partition_index": p.partition_index, "error_code": ErrorCode.topic_authorization_failed,
                            "timestamp": -1, "offset": -1, "leader_epoch": -1} for p in topic.partitions]
         else:
-            partitions = [_lookup(core, topic.name, p) for p in topic.partitions]
+            partitions = [_lookup(core, topic.name, p, getattr(request, "isolation_level", 0)) for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 
 
-def _lookup(core, name: str, request_partition) -> dict:
+def _lookup(core, name: str, request_partition, isolation_level: int) -> dict:
     result = {"partition_index": request_partition.partition_index, "error_code": ErrorCode.none,
               "timestamp": -1, "offset": -1, "leader_epoch": -1}
     try:
@@ -39,10 +42,12 @@ def _lookup(core, name: str, request_partition) -> dict:
         return result
     timestamp = request_partition.timestamp
     log = partition.log
+    # read_committed sees up to the last stable offset, read_uncommitted up to the high watermark
+    visible_end = partition.last_stable_offset if isolation_level == READ_COMMITTED else partition.high_watermark
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         offset = partition.log_start_offset
     elif timestamp == LATEST:
-        offset = partition.high_watermark
+        offset = visible_end
         result["leader_epoch"] = partition.leader_epoch
     elif timestamp == MAX_TIMESTAMP:
         found = log.max_timestamp_offset()
@@ -56,7 +61,7 @@ def _lookup(core, name: str, request_partition) -> dict:
         return result
     else:
         found = log.offset_for_timestamp(timestamp)
-        if found is None or found[0] >= partition.high_watermark:
+        if found is None or found[0] >= visible_end:
             return result
         offset, result["timestamp"] = found
     result["offset"] = offset

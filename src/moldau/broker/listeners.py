@@ -31,7 +31,8 @@ DEFAULT_LISTENER = "PLAINTEXT://127.0.0.1:9092"
 
 # NAME://host:port, host possibly empty or a bracketed IPv6 address (Kafka's EndPoint regex).
 _ENDPOINT = re.compile(r"^([A-Za-z0-9_.-]+)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+)$")
-_LISTENER_FORM = "NAME://host:port[,NAME://host:port...], e.g. PLAINTEXT://127.0.0.1:9092,SSL://:9093"
+_LISTENER_FORM = ("NAME://host:port[,NAME://host:port...], a listener list such as "
+                  "PLAINTEXT://127.0.0.1:9092,SSL://:9093 with a port from 0 to 65535")
 
 
 class ListenerError(ValueError):
@@ -120,10 +121,10 @@ def parse_endpoints(key: str, value: str) -> list[tuple[str, str, int]]:
             continue
         match = _ENDPOINT.match(item)
         if match is None:
-            raise ListenerError(f"invalid value {item!r} in {key}: expected {_LISTENER_FORM}")
+            raise ListenerError(f"invalid value {value!r} for {key}: expected {_LISTENER_FORM}")
         name, host, port = match.group(1).upper(), match.group(2), int(match.group(3))
         if not 0 <= port <= 65535:
-            raise ListenerError(f"invalid port {port} in {key} ({item}): expected 0-65535")
+            raise ListenerError(f"invalid value {value!r} for {key}: port {port} is out of range, expected 0-65535")
         if any(name == other for other, _h, _p in endpoints):
             raise ListenerError(f"listener name {name} appears twice in {key}: each listener needs its own name")
         endpoints.append((name, host, port))

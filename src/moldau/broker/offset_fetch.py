@@ -2,9 +2,11 @@
 
 A partition without a committed offset answers offset -1. v2+ accepts a null topic list
 (every partition the group has an offset for) and has a group-level error; v5+ returns the
-leader epoch committed with the offset; v7 `require_stable` needs no waiting here (no
-transactions, so no pending offsets); v8+ asks for several groups in one request; v9 names the member and its epoch, checked for
-KIP-848 consumer groups (STALE_MEMBER_EPOCH).
+leader epoch committed with the offset; v7+ `require_stable` (sent by read_committed consumers)
+answers UNSTABLE_OFFSET_COMMIT, offset -1, for a partition with a transactional offset commit
+whose transaction is not decided yet (the consumer retries); v8+ asks for several groups in
+one request; v9 names the member and its epoch, checked for KIP-848 consumer groups
+(STALE_MEMBER_EPOCH).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ def handle(core, ctx: apis.RequestContext, request):
     if ctx.version >= 8:
         groups = [_authorized_group(core, ctx, coordinator, g.group_id, g.topics, getattr(g, "member_id", None),
                                     getattr(g, "member_epoch", -1)) for g in request.groups]
+        for group in groups:
+            _mark_unstable(coordinator, group, request)
         return {"throttle_time": 0, "groups": groups}
     group = _authorized_group(core, ctx, coordinator, request.group_id, request.topics)
+    _mark_unstable(coordinator, group, request)
     if ctx.version < 2 and group["error_code"] != ErrorCode.none:
         for topic in group["topics"]:  # v0–v1 have no group-level error: report it per partition
             for partition in topic["partitions"]:
@@ -61,6 +66,18 @@ def _group(coordinator, group_id: str, request_topics, now_ms: int, member_id: s
     topics = [{"name": name, "partitions": [_partition(index, value, error) for index, value in partitions]}
               for name, partitions in results]
     return {"group_id": group_id, "topics": topics, "error_code": error}
+
+
+def _mark_unstable(coordinator, group: dict, request) -> None:
+    """require_stable: a partition whose offset waits for its transaction's marker answers
+    UNSTABLE_OFFSET_COMMIT (Kafka's answer; the consumer asks again)."""
+    if not getattr(request, "require_stable", False) or group["error_code"] != ErrorCode.none:
+        return
+    for topic in group["topics"]:
+        for partition in topic["partitions"]:
+            if partition["error_code"] == ErrorCode.none and coordinator.txn_offsets.has_pending(
+                    group["group_id"], topic["name"], partition["partition_index"]):
+                partition.update(_partition(partition["partition_index"], None, ErrorCode.unstable_offset_commit))
 
 
 def _partition(index: int, value, error: ErrorCode) -> dict:

@@ -10,26 +10,41 @@ Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on 
 UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR (the disk is full or below
 log.dir.free.bytes.min, or the partition's log is damaged or could not be opened: broker/storage.py),
 CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
-INVALID_RECORD, INVALID_TIMESTAMP (a CreateTime outside message.timestamp.before/after.max.ms
-of the broker's clock), NOT_ENOUGH_REPLICAS, INVALID_REQUIRED_ACKS.
+INVALID_RECORD (a record without a key on a compacted topic), INVALID_TIMESTAMP (a CreateTime
+outside message.timestamp.before/after.max.ms of the broker's clock), NOT_ENOUGH_REPLICAS,
+INVALID_REQUIRED_ACKS. Per-record refusals fill `record_errors` (each record's index in its
+batch and why) and `error_message`, as Kafka does (broker/record_validation.py).
+
+Transactions. A partition whose first batch is transactional and whose producer has no open
+transaction here must be confirmed by the producer's transaction coordinator first (KIP-890,
+txn_verify.py): verified for clients that added it themselves (v≤11), added for Transactions
+V2 clients (v12+); the response then waits for the coordinator (on another node: a Delayed).
+A partition the coordinator does not confirm is answered its error (INVALID_TXN_STATE: not
+in the transaction, TRANSACTION_ABORTABLE from v11, INVALID_PRODUCER_EPOCH: fenced) and not
+written. Transactional records without a transactional id in the request:
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, as Kafka.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
 from moldau.broker.apis import throttled_response
+from moldau.broker.txn_verify import client_error, verify
 from moldau.protocol import codec
 from moldau.protocol.hot import encode_produce_response
-from moldau.records import RecordsError
+from moldau.broker.record_validation import RecordValidationError, check_records
+from moldau.records import HEADER_SIZE, RecordsError, parse_header, validate_payload
 from moldau.replication.partition import PartitionError
 from moldau.security import acls as a
 from moldau.security.quotas import PRODUCER_BYTE_RATE
 
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+_VERIFY_BACKSTOP_MS = 35_000  # a coordinator on another node that never answers
 
 
 @apis.api(0, 3, 13, advertised_min_version=0)
@@ -38,6 +53,7 @@ def handle(core, ctx: apis.RequestContext, request):
         return _refuse_legacy(ctx, request)
     acks = request.acks
     responses = []
+    unverified: list[tuple[dict, str, str | None, Any, tuple[int, int]]] = []
     # Authorization (Kafka's table): WRITE on the transactional id, if any, then on each topic.
     transactional_id = getattr(request, "transactional_id", None)
     denied_all = transactional_id is not None and not core.authorize(ctx, a.WRITE, a.TRANSACTIONAL_ID, transactional_id)
@@ -46,20 +62,94 @@ def handle(core, ctx: apis.RequestContext, request):
         denied = (ErrorCode.transactional_id_authorization_failed if denied_all else
                   ErrorCode.topic_authorization_failed if name is not None and not core.authorize(ctx, a.WRITE, a.TOPIC, name)
                   else None)
-        if denied is not None:
-            partitions = [_result(p.index, denied) for p in topic.partition_data]
-        else:
-            partitions = [_append(core, ctx, name, topic_id, p, acks) for p in topic.partition_data]
+        partitions = []
+        for data in topic.partition_data:
+            producer = None if denied is not None else _opens_transaction(core, name, data)
+            if denied is not None:
+                partitions.append(_result(data.index, denied))
+            elif producer is None:
+                partitions.append(_append(core, ctx, name, topic_id, data, acks))
+            else:  # answered once the transaction coordinator verified (or added) the partition
+                partitions.append(_result(data.index, ErrorCode.none))
+                unverified.append((partitions[-1], name, topic_id, data, producer))
         responses.append({"name": name or "", "topic_id": topic_id or _ZERO_UUID, "partition_responses": partitions})
     # producer_byte_rate quotas (security/quotas.py): the client is told how long to back off
     # and the connection is muted for that long (KIP-219).
     throttle_ms = core.throttle(ctx, PRODUCER_BYTE_RATE, ctx.request_bytes)
+    if unverified and transactional_id is None:  # Kafka refuses the whole request
+        return _respond(ctx, acks, _all_failed(responses, ErrorCode.transactional_id_authorization_failed), throttle_ms)
+    if unverified:
+        return _verify_then_append(core, ctx, request, responses, unverified, throttle_ms)
+    return _respond(ctx, acks, responses, throttle_ms)
+
+
+def _respond(ctx, acks: int, responses: list[dict], throttle_ms: int = 0):
     if acks == 0:
         return None
+    return throttled_response(ctx, _frame(ctx, responses, throttle_ms), throttle_ms, client_throttles_from_version=6)
+
+
+def _frame(ctx, responses: list[dict], throttle_ms: int) -> bytes:
     # The hot path: a struct encoder, byte-for-byte what kio writes (tests/protocol/test_hot.py).
-    frame = encode_produce_response(ctx.header.correlation_id, ctx.version,
-                                    {"responses": responses, "throttle_time": throttle_ms})
-    return throttled_response(ctx, frame, throttle_ms, client_throttles_from_version=6)
+    return encode_produce_response(ctx.header.correlation_id, ctx.version,
+                                   {"responses": responses, "throttle_time": throttle_ms})
+
+
+def _opens_transaction(core, name, data) -> tuple[int, int] | None:
+    """(producer id, epoch) when the partition's first batch is transactional and would open a
+    transaction here: the coordinator must verify (or add) the partition first (KIP-890)."""
+    records = data.records
+    if name is None or records is None or len(records) < HEADER_SIZE:
+        return None
+    header = parse_header(records, 0)
+    if not header.is_transactional or header.producer_id < 0:
+        return None
+    partition = core.partition(name, data.index)
+    if partition is None or not partition.is_leader:
+        return None  # _append answers the error
+    if partition.log.producer_state.has_ongoing_transaction(header.producer_id, header.producer_epoch):
+        return None
+    return header.producer_id, header.producer_epoch
+
+
+def _verify_then_append(core, ctx, request, responses: list[dict], unverified: list, throttle_ms: int) -> Any:
+    """Ask the coordinator about every partition that would open a transaction; append those
+    it confirms, answer the others with its (translated) error; respond when all are known."""
+    producer_id, producer_epoch = unverified[0][4]
+    partitions = [(name, data.index) for _, name, _, data, _ in unverified]
+    holder: dict = {}
+
+    def verified(codes: dict) -> None:
+        for slot, name, topic_id, data, producer in unverified:
+            code = codes.get((name, data.index), ErrorCode.none)
+            if producer != (producer_id, producer_epoch):
+                code = ErrorCode.invalid_txn_state  # one producer per request, as Kafka assumes
+            if code == ErrorCode.none:
+                partition = core.partition(name, data.index)
+                if partition is not None:
+                    partition.log.producer_state.mark_verified(*producer)
+                slot.update(_append(core, ctx, name, topic_id, data, request.acks))
+            else:
+                slot.update(_result(data.index, client_error(code, ctx.version > 10)))
+        frame = None if request.acks == 0 else _frame(ctx, responses, throttle_ms)
+        if "delayed" in holder:
+            holder["delayed"].complete(frame)
+        else:
+            holder["frame"] = frame
+
+    verify(core, request.transactional_id, producer_id, producer_epoch, partitions, ctx.version >= 12,
+           ctx.now_ms, verified)
+    if "frame" in holder or request.acks == 0:
+        return holder.get("frame")
+    holder["delayed"] = apis.Delayed(
+        ctx.now_ms + _VERIFY_BACKSTOP_MS, lambda now_ms: None,
+        lambda now_ms: _respond(ctx, request.acks, _all_failed(responses, ErrorCode.request_timed_out)))
+    return holder["delayed"]
+
+
+def _all_failed(responses: list[dict], code: ErrorCode) -> list[dict]:
+    return [{**topic, "partition_responses": [_result(p["index"], code) for p in topic["partition_responses"]]}
+            for topic in responses]
 
 
 def _append(core, ctx, name, topic_id, data, acks) -> dict:
@@ -82,10 +172,15 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
         core.metrics.produce_failed(name)
         return _result(data.index, ErrorCode.kafka_storage_error, refused)
     try:
+        partition.check_leader()  # before the records are looked at, as in Kafka
+        headers = validate_payload(data.records, partition.log.config.max_message_bytes)
+        _check_records(partition, data.records, headers, ctx.now_ms)
         # The log checks idempotent producers' sequences and epochs (log/producer_state.py):
         # a retried batch comes back as a duplicate with its original offsets, unwritten.
-        headers = partition.check_timestamps(data.records, ctx.now_ms)  # message.timestamp.after.max.ms, …
         info = partition.append(data.records, acks, ctx.now_ms, validated=headers)
+    except RecordValidationError as error:  # record_errors: which records, and why
+        core.metrics.produce_failed(name)
+        return _result(data.index, error.error_code, error.message, record_errors=error.response_errors())
     except (RecordsError, PartitionError) as error:  # LogError and ProducerStateError included
         core.metrics.produce_failed(name)
         return _result(data.index, error.error_code, str(error))
@@ -96,14 +191,23 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
                    log_append_time=info.log_append_time_ms, log_start_offset=partition.log_start_offset)
 
 
-def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1) -> dict:
+def _check_records(partition, payload, headers, now_ms: int) -> None:
+    """Per-record rules (broker/record_validation.py): keys on compacted topics, timestamps."""
+    config = partition.log.config
+    check_records(payload, headers, f"{partition.topic}-{partition.index}", compacted=config.compact,
+                  log_append_time=config.log_append_time, before_max_ms=partition.timestamp_before_max_ms,
+                  after_max_ms=partition.timestamp_after_max_ms, now_ms=now_ms)
+
+
+def _result(index, code, message=None, base_offset=-1, log_append_time=-1, log_start_offset=-1,
+            record_errors=()) -> dict:
     return {
         "index": index,
         "error_code": code,
         "base_offset": base_offset,
         "log_append_time": None if log_append_time < 0 else log_append_time,
         "log_start_offset": log_start_offset,
-        "record_errors": [],
+        "record_errors": list(record_errors),
         "error_message": message if code != ErrorCode.none else None,
     }
 

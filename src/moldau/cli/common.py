@@ -38,8 +38,9 @@ _librdkafka_logger.addHandler(logging.NullHandler())
 _librdkafka_logger.propagate = False
 
 
-def client_options() -> argparse.ArgumentParser:
-    """The options every client subcommand takes, before or after the subcommand name."""
+def client_options(with_x: bool = True) -> argparse.ArgumentParser:
+    """The options every client subcommand takes, before or after the subcommand name.
+    `with_x=False` for commands whose own -X names producer or consumer properties."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection and output")
     group.add_argument(
@@ -56,8 +57,19 @@ def client_options() -> argparse.ArgumentParser:
         dest="command_config",
         metavar="FILE",
         default=argparse.SUPPRESS,
-        help="client properties file (key=value lines, as for Kafka's tools)",
+        help="client properties file (key=value lines, as for Kafka's tools: security.protocol, "
+             "sasl.*, ssl.* in Java's or librdkafka's spelling)",
     )
+    if with_x:
+        group.add_argument(
+            "-X",
+            "--client-property",
+            dest="client_properties",
+            metavar="KEY=VALUE",
+            action="append",
+            default=argparse.SUPPRESS,
+            help="a client property, over --command-config (repeatable; e.g. -X security.protocol=SASL_SSL)",
+        )
     group.add_argument(
         "--output",
         "-o",
@@ -80,6 +92,7 @@ def settings(args: argparse.Namespace) -> Settings:
     bootstrap = getattr(args, "bootstrap_server", None) or os.environ.get(BOOTSTRAP_ENV) or BOOTSTRAP_DEFAULT
     config_file = getattr(args, "command_config", None)
     extra = read_properties(config_file) if config_file else {}
+    extra.update(parse_key_values(getattr(args, "client_properties", None) or [], "client property"))
     return Settings(bootstrap, extra, getattr(args, "output", None) or "table")
 
 
@@ -155,10 +168,21 @@ def _split_commas(item: str) -> list[str]:
     return [part.replace("[", "").replace("]", "") for part in parts if part.strip()]
 
 
+# Authentication and TLS failures librdkafka reported through error_cb (see kafka_failure).
+_security_failures: list[str] = []
+
+
+def _on_client_error(error) -> None:
+    name = error_name(error)
+    if name in ("_AUTHENTICATION", "_SSL") or "SASL" in str(error) or "SSL" in str(error):
+        _security_failures.append(describe_kafka_error(error))
+
+
 def base_config(current: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": current.bootstrap_servers,
         "client.id": "moldau-cli",
+        "error_cb": _on_client_error,
         "logger": _librdkafka_logger,
         "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT_S * 1000) * 2,
     }
@@ -170,20 +194,13 @@ def base_config(current: Settings) -> dict[str, Any]:
 
 
 def java_client_properties(properties: Mapping[str, str]) -> dict[str, str]:
-    """Kafka (Java) client properties as librdkafka takes them.
+    """Kafka (Java) client properties as librdkafka takes them (security/client_properties.py)."""
+    from moldau.security.client_properties import librdkafka_properties
 
-    The one Java-only key found in almost every client.properties is `sasl.jaas.config`; its
-    username and password become librdkafka's `sasl.username`/`sasl.password`.
-    """
-    result = dict(properties)
-    jaas = result.pop("sasl.jaas.config", None)
-    if jaas is not None:
-        for key in ("username", "password"):
-            match = re.search(rf'\b{key}\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
-            if match is None:
-                raise CliError(f"sasl.jaas.config: no {key}=\"…\" (only username/password logins are supported)")
-            result.setdefault(f"sasl.{key}", match.group(1).replace('\\"', '"'))
-    return result
+    try:
+        return librdkafka_properties(properties)
+    except ValueError as error:
+        raise CliError(str(error)) from None
 
 
 def check_topic_name(topic: str) -> None:
@@ -244,6 +261,7 @@ def cluster_metadata(admin, current: Settings, topic: str | None = None):
             return admin.list_topics(timeout=REQUEST_TIMEOUT_S)
         return admin.list_topics(topic=topic, timeout=REQUEST_TIMEOUT_S)
     except KafkaException as error:
+        admin.poll(0.1)  # serves error_cb: a refused login shows up there (see kafka_failure)
         raise kafka_failure(error, current.bootstrap_servers) from None
 
 
@@ -292,6 +310,9 @@ _MESSAGES = {
 def kafka_failure(error, bootstrap_servers: str, subject: str = "") -> CliError:
     """One line naming what failed and why, from a KafkaException."""
     name, detail = error_name(error), describe_kafka_error(error)
+    if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_TIMED_OUT") and _security_failures:
+        # librdkafka reports a refused login or TLS handshake as "all brokers down"; say why
+        return CliError(f"cannot connect to {bootstrap_servers}: {_security_failures[-1]}")
     if name in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"):
         return CliError(unreachable_message(bootstrap_servers))
     if name == "_TIMED_OUT":

@@ -17,6 +17,7 @@ from moldau.cli.main import CliError
 ACTION_WORDS = {
     "topics": ("create", "list", "describe", "delete", "alter-config"),
     "groups": ("list", "describe", "reset-offsets", "delete"),
+    "transactions": ("list", "describe", "describe-producers", "abort"),
     "configs": ("describe", "alter"),
     "completion": ("bash", "zsh"),
 }

@@ -34,6 +34,7 @@ from moldau.cli.common import (
     check_reachable,
     check_topic_name,
     client_options,
+    java_client_properties,
     integer,
     kafka_failure,
     parse_key_values,
@@ -48,7 +49,7 @@ POLL_TIMEOUT_S = 0.2
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "consume",
-        parents=[client_options()],
+        parents=[client_options(with_x=False)],
         help="print messages from a topic (kafka-console-consumer)",
         description="Print messages from a topic, one per line.",
     )
@@ -61,6 +62,9 @@ def register(subparsers) -> None:
     parser.add_argument("--partition", "-p", type=integer(0, INT_MAX), metavar="P", help="read only partition P")
     parser.add_argument("--max-messages", "-n", type=integer(1, LONG_MAX), metavar="N", help="exit after N messages")
     parser.add_argument("--timeout-ms", type=integer(0, INT_MAX), metavar="MS", help="exit when no message arrives for MS")
+    parser.add_argument("--isolation-level", choices=("read_committed", "read_uncommitted"), default=None,
+                        help="read_committed: only committed transactions (stops at the last stable offset); "
+                             "read_uncommitted (default, as Kafka's console consumer): everything")
     parser.add_argument("--print-key", action="store_true", help="print the key before the value")
     parser.add_argument("--print-offset", action="store_true", help="print the offset")
     parser.add_argument("--print-partition", action="store_true", help="print the partition")
@@ -252,8 +256,9 @@ def make_consumer(current: Settings, args: argparse.Namespace):
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         "enable.partition.eof": False,
+        "isolation.level": args.isolation_level or "read_uncommitted",
     })
-    config.update(parse_key_values(args.consumer_properties, "consumer property"))
+    config.update(java_client_properties(parse_key_values(args.consumer_properties, "consumer property")))
     try:
         return Consumer(config)
     except KafkaException as error:

@@ -6,7 +6,8 @@ Theory of operation. Both spellings parse to an action and a group:
     moldau groups reset-offsets G --topic T --to-earliest
     moldau groups --reset-offsets --group G --topic T --to-earliest --execute
 
-`describe` joins three answers: the group's members and their assignment (DescribeGroups), its
+`describe` joins three answers: the group's members and their assignment (DescribeGroups, or
+ConsumerGroupDescribe for a KIP-848 group: then also each member's epoch and target assignment), its
 committed offsets (OffsetFetch) and each partition's log end offset (ListOffsets); lag is
 log end − committed. `reset-offsets` computes the new offset of every partition of the given
 topics (earliest, latest, N clamped into [earliest, latest], the first offset at a time, or a
@@ -114,6 +115,29 @@ def _state(state) -> str:
     return state.name if state is not None and hasattr(state, "name") else str(state or "UNKNOWN")
 
 
+def _type(description) -> str:
+    """"consumer" for a KIP-848 group, "classic" otherwise (librdkafka's ConsumerGroupType)."""
+    kind = getattr(description, "type", None)
+    name = getattr(kind, "name", str(kind or "")).lower()
+    return "consumer" if name == "consumer" else "classic"
+
+
+def _epochs(description, group: str, current: Settings) -> dict | None:
+    from moldau.cli.group_epochs import member_epochs
+
+    coordinator = description.coordinator
+    if coordinator is None:
+        return None
+    return member_epochs(coordinator.host, coordinator.port, group, current.client_config)
+
+
+def _partitions(pairs) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in pairs:
+        by_topic.setdefault(topic, []).append(partition)
+    return ",".join(f"{t}:{'/'.join(str(p) for p in sorted(ps))}" for t, ps in sorted(by_topic.items())) or "-"
+
+
 def describe(admin, current: Settings, groups: list[str]) -> int:
     described = [describe_one(admin, current, group) for group in groups]
     if current.output == "json":
@@ -123,7 +147,13 @@ def describe(admin, current: Settings, groups: list[str]) -> int:
         if index:
             print()
         members = len(group["members"])
-        print(f"Consumer group '{group['group']}': state {group['state']}, {members} member(s)")
+        epochs = f", group epoch {group['group_epoch']}" if group.get("group_epoch") is not None else ""
+        print(f"Consumer group '{group['group']}': protocol {group['type']}, state {group['state']}, "
+              f"{members} member(s){epochs}, assignor {group['protocol'] or '-'}")
+        if group["type"] == "consumer":
+            emit_table(("CONSUMER-ID", "CLIENT-ID", "MEMBER-EPOCH", "ASSIGNMENT", "TARGET-ASSIGNMENT"), [
+                (m["member_id"], m["client_id"], m.get("member_epoch", "-"), _partitions(m["assignment"]),
+                 _partitions(m.get("target_assignment", []))) for m in group["members"]])
         emit_table(
             ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"),
             [
@@ -170,9 +200,15 @@ def describe_one(admin, current: Settings, group: str) -> dict:
             "host": member.host if member else None,
             "client_id": member.client_id if member else None,
         })
+    kind = _type(description)
+    epochs = _epochs(description, group, current) if kind == "consumer" else None
+    if epochs and state == "UNKNOWN":
+        state = epochs[""]["state"].upper()
     return {
         "group": group,
+        "type": kind,
         "state": state,
+        "group_epoch": epochs[""]["group_epoch"] if epochs else None,
         "protocol": description.partition_assignor or None,
         "coordinator": description.coordinator.id if description.coordinator else None,
         "members": [
@@ -183,6 +219,8 @@ def describe_one(admin, current: Settings, group: str) -> dict:
                 "assignment": sorted(
                     [tp.topic, tp.partition] for tp in (m.assignment.topic_partitions if m.assignment else [])
                 ),
+                **({"member_epoch": epochs[m.member_id]["member_epoch"],
+                    "target_assignment": epochs[m.member_id]["target"]} if epochs and m.member_id in epochs else {}),
             }
             for m in sorted(description.members, key=lambda m: m.member_id)
         ],

@@ -23,12 +23,14 @@ SUBCOMMANDS = (
     "moldau.cli.produce",
     "moldau.cli.consume",
     "moldau.cli.groups",
+    "moldau.cli.transactions",
     "moldau.cli.configs",
     "moldau.cli.connect",
     "moldau.cli.console",
     "moldau.cli.completion",
     "moldau.cli.perf",
     "moldau.cli.certs",
+    "moldau.cli.acls",
 )
 
 

@@ -23,6 +23,7 @@ from moldau.cli.common import (
     check_reachable,
     check_topic_name,
     client_options,
+    java_client_properties,
     parse_key_values,
     rate,
     read_properties,
@@ -62,7 +63,7 @@ def _consumer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _register_produce(commands) -> None:
-    parser = commands.add_parser("produce", parents=[client_options()], help="kafka-producer-perf-test",
+    parser = commands.add_parser("produce", parents=[client_options(with_x=False)], help="kafka-producer-perf-test",
                                  description="Send records as fast as allowed; report throughput and latency.")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
@@ -76,7 +77,7 @@ def _register_produce(commands) -> None:
 
 
 def _register_consume(commands) -> None:
-    parser = commands.add_parser("consume", parents=[client_options()], help="kafka-consumer-perf-test",
+    parser = commands.add_parser("consume", parents=[client_options(with_x=False)], help="kafka-consumer-perf-test",
                                  description="Read N messages; report throughput.")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--messages", type=_positive_int, required=True, metavar="N")
@@ -91,7 +92,7 @@ def _register_consume(commands) -> None:
 
 
 def _register_end_to_end(commands) -> None:
-    parser = commands.add_parser("end-to-end", parents=[client_options()],
+    parser = commands.add_parser("end-to-end", parents=[client_options(with_x=False)],
                                  help="produce at a fixed rate and consume in the same process",
                                  description="End-to-end latency (produce → consume) at a fixed rate on an "
                                  "existing topic.")
@@ -120,8 +121,8 @@ def client_config(args: argparse.Namespace, words: list[str], config_file: str |
     config = base_config(current)
     config["client.id"] = "moldau-perf"
     if config_file:
-        config.update(read_properties(config_file))
-    config.update(parse_key_values(words, what))
+        config.update(java_client_properties(read_properties(config_file)))
+    config.update(java_client_properties(parse_key_values(words, what)))
     if "test.mock.num.brokers" not in config:  # librdkafka's in-process mock cluster needs no broker
         check_reachable(str(config["bootstrap.servers"]))
     return config

@@ -33,6 +33,7 @@ from moldau.cli.common import (
     check_reachable,
     check_topic_name,
     client_options,
+    java_client_properties,
     emit_json,
     integer,
     kafka_failure,
@@ -52,7 +53,7 @@ _WAIT_FOR = ("", "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "LEADER_NOT_AVAILABL
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "produce",
-        parents=[client_options()],
+        parents=[client_options(with_x=False)],
         help="send lines from stdin or a file as messages (kafka-console-producer)",
         description="Send each input line as one message.",
     )
@@ -228,7 +229,7 @@ def make_producer(current: Settings, args: argparse.Namespace):
         "linger.ms": args.linger_ms,
         "message.timeout.ms": args.timeout_ms,
     })
-    config.update(parse_key_values(args.producer_properties, "producer property"))
+    config.update(java_client_properties(parse_key_values(args.producer_properties, "producer property")))
     try:
         return Producer(config)
     except KafkaException as error:

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
                              "deleted, configs changed, group rebalances, expired members, retention)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="set a server.properties key (repeatable)")
+    parser.add_argument("--add-scram", action="append", default=[], metavar="'SCRAM-SHA-512=[name=U,password=P]'",
+                        help="create this SCRAM credential unless the user has one (kafka-storage format's "
+                             "--add-scram: how a SCRAM-only cluster gets its first user; repeatable)")
     parser.set_defaults(func=run)
 
 
@@ -73,6 +76,12 @@ def load_config(args):
 
 def run(args) -> int:
     config = load_config(args)
+    from moldau.controller.security_records import parse_add_scram
+
+    try:
+        config.bootstrap_scram = [parse_add_scram(value) for value in args.add_scram]
+    except ValueError as error:
+        raise CliError(f"--add-scram: {error}") from None
     for warning in config.warnings:
         print(f"moldau: warning: {warning}", file=sys.stderr)
     logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
@@ -105,6 +114,8 @@ async def _serve(config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
+    if config.bootstrap_scram:
+        server.core.add_scram_credentials(config.bootstrap_scram)
     others = [f"{l.host or '0.0.0.0'}:{l.port} ({l.name})" for l in config.listener_settings.broker_listeners
               if l.name != config.first_listener.name]
     listening = f"{host}:{port}" + (", " + ", ".join(others) if others else "")

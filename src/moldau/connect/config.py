@@ -167,7 +167,8 @@ value.converter.plugin.version
 """.split())
 # Prefixes whose keys go to a client, a converter or a listener (Kafka's conventions).
 _WORKER_KEY_PREFIXES = ("producer.", "consumer.", "admin.", "key.converter.", "value.converter.",
-                        "header.converter.", "listeners.https.", "admin.listeners.https.", "config.providers.")
+                        "header.converter.", "listeners.https.", "admin.listeners.https.", "config.providers.",
+                        "sasl.", "security.protocol")
 
 
 def unknown_worker_keys(properties: dict[str, Any]) -> list[str]:

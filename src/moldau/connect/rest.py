@@ -68,6 +68,7 @@ class ConnectRestServer:
     def __init__(self, herder: StandaloneHerder, port: int, bootstrap_servers: str):
         self.herder = herder
         self.bootstrap_servers = bootstrap_servers
+        self.client_config: dict | None = None  # the worker's client settings, security included
         self._cluster_id: str | None = None
         app = web.Application(client_max_size=BODY_BYTES_MAX)
         app.router.add_route("*", "/{tail:.*}", self._serve)
@@ -99,7 +100,8 @@ class ConnectRestServer:
     def cluster_id(self) -> str | None:
         if self._cluster_id is None:
             try:
-                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "client.id": "connect-rest"})
+                admin = AdminClient(self.client_config or {"bootstrap.servers": self.bootstrap_servers,
+                                                           "client.id": "connect-rest"})
                 self._cluster_id = admin.list_topics(timeout=5).cluster_id
                 del admin
             except confluent_kafka.KafkaException:

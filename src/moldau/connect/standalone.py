@@ -18,6 +18,7 @@ from moldau.connect.config import WORKER_CONFIG, ConfigError, unknown_worker_key
 from moldau.connect.herder import StandaloneHerder
 from moldau.connect.offsets import OffsetStore
 from moldau.connect.rest import ConnectRestServer, listener_port
+from moldau.connect.worker import client_base
 from moldau.connect.worker import log
 
 
@@ -50,6 +51,7 @@ class StandaloneWorker:
     def start(self) -> "StandaloneWorker":
         try:
             self.rest = ConnectRestServer(self.herder, self.rest_port, ",".join(self.config["bootstrap.servers"]))
+            self.rest.client_config = client_base(self.config, "connect-rest")
         except OSError as error:
             raise ConfigError(f"cannot serve the REST API on 127.0.0.1:{self.rest_port}: {error.strerror}") from None
         self.herder.worker_id = f"127.0.0.1:{self.rest.port}"

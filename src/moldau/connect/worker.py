@@ -164,7 +164,22 @@ class TaskRunner:
 
 
 def client_base(worker_config: dict[str, Any], client_id: str) -> dict[str, Any]:
-    return {"bootstrap.servers": ",".join(worker_config["bootstrap.servers"]), "client.id": client_id}
+    """Bootstrap servers, client id and the worker's security settings (`security.protocol`,
+    `sasl.*`, `ssl.*`, in Java's or librdkafka's spelling), which every client of the worker
+    uses, as in Kafka; `producer.`/`consumer.`/`admin.` settings are applied over them."""
+    from moldau.security.client_properties import librdkafka_properties
+
+    security = {k: str(v) for k, v in worker_config.items()
+                if k == "security.protocol" or k.startswith(("sasl.", "ssl."))}
+    return {"bootstrap.servers": ",".join(worker_config["bootstrap.servers"]), "client.id": client_id,
+            **librdkafka_properties(security)}
+
+
+def client_overrides_for(worker_config: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A client's prefixed settings, Java spellings translated for librdkafka."""
+    from moldau.security.client_properties import librdkafka_properties
+
+    return librdkafka_properties(client_overrides(worker_config, prefix))
 
 
 class SourceTaskRunner(TaskRunner):
@@ -182,7 +197,7 @@ class SourceTaskRunner(TaskRunner):
     def _open_client(self) -> None:
         config = client_base(self.worker_config, f"connector-producer-{self.label}")
         config.update({"acks": "all", "max.in.flight.requests.per.connection": 1, "linger.ms": 5})
-        config.update(client_overrides(self.worker_config, "producer."))
+        config.update(client_overrides_for(self.worker_config, "producer."))
         self.producer = confluent_kafka.Producer(config)
 
     def _work(self) -> None:
@@ -202,7 +217,7 @@ class SourceTaskRunner(TaskRunner):
         if record.topic not in self.known_topics:
             if self.admin is None:
                 self.admin = AdminClient(dict(client_base(self.worker_config, f"connector-admin-{self.label}"),
-                                              **client_overrides(self.worker_config, "admin.")))
+                                              **client_overrides_for(self.worker_config, "admin.")))
             ensure_topic(self.admin, record.topic)
             self.known_topics.add(record.topic)
         entry = [record, False]
@@ -290,7 +305,7 @@ class SinkTaskRunner(TaskRunner):
         config = client_base(self.worker_config, f"connector-consumer-{self.label}")
         config.update({"group.id": f"connect-{self.connector_name}", "enable.auto.commit": False,
                        "auto.offset.reset": "earliest", "enable.partition.eof": False})
-        config.update(client_overrides(self.worker_config, "consumer."))
+        config.update(client_overrides_for(self.worker_config, "consumer."))
         self.consumer = confluent_kafka.Consumer(config)
         topics = [t.strip() for t in self.task_config.get("topics", "").split(",") if t.strip()]
         regex = self.task_config.get("topics.regex", "").strip()

@@ -23,12 +23,12 @@ from typing import Callable, Iterable, Protocol
 from kio.schema.errors import ErrorCode
 
 from moldau import limits
+from moldau.controller import broker_configs
 from moldau.controller import records as r
 from moldau.controller.configs import (
     TYPE_BROKER,
     TYPE_TOPIC,
     ConfigError,
-    validate_broker_configs,
     validate_topic_configs,
 )
 from moldau.controller.image import MetadataImage, TopicImage
@@ -265,8 +265,8 @@ class Controller:
         elif resource_type == TYPE_BROKER:
             # A bad value must never reach the metadata log: every broker applies it to every
             # topic on replay, so it would break the broker now and on every later start.
-            try:
-                changes = validate_broker_configs(changes)
+            try:  # Kafka's rules of dynamic broker configs (broker_configs.py)
+                changes = broker_configs.validate(changes, per_broker=name != "")
             except ConfigError as error:  # Kafka answers INVALID_REQUEST for broker configs
                 raise ControllerError(ErrorCode.invalid_request, str(error)) from None
         records = [r.ConfigRecord(resource_type, name, k, v) for k, v in sorted(changes.items())]

@@ -147,13 +147,13 @@ class MetadataImage:
         self.scram_credentials.pop((record.name, record.mechanism), None)
 
     def _apply_AccessControlEntryRecord(self, record: r.AccessControlEntryRecord) -> None:
-        self.acls[record.id] = record
+        self.acls[str(record.id)] = record
 
     def _apply_RemoveAccessControlEntryRecord(self, record: r.RemoveAccessControlEntryRecord) -> None:
-        self.acls.pop(record.id, None)
+        self.acls.pop(str(record.id), None)
 
     def _apply_ClientQuotaRecord(self, record: r.ClientQuotaRecord) -> None:
-        entity = tuple(tuple(part) for part in record.entity)
+        entity = tuple((part.entity_type, part.entity_name) for part in record.entity)
         values = self.client_quotas.setdefault(entity, {})
         if record.remove:
             values.pop(record.key, None)

@@ -9,6 +9,7 @@ Kafka consumer tool and forward-compatible: unknown fields are ignored on replay
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass, fields
 
 
@@ -77,15 +78,15 @@ class ClusterIdRecord:
 
 @dataclass(frozen=True, slots=True)
 class UserScramCredentialRecord:
-    """A user's SCRAM credential (Kafka's record of the same name): mechanism 1 = SCRAM-SHA-256,
-    2 = SCRAM-SHA-512; salt, stored_key and server_key as hex. The password itself is never
-    stored: only what a SCRAM server needs to check a proof (RFC 5802)."""
+    """A user's SCRAM credential (Kafka's record of the same name and fields): mechanism 1 =
+    SCRAM-SHA-256, 2 = SCRAM-SHA-512. The password itself is never stored: only what a SCRAM
+    server needs to check a proof (RFC 5802). Bytes are hex in this JSON encoding."""
 
     name: str
     mechanism: int
-    salt: str
-    stored_key: str
-    server_key: str
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
     iterations: int
 
 
@@ -101,7 +102,7 @@ class AccessControlEntryRecord:
     3 group, 4 cluster, 5 transactional id, 6 delegation token, 7 user), pattern_type (3 literal,
     4 prefixed), operation (AclOperation) and permission_type (2 deny, 3 allow)."""
 
-    id: str  # a UUID naming this ACL, so that deleting it needs nothing else
+    id: uuid.UUID  # names this ACL, so that deleting it needs nothing else
     resource_type: int
     resource_name: str
     pattern_type: int
@@ -113,15 +114,23 @@ class AccessControlEntryRecord:
 
 @dataclass(frozen=True, slots=True)
 class RemoveAccessControlEntryRecord:
-    id: str
+    id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class EntityData:
+    """One part of a quota entity: entity_type user, client-id or ip; entity_name None for the
+    default entity."""
+
+    entity_type: str
+    entity_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ClientQuotaRecord:
-    """One quota value of one entity (Kafka's ClientQuotaRecord): entity is ((type, name),...)
-    with type user, client-id or ip and name None for the default entity; remove drops it."""
+    """One quota value of one entity (Kafka's ClientQuotaRecord); remove drops it."""
 
-    entity: tuple[tuple[str, str | None], ...]
+    entity: tuple[EntityData, ...]
     key: str
     value: float = 0.0
     remove: bool = False
@@ -164,7 +173,18 @@ MetadataRecord = (
 def encode(record: MetadataRecord) -> bytes:
     body = asdict(record)
     body["type"] = type(record).__name__
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, default=_json_value).encode()
+
+
+def _json_value(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+_BYTES_FIELDS = {"salt", "stored_key", "server_key"}
 
 
 def decode(value: bytes) -> MetadataRecord:
@@ -172,6 +192,12 @@ def decode(value: bytes) -> MetadataRecord:
     cls = RECORD_TYPES[body.pop("type")]
     known = {f.name for f in fields(cls)}
     kwargs = {k: _tuples(v) for k, v in body.items() if k in known}
+    for key in _BYTES_FIELDS & kwargs.keys():
+        kwargs[key] = bytes.fromhex(kwargs[key])
+    if cls in (AccessControlEntryRecord, RemoveAccessControlEntryRecord):
+        kwargs["id"] = uuid.UUID(kwargs["id"])
+    if cls is ClientQuotaRecord:
+        kwargs["entity"] = tuple(EntityData(**part) for part in body["entity"])
     return cls(**kwargs)
 
 

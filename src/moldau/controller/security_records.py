@@ -35,7 +35,8 @@ def scram_credential_record(name: str, mechanism: int, password: str, salt: byte
     --add-scram, `moldau server --add-scram`, secured test brokers)."""
     salted = hashlib.pbkdf2_hmac(_HASHES[mechanism]().name, password.encode(), salt, iterations)
     stored_key, server_key = scram_keys(mechanism, salted)
-    return r.UserScramCredentialRecord(name, mechanism, salt.hex(), stored_key.hex(), server_key.hex(), iterations)
+    return r.UserScramCredentialRecord(name=name, mechanism=mechanism, salt=salt, stored_key=stored_key,
+                                       server_key=server_key, iterations=iterations)
 
 
 def parse_add_scram(value: str) -> tuple[str, int, str]:
@@ -64,7 +65,7 @@ def alter_scram_credentials(image: MetadataImage, deletions, upsertions) -> tupl
         if error is None and (item.name, item.mechanism) not in image.scram_credentials:
             error = (ErrorCode.resource_not_found, "Attempt to delete a user credential that does not exist")
         if error is None:
-            records.append(r.RemoveUserScramCredentialRecord(item.name, item.mechanism))
+            records.append(r.RemoveUserScramCredentialRecord(name=item.name, mechanism=item.mechanism))
         results.setdefault(item.name, error or (ErrorCode.none, None))
     for item in upsertions:
         error = _check(item.name, item.mechanism, counts)
@@ -76,8 +77,9 @@ def alter_scram_credentials(image: MetadataImage, deletions, upsertions) -> tupl
             error = (ErrorCode.unacceptable_credential, "Salt and salted password must not be empty")
         if error is None:
             stored_key, server_key = scram_keys(item.mechanism, bytes(item.salted_password))
-            records.append(r.UserScramCredentialRecord(item.name, item.mechanism, bytes(item.salt).hex(),
-                                                       stored_key.hex(), server_key.hex(), item.iterations))
+            records.append(r.UserScramCredentialRecord(name=item.name, mechanism=item.mechanism, salt=bytes(item.salt),
+                                                       stored_key=stored_key, server_key=server_key,
+                                                       iterations=item.iterations))
         results.setdefault(item.name, error or (ErrorCode.none, None))
     # A user whose any item failed changes nothing (Kafka applies a user's alterations together).
     failed = {user for user, (code, _m) in results.items() if code != ErrorCode.none}

@@ -211,6 +211,7 @@ class ConsumerGroupCoordinator:
         updated = self._updated_member(member, req)
         plan.updated = updated
         known = member.member_id in group.members
+        plan.steady = known and replaced is None and not _subscription_changed(member, updated)
         if not known or updated.metadata_value() != member.metadata_value():
             plan.records.append((cr.Key(cr.MEMBER_METADATA, group.group_id, updated.member_id),
                                  updated.metadata_value()))
@@ -325,7 +326,12 @@ class ConsumerGroupCoordinator:
     def _refresh_regexes(self, group: ConsumerGroup, plan: "_Plan", now_ms: int) -> list[Record]:
         """(Re)resolve the group's regexes against the topics that exist now: a regex new to the
         group at once, known ones when the metadata changed (at most once a second per group)."""
-        wanted = {m.subscribed_topic_regex for m in plan.members() if m.subscribed_topic_regex}
+        if plan.steady:
+            wanted = set(self._group_view(group)[0])
+        else:
+            wanted = {m.subscribed_topic_regex for m in plan.members() if m.subscribed_topic_regex}
+        if not wanted and not group.regexes:
+            return []
         records: list[Record] = []
         version = self.core.image.offset
         last = self._regex_refreshed_ms.get(group.group_id)
@@ -362,18 +368,35 @@ class ConsumerGroupCoordinator:
         """The group epoch after this heartbeat: bumped when a member joined, a subscription (or
         assignor, or rack) changed, or the subscribed topics' metadata changed (its hash)."""
         group, updated = plan.group, plan.updated
-        regexes = plan.regex_topics()
-        topics: set[str] = set()
-        for member in plan.members():
-            topics |= self._subscribed_topics(member, regexes)
-        metadata_hash = self._metadata_hash(topics)
-        changed = old is None or (
-            old.subscribed_topic_names != updated.subscribed_topic_names
-            or old.subscribed_topic_regex != updated.subscribed_topic_regex
-            or old.server_assignor != updated.server_assignor or old.rack_id != updated.rack_id)
+        regex_records = any(isinstance(k, cr.Key) and k.record_type == cr.REGULAR_EXPRESSION for k, _ in plan.records)
+        if plan.steady and not regex_records:
+            metadata_hash = self._group_view(group)[2]  # nothing changed: the cached union's hash
+        else:
+            regexes = plan.regex_topics()
+            topics: set[str] = set()
+            for member in plan.members():
+                topics |= self._subscribed_topics(member, regexes)
+            metadata_hash = self._metadata_hash(topics)
+        changed = old is None or _subscription_changed(old, updated)
         if changed or metadata_hash != group.metadata_hash or not group.exists:
             return group.group_epoch + 1, metadata_hash
         return group.group_epoch, metadata_hash
+
+    def _group_view(self, group: ConsumerGroup) -> tuple[frozenset[str], frozenset[str], int]:
+        """(regexes in use, subscribed topics, their metadata hash) of the group as replayed;
+        cached until a subscription record is replayed or the metadata image moves, so a
+        heartbeat that changes nothing costs O(1) in the group's size."""
+        key = (group.subscription_version, self.core.image.offset)
+        if group.derived is None or group.derived[0] != key:
+            regexes = {regex: resolved.topics for regex, resolved in group.regexes.items()}
+            topics: set[str] = set()
+            in_use: set[str] = set()
+            for member in group.members.values():
+                topics |= self._subscribed_topics(member, regexes)
+                if member.subscribed_topic_regex:
+                    in_use.add(member.subscribed_topic_regex)
+            group.derived = (key, frozenset(in_use), frozenset(topics), self._metadata_hash(topics))
+        return group.derived[1], group.derived[2], group.derived[3]
 
     def _metadata_hash(self, topics: set[str]) -> int:
         """A 64-bit hash of the subscribed topics' names, ids and partition counts (0 for none):
@@ -645,6 +668,13 @@ class ConsumerGroupCoordinator:
         return ErrorCode.none, group.offsets
 
 
+def _subscription_changed(old: ConsumerMember, new: ConsumerMember) -> bool:
+    """What bumps the group epoch when a known member changes it."""
+    return (old.subscribed_topic_names != new.subscribed_topic_names
+            or old.subscribed_topic_regex != new.subscribed_topic_regex
+            or old.server_assignor != new.server_assignor or old.rack_id != new.rack_id)
+
+
 def _check_epoch(member: ConsumerMember, req: HeartbeatRequest) -> None:
     """Kafka's member epoch check. Epoch 0 is a rejoin and always allowed (KIP-848; Kafka
     4.1.1 itself fenced it, KAFKA-19233); the previous epoch is allowed with a subset of the
@@ -684,6 +714,7 @@ class _Plan:
         self.replaced: ConsumerMember | None = None
         self.response: dict = {}
         self.after: tuple[str, int, int | None] | None = None  # (member id, session deadline, revocation deadline)
+        self.steady = False  # a known member whose subscription did not change
 
     def members(self) -> list[ConsumerMember]:
         """The group's members once this plan is applied (the updated member in its place)."""

@@ -110,6 +110,8 @@ class ConsumerGroup:
     owners: dict[tuple[str, int], str] = field(default_factory=dict)  # (topic id, partition) -> member id
     offsets: dict = field(default_factory=dict)  # (topic, partition) -> records.OffsetValue
     exists: bool = False  # a ConsumerGroupMetadata record (not a tombstone) was replayed
+    subscription_version: int = 0  # moves on every replayed member metadata or regex record
+    derived: tuple | None = None  # the coordinator's cache of subscribed topics (memory only)
     state: ConsumerGroupState = ConsumerGroupState.EMPTY
     state_timestamp_ms: int = -1
 
@@ -158,6 +160,7 @@ class ConsumerGroup:
             if isinstance(value, cr.GroupMetadataValue):
                 self.group_epoch, self.metadata_hash = value.epoch, value.metadata_hash
         elif kind == cr.MEMBER_METADATA:
+            self.subscription_version += 1
             self._replay_member_metadata(key.member_id, value)
         elif kind == cr.TARGET_ASSIGNMENT_METADATA:
             self.target_assignment_epoch = value.assignment_epoch if value is not None else 0
@@ -169,6 +172,7 @@ class ConsumerGroup:
         elif kind == cr.CURRENT_MEMBER_ASSIGNMENT:
             self._replay_current(key.member_id, value)
         elif kind == cr.REGULAR_EXPRESSION:
+            self.subscription_version += 1
             if value is None:
                 self.regexes.pop(key.member_id, None)
             else:

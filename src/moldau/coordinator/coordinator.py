@@ -32,6 +32,7 @@ from moldau.coordinator import consumer_records as cr
 from moldau.coordinator import offsets_topic as topic
 from moldau.coordinator import records as rec
 from moldau.coordinator.consumer_group import ConsumerGroup, ConsumerGroupState
+from moldau.coordinator.deadlines import DeadlineSchedule
 from moldau.coordinator.group import Group, member_from_value
 from moldau.coordinator.membership import MembershipMixin, join_response, sync_response
 from moldau.coordinator.offsets_topic import CoordinatorError
@@ -58,6 +59,10 @@ class GroupCoordinator(MembershipMixin):
         self.groups: dict[str, Group] = {}
         self.loaded: dict[int, int] = {}  # offsets partition -> leader epoch it was loaded at
         self.last_retention_check_ms = core.now_ms
+        # Sessions, joins and rebalances end on their deadlines (deadlines.py), not on a tick.
+        self.deadlines = DeadlineSchedule()
+        from moldau.coordinator.txn_offsets import TxnOffsets  # (imports the broker's verification path)
+        self.txn_offsets = TxnOffsets(self)  # TxnOffsetCommit: pending until the transaction's marker
 
     # --- routing and loading ----------------------------------------------------------
     @property
@@ -102,6 +107,7 @@ class GroupCoordinator(MembershipMixin):
         group = self.groups.get(group_id)
         if group is None and create:
             group = self.groups[group_id] = Group(group_id, state_timestamp_ms=now_ms)
+        self.deadlines.touch(group_id)  # the caller may move its deadlines
         return group
 
     def _load(self, index: int, partition: Any, now_ms: int) -> None:
@@ -110,7 +116,9 @@ class GroupCoordinator(MembershipMixin):
         offsets: dict[str, dict[tuple[str, int], rec.OffsetValue]] = {}
         metadata: dict[str, rec.GroupValue | None] = {}
         consumer_records: list[tuple[bytes, bytes | None]] = []  # KIP-848 groups: consumer_coordinator.py
-        for key_bytes, value_bytes in topic.read_records(partition):
+        open_transactions: dict[int, list] = {}
+        self.txn_offsets.unload(index)
+        for key_bytes, value_bytes in topic.read_records(partition, open_transactions):
             if cr.record_type(key_bytes) in cr.CONSUMER_GROUP_RECORD_TYPES:
                 consumer_records.append((key_bytes, value_bytes))
                 continue
@@ -127,6 +135,8 @@ class GroupCoordinator(MembershipMixin):
         live = {g for g, entries in offsets.items() if entries} | {g for g, v in metadata.items() if v is not None}
         for group_id in sorted(live):
             self.groups[group_id] = self._restore_group(group_id, metadata.get(group_id), offsets.get(group_id, {}), now_ms)
+            self.deadlines.touch(group_id)  # restored members' sessions run from now
+        self.txn_offsets.load(open_transactions)
         if self.consumer is not None:  # claims its groups (and their offsets) from self.groups
             self.consumer.load_partition(index, consumer_records, now_ms)
         self.loaded[index] = partition.leader_epoch
@@ -181,6 +191,7 @@ class GroupCoordinator(MembershipMixin):
 
     def _unload(self, index: int) -> None:
         del self.loaded[index]
+        self.txn_offsets.unload(index)
         if self.consumer is not None:
             self.consumer.unload_partition(index)
         for group_id in [g for g in sorted(self.groups) if self.partition_of(g) == index]:
@@ -381,12 +392,25 @@ class GroupCoordinator(MembershipMixin):
         return ErrorCode.none
 
     # --- time ---------------------------------------------------------------------------
-    def tick(self, now_ms: int) -> None:
-        self.sync_partitions(now_ms)  # after a start: load every led partition without waiting for a request
-        for group_id in sorted(self.groups):
+    def next_deadline_ms(self) -> int | None:
+        """The core arms one timer for the earliest deadline of any part (BrokerCore)."""
+        return self.deadlines.next_deadline_ms(self._group_deadline)
+
+    def _group_deadline(self, group_id: str) -> int | None:
+        group = self.groups.get(group_id)
+        return None if group is None else self.next_group_deadline(group)
+
+    def run_deadlines(self, now_ms: int) -> None:
+        """Expire the sessions, joins and rebalances whose deadline has come — at that moment."""
+        self.deadlines.next_deadline_ms(self._group_deadline)  # schedule what requests touched
+        for group_id in sorted(self.deadlines.due(now_ms)):
             group = self.groups.get(group_id)
             if group is not None and not group.is_in(DEAD):
                 self.expire_sessions(group, now_ms)
+
+    def tick(self, now_ms: int) -> None:
+        self.sync_partitions(now_ms)  # after a start: load every led partition without waiting for a request
+        self.run_deadlines(now_ms)  # normally already run by the core's timer, on the deadline
         if now_ms - self.last_retention_check_ms >= OFFSETS_RETENTION_CHECK_INTERVAL_MS:
             self.last_retention_check_ms = now_ms
             self.expire_offsets(now_ms)
@@ -413,3 +437,12 @@ class GroupCoordinator(MembershipMixin):
             if emptied:
                 group.transition_to(DEAD, now_ms)
                 del self.groups[group_id]
+        consumer_groups = self.consumer.groups if self.consumer is not None else {}
+        for group_id in sorted(consumer_groups):  # KIP-848 groups: Empty for the retention period
+            group = consumer_groups[group_id]
+            if group.members or now_ms - group.state_timestamp_ms < retention_ms:
+                continue
+            try:
+                self._delete_consumer_group(group, now_ms)
+            except CoordinatorError:
+                continue

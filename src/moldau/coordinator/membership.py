@@ -434,6 +434,23 @@ class MembershipMixin:
             self._maybe_complete_join(group, now_ms)
 
     @staticmethod
+    def next_group_deadline(group: Group) -> int | None:
+        """The earliest time expire_sessions would change `group` (None: nothing pending) —
+        the same rules as _keep_alive and the rebalance phases, as deadlines."""
+        if group.is_in(DEAD):
+            return None
+        deadlines = list(group.pending_members.values())
+        for member in group.members.values():
+            if member.awaiting_join is not None:
+                if member.is_new:
+                    deadlines.append(member.session_deadline_ms - member.session_timeout_ms + NEW_MEMBER_JOIN_TIMEOUT_MS)
+            elif member.awaiting_sync is None:
+                deadlines.append(member.session_deadline_ms)
+        if group.is_in(PREPARING_REBALANCE) or group.is_in(COMPLETING_REBALANCE):
+            deadlines.append(group.rebalance_deadline_ms)
+        return min(deadlines) if deadlines else None
+
+    @staticmethod
     def _keep_alive(member: Member, now_ms: int) -> bool:
         if member.awaiting_join is not None:
             return not member.is_new or member.session_deadline_ms - member.session_timeout_ms + \

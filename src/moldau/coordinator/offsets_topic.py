@@ -20,11 +20,13 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records import Record, RecordsError, build_batch
+from moldau.records import Record, RecordsError, build_batch, iterate_batches, iterate_records
+from moldau.records.control import read_end_txn_marker
 
 TOPIC = "__consumer_offsets"
 SEGMENT_BYTES = 100 * 1024 * 1024  # Kafka's offsets.topic.segment.bytes
 REPLICATION_FACTOR_MAX = 3  # Kafka's offsets.topic.replication.factor default
+_READ_BYTES = 1024 * 1024  # replay reads this much of the log at a time
 
 
 class CoordinatorError(Exception):
@@ -95,12 +97,36 @@ def _coordinator_error(code: Any) -> ErrorCode:
     return ErrorCode.unknown_server_error
 
 
-def read_records(partition: Any) -> Iterator[tuple[bytes, bytes | None]]:
-    """Every (key, value) of the partition from log start to log end, in offset order.
-    A damaged batch raises COORDINATOR_NOT_AVAILABLE (the log reports the damage itself)."""
-    try:
-        for record in partition.log.records():
-            if record.key is not None:
-                yield record.key, record.value
-    except RecordsError as error:
-        raise CoordinatorError(ErrorCode.coordinator_not_available, str(error)) from error
+def read_records(partition: Any, open_transactions: dict | None = None) -> Iterator[tuple[bytes, bytes | None]]:
+    """Every (key, value) of the partition from log start to log end, in offset order — except
+    transactional offset commits (txn_offsets.py): a committed transaction's records come where
+    its COMMIT marker is, an aborted one's never, and those of a transaction still open at the
+    log end go into `open_transactions` (producer id -> records) instead. A damaged batch raises
+    COORDINATOR_NOT_AVAILABLE (the log reports the damage itself)."""
+    log = partition.log
+    offset, end = log.log_start_offset, log.log_end_offset
+    buffered: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    while offset < end:
+        try:
+            data = log.read(offset, _READ_BYTES, end, True).read_bytes()
+        except RecordsError as error:
+            raise CoordinatorError(ErrorCode.coordinator_not_available, str(error)) from error
+        if not data:
+            break
+        for header, batch in iterate_batches(data):
+            if header.next_offset <= offset:
+                continue
+            if header.is_control:
+                marker = read_end_txn_marker(batch) if header.records_count else None
+                committed = buffered.pop(header.producer_id, [])
+                if marker is not None and marker.commit:
+                    yield from committed
+            else:
+                records = [(r.key, r.value) for r in iterate_records(batch) if r.key is not None and r.offset >= offset]
+                if header.is_transactional:
+                    buffered.setdefault(header.producer_id, []).extend(records)
+                else:
+                    yield from records
+            offset = max(offset, header.next_offset)
+    if open_transactions is not None:
+        open_transactions.update(buffered)

@@ -32,8 +32,8 @@ A pass:
    goes when the map holds a later offset for its key; records without a key stay. A tombstone
    (null value) that survives goes once its batch's max timestamp is older than
    now - delete.retention.ms (Kafka sets a per-batch delete horizon at the first cleaning; the
-   batch timestamp gives consumers at least as long to see it). Control batches (transaction
-   markers) and every batch at or after end_offset are copied whole. A batch that keeps every
+   batch timestamp gives consumers at least as long to see it). Every batch at or after
+   end_offset is copied whole. A batch that keeps every
    record is copied byte for byte; a rewritten one keeps its base offset, last_offset_delta,
    base timestamp, producer id/epoch, base sequence, leader epoch, compression and flags, so
    offsets never move and producer metadata survives. A batch that keeps nothing is dropped,
@@ -50,6 +50,16 @@ A pass:
    leftover `.cleaned` and completes a `.swap`. A one-segment group in which nothing changed is
    left in place.
 5. After the last group the checkpoint moves to end_offset.
+
+Transactions (Kafka's rules). A pass never reaches the first unstable offset: a segment with an
+undecided transaction (or a decided one whose marker is not replicated) is not cleanable. The
+aborted transactions of the pass's range come from the .txnindex files; walking in offset
+order (`TxnTracker`), a transactional batch of a producer inside one of them is aborted data:
+it never enters the offset map (an aborted record must not hide a committed one) and its
+records go whatever their keys. A marker stays while records of its transaction were seen in
+this pass (an ABORT marker is then indexed again in its output segment's .txnindex); once its
+transaction holds no records it goes after delete.retention.ms, like a tombstone — unless it
+is its producer's latest entry, which keeps the epoch that fences the producer's zombies.
 
 Offsets removed by compaction leave gaps; reads skip them (a fetch at a missing offset gets
 the next batch), as in Kafka. An emptied group leaves an empty segment holding its base offset;
@@ -93,6 +103,7 @@ from moldau.records.batch import (
     parse_header,
 )
 from moldau.records.codec import compress, decompress
+from moldau.records.control import read_end_txn_marker
 from moldau.records.record import iterate_batches, read_varint
 
 from .checkpoints import CLEANER_OFFSET_FILE, write_offset_checkpoint
@@ -100,7 +111,8 @@ from .fs import Chunk, FileSystem
 from .index import OFFSET_ENTRY, TIME_ENTRY
 from .partition_log import LogError, PartitionLog
 from .producer_state import ProducerEntry
-from .segment import LogSegment, check_batches, segment_file_name
+from .txn_index import AbortedTxn, TransactionIndex
+from .segment import SEGMENT_SUFFIXES, LogSegment, check_batches, segment_file_name
 
 # Largest relative offset an index entry can hold (int32): bounds a group's offset span.
 _RELATIVE_OFFSET_MAX = 2**31 - 1
@@ -129,6 +141,7 @@ class _Output:
     segment: LogSegment
     records_removed: int = 0
     changed: bool = False  # some batch was dropped or rewritten
+    aborted: list[AbortedTxn] = field(default_factory=list)  # its .txnindex entries
 
 
 @dataclass(slots=True)
@@ -148,6 +161,8 @@ class CleanerPass:
     group_number: int = 0
     output: _Output | None = None
     tombstone_expiry_ms: int = -1  # earliest due time of a kept tombstone (-1: none)
+    map_txns: TxnTracker = field(default_factory=lambda: TxnTracker())  # the map phase's view
+    clean_txns: TxnTracker = field(default_factory=lambda: TxnTracker())  # the cleaning's view
 
 
 def clean_log(log: PartitionLog, now_ms: int, *, max_bytes: int | None = None,
@@ -202,7 +217,8 @@ def abort_cleaning(log: PartitionLog) -> None:
 # --- starting a pass ------------------------------------------------------------------------
 def _start_pass(log: PartitionLog, now_ms: int) -> CleanerPass | None:
     segments = log.segments
-    cleanable = _cleanable_segments(segments, now_ms - log.config.min_compaction_lag_ms)
+    cleanable = _cleanable_segments(segments, now_ms - log.config.min_compaction_lag_ms,
+                                    log.first_unstable_offset())
     if not cleanable:
         return None
     first_uncleanable = segments[len(cleanable)].base_offset
@@ -218,18 +234,24 @@ def _start_pass(log: PartitionLog, now_ms: int) -> CleanerPass | None:
         return None
     state = CleanerPass(now_ms - log.config.delete_retention_ms, first_dirty, first_uncleanable,
                   [(s, s.size) for s in cleanable], dirty)
+    state.map_txns.add(log.collect_aborted_transactions(first_dirty, first_uncleanable))
+    state.clean_txns.add(log.collect_aborted_transactions(cleanable[0].base_offset, first_uncleanable))
     if dirty and first_dirty > dirty[0].base_offset:
         position = dirty[0].position_of(first_dirty)
         state.cursor = (0, dirty[0].size if position is None else position)
     return state
 
 
-def _cleanable_segments(segments: list[LogSegment], horizon_ms: int) -> list[LogSegment]:
+def _cleanable_segments(segments: list[LogSegment], horizon_ms: int,
+                        first_unstable_offset: int | None) -> list[LogSegment]:
     """Non-active segments from the first up to one newer than the min.compaction.lag.ms
-    horizon."""
+    horizon or reaching the first unstable offset (an undecided transaction is never cleaned:
+    whether its records stay depends on the marker still to come)."""
     cleanable = []
-    for segment in segments[:-1]:
+    for number, segment in enumerate(segments[:-1]):
         if segment.max_timestamp > horizon_ms:
+            break
+        if first_unstable_offset is not None and segments[number + 1].base_offset > first_unstable_offset:
             break
         cleanable.append(segment)
     return cleanable
@@ -297,8 +319,13 @@ def _map_step(state: CleanerPass, budget: int, must_progress: bool, keys_max: in
 
 def _map_batch(state: CleanerPass, header: BatchHeader, data: bytes, keys_max: int) -> bool:
     """Add a batch's keys to the map; False (nothing added) if they might not fit."""
-    if header.is_control or header.next_offset <= state.first_dirty:
+    if header.next_offset <= state.first_dirty:
         return True
+    if header.is_control:
+        state.map_txns.on_control(header, data)
+        return True
+    if state.map_txns.on_data(header):
+        return True  # aborted: its records must not supersede committed ones
     offset_map = state.offset_map
     if offset_map and len(offset_map) + header.records_count > keys_max:
         return False
@@ -358,9 +385,17 @@ def _clean_step(log: PartitionLog, state: CleanerPass, budget: int, must_progres
     chunks: list[Chunk] = []
     indexed: list[tuple[int, int, int, int]] = []
     producers = log.producer_state.producers
+    retention_ms = log.config.delete_retention_ms
     for header, data in batches:
-        kept = _clean_batch(state, header, data, log.config.delete_retention_ms,
-                            _last_of_its_producer(producers, header))
+        if header.base_offset >= state.end_offset:
+            kept = data
+            _carry_index_entry(state.output, source, header)
+        elif header.is_control:
+            kept = _clean_control(state, header, data, retention_ms, producers)
+        elif header.is_transactional and state.clean_txns.on_data(header):
+            kept = _drop_aborted(state, header, _last_of_its_producer(producers, header))
+        else:
+            kept = _clean_batch(state, header, data, retention_ms, _last_of_its_producer(producers, header))
         if kept is not data:
             state.output.changed = True
         if kept is None:
@@ -380,6 +415,100 @@ def _last_of_its_producer(producers: dict[int, ProducerEntry], header: BatchHead
     entry = producers.get(header.producer_id) if header.producer_id >= 0 else None
     return entry is not None and bool(entry.batches) and (
         entry.batches[-1][3] == header.next_offset - 1)
+
+
+def _last_marker_of_its_producer(producers: dict[int, ProducerEntry], header: BatchHeader) -> bool:
+    """The producer's latest entry is this marker (no data since, same epoch): it keeps the
+    epoch that fences the producer's zombies, as Kafka keeps it."""
+    entry = producers.get(header.producer_id)
+    return entry is not None and not entry.batches and entry.producer_epoch == header.producer_epoch
+
+
+def _clean_control(state: CleanerPass, header: BatchHeader, data: bytes, delete_retention_ms: int,
+                   producers: dict[int, ProducerEntry]) -> bytes | None:
+    """A transaction marker stays while records of its transaction remain in the log (an ABORT
+    marker is then indexed again in the output); once none do, it goes after
+    delete.retention.ms, like a tombstone, unless it is its producer's last word."""
+    discardable, entry = state.clean_txns.on_control(header, data)
+    output = state.output
+    assert output is not None, "cleaning writes into the group's output"
+    if entry is not None:
+        output.aborted.append(entry)
+    if not discardable or _last_marker_of_its_producer(producers, header):
+        return data
+    if header.max_timestamp < state.horizon_ms:
+        return None
+    due_ms = header.max_timestamp + delete_retention_ms + 1
+    if state.tombstone_expiry_ms < 0 or due_ms < state.tombstone_expiry_ms:
+        state.tombstone_expiry_ms = due_ms
+    return data
+
+
+def _drop_aborted(state: CleanerPass, header: BatchHeader, last_of_its_producer: bool) -> bytes | None:
+    """Records of an aborted transaction go at once, whatever their keys (Kafka's rule); the
+    batch header stays, empty, if it holds its producer's last sequence."""
+    assert state.output is not None, "cleaning writes into the group's output"
+    state.output.records_removed += header.records_count
+    if not last_of_its_producer:
+        return None
+    return _rebuilt_batch(header, b"", [])
+
+
+def _carry_index_entry(output: _Output | None, source: LogSegment, header: BatchHeader) -> None:
+    """A batch past the pass's end is copied whole; an ABORT marker keeps its index entry."""
+    if output is None or not header.is_control or source.txn_index is None:
+        return
+    for txn in source.txn_index.all():
+        if txn.last_offset == header.base_offset:
+            output.aborted.append(txn)
+
+
+class TxnTracker:
+    """What the cleaner knows of transactions as it walks the log in offset order (Kafka's
+    CleanedTransactionMetadata): the aborted transactions of the range (from the .txnindex
+    files) become *current* once the walk reaches their first offset; a transactional batch of
+    a producer with a current aborted transaction is aborted data; a marker ends the producer's
+    current transaction and says whether it may go (no record of its transaction was seen)."""
+
+    def __init__(self) -> None:
+        self.pending: list[AbortedTxn] = []  # by first offset, descending (pop from the end)
+        self.aborted: dict[int, list] = {}  # producer id -> [AbortedTxn, last offset seen or -1]
+        self.committed: set[int] = set()  # producers with records of a transaction seen
+
+    def add(self, txns: list[AbortedTxn]) -> None:
+        self.pending = sorted(self.pending + txns, key=lambda t: t.first_offset, reverse=True)
+
+    def _reach(self, offset: int) -> None:
+        while self.pending and self.pending[-1].first_offset <= offset:
+            txn = self.pending.pop()
+            self.aborted.setdefault(txn.producer_id, [txn, -1])
+
+    def on_data(self, header: BatchHeader) -> bool:
+        """True if the batch belongs to an aborted transaction."""
+        self._reach(header.last_offset)
+        if not header.is_transactional:
+            return False
+        current = self.aborted.get(header.producer_id)
+        if current is not None:
+            current[1] = header.last_offset
+            return True
+        self.committed.add(header.producer_id)
+        return False
+
+    def on_control(self, header: BatchHeader, data: bytes) -> tuple[bool, AbortedTxn | None]:
+        """(may the marker go, the index entry to keep for it)."""
+        self._reach(header.last_offset)
+        marker = read_end_txn_marker(data) if header.records_count else None
+        if marker is None:
+            return True, None  # emptied earlier
+        if marker.commit:
+            seen = header.producer_id in self.committed
+            self.committed.discard(header.producer_id)
+            return not seen, None
+        current = self.aborted.pop(header.producer_id, None)
+        if current is not None and current[1] >= 0:
+            return False, current[0]
+        return True, None
 
 
 def _clean_batch(state: CleanerPass, header: BatchHeader, data: bytes,
@@ -505,7 +634,7 @@ def _finish_group(log: PartitionLog, state: CleanerPass, group: list[LogSegment]
         _discard_output(log, output.segment)
         after = before  # nothing changed: the segment stays as it is
     else:
-        after = _swap_in(log, group, output.segment).size
+        after = _swap_in(log, group, output.segment, output.aborted).size
     state.output = None
     state.sources = state.sources[len(group):]
     state.group_number += 1
@@ -546,7 +675,8 @@ def _discard_output(log: PartitionLog, output: LogSegment) -> None:
     log.fs.remove(_cleaned_path(log.directory, output.base_offset))
 
 
-def _swap_in(log: PartitionLog, group: list[LogSegment], new: LogSegment) -> LogSegment:
+def _swap_in(log: PartitionLog, group: list[LogSegment], new: LogSegment,
+             aborted: list[AbortedTxn]) -> LogSegment:
     """Replace `group` by `new` (written to its `.cleaned` file) on disk, then in the log."""
     fs, directory = log.fs, log.directory
     segments = log.segments
@@ -561,6 +691,8 @@ def _swap_in(log: PartitionLog, group: list[LogSegment], new: LogSegment) -> Log
     new.log = fs.open(new.path(".log"))
     new.seal()
     new.persist_indexes()
+    new.txn_index = TransactionIndex(fs, new.path(".txnindex"))
+    new.txn_index.rewrite(aborted)
     log.replace_segments(group, new)
     return new
 
@@ -569,7 +701,7 @@ def _replace_with_swap(fs: FileSystem, directory: str, base: int, end: int,
                        old_bases: list[int]) -> None:
     for old_base in old_bases:
         assert base <= old_base < end, "a swap replaces segments inside its range only"
-        for suffix in (".log", ".index", ".timeindex"):
+        for suffix in SEGMENT_SUFFIXES:
             fs.remove(posixpath.join(directory, segment_file_name(old_base, suffix)))
     fs.rename(posixpath.join(directory, _swap_name(base, end)),
               posixpath.join(directory, segment_file_name(base, ".log")))
@@ -590,7 +722,7 @@ def finish_interrupted_cleaning(fs: FileSystem, directory: str) -> None:
             old_bases = set()
             for other in fs.listdir(directory):
                 stem, _, suffix = other.partition(".")
-                if suffix in ("log", "index", "timeindex") and stem.isdigit() \
+                if "." + suffix in SEGMENT_SUFFIXES and stem.isdigit() \
                         and base <= int(stem) < end:
                     old_bases.add(int(stem))
             _replace_with_swap(fs, directory, base, end, sorted(old_bases))

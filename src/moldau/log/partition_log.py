@@ -81,13 +81,16 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from kio.schema.errors import ErrorCode
 
 from moldau.records.batch import (
+    CONTROL_MASK,
     HEADER_SIZE,
     LOG_OVERHEAD,
     BatchHeader,
     RecordsError,
+    parse_header,
     patched_header,
     validate_payload,
 )
+from moldau.records.control import end_txn_marker_batch, read_end_txn_marker
 from moldau.records.record import Record, iterate_batches, iterate_records
 
 from . import checkpoints
@@ -96,9 +99,10 @@ from .faults import COUNTERS, StorageFault, write_error
 from .faults import partition_name as faults_partition
 from .fs import Chunk, FileHandle, FileSystem
 from .leader_epoch import LeaderEpochCache
-from .producer_state import ProducerStateError, ProducerStateManager
+from .producer_state import CompletedTxn, ProducerStateError, ProducerStateManager
 from .recovery import recover_segments
-from .segment import LogSegment, segment_file_name
+from .segment import SEGMENT_SUFFIXES, LogSegment, segment_file_name
+from .txn_index import AbortedTxn, TransactionIndex
 
 if TYPE_CHECKING:
     from .cleaner import CleanerPass
@@ -362,9 +366,30 @@ class PartitionLog:
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
         self._write(segment, chunks, batches)
-        self._update_producers(headers, batches)
+        self._update_producers(headers, batches, view)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    append_time, now_ms)
+
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                              commit: bool, leader_epoch: int, now_ms: int) -> AppendInfo:
+        """WriteTxnMarkers on the leader: end the producer's transaction here with a COMMIT or
+        ABORT control batch (records/control.py). A marker of a fenced producer epoch is
+        INVALID_PRODUCER_EPOCH, of an older coordinator TRANSACTION_COORDINATOR_FENCED."""
+        assert not self.closed, "append to a closed log"
+        if self.offline is not None:
+            raise self._offline_error()
+        self.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        payload = end_txn_marker_batch(producer_id, producer_epoch, coordinator_epoch, commit, now_ms)
+        header = parse_header(payload, 0)
+        offset = self.log_end_offset
+        chunks = [patched_header(payload, header, offset, leader_epoch), payload[HEADER_SIZE:]]
+        batches = [(offset, offset, header.max_timestamp, len(payload))]
+        segment = self._maybe_roll(len(payload), header.max_timestamp, offset, now_ms)
+        if leader_epoch > self.leader_epoch_cache.latest_epoch:
+            self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
+        self._write(segment, chunks, batches)
+        self._update_producers([header], batches, memoryview(payload))
+        return self._finish_append(batches, 1, header.max_timestamp, offset, [header], None, now_ms)
 
     def append_as_follower(self, payload: bytes | bytearray | memoryview,
                            now_ms: int) -> AppendInfo:
@@ -391,7 +416,7 @@ class PartitionLog:
             if header.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         self._write(segment, [payload], batches)
-        self._update_producers(headers, batches)
+        self._update_producers(headers, batches, payload if type(payload) is memoryview else memoryview(payload))
         max_ts, max_ts_offset = -1, -1
         for _, last, timestamp, _ in batches:
             if timestamp > max_ts:
@@ -431,28 +456,99 @@ class PartitionLog:
                               self.log_start_offset, duplicate=True)
         return None
 
-    def _update_producers(self, headers: list[BatchHeader],
-                          batches: list[tuple[int, int, int, int]]) -> None:
+    def _update_producers(self, headers: list[BatchHeader], batches: list[tuple[int, int, int, int]],
+                          payload: memoryview) -> None:
         state = self.producer_state
         for header, batch in zip(headers, batches):
-            if header.producer_id >= 0:
+            if header.producer_id < 0:
+                continue
+            if header.attributes & CONTROL_MASK:
+                data = bytes(payload[header.position:header.position + header.batch_length + LOG_OVERHEAD])
+                self._apply_control_batch(header._replace(base_offset=batch[0]), data, self._segments[-1])
+            else:
                 state.update(header, batch[0], batch[2])
 
+    def _apply_control_batch(self, header: BatchHeader, data: bytes, segment: LogSegment) -> None:
+        """A written control batch: end the producer's transaction; index it if it aborted data.
+        `header.base_offset` is the batch's offset in this log; `segment` the one holding it."""
+        marker = read_end_txn_marker(data)
+        if marker is None:  # emptied by compaction: its transaction's data is gone too
+            return
+        completed = self.producer_state.apply_marker(
+            header.producer_id, header.producer_epoch, marker.coordinator_epoch, marker.commit,
+            header.base_offset, header.max_timestamp)
+        if completed is not None and completed.aborted:
+            self._txn_index(segment).append(self._aborted_entry(completed))
+
+    def _aborted_entry(self, completed: CompletedTxn) -> AbortedTxn:
+        return AbortedTxn(completed.producer_id, completed.first_offset, completed.last_offset,
+                          self.producer_state.last_stable_offset_after(completed))
+
+    @staticmethod
+    def _txn_index(segment: LogSegment) -> TransactionIndex:
+        if segment.txn_index is None:
+            segment.txn_index = TransactionIndex(segment.fs, segment.path(".txnindex"))
+        return segment.txn_index
+
     def _load_producer_state(self) -> None:
-        """From a clean-shutdown snapshot, else by scanning every batch header of the log."""
+        """From a clean-shutdown snapshot (with the aborted-transaction indexes as written),
+        else by scanning every batch header of the log."""
         state = self.producer_state
+        indexes_intact = self._load_txn_indexes()
         offset = state.read_snapshot(self.fs, self.directory)
         state.remove_snapshot(self.fs, self.directory)  # valid only for this restart
-        if offset is None or offset != self.log_end_offset:
+        if offset is None or offset != self.log_end_offset or not indexes_intact:
             self._rebuild_producer_state()
 
     def _rebuild_producer_state(self) -> None:
+        """Replay every batch header (and the marker of each control batch) from the log start:
+        producer sequences, open transactions, and each segment's aborted-transaction index,
+        rewritten from the markers found (a crash may have lost or torn index appends)."""
         state = self.producer_state
         state.clear()
         for segment in self._segments:
+            aborted: list[AbortedTxn] = []
             for header in segment.scan_headers(0):
-                if header.producer_id >= 0:
+                if header.producer_id < 0:
+                    continue
+                if not header.attributes & CONTROL_MASK:
                     state.update(header, header.base_offset, header.max_timestamp)
+                    continue
+                marker = read_end_txn_marker(segment.log.pread(header.size_bytes, header.position))
+                if marker is None:
+                    continue
+                completed = state.apply_marker(header.producer_id, header.producer_epoch,
+                                               marker.coordinator_epoch, marker.commit,
+                                               header.base_offset, header.max_timestamp)
+                if completed is not None and completed.aborted:
+                    aborted.append(self._aborted_entry(completed))
+            if aborted or segment.txn_index is not None:
+                self._txn_index(segment).rewrite(aborted)
+
+    def _load_txn_indexes(self) -> bool:
+        """Load each segment's aborted-transaction index; False if one is damaged."""
+        intact = True
+        for segment in self._segments:
+            path = segment.path(".txnindex")
+            if self.fs.exists(path):
+                segment.txn_index = TransactionIndex(self.fs, path)
+                intact = segment.txn_index.load() and intact
+        return intact
+
+    # --- transactions -------------------------------------------------------------------------
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of a transaction not decided, or decided but not yet replicated."""
+        return self.producer_state.first_unstable_offset()
+
+    def collect_aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_bound_offset): what a
+        read_committed Fetch returns with the records it read there."""
+        found: list[AbortedTxn] = []
+        index = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
+        for segment in self._segments[index:]:
+            if segment.txn_index is not None and segment.txn_index.collect(fetch_offset, upper_bound_offset, found):
+                break
+        return found
 
     def _check_append_size(self, size: int) -> None:
         if size > self.config.segment_bytes:
@@ -875,7 +971,7 @@ class PartitionLog:
 
     def _retire(self, segment: LogSegment) -> None:
         """Unlink a segment's files now; close its handle after file.delete.delay.ms."""
-        for suffix in (".log", ".index", ".timeindex"):
+        for suffix in SEGMENT_SUFFIXES:
             self.fs.remove(segment.path(suffix))
         self._retired.append(_Retired(segment.log, self._now_ms))
 
@@ -914,7 +1010,10 @@ class PartitionLog:
 
     def flush(self) -> None:
         """fsync the active segment: everything appended so far is durable (one fsync)."""
-        self._segments[-1].log.sync()
+        active = self._segments[-1]
+        active.log.sync()
+        if active.txn_index is not None:
+            active.txn_index.sync()
         self._unflushed_records = 0
         self.recovery_point = self.log_end_offset
 

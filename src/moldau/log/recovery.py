@@ -48,11 +48,12 @@ from moldau.records.batch import (
 from .config import LogConfig
 from .faults import COUNTERS, StorageFault, partition_name
 from .fs import FileSystem
-from .segment import LogSegment, check_batches, segment_file_name
+from .segment import SEGMENT_SUFFIXES, LogSegment, check_batches, segment_file_name
 
 log = logging.getLogger("moldau.log")
 
-_INDEX_SUFFIXES = (".index", ".timeindex")
+# A segment's files besides its .log (offset, time and aborted-transaction indexes).
+_INDEX_SUFFIXES = tuple(suffix for suffix in SEGMENT_SUFFIXES if suffix != ".log")
 
 
 @dataclass
@@ -257,7 +258,7 @@ def _cut_torn_tail(segment: LogSegment, valid_end: int, recovery_point: int, rea
 
 def _remove_empty_segments(fs: FileSystem, directory: str, bases: list[int]) -> None:
     for base in bases:
-        for suffix in (".log",) + _INDEX_SUFFIXES:
+        for suffix in SEGMENT_SUFFIXES:
             fs.remove(posixpath.join(directory, segment_file_name(base, suffix)))
         COUNTERS.add("recovery_segments_deleted")
         log.warning("%s: removed the empty segment %s after the torn tail",

@@ -40,12 +40,15 @@ from google_crc32c import value as _crc_value
 from .faults import COUNTERS, partition_name
 from .fs import Chunk, FileHandle, FileSystem
 from .index import OFFSET_ENTRY, TIME_ENTRY, OffsetIndex, TimeIndex, persist_index
+from .txn_index import TransactionIndex
 
 log = logging.getLogger("moldau.log")
 
 _SCAN_CHUNK_BYTES = 16 * 1024
 # Hints kept per segment (base_offset -> position); cleared wholesale past this bound.
 _POSITION_HINTS_MAX = 4096
+# The files of one segment (the aborted-transaction index exists only once it has an entry).
+SEGMENT_SUFFIXES = (".log", ".index", ".timeindex", ".txnindex")
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -75,6 +78,9 @@ class LogSegment:
         # Position of the first unreadable byte of a damaged segment (-1: none); the bytes from
         # there on stay in the file, untouched, for the operator (faults.py).
         self.damaged_at = -1
+        # Aborted transactions whose marker is in this segment (txn_index.py); loaded or
+        # created by the partition log, None until then.
+        self.txn_index: TransactionIndex | None = None
 
     # --- files ------------------------------------------------------------------------------
     def path(self, suffix: str) -> str:
@@ -88,7 +94,7 @@ class LogSegment:
         if log.size:
             log.truncate(0)
         segment = cls(fs, directory, base_offset, log, index_interval_bytes, now_ms)
-        for suffix in (".index", ".timeindex"):
+        for suffix in (".index", ".timeindex", ".txnindex"):
             fs.remove(segment.path(suffix))
         return segment
 
@@ -112,6 +118,8 @@ class LogSegment:
     def flush(self) -> None:
         self.log.sync()
         self.persist_indexes()
+        if self.txn_index is not None:
+            self.txn_index.sync()
 
     def seal(self) -> None:
         """The segment stops being active: record its final max timestamp in the time index."""
@@ -123,7 +131,7 @@ class LogSegment:
 
     def delete_files(self) -> None:
         self.log.close()
-        for suffix in (".log", ".index", ".timeindex"):
+        for suffix in SEGMENT_SUFFIXES:
             self.fs.remove(self.path(suffix))
 
     # --- append -----------------------------------------------------------------------------

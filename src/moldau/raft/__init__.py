@@ -17,8 +17,10 @@ itself). Election is Raft's; replication is Kafka's.
   the follower truncates there and fetches again. A truncation below the follower's high
   watermark is impossible in a correct quorum and stops the node (`fatal_error`).
 - **BeginQuorumEpoch** replaces the empty AppendEntries heartbeat that announces a new
-  leader: since followers pull, the leader tells each voter once (retrying until it is
-  acknowledged, by answer or by a Fetch) that it leads the epoch.
+  leader: since followers pull, the leader tells every voter that it leads the epoch, at once
+  and again every fetch timeout / 2 (as Kafka). A voter that meanwhile moved to a higher epoch
+  without electing anyone answers with that epoch and the leader steps down, so a new
+  election gathers everyone instead of leaving that voter stranded in an epoch of its own.
 - **EndQuorumEpoch**: a leader that shuts down (`resign()`), fails check quorum, or restarts
   after leading tells the voters, most caught-up first; they start the next election after a
   backoff by their place in that list (0 ms for the first) instead of a full fetch timeout.
@@ -46,7 +48,9 @@ itself). Election is Raft's; replication is Kafka's.
   voters answered INCONSISTENT_VOTER_SET, the leader is not in its set, or the current
   leader's LeaderChange record names other voters. (If the misconfigured node itself becomes
   leader of a fresh quorum, it is the correctly configured followers that stop, each naming
-  both voter sets; the operator sees the disagreement either way.)
+  both voter sets; the operator sees the disagreement either way.) A node of another cluster
+  (cluster id) stops the same way once a majority of the voters answered
+  INCONSISTENT_CLUSTER_ID; one disagreeing peer is not enough, since it may be the wrong one.
 - **Not in this round**: snapshots (FetchSnapshot, log start offsets above 0) — the metadata
   log is never truncated from the front and is replayed whole; dynamic voter changes
   (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1); directory ids (sent as null).

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from kio.schema.errors import ErrorCode
 
 from moldau.log.fs import FileSystem
+from moldau.log.partition_log import LogError
 from moldau.protocol.rpc import CONTROLLER, OutboundRequest
 
 from . import faults
@@ -88,6 +90,8 @@ class RaftClient:
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], fs: FileSystem,
                  data_dir: str, cluster_id: str, rng: random.Random, now_ms: int,
                  config: dict[str, str] | None = None) -> None:
+        if not voters:
+            raise ValueError("controller.quorum.voters is empty")
         self.node_id = node_id
         self.voters = dict(sorted(voters.items()))
         self.cluster_id = cluster_id
@@ -105,7 +109,7 @@ class RaftClient:
         self._fetch_inflight: int | None = None
         self._next_bootstrap = 0
         self._flush_due_ms: int | None = None
-        self._inconsistent_voter_set_from: set[int] = set()
+        self._disagreements: dict[str, set[int]] = {}
         self._closed = False
         self._state: EpochState = self._initial_state(now_ms)
         self._signature = self._current_signature()
@@ -185,7 +189,8 @@ class RaftClient:
         if not values or sum(len(v) + 24 for v in values) > BATCH_BYTES_MAX - 100:
             raise ValueError(f"a metadata batch holds 1 to {BATCH_BYTES_MAX} bytes of records")
         self._advance(now_ms)
-        _, last = self.log.append_leader(values, self._state.epoch, now_ms)
+        with self._storage(reraise=True):
+            _, last = self.log.append_leader(values, self._state.epoch, now_ms)
         if self._flush_due_ms is None:
             self._flush_due_ms = now_ms
         self._note_changes()
@@ -219,7 +224,10 @@ class RaftClient:
             raise ValueError(f"the Raft client does not serve api key {api_key}")
         if api_key != m.DESCRIBE_QUORUM and not self._cluster_id_matches(request.cluster_id):
             return m.top_level_error(api_key, api_version, ErrorCode.inconsistent_cluster_id)
-        response = handler(api_version, request, now_ms, expired)
+        with self._storage():
+            response = handler(api_version, request, now_ms, expired)
+        if self._stopped():
+            return m.top_level_error(api_key, api_version, ErrorCode.kafka_storage_error)
         self._poll(now_ms)
         return response
 
@@ -332,7 +340,7 @@ class RaftClient:
         high_watermark = -1 if state.high_watermark is None else state.high_watermark
         replica_state = state.voter_states.get(replica) or state.observer_states.get(replica)
         if (not records and diverging is None and wait_ms > 0 and not expired
-                and replica_state is not None and replica_state.high_watermark_sent == high_watermark):
+                and (replica_state is None or replica_state.high_watermark_sent == high_watermark)):
             return None  # nothing new for it: the caller holds the fetch
         if replica_state is not None:
             replica_state.high_watermark_sent = high_watermark
@@ -405,7 +413,9 @@ class RaftClient:
         conn.inflight = None
         if self._fetch_inflight == request_id:
             self._fetch_inflight = None
-        ok = response is not None and self._handle_response(source, api_key, body, state, response, now_ms)
+        ok = False
+        with self._storage():
+            ok = response is not None and self._handle_response(source, api_key, body, state, response, now_ms)
         if ok:
             conn.failures = 0
         else:
@@ -449,10 +459,11 @@ class RaftClient:
 
     def _on_error(self, source: int, error: ErrorCode) -> bool:
         if error == ErrorCode.inconsistent_cluster_id:
-            self._fail(f"node {self.node_id}: cluster id {self.cluster_id!r} is not the quorum's "
-                       f"(node {source} answered INCONSISTENT_CLUSTER_ID)")
+            self._disagreement(source, "INCONSISTENT_CLUSTER_ID",
+                               f"cluster id {self.cluster_id!r} is not the quorum's")
         elif error == ErrorCode.inconsistent_voter_set:
-            self._inconsistent_voter_set(source)
+            self._disagreement(source, "INCONSISTENT_VOTER_SET", f"controller.quorum.voters "
+                               f"{sorted(self.voters)} is not the quorum's voter set")
         return False
 
     def _handle_common(self, source: int, error: ErrorCode, leader_id: int, epoch: int,
@@ -521,16 +532,14 @@ class RaftClient:
                            "must have the same controller.quorum.voters")
         return True
 
-    def _inconsistent_voter_set(self, source: int) -> None:
-        # One disagreeing node may itself be the misconfigured one; a majority of our voters
-        # disagreeing with us means we are.
-        self._inconsistent_voter_set_from.add(source)
+    def _disagreement(self, source: int, error: str, problem: str) -> None:
+        """A voter says our configuration is not the quorum's. One disagreeing node may itself
+        be the misconfigured one; a majority of the voters disagreeing with us means we are."""
+        sources = self._disagreements.setdefault(error, set())
+        sources.add(source)
         others = len([v for v in self.voters if v != self.node_id])
-        needed = min(len(self.voters) // 2 + 1, max(others, 1))
-        if len(self._inconsistent_voter_set_from) >= needed:
-            self._fail(f"node {self.node_id}: controller.quorum.voters {sorted(self.voters)} is not "
-                       f"the quorum's voter set (nodes {sorted(self._inconsistent_voter_set_from)} "
-                       "answered INCONSISTENT_VOTER_SET)")
+        if len(sources) >= min(len(self.voters) // 2 + 1, max(others, 1)):
+            self._fail(f"node {self.node_id}: {problem} (nodes {sorted(sources)} answered {error})")
 
     # --- the state machine --------------------------------------------------------------------
     def _poll(self, now_ms: int) -> None:
@@ -538,15 +547,16 @@ class RaftClient:
         if self._stopped():
             self._note_changes()
             return
-        for _ in range(8):  # a single voter goes Unattached -> ... -> Leader in one pass
-            before = self._state
-            self._poll_state(now_ms)
-            if self._state is before or self._stopped():
-                break
-        self._maybe_flush(now_ms)
-        if not self._stopped():
-            self._expire_requests(now_ms)
-            self._send_requests(now_ms)
+        with self._storage():
+            for _ in range(8):  # a single voter goes Unattached -> ... -> Leader in one pass
+                before = self._state
+                self._poll_state(now_ms)
+                if self._state is before or self._stopped():
+                    break
+            self._maybe_flush(now_ms)
+            if not self._stopped():
+                self._expire_requests(now_ms)
+                self._send_requests(now_ms)
         self._note_changes()
 
     def _poll_state(self, now_ms: int) -> None:
@@ -593,10 +603,12 @@ class RaftClient:
     def _send_requests(self, now_ms: int) -> None:
         state = self._state
         if isinstance(state, LeaderState):
-            for voter in self._ready([v for v, s in state.voter_states.items() if not s.acknowledged], now_ms):
-                self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
-                    self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
-                    self.voters[self.node_id]), now_ms)
+            if now_ms >= state.begin_quorum_deadline_ms:
+                state.begin_quorum_deadline_ms = now_ms + state.begin_quorum_interval_ms
+                for voter in self._ready([v for v in state.voter_states if v != self.node_id], now_ms):
+                    self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
+                        self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
+                        self.voters[self.node_id]), now_ms)
         elif isinstance(state, (ProspectiveState, CandidateState)):
             if isinstance(state, CandidateState) and state.backoff_until_ms is not None:
                 return
@@ -767,7 +779,7 @@ class RaftClient:
     def _become_leader(self, candidate: CandidateState, now_ms: int) -> None:
         epoch_start = self.log.end_offset
         state = LeaderState(candidate.epoch, self.node_id, list(self.voters), epoch_start,
-                            sorted(candidate.election.granted), self.config.check_quorum_timeout_ms,
+                            sorted(candidate.election.granted), self.config.fetch_timeout_ms,
                             now_ms)
         self._enter(state, durable=True)
         self.log.append_leader_change(state.epoch, self.node_id, list(self.voters), state.granting, now_ms)
@@ -797,6 +809,18 @@ class RaftClient:
     def _advance(self, now_ms: int) -> None:
         if now_ms > self._now_ms:
             self._now_ms = now_ms
+
+    @contextmanager
+    def _storage(self, reraise: bool = False) -> Iterator[None]:
+        """A metadata log or quorum-state that cannot be written stops the node (as Kafka
+        stops on a failed metadata log directory)."""
+        try:
+            yield
+        except (OSError, LogError) as error:
+            self._fail(f"node {self.node_id}: the metadata log in {self.log.directory} cannot be "
+                       f"written ({type(error).__name__}: {error})")
+            if reraise:
+                raise
 
     def _stopped(self) -> bool:
         return self._closed or self.fatal_error is not None

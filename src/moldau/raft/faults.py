@@ -7,6 +7,9 @@ turns one on with `planted("name")`.
   without waiting for a majority.
 - "skip-follower-flush": followers fetch again without fsyncing what they appended, so a
   crash can lose an entry the leader counted as replicated.
+- "skip-follower-truncation": a follower told that its log diverges truncates only to the
+  leader's end offset for the epoch, ignoring where its own epoch ends, so it can keep
+  records the leader never had.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush"})
+KNOWN = frozenset({"vote-without-log-check", "commit-without-majority", "skip-follower-flush",
+                   "skip-follower-truncation"})
 _active: set[str] = set()
 
 

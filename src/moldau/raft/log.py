@@ -43,6 +43,7 @@ from moldau.log.partition_log import LogError, PartitionLog
 from moldau.records import Record, RecordsError, build_batch, iterate_batches, iterate_records
 from moldau.records.batch import validate_payload
 
+from . import faults
 from .config import BATCH_BYTES_MAX
 
 TOPIC = "__cluster_metadata"
@@ -158,7 +159,7 @@ class RaftLog:
     def truncation_offset(self, epoch: int, end_offset: int) -> int:
         """Where to truncate after the leader said our log diverges past (epoch, end_offset)
         (Kafka's ReplicatedLog.truncateToEndOffset)."""
-        if epoch <= 0:
+        if epoch <= 0 or faults.active("skip-follower-truncation"):
             offset = min(end_offset, self.end_offset)
         else:
             local_epoch, local_end = self.end_offset_for_epoch(epoch)

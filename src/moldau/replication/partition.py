@@ -18,7 +18,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records.batch import NO_TIMESTAMP, BatchHeader, validate_payload
+from moldau.records.batch import CONTROL_MASK, BatchHeader, validate_payload
 
 _LONG_MAX = 9223372036854775807
 
@@ -102,38 +102,29 @@ class Partition:
         self.check_leader()
         if required_acks == -1 and len(self.isr) < self.effective_min_insync_replicas:
             raise PartitionError(ErrorCode.not_enough_replicas)
+        if validated is None:
+            validated = validate_payload(payload, self.log.config.max_message_bytes)
+        for header in validated:  # markers come only through append_end_txn_marker
+            if header.attributes & CONTROL_MASK:
+                raise PartitionError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
         info = self.log.append_as_leader(payload, self.leader_epoch, now_ms, validated=validated)
         self.maybe_advance_high_watermark()
         return info
 
-    def check_timestamps(self, payload: Any, now_ms: int) -> list[BatchHeader] | None:
-        """Produce's check before append(); returns the headers it parsed (None when the topic
-        sets no bounds, or uses LogAppendTime), to be passed on to append() so the log does not
-        parse them again."""
-        before, after = self.timestamp_before_max_ms, self.timestamp_after_max_ms
-        if (before == _LONG_MAX and after == _LONG_MAX) or self.log.config.log_append_time:
-            return None
-        headers = validate_payload(payload, self.log.config.max_message_bytes)
-        self._check_timestamps(headers, before, after, now_ms)
-        return headers
+    @property
+    def last_stable_offset(self) -> int:
+        """What read_committed consumers read below: the high watermark, or the first offset
+        of a transaction still open (or decided with its marker not yet replicated)."""
+        return self.log.producer_state.last_stable_offset(self.high_watermark)
 
-    @staticmethod
-    def _check_timestamps(headers: list[BatchHeader], before: int, after: int, now_ms: int) -> None:
-        """INVALID_TIMESTAMP for a CreateTime batch whose timestamps lie more than
-        message.timestamp.after.max.ms (Kafka's default: one hour) ahead of this broker's clock,
-        or more than message.timestamp.before.max.ms behind it. A far-future timestamp would
-        otherwise hold its segment back from time-based retention and skew offsets-by-time.
-
-        Only the batch headers are read (the records stay opaque): the max timestamp bounds
-        every record from above; the base timestamp (the first record's) stands for the oldest."""
-        for header in headers:
-            for timestamp in (header.base_timestamp, header.max_timestamp):
-                if timestamp != NO_TIMESTAMP and (timestamp - now_ms > after or now_ms - timestamp > before):
-                    raise PartitionError(
-                        ErrorCode.invalid_timestamp,
-                        f"Timestamp {timestamp} of a record is out of range: it must lie within "
-                        f"[{now_ms - before}, {now_ms + after}] (message.timestamp.before.max.ms, "
-                        "message.timestamp.after.max.ms)")
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                              commit: bool, now_ms: int) -> Any:
+        """WriteTxnMarkers: end a producer's transaction here (as leader, at our leader epoch)."""
+        self.check_leader()
+        info = self.log.append_end_txn_marker(producer_id, producer_epoch, coordinator_epoch, commit,
+                                              self.leader_epoch, now_ms)
+        self.maybe_advance_high_watermark()
+        return info
 
     def maybe_advance_high_watermark(self) -> bool:
         ends = [self.log.log_end_offset]

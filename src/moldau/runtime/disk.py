@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Sequence
 
 from moldau.log.fs import Chunk
+from moldau.runtime.loop_health import DISK_WRITES
 
 # Linux IOV_MAX is 1024; stay under it per writev call.
 _IOV_CHUNKS_MAX = 1000
@@ -36,6 +38,13 @@ class OsFileHandle:
         return self._fd
 
     def append(self, chunks: Sequence[Chunk]) -> int:
+        began = time.perf_counter_ns()  # a write the kernel makes wait stops the event loop
+        try:
+            return self._append(chunks)
+        finally:
+            DISK_WRITES.observe(time.perf_counter_ns() - began)
+
+    def _append(self, chunks: Sequence[Chunk]) -> int:
         if len(chunks) <= _IOV_CHUNKS_MAX:  # the common case: one writev
             expected = sum(map(len, chunks))
             written = os.writev(self._fd, chunks)

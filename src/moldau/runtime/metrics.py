@@ -67,7 +67,32 @@ class BrokerCollector:
         yield from _logs(core)
         yield from _groups(core)
         yield from _raft(core)
+        yield from _loop_health(server)
         yield from _storage(server, core)
+
+
+def _loop_health(server) -> Iterator[Any]:
+    """Event-loop lag, tick and segment-write durations, GC pauses (runtime/loop_health.py)."""
+    from moldau.runtime import loop_health as h
+
+    bounds = [f"{b:g}" for b in h.BUCKETS_S] + ["+Inf"]
+
+    def family(name: str, doc: str, histograms: dict, label: str | None = None):
+        metric = HistogramMetricFamily(name, doc, labels=[label] if label else None)
+        for key, histogram in histograms.items():
+            metric.add_metric([key] if label else [], list(zip(bounds, histogram.cumulative())), histogram.sum_ns / 1e9)
+        return metric
+
+    health = getattr(server, "health", None)
+    if health is not None:
+        yield family("moldau_event_loop_lag_seconds", "How late the event loop's 50 ms heartbeat ran: time no "
+                     "connection could be served", {"": health.lag})
+        yield family("moldau_tick_duration_seconds", "Duration of the broker's periodic tick (retention, "
+                     "compaction, flushes)", {"": health.ticks})
+    yield family("moldau_segment_write_seconds", "Duration of each append to a segment file (os.writev), "
+                 "this process", {"": h.DISK_WRITES})
+    yield family("moldau_gc_pause_seconds", "CPython garbage-collection pauses by generation, this process",
+                 {str(g): hist for g, hist in sorted(h.GC_PAUSES.items())}, "generation")
 
 
 def _info(core) -> Iterator[Any]:

@@ -12,29 +12,25 @@ this node's own settings, as Kafka does:
   listener's JAAS config for the mechanism (`listener.name.<l>.<mechanism>.sasl.jaas.config`,
   `username=… password=…`).
 `open_connection(host, port, security)` then connects, wraps TLS, and runs the SASL exchange
-(SaslHandshake v1, SaslAuthenticate v2) with the sans-IO `security/sasl_client.SaslClient`, and
-returns asyncio streams ready for Kafka requests. Re-authentication (KIP-368): when
+(SaslHandshake v1, SaslAuthenticate v2) with the sans-IO `security/sasl_client.SaslExchange`,
+and returns asyncio streams ready for Kafka requests. A connection written as an asyncio
+Protocol (runtime/peers.py) uses `SaslExchange` directly: `ssl=security.ssl_context` in
+`create_connection`, then `exchange.first_frame()`, then `exchange.receive(payload)` for each
+response until `exchange.done`, then its own requests. Re-authentication (KIP-368): when
 `connection.session_lifetime_ms` is set, open a new connection before it passes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import ssl
 import struct
 from dataclasses import dataclass
 
-from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
-from kio.schema.sasl_authenticate.v2.response import SaslAuthenticateResponse
-from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
-from kio.schema.sasl_handshake.v1.response import SaslHandshakeResponse
-from kio.serial import entity_reader, entity_writer
-
 from moldau.broker.listeners import SASL_PLAINTEXT, SASL_SSL, SSL
 from moldau.runtime import tls
 from moldau.security import jaas
-from moldau.security.sasl_client import SaslClient, SaslClientError
+from moldau.security.sasl_client import SaslClient, SaslClientError, SaslExchange
 
 BROKER, CONTROLLER = "broker", "controller"
 _TLS_KEYS = ("ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password",
@@ -107,32 +103,11 @@ async def open_connection(host: str, port: int, security: OutboundSecurity, clie
 
 
 async def authenticate(reader, writer, client: SaslClient, client_id: str) -> None:
-    """The SASL exchange on a fresh connection (correlation ids 1, 2, ...)."""
-    handshake = await _call(reader, writer, 17, 1, SaslHandshakeRequest(mechanism=client.mechanism),
-                            SaslHandshakeResponse, 1, client_id)
-    client.handshake_done(handshake.error_code.value, list(handshake.mechanisms))
-    correlation_id = 2
-    while not client.done:
-        response = await _call(reader, writer, 36, 2, SaslAuthenticateRequest(auth_bytes=client.next_token()),
-                               SaslAuthenticateResponse, correlation_id, client_id)
-        client.authenticate_done(response.error_code.value, response.error_message, bytes(response.auth_bytes),
-                                 int(response.session_lifetime.total_seconds() * 1000))
-        correlation_id += 1
-
-
-async def _call(reader, writer, api_key: int, version: int, request, response_cls, correlation_id: int,
-                client_id: str):
-    body = io.BytesIO()
-    entity_writer(type(request))(body, request)
-    encoded_id = client_id.encode()
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(encoded_id)) + encoded_id
-    flexible = type(request).__flexible__
-    payload = header + (b"\x00" if flexible else b"") + body.getvalue()
-    writer.write(struct.pack(">i", len(payload)) + payload)
-    await writer.drain()
-    (size,) = struct.unpack(">i", await reader.readexactly(4))
-    frame = await reader.readexactly(size)
-    (got,) = struct.unpack_from(">i", frame)
-    if got != correlation_id:
-        raise SaslClientError(f"response to correlation id {got}, expected {correlation_id}")
-    return entity_reader(response_cls)(frame, 4 + (1 if flexible else 0))[0]
+    """The SASL exchange on a fresh connection (SaslExchange's frames over asyncio streams)."""
+    exchange = SaslExchange(client, client_id)
+    frame = exchange.first_frame()
+    while frame is not None:
+        writer.write(frame)
+        await writer.drain()
+        (size,) = struct.unpack(">i", await reader.readexactly(4))
+        frame = exchange.receive(await reader.readexactly(size))

@@ -45,6 +45,7 @@ from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
 from moldau.runtime import data_dir, memory, tls
 from moldau.runtime.disk import OsFileSystem
+from moldau.runtime.loop_health import LoopHealth
 from moldau.security.session import Session
 
 log = logging.getLogger("moldau.server")
@@ -419,6 +420,7 @@ class Server:
         self.request_memory = memory.RequestMemoryPool(config.queued_max_request_bytes)
         # listener name -> its listening socket server
         self._servers: dict[str, asyncio.base_events.Server] = {}
+        self._outbound_security: dict = {}  # role -> runtime/outbound.OutboundSecurity
         self._tick_task: asyncio.Task | None = None
         self._next_connection_id = 0
         self.port: int = 0
@@ -427,6 +429,7 @@ class Server:
         self._deadline_ms: int | None = None
         self._data_dir_lock: data_dir.DataDirLock | None = None
         self.metrics_server = None  # runtime/metrics.py, when metrics.port is set
+        self.health: LoopHealth | None = None  # event-loop lag, GC, tick and disk-write times
 
     async def start(self) -> tuple[str, int]:
         """Lock the data directory (held until stop), bind every listener, then start the core
@@ -453,6 +456,8 @@ class Server:
             await server.start_serving()
         self.port = config.port
         self._tick_task = asyncio.create_task(self._tick_forever())
+        self.health = LoopHealth(self.loop)
+        self.health.start()
         return config.host, self.port
 
     async def _bind(self, listener: Listener) -> None:
@@ -468,6 +473,20 @@ class Server:
         self._servers[listener.name] = server
         if listener.port == 0:
             self.config.listener_settings.rebind(listener.name, port=server.sockets[0].getsockname()[1])
+
+    def outbound_security(self, role: str):
+        """How this node connects to another node's broker or controller listener (role
+        "broker" / "controller", protocol/rpc.py's BROKER / CONTROLLER): the TLS context and
+        the SASL credentials (runtime/outbound.py). Built once per role."""
+        from moldau.runtime.outbound import outbound_security
+
+        if role not in self._outbound_security:
+            self._outbound_security[role] = outbound_security(self.config, role)
+        return self._outbound_security[role]
+
+    def outbound_tls_context(self, role: str):
+        """The TLS context for a connection to another node's listener (None: plaintext)."""
+        return self.outbound_security(role).ssl_context
 
     def listener_port(self, name: str) -> int:
         """The port a listener is bound to (its configured one, or the one port 0 got)."""
@@ -511,7 +530,7 @@ class Server:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
             try:
-                self.core.tick(now_ms())
+                self.health.timed_tick(self.core.tick, now_ms())
             except Exception:
                 log.exception("periodic broker work failed")
             self.after_core_call()
@@ -565,6 +584,8 @@ class Server:
                 connection.abort()
 
     async def stop(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         if self._tick_task is not None:
             self._tick_task.cancel()
         if self._deadline_timer is not None:

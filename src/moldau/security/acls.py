@@ -47,7 +47,7 @@ WILDCARD_PRINCIPAL = "User:*"
 # also what Metadata/DescribeGroups/DescribeCluster report as authorized operations.
 RESOURCE_OPERATIONS = {
     TOPIC: (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS),
-    GROUP: (READ, DELETE, DESCRIBE),
+    GROUP: (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS),  # group configs (KIP-848), as Kafka 4.1.1
     CLUSTER: (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE),
     TRANSACTIONAL_ID: (WRITE, DESCRIBE, TWO_PHASE_COMMIT),
     DELEGATION_TOKEN: (DESCRIBE,),
@@ -181,14 +181,14 @@ API_OPERATIONS: dict[int, tuple[tuple[int, int], ...]] = {
     29: ((DESCRIBE, CLUSTER),),  # DescribeAcls
     30: ((ALTER, CLUSTER),),  # CreateAcls
     31: ((ALTER, CLUSTER),),  # DeleteAcls
-    32: ((DESCRIBE_CONFIGS, CLUSTER), (DESCRIBE_CONFIGS, TOPIC)),  # DescribeConfigs
-    33: ((ALTER_CONFIGS, CLUSTER), (ALTER_CONFIGS, TOPIC)),  # AlterConfigs
+    32: ((DESCRIBE_CONFIGS, CLUSTER), (DESCRIBE_CONFIGS, TOPIC), (DESCRIBE_CONFIGS, GROUP)),  # DescribeConfigs
+    33: ((ALTER_CONFIGS, CLUSTER), (ALTER_CONFIGS, TOPIC), (ALTER_CONFIGS, GROUP)),  # AlterConfigs
     35: ((DESCRIBE, CLUSTER),),  # DescribeLogDirs
     36: (),  # SaslAuthenticate
     37: ((ALTER, TOPIC),),  # CreatePartitions
     42: ((DELETE, GROUP),),  # DeleteGroups
     43: ((ALTER, CLUSTER),),  # ElectLeaders
-    44: ((ALTER_CONFIGS, CLUSTER), (ALTER_CONFIGS, TOPIC)),  # IncrementalAlterConfigs
+    44: ((ALTER_CONFIGS, CLUSTER), (ALTER_CONFIGS, TOPIC), (ALTER_CONFIGS, GROUP)),  # IncrementalAlterConfigs
     45: ((ALTER, CLUSTER),),  # AlterPartitionReassignments
     46: ((DESCRIBE, CLUSTER),),  # ListPartitionReassignments
     47: ((DELETE, GROUP), (READ, TOPIC)),  # OffsetDelete
@@ -201,5 +201,25 @@ API_OPERATIONS: dict[int, tuple[tuple[int, int], ...]] = {
     65: ((DESCRIBE, TRANSACTIONAL_ID), (DESCRIBE, TOPIC)),  # DescribeTransactions
     66: ((DESCRIBE, TRANSACTIONAL_ID),),  # ListTransactions
     68: ((READ, GROUP), (DESCRIBE, TOPIC)),  # ConsumerGroupHeartbeat
+    74: ((DESCRIBE_CONFIGS, CLUSTER),),  # ListConfigResources
     69: ((DESCRIBE, GROUP),),  # ConsumerGroupDescribe
+    34: ((ALTER, CLUSTER),),  # AlterReplicaLogDirs
+    75: ((DESCRIBE, TOPIC),),  # DescribeTopicPartitions
+    # Between nodes (KRaft): the nodes' principal needs CLUSTER_ACTION (make it a super user).
+    52: ((CLUSTER_ACTION, CLUSTER),),  # Vote
+    53: ((CLUSTER_ACTION, CLUSTER),),  # BeginQuorumEpoch
+    54: ((CLUSTER_ACTION, CLUSTER),),  # EndQuorumEpoch
+    55: ((DESCRIBE, CLUSTER),),  # DescribeQuorum
+    56: ((CLUSTER_ACTION, CLUSTER),),  # AlterPartition
+    57: ((ALTER, CLUSTER),),  # UpdateFeatures
+    58: ((CLUSTER_ACTION, CLUSTER),),  # Envelope
+    59: ((CLUSTER_ACTION, CLUSTER),),  # FetchSnapshot
+    62: ((CLUSTER_ACTION, CLUSTER),),  # BrokerRegistration
+    63: ((CLUSTER_ACTION, CLUSTER),),  # BrokerHeartbeat
+    64: ((ALTER, CLUSTER),),  # UnregisterBroker
+    67: ((CLUSTER_ACTION, CLUSTER),),  # AllocateProducerIds
+    70: ((CLUSTER_ACTION, CLUSTER),),  # ControllerRegistration
+    80: ((ALTER, CLUSTER),),  # AddRaftVoter
+    81: ((ALTER, CLUSTER),),  # RemoveRaftVoter
+    82: ((CLUSTER_ACTION, CLUSTER),),  # UpdateRaftVoter
 }

@@ -11,8 +11,11 @@ handshakes); certificates are valid for `days`. Time arrives as an argument.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
+import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -69,10 +72,66 @@ def _general_name(host: str) -> x509.GeneralName:
 
 
 def pem_keystore(key, chain: list[x509.Certificate], password: str) -> bytes:
-    """Kafka's PEM keystore file: an encrypted PKCS#8 key followed by its certificate chain."""
-    encrypted = key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.BestAvailableEncryption(password.encode()))
+    """Kafka's PEM keystore file: an encrypted PKCS#8 key followed by its certificate chain.
+    The key is encrypted with PBE-SHA1-3DES (PKCS#12 PBE, what Kafka's docs use with
+    `openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES`): Java 17, and so Kafka on it, cannot read the
+    PBES2 encryption that libraries choose by default."""
+    encrypted = pbe_sha1_3des_pkcs8(key, password, os.urandom(8))
     return encrypted + b"".join(c.public_bytes(_PEM) for c in chain)
+
+
+_PBE_SHA1_3DES_OID = bytes.fromhex("2a864886f70d010c0103")  # 1.2.840.113549.1.12.1.3
+
+
+def pbe_sha1_3des_pkcs8(key, password: str, salt: bytes, iterations: int = 2048) -> bytes:
+    """EncryptedPrivateKeyInfo (RFC 5208) with pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292), as PEM."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    plain = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+    secret = password.encode("utf-16-be") + b"\0\0"
+    des_key = _pkcs12_kdf(secret, salt, 1, iterations, 24)
+    iv = _pkcs12_kdf(secret, salt, 2, iterations, 8)
+    padder = padding.PKCS7(64).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(TripleDES(des_key), modes.CBC(iv)).encryptor()
+    data = encryptor.update(padded) + encryptor.finalize()
+    params = _der(0x30, _der(0x04, salt) + _der(0x02, iterations.to_bytes(2, "big")))
+    algorithm = _der(0x30, _der(0x06, _PBE_SHA1_3DES_OID) + params)
+    der = _der(0x30, algorithm + _der(0x04, data))
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + b"\n".join(lines) + b"\n-----END ENCRYPTED PRIVATE KEY-----\n"
+
+
+def _pkcs12_kdf(password: bytes, salt: bytes, purpose: int, iterations: int, size: int) -> bytes:
+    """RFC 7292 appendix B.2 with SHA-1 (u = 20, v = 64)."""
+    u, v = 20, 64
+    d = bytes([purpose]) * v
+    s = (salt * ((v * ((len(salt) + v - 1) // v)) // len(salt) + 1))[: v * ((len(salt) + v - 1) // v)]
+    p = (password * ((v * ((len(password) + v - 1) // v)) // len(password) + 1))[: v * ((len(password) + v - 1) // v)]
+    i = bytearray(s + p)
+    out = b""
+    while len(out) < size:
+        a = d + bytes(i)
+        for _ in range(iterations):
+            a = hashlib.sha1(a).digest()
+        out += a
+        b = int.from_bytes((a * (v // u + 1))[:v], "big")
+        for j in range(0, len(i), v):
+            block = (int.from_bytes(i[j:j + v], "big") + b + 1) % (1 << (8 * v))
+            i[j:j + v] = block.to_bytes(v, "big")
+    return out[:size]
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(encoded)]) + encoded + content
 
 
 def pkcs12_keystore(alias: str, key, chain: list[x509.Certificate], password: str) -> bytes:

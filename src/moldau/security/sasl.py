@@ -14,8 +14,10 @@ Mechanisms (each a small object with `evaluate(token, now_ms) -> challenge bytes
 `principal` once done, raising `AuthenticationFailed` otherwise):
 - PLAIN: `authzid NUL user NUL password`, users from the listener's PlainLoginModule JAAS
   options `user_<name>="<password>"`.
-- SCRAM-SHA-256/512 (RFC 5802, via `scramp`): credentials from the metadata image (created with
-  AlterUserScramCredentials), so every node knows them.
+- SCRAM-SHA-256/512 (RFC 5802): credentials from the metadata image (created with
+  AlterUserScramCredentials), so every node knows them. The server side is written out here
+  (hashlib/hmac) because Kafka tolerates what old librdkafka sends and a strict SCRAM library
+  does not; the client side (security/sasl_client.py) uses `scramp`.
 - OAUTHBEARER with unsecured JWTs (`alg: none`), Kafka's development-only validator: the
   principal claim (`sub`), `exp`, optional `iat` and required scopes are checked; a bad token
   gets RFC 7628's error challenge, then the failure.
@@ -29,12 +31,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
-import scramp
 from kio.schema.errors import ErrorCode
 
 from moldau.security import jaas
@@ -237,23 +240,20 @@ class PlainServer:
 
 
 class ScramServer:
+    """RFC 5802's server side, checked as Kafka's ScramSaslServer checks it. One tolerance is
+    Kafka's own: the nonce of the client's final message must end with the server's nonce
+    (librdkafka before 2.1 sends the client nonce twice; Kafka accepts it, so do we)."""
+
     def __init__(self, mechanism: str, credential: Callable[[str, int], object | None], random_bytes):
         self.mechanism = mechanism
         self.code = SCRAM_MECHANISM_CODES[mechanism]
+        self.digest = hashlib.sha256 if mechanism == SCRAM_SHA_256 else hashlib.sha512
         self.credential = credential
-        nonce = base64.b64encode(random_bytes(24)).decode()
-        self.server = scramp.ScramMechanism(mechanism).make_server(self._auth_info, s_nonce=nonce)
+        self.server_nonce = base64.b64encode(random_bytes(24)).decode()
         self.round = 0
-        self.username: str | None = None
         self.principal: str | None = None
-
-    def _auth_info(self, username: str):
-        record = self.credential(username, self.code)
-        if record is None:
-            raise AuthenticationFailed("unknown user")
-        self.username = username
-        return (bytes.fromhex(record.salt), bytes.fromhex(record.stored_key), bytes.fromhex(record.server_key),
-                record.iterations)
+        self._record = None
+        self._client_first_bare = self._server_first = ""
 
     def evaluate(self, token: bytes, now_ms: int) -> bytes:
         failure = (f"Authentication failed during authentication due to invalid credentials with SASL "
@@ -262,17 +262,58 @@ class ScramServer:
             message = token.decode("utf-8")
             if self.round == 0:
                 self.round = 1
-                self.server.set_client_first(message)
-                return self.server.get_server_first().encode()
+                return self._first(message).encode()
             if self.round == 1:
                 self.round = 2
-                self.server.set_client_final(message)
-                final = self.server.get_server_final().encode()
-                self.principal = self.username
-                return final
-        except (scramp.ScramException, UnicodeDecodeError, AuthenticationFailed, ValueError, TypeError):
-            raise AuthenticationFailed(failure) from None
+                return self._final(message).encode()
+        except (UnicodeDecodeError, ValueError, KeyError, binascii.Error):
+            pass
         raise AuthenticationFailed(failure)
+
+    def _first(self, message: str) -> str:
+        gs2, _, bare = message.partition(",")[0], None, message.split(",", 2)[2]
+        if gs2 not in ("n", "y"):  # no channel binding over Kafka
+            raise ValueError("channel binding")
+        attributes = _scram_attributes(bare)
+        if attributes.get("tokenauth", "false").lower() == "true":
+            raise ValueError("delegation tokens are not supported")
+        username = attributes["n"].replace("=2C", ",").replace("=3D", "=")
+        self._record = self.credential(username, self.code)
+        if self._record is None:
+            raise ValueError("unknown user")
+        self._username, self._gs2 = username, message[: len(message) - len(bare)]
+        self._client_first_bare = bare
+        nonce = attributes["r"] + self.server_nonce
+        salt = base64.b64encode(bytes(self._record.salt)).decode()
+        self._server_first = f"r={nonce},s={salt},i={self._record.iterations}"
+        return self._server_first
+
+    def _final(self, message: str) -> str:
+        without_proof, _, proof = message.rpartition(",p=")
+        attributes = _scram_attributes(without_proof)
+        if base64.b64decode(attributes["c"]) != self._gs2.encode():
+            raise ValueError("channel binding")
+        if not attributes["r"].endswith(_scram_attributes(self._server_first)["r"]):
+            raise ValueError("nonce")
+        auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
+        stored_key = bytes(self._record.stored_key)
+        signature = hmac.new(stored_key, auth_message, self.digest).digest()
+        client_key = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature))
+        if len(client_key) != len(signature) or not hmac.compare_digest(self.digest(client_key).digest(), stored_key):
+            raise ValueError("proof")
+        self.principal = self._username
+        server_signature = hmac.new(bytes(self._record.server_key), auth_message, self.digest).digest()
+        return "v=" + base64.b64encode(server_signature).decode()
+
+
+def _scram_attributes(text: str) -> dict[str, str]:
+    attributes = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"malformed SCRAM attribute {part!r}")
+        attributes[key] = value
+    return attributes
 
 
 class OAuthBearerUnsecuredServer:

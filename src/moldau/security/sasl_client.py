@@ -70,3 +70,79 @@ class SaslClient:
             raise SaslClientError(f"the server's SCRAM answer is not valid: {error}") from None
         self.done = True
         self.session_lifetime_ms = session_lifetime_ms
+
+
+class SaslExchange:
+    """The whole client exchange as frames, sans-IO, for a connection protocol that moves bytes:
+
+        exchange = SaslExchange(client, client_id="moldau-node-2")
+        transport.write(exchange.first_frame())                 # SaslHandshake v1
+        ... for each response frame payload (size prefix removed):
+        reply = exchange.receive(payload)                       # raises SaslClientError on refusal
+        if reply: transport.write(reply)                        # the next SaslAuthenticate v2
+        if exchange.done: send the queued Kafka requests
+
+    Correlation ids 1, 2, … are used; start the connection's own requests above `next_correlation_id`.
+    """
+
+    def __init__(self, client: SaslClient, client_id: str = "moldau-node"):
+        self.client = client
+        self.client_id = client_id
+        self.next_correlation_id = 1
+        self._expected: tuple[int, type] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.client.done
+
+    @property
+    def session_lifetime_ms(self) -> int:
+        return self.client.session_lifetime_ms
+
+    def first_frame(self) -> bytes:
+        from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+        from kio.schema.sasl_handshake.v1.response import SaslHandshakeResponse
+
+        return self._frame(17, 1, SaslHandshakeRequest(mechanism=self.client.mechanism), SaslHandshakeResponse)
+
+    def receive(self, payload: bytes) -> bytes | None:
+        import struct
+
+        from kio.serial import entity_reader
+
+        if self._expected is None:
+            raise SaslClientError("no SASL response expected")
+        correlation_id, response_cls = self._expected
+        (got,) = struct.unpack_from(">i", payload)
+        if got != correlation_id:
+            raise SaslClientError(f"SASL response to correlation id {got}, expected {correlation_id}")
+        response = entity_reader(response_cls)(payload, 4 + (1 if response_cls.__flexible__ else 0))[0]
+        self._expected = None
+        if response_cls.__api_key__ == 17:
+            self.client.handshake_done(response.error_code.value, list(response.mechanisms))
+        else:
+            self.client.authenticate_done(response.error_code.value, response.error_message,
+                                          bytes(response.auth_bytes),
+                                          int(response.session_lifetime.total_seconds() * 1000))
+        if self.client.done:
+            return None
+        from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+        from kio.schema.sasl_authenticate.v2.response import SaslAuthenticateResponse
+
+        return self._frame(36, 2, SaslAuthenticateRequest(auth_bytes=self.client.next_token()), SaslAuthenticateResponse)
+
+    def _frame(self, api_key: int, version: int, request, response_cls) -> bytes:
+        import io
+        import struct
+
+        from kio.serial import entity_writer
+
+        correlation_id = self.next_correlation_id
+        self.next_correlation_id += 1
+        self._expected = (correlation_id, response_cls)
+        body = io.BytesIO()
+        entity_writer(type(request))(body, request)
+        encoded_id = self.client_id.encode()
+        header = struct.pack(">hhih", api_key, version, correlation_id, len(encoded_id)) + encoded_id
+        payload = header + (b"\x00" if type(request).__flexible__ else b"") + body.getvalue()
+        return struct.pack(">i", len(payload)) + payload

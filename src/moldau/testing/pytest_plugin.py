@@ -5,6 +5,14 @@
 
 `moldau_broker` is one broker per test (fresh data directory, free port, started in
 milliseconds); `moldau_broker_session` is shared by a whole test session.
+
+Secured brokers: `moldau_secure_broker` listens on SASL_SSL with SCRAM users `admin` (a super
+user) and `alice`, ACLs enforced; `moldau_secure_broker.client_config("alice")` is what a
+confluent-kafka client needs. Any `moldau.Broker` arguments can also be given to `moldau_broker`
+by indirect parametrization:
+
+    @pytest.mark.parametrize("moldau_broker", [{"security": "SSL"}], indirect=True)
+    def test_mutual_tls(moldau_broker): ...
 """
 
 from __future__ import annotations
@@ -12,11 +20,24 @@ from __future__ import annotations
 import pytest
 
 
+SECURE_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
 @pytest.fixture
-def moldau_broker(tmp_path):
+def moldau_broker(request, tmp_path):
     from moldau.runtime.embedded import Broker
 
-    with Broker(data_dir=str(tmp_path / "moldau-data")) as broker:
+    options = dict(getattr(request, "param", None) or {})
+    with Broker(data_dir=str(tmp_path / "moldau-data"), **options) as broker:
+        yield broker
+
+
+@pytest.fixture
+def moldau_secure_broker(tmp_path):
+    from moldau.runtime.embedded import Broker
+
+    with Broker(data_dir=str(tmp_path / "moldau-data"), security="SASL_SSL", users=SECURE_USERS,
+                authorizer=True, super_users=["admin"]) as broker:
         yield broker
 
 

@@ -32,9 +32,11 @@ def _pythonpath() -> str:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: str, port: int | None = None, overrides: dict[str, str] | None = None):
+    def __init__(self, data_dir: str, port: int | None = None, overrides: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None):
         self.data_dir = data_dir
         self.host = "127.0.0.1"
+        self.extra_args = list(extra_args or [])  # more `moldau server` arguments (--add-scram ...)
         self.port = port or free_port()
         self.overrides = overrides or {}
         self.process: subprocess.Popen | None = None
@@ -49,6 +51,7 @@ class ServerProcess:
                    "--data-dir", self.data_dir]
         for key, value in sorted(self.overrides.items()):
             command += ["--override", f"{key}={value}"]
+        command += self.extra_args
         env = dict(os.environ, PYTHONPATH=_pythonpath())
         began = time.monotonic()
         self.stderr_path = self.data_dir.rstrip("/") + ".server.log"

@@ -103,6 +103,32 @@ async function offsets(kafka, topic, timestamp) {
   }
 }
 
+// TLS and SASL from MOLDAU_TEST_* environment variables (tests of issue 11): SECURITY_PROTOCOL
+// (SSL, SASL_SSL, SASL_PLAINTEXT), SSL_CA / SSL_CERT / SSL_KEY (PEM files), SASL_MECHANISM,
+// SASL_USERNAME, SASL_PASSWORD.
+function security() {
+  const env = process.env;
+  const protocol = env.MOLDAU_TEST_SECURITY_PROTOCOL || "PLAINTEXT";
+  const options = {};
+  if (protocol === "SSL" || protocol === "SASL_SSL") {
+    const fs = require("fs");
+    options.ssl = { servername: "localhost" };
+    if (env.MOLDAU_TEST_SSL_CA) options.ssl.ca = [fs.readFileSync(env.MOLDAU_TEST_SSL_CA, "utf-8")];
+    if (env.MOLDAU_TEST_SSL_CERT) {
+      options.ssl.cert = fs.readFileSync(env.MOLDAU_TEST_SSL_CERT, "utf-8");
+      options.ssl.key = fs.readFileSync(env.MOLDAU_TEST_SSL_KEY, "utf-8");
+    }
+  }
+  if (protocol === "SASL_SSL" || protocol === "SASL_PLAINTEXT") {
+    options.sasl = {
+      mechanism: (env.MOLDAU_TEST_SASL_MECHANISM || "SCRAM-SHA-512").toLowerCase(),
+      username: env.MOLDAU_TEST_SASL_USERNAME,
+      password: env.MOLDAU_TEST_SASL_PASSWORD,
+    };
+  }
+  return options;
+}
+
 async function main() {
   const [bootstrap, command, ...args] = process.argv.slice(2);
   const kafka = new Kafka({
@@ -110,6 +136,7 @@ async function main() {
     brokers: [bootstrap],
     logLevel: logLevel.ERROR,
     retry: { retries: 8, initialRetryTime: 100 },
+    ...security(),
   });
   const commands = { create, produce, consume, offsets };
   if (!commands[command]) throw new Error(`unknown command ${command}`);

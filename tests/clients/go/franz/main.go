@@ -6,11 +6,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"moldau.test/goclients/workload"
 )
@@ -19,8 +24,48 @@ type client struct{ opts []kgo.Opt }
 
 func main() {
 	workload.Main("franz-go", func(bootstrap string) workload.Client {
-		return client{[]kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ClientID("franz-go-workload")}}
+		opts := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ClientID("franz-go-workload")}
+		return client{append(opts, securityOpts()...)}
 	})
+}
+
+// securityOpts: TLS and SASL from MOLDAU_TEST_* environment variables (tests of issue 11):
+// SECURITY_PROTOCOL (SSL, SASL_SSL, SASL_PLAINTEXT), SSL_CA / SSL_CERT / SSL_KEY (PEM files),
+// SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), SASL_USERNAME, SASL_PASSWORD.
+func securityOpts() []kgo.Opt {
+	protocol := os.Getenv("MOLDAU_TEST_SECURITY_PROTOCOL")
+	var opts []kgo.Opt
+	if protocol == "SSL" || protocol == "SASL_SSL" {
+		config := &tls.Config{ServerName: "localhost"}
+		if ca := os.Getenv("MOLDAU_TEST_SSL_CA"); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				panic(err)
+			}
+			config.RootCAs = x509.NewCertPool()
+			config.RootCAs.AppendCertsFromPEM(pem)
+		}
+		if cert := os.Getenv("MOLDAU_TEST_SSL_CERT"); cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, os.Getenv("MOLDAU_TEST_SSL_KEY"))
+			if err != nil {
+				panic(err)
+			}
+			config.Certificates = []tls.Certificate{pair}
+		}
+		opts = append(opts, kgo.DialTLSConfig(config))
+	}
+	if protocol == "SASL_SSL" || protocol == "SASL_PLAINTEXT" {
+		user, pass := os.Getenv("MOLDAU_TEST_SASL_USERNAME"), os.Getenv("MOLDAU_TEST_SASL_PASSWORD")
+		switch os.Getenv("MOLDAU_TEST_SASL_MECHANISM") {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+		default:
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
+		}
+	}
+	return opts
 }
 
 func codec(name string) kgo.CompressionCodec {
