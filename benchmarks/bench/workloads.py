@@ -41,6 +41,10 @@ class Workload:
     metrics: dict = field(default_factory=dict)
     producers: int = 1  # producer clients (franz-go) or processes (kcat) at once
     new_topic: bool = False  # produce into a topic that does not exist yet (auto-created)
+    # Transactions (issue 10): a transactional producer committing every `txn_records` records;
+    # consume runs read such a topic with isolation level read_committed.
+    transactional: bool = False
+    txn_records: int = 100
 
 
 THROUGHPUT = {"records_per_sec": True, "mb_per_sec": True, "p50_ms": False, "p99_ms": False}
@@ -56,6 +60,11 @@ WORKLOADS = (
              generators=("franz-go", "kcat"), metrics=THROUGHPUT, producers=2),
     Workload("produce-100B-new-topic", "9. produce 100 B, acks=1, into a topic that does not exist yet", "produce",
              100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, new_topic=True),
+    Workload("produce-100B-transactional", "10. produce 100 B in transactions of 100 records (commit each)",
+             "produce", 100, "all", generators=("franz-go",), metrics=THROUGHPUT, transactional=True),
+    Workload("consume-100B-read-committed", "11. consume transactional records from the beginning, read_committed",
+             "consume", 100, generators=("franz-go",), metrics={"records_per_sec": True, "mb_per_sec": True},
+             transactional=True),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -135,8 +144,13 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
         return {}
     topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
     create_topic(system, topic, scale.partitions)
-    generators.librdkafka_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
-                                  producer_props("1"))
+    if workload.transactional:  # committed in transactions: what a read_committed consumer reads
+        generators.franz_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
+                                 producer_props("all"), transactional_id=f"fill-{topic}",
+                                 txn_records=workload.txn_records)
+    else:
+        generators.librdkafka_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
+                                      producer_props("1"))
     return {"topic": topic}
 
 
@@ -209,7 +223,9 @@ def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, sc
     if workload.kind == "produce":
         if generator == "franz-go":
             return generators.franz_produce(bootstrap, topic, scale.records, workload.record_size, props,
-                                            producers=workload.producers, auto_create=workload.new_topic)
+                                            producers=workload.producers, auto_create=workload.new_topic,
+                                            transactional_id=f"bench-{topic}" if workload.transactional else None,
+                                            txn_records=workload.txn_records)
         if generator == "kcat":
             return generators.kcat_produce(bootstrap, topic, scale.records, workload.record_size, props,
                                            producers=workload.producers)
@@ -217,7 +233,7 @@ def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, sc
         return run(bootstrap, topic, scale.records, workload.record_size, props)
     if workload.kind == "consume":
         if generator == "franz-go":
-            return generators.franz_consume(bootstrap, topic, scale.records)
+            return generators.franz_consume(bootstrap, topic, scale.records, read_committed=workload.transactional)
         if generator == "kcat":
             return generators.kcat_consume(bootstrap, topic, scale.records, workload.record_size)
         if generator == "librdkafka":

@@ -11,6 +11,12 @@ The core reacts to the metadata image: when the controller commits a partition r
 this broker, the core opens (or creates) the partition's log and becomes its leader; when a
 topic is removed, it deletes the logs. The disk is reached only through `fs`, a file-system
 object the runtime provides.
+
+Security: each connection has a `Session` (security/session.py) opened by the runtime with
+`connection_opened` — its listener, its principal, its SASL exchange; `handle_request` refuses
+what the session does not allow yet (before SASL authentication only the SASL requests).
+Handlers ask `authorize(ctx, operation, resource_type, name)` (security/acls.py, Kafka's
+StandardAuthorizer over the image's ACLs) and `throttle(ctx, quota, value)` (security/quotas.py).
 """
 
 from __future__ import annotations
