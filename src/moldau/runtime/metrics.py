@@ -91,6 +91,8 @@ def _loop_health(server) -> Iterator[Any]:
                      "compaction, flushes)", {"": health.ticks})
     yield family("moldau_segment_write_seconds", "Duration of each append to a segment file (os.writev), "
                  "this process", {"": h.DISK_WRITES})
+    yield family("moldau_fsync_seconds", "Duration of each fsync (segments, indexes, checkpoints, directories), "
+                 "this process", {"": h.DISK_SYNCS})
     yield family("moldau_gc_pause_seconds", "CPython garbage-collection pauses by generation, this process",
                  {str(g): hist for g, hist in sorted(h.GC_PAUSES.items())}, "generation")
 
