@@ -225,7 +225,8 @@ class BrokerCore:
             self.sessions[connection_id] = session
             return session
         ip_quota = self._ip_connection_rate(client_host)
-        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
+        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota,
+                                               listener.name)
         if refused is not None:
             raise CloseConnection(refused)
         session.admitted = True
@@ -300,7 +301,7 @@ class BrokerCore:
         self.connection_software.pop(connection_id, None)
         session = self.sessions.pop(connection_id, None)
         if session is not None and session.admitted:
-            self.connection_limits.closed(session.client_host)
+            self.connection_limits.closed(session.client_host, session.listener_name)
 
     # --- quotas --------------------------------------------------------------------------
     def throttle(self, ctx: apis.RequestContext, key: str, value: float, record: bool = True) -> int:
