@@ -518,3 +518,38 @@ def test_a_voter_stranded_in_a_higher_epoch_is_gathered_again():
     new = cluster.leader()
     assert new is not None and all(c.epoch == new.epoch and c.leader_id == new.node_id
                                    for c in cluster.clients.values())
+
+
+def test_a_second_process_with_the_same_node_id_stops_with_one_line():
+    import uuid
+
+    cluster = Cluster()
+    for node_id, client in cluster.clients.items():
+        client.directory_id = uuid.UUID(int=node_id)
+    leader = elect(cluster)
+    taken = next(n for n in VOTERS if n != leader.node_id)
+    duplicate = RaftClient(taken, VOTERS, MemoryFileSystem(), "/data", "cluster-a", random.Random(9),
+                           cluster.now, CONFIG, directory_id=uuid.UUID(int=99))
+    cluster.clients[99] = duplicate  # routed by key; it calls itself node `taken`
+    cluster.run(cluster.now + 8000)
+    assert duplicate.fatal_error is not None and f"node.id {taken}" in duplicate.fatal_error
+    assert "\n" not in duplicate.fatal_error
+    assert all(cluster.clients[n].fatal_error is None for n in VOTERS)
+    assert cluster.leader() is leader
+
+
+def test_a_node_restarted_on_a_wiped_disk_takes_its_id_back():
+    import uuid
+
+    cluster = Cluster()
+    for node_id, client in cluster.clients.items():
+        client.directory_id = uuid.UUID(int=node_id)
+    leader = elect(cluster)
+    wiped = next(n for n in VOTERS if n != leader.node_id)
+    cluster.fs[wiped] = MemoryFileSystem()
+    cluster.clients[wiped] = RaftClient(wiped, VOTERS, cluster.fs[wiped], "/data", "cluster-a",
+                                        random.Random(5), cluster.now, CONFIG,
+                                        directory_id=uuid.UUID(int=50))
+    cluster.run(cluster.now + 6000)
+    assert cluster.clients[wiped].fatal_error is None
+    assert cluster.clients[wiped].log_end_offset == cluster.leader().log_end_offset

@@ -51,9 +51,15 @@ itself). Election is Raft's; replication is Kafka's.
   both voter sets; the operator sees the disagreement either way.) A node of another cluster
   (cluster id) stops the same way once a majority of the voters answered
   INCONSISTENT_CLUSTER_ID; one disagreeing peer is not enough, since it may be the wrong one.
+- **One process per node.id**: when the caller passes the node's `directory_id` (Kafka's
+  directory.id of its log directory), Vote and Fetch carry it and the leader serves each
+  replica id to one directory at a time; a second process with the same node.id is refused
+  and stops (`fatal_error`) after twice the fetch timeout, while a node restarted on a wiped
+  disk gets its id back once the old process's fetches age out.
 - **Not in this round**: snapshots (FetchSnapshot, log start offsets above 0) — the metadata
   log is never truncated from the front and is replayed whole; dynamic voter changes
-  (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1); directory ids (sent as null).
+  (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1), where directory ids also
+  name voters.
 
 Modules: `client.py` (RaftClient: requests, responses, timers, transitions), `states.py`
 (one class per election state), `log.py` (the metadata log), `quorum_state.py`,

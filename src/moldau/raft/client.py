@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -89,10 +90,14 @@ class _Connection:
 class RaftClient:
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], fs: FileSystem,
                  data_dir: str, cluster_id: str, rng: random.Random, now_ms: int,
-                 config: dict[str, str] | None = None) -> None:
+                 config: dict[str, str] | None = None,
+                 directory_id: uuid.UUID | None = None) -> None:
         if not voters:
             raise ValueError("controller.quorum.voters is empty")
         self.node_id = node_id
+        # The stable id of this node's metadata log directory (Kafka's directory.id), sent in
+        # Vote and Fetch so that a leader can tell two processes of one node.id apart.
+        self.directory_id = directory_id
         self.voters = dict(sorted(voters.items()))
         self.cluster_id = cluster_id
         self.config = QuorumConfig.from_kafka_configs(config or {})
@@ -110,6 +115,7 @@ class RaftClient:
         self._next_bootstrap = 0
         self._flush_due_ms: int | None = None
         self._disagreements: dict[str, set[int]] = {}
+        self._refused_since_ms: int | None = None  # the leader refuses our node.id since then
         self._closed = False
         self._state: EpochState = self._initial_state(now_ms)
         self._signature = self._current_signature()
@@ -327,6 +333,8 @@ class RaftClient:
             return self._fetch_error(version, error)
         state = self._state
         assert isinstance(state, LeaderState)
+        if replica >= 0 and not state.claim_replica_id(replica, getattr(p, "replica_directory_id", None), now_ms):
+            return self._fetch_error(version, ErrorCode.duplicate_broker_registration)
         fetch_offset = int(p.fetch_offset)
         diverging = self.log.validate_offset_and_epoch(fetch_offset, int(p.last_fetched_epoch))
         records = b""
@@ -371,7 +379,8 @@ class RaftClient:
 
         def describe(replica_id: int, s: Any) -> dict:
             local = replica_id == self.node_id
-            return {"replica_id": replica_id, "replica_directory_id": None,
+            directory = self.directory_id if local else state.directories.get(replica_id, (None, 0))[0]
+            return {"replica_id": replica_id, "replica_directory_id": directory,
                     "log_end_offset": s.end_offset,
                     "last_fetch_timestamp": now_ms if local else s.last_fetch_ms,
                     "last_caught_up_timestamp": now_ms if local else s.last_caught_up_ms}
@@ -442,6 +451,8 @@ class RaftClient:
         handled = self._handle_common(source, error, int(leader), int(epoch), now_ms)
         if handled is not None:
             return handled
+        if error == ErrorCode.duplicate_broker_registration:
+            self._refused_by_leader(source, now_ms)
         if error != ErrorCode.none:
             return False
         if state is not self._state:
@@ -503,6 +514,7 @@ class RaftClient:
         state.fetch_deadline_ms = now_ms + self.config.fetch_timeout_ms
         state.leader_alive = True
         state.searching = False
+        self._refused_since_ms = None
         return True
 
     def _truncate(self, epoch: int, end_offset: int) -> None:
@@ -531,6 +543,16 @@ class RaftClient:
                            f"leader {leader_id} of epoch {epoch} runs with voters {voters}; every node "
                            "must have the same controller.quorum.voters")
         return True
+
+    def _refused_by_leader(self, leader_id: int, now_ms: int) -> None:
+        """The leader serves our node.id to another process (another log directory). A
+        restarted node on a wiped disk is refused only until the old process's fetches age
+        out; refused for twice the fetch timeout, the other process is alive: we stop."""
+        if self._refused_since_ms is None:
+            self._refused_since_ms = now_ms
+        elif now_ms - self._refused_since_ms >= 2 * self.config.fetch_timeout_ms:
+            self._fail(f"node {self.node_id}: another process with node.id {self.node_id} is "
+                       f"replicating from leader {leader_id}; every node needs its own node.id")
 
     def _disagreement(self, source: int, error: str, problem: str) -> None:
         """A voter says our configuration is not the quorum's. One disagreeing node may itself
@@ -616,7 +638,7 @@ class RaftClient:
             for voter in self._ready(state.election.unrecorded(), now_ms):
                 self._send(voter, m.VOTE, m.vote_request(
                     self.cluster_id, voter, state.epoch, self.node_id, self.log.last_fetched_epoch,
-                    self.log.end_offset, pre_vote), now_ms)
+                    self.log.end_offset, pre_vote, self.directory_id), now_ms)
         elif isinstance(state, ResignedState):
             for voter in self._ready(state.unacknowledged, now_ms):
                 self._send(voter, m.END_QUORUM_EPOCH, m.end_quorum_epoch_request(
@@ -638,7 +660,8 @@ class RaftClient:
         for destination in self._ready(target, now_ms):
             self._send(destination, m.FETCH, m.fetch_request(
                 self.cluster_id, self.node_id, state.epoch, self.log.end_offset,
-                self.log.last_fetched_epoch, self.config.fetch_max_wait_ms, BATCH_BYTES_MAX), now_ms)
+                self.log.last_fetched_epoch, self.config.fetch_max_wait_ms, BATCH_BYTES_MAX,
+                self.directory_id), now_ms)
 
     def _ready(self, destinations: list[int], now_ms: int) -> list[int]:
         ready = []

@@ -31,6 +31,7 @@ log. Leaders and Resigned leaders grant nothing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from moldau import limits
@@ -228,6 +229,9 @@ class LeaderState(EpochState):
         # gather everyone, instead of leaving that voter stranded.
         self.begin_quorum_interval_ms = max(1, fetch_timeout_ms // 2)
         self.begin_quorum_deadline_ms = now_ms
+        # replica id -> (directory id, last fetch ms) of the process that fetches as it.
+        self.directories: dict[int, tuple[uuid.UUID, int]] = {}
+        self.fetch_timeout_ms = fetch_timeout_ms
 
     def deadline_ms(self) -> int | None:
         if len(self.voter_states) == 1:
@@ -277,6 +281,20 @@ class LeaderState(EpochState):
             self.high_watermark = candidate
             return True
         return False
+
+    def claim_replica_id(self, replica_id: int, directory_id: uuid.UUID | None, now_ms: int) -> bool:
+        """Two processes fetching as one replica id (a duplicate node.id) would vote twice and
+        count twice. The process whose log directory fetched first keeps the id while it keeps
+        fetching; another directory may take it over only after a fetch timeout of silence
+        (the first process is gone, e.g. restarted on a wiped disk)."""
+        if directory_id is None:
+            return True
+        owner = self.directories.get(replica_id)
+        if owner is not None and owner[0] != directory_id and now_ms - owner[1] < self.fetch_timeout_ms:
+            return False
+        if owner is not None or len(self.directories) < limits.raft_observers_max:
+            self.directories[replica_id] = (directory_id, now_ms)
+        return True
 
     def voters_by_fetch_offset(self) -> list[int]:
         """Other voters, most caught up first: the preferred successors when we resign."""
