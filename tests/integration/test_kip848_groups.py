@@ -419,6 +419,10 @@ def test_kafka_tools_describe_a_consumer_group_and_read_its_records(broker, tmp_
         assert described_group["state"] == "STABLE" and described_group["group_epoch"] >= 2
         assert all(m["member_epoch"] > 0 and len(m["assignment"]) == 3 and m["assignment"] == m["target_assignment"]
                    for m in described_group["members"]), described_group
+        listed_json = subprocess.run([sys.executable, "-m", "moldau", "groups", "list", "--output", "json",
+                                      "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                                     timeout=120)
+        assert {"group": group, "state": "STABLE", "type": "consumer"} in json.loads(listed_json.stdout)
         table = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group,
                                 "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
                                timeout=120)

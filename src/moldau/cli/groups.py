@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 def list_groups(admin, current: Settings) -> int:
     result = wait(admin.list_consumer_groups(request_timeout=REQUEST_TIMEOUT_S), current)
     listed = sorted(
-        ({"group": g.group_id, "state": _state(g.state)} for g in result.valid), key=lambda row: row["group"]
+        ({"group": g.group_id, "state": _state(g.state), "type": _type(g)} for g in result.valid),
+        key=lambda row: row["group"]
     )
     if current.output == "json":
         emit_json(listed)
