@@ -21,6 +21,7 @@ StandardAuthorizer over the image's ACLs) and `throttle(ctx, quota, value)` (sec
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import uuid
@@ -118,10 +119,12 @@ class BrokerCore:
         # Group coordinator and friends, by name; installed after the metadata replay below.
         self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
-        metadata_log = LocalMetadataLog(
-            PartitionLog.open(fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms),
-            lambda: self.now_ms,
-        )
+        metadata_partition_log = PartitionLog.open(
+            fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms)
+        if metadata_partition_log.offline is not None:  # topics unknown: no partition can be served
+            fault = metadata_partition_log.offline
+            raise OSError(errno.EIO, f"the metadata log is damaged: {fault.describe()}", fault.path)
+        metadata_log = LocalMetadataLog(metadata_partition_log, lambda: self.now_ms)
         defaults = ControllerDefaults(config.num_partitions, config.default_replication_factor, config.delete_topic_enable)
         self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
         self.controller.listeners.append(self._on_metadata_record)

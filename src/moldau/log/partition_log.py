@@ -697,7 +697,7 @@ class PartitionLog:
                         offset: int) -> FileRegion:
         """The region, CRC-checked unless its bytes were checked before (segment.verify_read);
         cut before a bad batch, or CORRUPT_MESSAGE if the first batch is bad."""
-        if segment.verified_start <= start and end <= segment.verified_end:
+        if segment.is_verified(start, end):
             return FileRegion(segment.log, start, end - start)
         data = segment.log.pread(end - start, start)
         good, reason = segment.verify_read(start, data, offset)
