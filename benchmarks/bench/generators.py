@@ -193,9 +193,11 @@ _LOADGEN_KEYS = ("records_per_sec", "mb_per_sec", "avg_latency_ms", "max_latency
 
 
 def franz_produce(bootstrap: str, topic: str, records: int, size: int, props: dict, throughput: float = -1,
-                  producers: int = 1, auto_create: bool = False) -> dict:
+                  producers: int = 1, auto_create: bool = False, transactional_id: str | None = None,
+                  txn_records: int = 100) -> dict:
     """`producers` franz-go clients at once (each with its own connections), flat out unless
-    `throughput` (records/s over all of them) is given. Latency: Produce call → acknowledgement."""
+    `throughput` (records/s over all of them) is given. Latency: Produce call → acknowledgement.
+    With `transactional_id` each client commits a transaction every `txn_records` records."""
     acks = "all" if str(props.get("acks", "1")) in ("all", "-1") else str(props.get("acks", "1"))
     args = ["produce", "-brokers", bootstrap, "-topic", topic, "-records", str(records), "-size", str(size),
             "-producers", str(producers), "-acks", acks, "-linger", f"{props.get('linger.ms', 5)}ms",
@@ -204,14 +206,17 @@ def franz_produce(bootstrap: str, topic: str, records: int, size: int, props: di
         args.append("-idempotent")
     if auto_create:
         args.append("-auto-create")
+    if transactional_id:
+        args += ["-transactional-id", transactional_id, "-txn-records", str(txn_records)]
     result = _loadgen(args)
     return {key: result[key] for key in _LOADGEN_KEYS if key in result}
 
 
-def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1) -> dict:
+def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1,
+                  read_committed: bool = False) -> dict:
     """Read `messages` records from the beginning (partitions assigned, no group)."""
     result = _loadgen(["consume", "-brokers", bootstrap, "-topic", topic, "-records", str(messages),
-                       "-consumers", str(consumers)])
+                       "-consumers", str(consumers)] + (["-read-committed"] if read_committed else []))
     return {"records_per_sec": result["records_per_sec"], "mb_per_sec": result["mb_per_sec"],
             "first_record_s": result["first_record_s"], "longest_gap_ms": result["longest_gap_ms"]}
 

@@ -41,6 +41,10 @@ class Workload:
     metrics: dict = field(default_factory=dict)
     producers: int = 1  # producer clients (franz-go) or processes (kcat) at once
     new_topic: bool = False  # produce into a topic that does not exist yet (auto-created)
+    # Transactions (issue 10): a transactional producer committing every `txn_records` records;
+    # consume runs read such a topic with isolation level read_committed.
+    transactional: bool = False
+    txn_records: int = 100
 
 
 THROUGHPUT = {"records_per_sec": True, "mb_per_sec": True, "p50_ms": False, "p99_ms": False}
@@ -56,6 +60,14 @@ WORKLOADS = (
              generators=("franz-go", "kcat"), metrics=THROUGHPUT, producers=2),
     Workload("produce-100B-new-topic", "9. produce 100 B, acks=1, into a topic that does not exist yet", "produce",
              100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, new_topic=True),
+    Workload("produce-100B-transactional", "10. produce 100 B in transactions of 100 records (commit each)",
+             "produce", 100, "all", generators=("franz-go",), metrics=THROUGHPUT, transactional=True),
+    Workload("consume-100B-read-committed", "11. consume transactional records from the beginning, read_committed",
+             "consume", 100, generators=("franz-go",), metrics={"records_per_sec": True, "mb_per_sec": True},
+             transactional=True),
+    # Replicated clusters only (--brokers 3): kill a partition leader while writing (bench/failover.py).
+    Workload("failover", "12. leader killed → first acknowledged write on the new leader", "failover", 100, "all",
+             generators=("librdkafka",), metrics={"failover_s": False}),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -83,8 +95,8 @@ def create_topic(system: System, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                            replication_factor=system.replication_factor)])
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=system.replication_factor,
+                                            config=dict(system.topic_configs or {}))])
     futures[topic].result(TOPIC_TIMEOUT_S)
     deadline = time.monotonic() + TOPIC_TIMEOUT_S
     while time.monotonic() < deadline:  # until every partition has a leader
@@ -108,7 +120,9 @@ class ResourceSampler(threading.Thread):
         self.system = system
         self.peak_rss = system.rss_bytes()
         self.cpu_began = system.cpu_seconds()
+        self.runqueue_began = system.runqueue_seconds()
         self.cpu_s = 0.0
+        self.runqueue_s = 0.0
         self.wall_began = time.monotonic()
         self.wall_s = 0.0
         self._halt = threading.Event()
@@ -126,6 +140,7 @@ class ResourceSampler(threading.Thread):
         self.join()
         self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
         self.cpu_s = self.system.cpu_seconds() - self.cpu_began
+        self.runqueue_s = self.system.runqueue_seconds() - self.runqueue_began
         self.wall_s = time.monotonic() - self.wall_began
 
 
@@ -135,14 +150,25 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
         return {}
     topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
     create_topic(system, topic, scale.partitions)
-    generators.librdkafka_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
-                                  producer_props("1"))
+    if workload.transactional:  # committed in transactions: what a read_committed consumer reads
+        generators.franz_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
+                                 producer_props("all"), transactional_id=f"fill-{topic}",
+                                 txn_records=workload.txn_records)
+    else:
+        generators.librdkafka_produce(system.bootstrap_servers, topic, scale.records, workload.record_size,
+                                      producer_props("1"))
     return {"topic": topic}
 
 
 def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
     """One generator run of one workload on one system: the generator's numbers plus the broker's,
     and the CPU each process used (who was the bottleneck)."""
+    if workload.kind == "failover":
+        from bench.failover import measure_failover
+
+        if system.brokers < 3:
+            raise ValueError("the failover workload needs a replicated cluster (--brokers 3)")
+        return measure_failover(system)
     bootstrap = system.bootstrap_servers
     if workload.kind == "consume":
         topic = prepared["topic"]
@@ -165,6 +191,8 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     wall_s = sampler.wall_s or 1e-9
     result["wall_s"] = round(sampler.wall_s, 3)
     result["broker_cpu_util"] = round(sampler.cpu_s / wall_s, 2)
+    # The broker's threads waited this long for a CPU other processes held (summed over threads).
+    result["broker_runqueue_s"] = round(sampler.runqueue_s, 3)
     result["client_cpu_util"] = round(client_cpu_s / wall_s, 2)
     # Everything the machine ran meanwhile (other engineers' tests included), in cores.
     result["machine_cpu_util"] = round((machine_after - machine_before) / wall_s, 2)
@@ -209,7 +237,9 @@ def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, sc
     if workload.kind == "produce":
         if generator == "franz-go":
             return generators.franz_produce(bootstrap, topic, scale.records, workload.record_size, props,
-                                            producers=workload.producers, auto_create=workload.new_topic)
+                                            producers=workload.producers, auto_create=workload.new_topic,
+                                            transactional_id=f"bench-{topic}" if workload.transactional else None,
+                                            txn_records=workload.txn_records)
         if generator == "kcat":
             return generators.kcat_produce(bootstrap, topic, scale.records, workload.record_size, props,
                                            producers=workload.producers)
@@ -217,7 +247,7 @@ def _generate(workload: Workload, generator: str, bootstrap: str, topic: str, sc
         return run(bootstrap, topic, scale.records, workload.record_size, props)
     if workload.kind == "consume":
         if generator == "franz-go":
-            return generators.franz_consume(bootstrap, topic, scale.records)
+            return generators.franz_consume(bootstrap, topic, scale.records, read_committed=workload.transactional)
         if generator == "kcat":
             return generators.kcat_consume(bootstrap, topic, scale.records, workload.record_size)
         if generator == "librdkafka":

@@ -313,7 +313,9 @@ def test_groups_list_describe_reset_delete(backend):
     backend.ok("consume", topic, "--group", group, "--from-beginning", "--max-messages", "4")
 
     wait_until(lambda: group in backend.ok("groups", "list").out.splitlines(), what="group listed")
-    assert {"group": group, "state": "EMPTY"} in json.loads(backend.ok("groups", "--list", "-o", "json").out)
+    listed = json.loads(backend.ok("groups", "--list", "-o", "json").out)
+    assert {"group": group, "state": "EMPTY"} in [{"group": g["group"], "state": g["state"]} for g in listed]
+    assert all(g["type"] in ("classic", "consumer") for g in listed)
 
     described = json.loads(backend.ok("groups", "describe", group, "-o", "json").out)[0]
     assert described["group"] == group and described["state"] == "EMPTY" and described["members"] == []

@@ -83,10 +83,10 @@ class Member:
     """One member process; its events are read back from the JSON lines it printed."""
 
     def __init__(self, command: list[str], bootstrap: str, group: str, subscription: str, log: Path,
-                 protocol: str = "consumer", regex: bool = False):
+                 protocol: str = "consumer", regex: bool = False, settings: tuple[str, ...] = ()):
         self.name = log.stem
         self.log = log
-        argv = [*command, bootstrap, group, protocol, subscription] + (["regex"] if regex else [])
+        argv = [*command, bootstrap, group, protocol, subscription] + (["regex"] if regex else []) + list(settings)
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log.open("w"),
                                         stderr=log.with_suffix(".err").open("w"), start_new_session=True)
         self.killed_ms: int | None = None
@@ -419,6 +419,10 @@ def test_kafka_tools_describe_a_consumer_group_and_read_its_records(broker, tmp_
         assert described_group["state"] == "STABLE" and described_group["group_epoch"] >= 2
         assert all(m["member_epoch"] > 0 and len(m["assignment"]) == 3 and m["assignment"] == m["target_assignment"]
                    for m in described_group["members"]), described_group
+        listed_json = subprocess.run([sys.executable, "-m", "moldau", "groups", "list", "--output", "json",
+                                      "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
+                                     timeout=120)
+        assert {"group": group, "state": "STABLE", "type": "consumer"} in json.loads(listed_json.stdout)
         table = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group,
                                 "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True,
                                timeout=120)
@@ -511,3 +515,48 @@ def test_a_group_and_its_offsets_survive_a_broker_crash(tmp_path, tmp_path_facto
         assert str(described.type).lower().endswith("consumer")
     finally:
         server.close()
+
+
+def test_a_static_member_restarts_within_its_session_and_gets_its_partitions_back(broker, tmp_path, tmp_path_factory):
+    """Java members with group.instance.id: one closes (it leaves with epoch -2) and comes back
+    under a new member id before its session expires; it gets the same partitions, the other
+    member never revokes anything, and the group epoch does not move."""
+    from moldau.testing.kafka_dist import kafka_tool
+
+    command = member_command("java", tmp_path_factory.getbasetemp())
+    topic, group = "static-orders", "static-group"
+    create_topic(broker, topic)
+    configured = kafka_tool("kafka-configs", ["--bootstrap-server", broker.bootstrap_servers, "--entity-type", "groups",
+                                              "--entity-name", group, "--alter", "--add-config",
+                                              "consumer.session.timeout.ms=40000"], timeout=120)
+    assert configured.returncode == 0, configured.stderr
+    def static_member(name: str, instance: str) -> Member:  # trailing k=v: consumer settings
+        return Member(command, broker.bootstrap_servers, group, topic, tmp_path / f"{name}.log",
+                      settings=(f"group.instance.id={instance}",))
+
+    a, b = static_member("a", "instance-a"), static_member("b", "instance-b")
+    members = [a, b]
+    try:
+        wait_for(lambda: sorted(len(m.owned()) for m in members) == [3, 3] and
+                 len(a.owned() | b.owned()) == PARTITIONS, 90, "two static members", members)
+        before = a.owned()
+        epoch_before = _group_epoch(broker, group)
+        left_ms = int(time.time() * 1000)
+        a.stop()
+        again = static_member("a-again", "instance-a")
+        members.append(again)
+        wait_for(lambda: again.owned() == before, 60, "the static member's partitions back", members)
+        assert not revoked_partitions(b, left_ms), "the other member revoked partitions"
+        assert len(b.owned()) == 3
+        assert _group_epoch(broker, group) == epoch_before
+    finally:
+        for m in members:
+            m.stop()
+    assert_never_owned_twice(members)
+
+
+def _group_epoch(broker, group: str) -> int:
+    out = subprocess.run([sys.executable, "-m", "moldau", "groups", "describe", group, "--output", "json",
+                          "--bootstrap-server", broker.bootstrap_servers], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)[0]["group_epoch"]

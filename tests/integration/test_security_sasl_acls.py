@@ -193,7 +193,28 @@ def test_oauthbearer_unsecured_tokens_from_librdkafka(tmp_path):
         client = {"bootstrap.servers": b.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
                   "sasl.mechanism": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
                   "sasl.oauthbearer.config": "principal=svc scope=kafka"}
-        admin = AdminClient(client)  # kept: its connection stays open while the broker is asked
-        assert admin.list_topics(timeout=10).brokers
-        sessions = b.call(lambda core: [(s.principal, s.sasl.expires_ms is not None) for s in core.sessions.values()])
+        admin = AdminClient(client)  # kept: its connections stay open while the broker is asked
+        sessions = []
+        deadline = time.monotonic() + 15
+        while ("User:svc", True) not in sessions and time.monotonic() < deadline:
+            assert admin.list_topics(timeout=10).brokers  # (librdkafka may reconnect between calls)
+            sessions = b.call(lambda core: [(s.principal, s.sasl.expires_ms is not None)
+                                            for s in core.sessions.values() if s.authenticated])
         assert ("User:svc", True) in sessions  # a session lifetime was given (KIP-368)
+
+
+def test_clients_reauthenticate_when_the_session_lifetime_ends(tmp_path):
+    """KIP-368: with connections.max.reauth.ms=2000 a producer keeps producing for 7 s on
+    connections that re-authenticate (their expiry moves on) instead of being dropped."""
+    with Broker(data_dir=str(tmp_path / "d"), security="SASL_PLAINTEXT", users={"alice": "pw"},
+                config={"connections.max.reauth.ms": "2000"}) as b:
+        errors, acked = [], [0]
+        producer = Producer({**b.client_config("alice"), "error_cb": lambda e: errors.append(str(e))})
+        started_ms = time.time() * 1000
+        while time.time() * 1000 - started_ms < 7000:
+            producer.produce("reauth", b"x", on_delivery=lambda e, m: acked.__setitem__(0, acked[0] + (e is None)))
+            producer.poll(0.05)
+        assert producer.flush(15) == 0
+        expiries = b.call(lambda core: [s.sasl.expires_ms for s in core.sessions.values() if s.authenticated])
+        assert acked[0] > 50 and not [e for e in errors if "uthenticat" in e]
+        assert expiries and max(expiries) > started_ms + 4000  # re-authenticated at least twice

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import random
 import struct
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +68,12 @@ class RaftSimNode(SimNode):
         super().__init__(node_id, queue, network, rng)
         self.voters = voters
         self.config = config
+        self.directory_id = uuid.UUID(int=rng.getrandbits(128))  # the node's disk, kept across restarts
 
     def make_core(self, now_ms: int) -> RaftClient:
         return RaftClient(self.node_id, self.voters, self.fs, "/data", CLUSTER_ID,
-                          random.Random(self.rng.getrandbits(64)), now_ms, self.config)
+                          random.Random(self.rng.getrandbits(64)), now_ms, self.config,
+                          self.directory_id)
 
     def handle(self, api_key: int, api_version: int, body: Any, now_ms: int, expired: bool) -> Any:
         return self.core.handle_request(api_key, api_version, body, now_ms, expired)

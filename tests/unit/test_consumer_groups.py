@@ -502,3 +502,14 @@ def test_an_epoch_older_than_the_previous_one_is_fenced():
     assert response["error_code"] == ErrorCode.fenced_member_epoch
     assert "smaller member epoch" in response["error_message"]
     assert heartbeat(core, 61, "a", 2, owned={})["error_code"] == ErrorCode.none  # previous epoch, subset
+
+
+def test_group_max_size_and_an_empty_group_id():
+    core = make_core(**{"group.consumer.max.size": "2"})
+    Client(core, "a").beat(0)
+    Client(core, "b").beat(1)
+    response = Client(core, "c").beat(2)
+    assert response["error_code"] == ErrorCode.group_max_size_reached
+    assert set(consumer(core).groups["g"].members) == {"a", "b"}
+    response = heartbeat(core, 3, "x", 0, group="", rebalance_timeout_ms=1, subscribed_topic_names=("t",))
+    assert response["error_code"] == ErrorCode.invalid_request and response["error_message"] == "GroupId can't be empty."

@@ -500,3 +500,73 @@ def test_lost_pre_vote_returns_to_the_known_leader_without_an_epoch_bump():
     cluster.exchange()  # the others still hear from the leader: they refuse the pre-vote
     assert follower.state_name == "Follower" and follower.epoch == epoch
     assert leader.is_leader and leader.epoch == epoch
+
+
+def test_a_voter_stranded_in_a_higher_epoch_is_gathered_again():
+    """(Found by simulation seed 9978.) A voter granted a vote to a candidate of a higher epoch
+    that then vanished; the leader and the others, a majority, stay in the old epoch and refuse
+    its pre-votes. The leader's periodic BeginQuorumEpoch learns the higher epoch and steps
+    down, and the next election includes everyone."""
+    cluster = Cluster()
+    leader = elect(cluster)
+    stranded = next(c for c in cluster.clients.values() if c is not leader)
+    other = next(n for n in VOTERS if n not in (leader.node_id, stranded.node_id))
+    assert vote(stranded, other, leader.epoch + 1, leader.log.last_fetched_epoch,
+                leader.log_end_offset) == (ErrorCode.none, True)
+    assert stranded.epoch == leader.epoch + 1 and stranded.leader_id == -1
+    cluster.run(cluster.now + 6000)
+    new = cluster.leader()
+    assert new is not None and all(c.epoch == new.epoch and c.leader_id == new.node_id
+                                   for c in cluster.clients.values())
+
+
+def test_a_second_process_with_the_same_node_id_stops_with_one_line():
+    import uuid
+
+    cluster = Cluster()
+    for node_id, client in cluster.clients.items():
+        client.directory_id = uuid.UUID(int=node_id)
+    leader = elect(cluster)
+    taken = next(n for n in VOTERS if n != leader.node_id)
+    duplicate = RaftClient(taken, VOTERS, MemoryFileSystem(), "/data", "cluster-a", random.Random(9),
+                           cluster.now, CONFIG, directory_id=uuid.UUID(int=99))
+    cluster.clients[99] = duplicate  # routed by key; it calls itself node `taken`
+    cluster.run(cluster.now + 8000)
+    assert duplicate.fatal_error is not None and f"node.id {taken}" in duplicate.fatal_error
+    assert "\n" not in duplicate.fatal_error
+    assert all(cluster.clients[n].fatal_error is None for n in VOTERS)
+    assert cluster.leader() is leader
+
+
+def test_a_node_restarted_on_a_wiped_disk_takes_its_id_back():
+    import uuid
+
+    cluster = Cluster()
+    for node_id, client in cluster.clients.items():
+        client.directory_id = uuid.UUID(int=node_id)
+    leader = elect(cluster)
+    wiped = next(n for n in VOTERS if n != leader.node_id)
+    cluster.fs[wiped] = MemoryFileSystem()
+    cluster.clients[wiped] = RaftClient(wiped, VOTERS, cluster.fs[wiped], "/data", "cluster-a",
+                                        random.Random(5), cluster.now, CONFIG,
+                                        directory_id=uuid.UUID(int=50))
+    cluster.run(cluster.now + 6000)
+    assert cluster.clients[wiped].fatal_error is None
+    assert cluster.clients[wiped].log_end_offset == cluster.leader().log_end_offset
+
+
+def test_retry_backoff_stays_well_below_the_fetch_timeout():
+    """(Found by simulation seed 11417.) Failed fetches double the retry backoff; were it allowed
+    to grow past the fetch timeout, a follower would start an election after a short outage
+    even though the leader is fine again."""
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    epoch, state = leader.epoch, follower.state
+    start = cluster.now
+    cluster.cut |= {(follower.node_id, leader.node_id)}
+    cluster.run(start + 1500)  # many failed fetches, but less than the 2000 ms fetch timeout
+    cluster.cut.clear()
+    cluster.run(start + 3000)
+    assert follower.state is state and follower.state.leader_alive  # it never left
+    assert leader.is_leader and leader.epoch == epoch

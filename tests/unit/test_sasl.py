@@ -160,3 +160,23 @@ def test_sasl_exchange_frames_through_the_core():
         frame = exchange.receive(response[4:])
     assert exchange.done and session.authenticated and session.principal == "User:broker"
     assert exchange.next_correlation_id == 4  # handshake + two SCRAM rounds
+
+
+def test_the_nodes_own_requests_are_internal():
+    """Connection ids below 0 are the node's requests to itself: authenticated even where the
+    first listener wants SASL, and allowed by the authorizer."""
+    import struct
+    import uuid
+
+    from moldau.log import MemoryFileSystem
+    from moldau.testing.node import committed, local_core
+
+    config = BrokerConfig.from_properties({"listeners": "SASL_PLAINTEXT://127.0.0.1:9092",
+                                           "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                                           "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"})
+    config.data_dir = "/data"
+    core = local_core(config, MemoryFileSystem(), uuid.uuid4, 0)
+    committed(core).create_topic("t", 1, 1)
+    metadata = struct.pack(">hhih", 3, 1, 1, 1) + b"x" + struct.pack(">i", -1)
+    response = core.handle_request(metadata, -1, "127.0.0.1", 0)
+    assert isinstance(response, bytes) and b"\x00\x01t" in response  # the topic is listed

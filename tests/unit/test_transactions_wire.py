@@ -275,3 +275,38 @@ def test_list_transactions_and_describe_producers(core):
     producers = call(core, 61, 0, {"topics": [{"name": "t", "partition_indexes": [0]}]})
     producer = producers.topics[0].partitions[0].active_producers[0]
     assert (producer.producer_id, producer.current_txn_start_offset) == (pid, 0)
+
+
+def test_a_decided_transaction_is_finished_by_the_next_coordinator(core):
+    """PrepareCommit was written, then the coordinator died before its markers went out: the
+    coordinator that loads the partition next writes them and completes the transaction."""
+    fs = core.fs
+    pid, epoch = start(core, [("t", 0), ("t", 1)])
+    produce(core, pid, epoch, 0, [b"decided"], index=1)
+    coordinator = core.extensions["txn_coordinator"]
+    meta = coordinator.txns[TXN]
+    index = coordinator.partition_of(TXN)
+    from moldau.coordinator.txn_state import PREPARE_COMMIT
+    transit = meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, NOW, False)
+    coordinator._write(meta, coordinator.loaded[index], transit, NOW, lambda error: None)  # no markers sent
+    assert fetch(core, index=1).last_stable_offset == 0
+    core.close()
+    again = make_core(fs)
+    again.tick(NOW + 1_000)  # loads __transaction_state, resumes the markers
+    assert data_records(fetch(again, index=1)) == [b"decided"]
+    state = call(again, 65, 0, {"transactional_ids": [TXN]}).transaction_states[0]
+    assert state.transaction_state == "CompleteCommit"
+
+
+def test_an_idle_transactional_id_expires(core):
+    core.config.transactional_id_expiration_ms = 60_000
+    pid, epoch = start(core)
+    end_txn(core, pid, epoch, False)
+    core.tick(NOW + 10 * 3_600_000)  # the hourly check, long after the last use
+    state = call(core, 65, 0, {"transactional_ids": [TXN]}).transaction_states[0]
+    assert state.error_code == ErrorCode.transactional_id_not_found
+    index = core.extensions["txn_coordinator"].partition_of(TXN)
+    last = list(core.partition("__transaction_state", index).log.records())[-1]
+    assert txn_records.decode_key(last.key) == TXN and last.value is None  # a tombstone
+    response = init(core, now_ms=NOW + 10 * 3_600_000)
+    assert response.error_code == ErrorCode.none and response.producer_epoch == 0

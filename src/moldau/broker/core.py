@@ -18,10 +18,17 @@ Other nodes are reached only through `outbox` (protocol/rpc.py): after every cal
 core — a request, a response callback, a timer — `_after_call` moves Raft's messages there,
 applies newly committed metadata, activates or deactivates the controller, completes what
 waited for a commit, and starts follower fetches. The disk is reached only through `fs`.
+
+Security: each connection has a `Session` (security/session.py) opened by the runtime with
+`connection_opened` — its listener, its principal, its SASL exchange; `handle_request` refuses
+what the session does not allow yet (before SASL authentication only the SASL requests).
+Handlers ask `authorize(ctx, operation, resource_type, name)` (security/acls.py, Kafka's
+StandardAuthorizer over the image's ACLs) and `throttle(ctx, quota, value)` (security/quotas.py).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import secrets
@@ -34,6 +41,7 @@ from moldau import limits
 from moldau.broker import apis, stray_logs
 from moldau.broker.config import BrokerConfig
 from moldau.broker.metrics import BrokerMetrics
+from moldau.broker.storage import LogDirectory
 from moldau.controller import records as r
 from moldau.controller.configs import (
     SOURCE_DYNAMIC_BROKER,
@@ -80,7 +88,7 @@ from moldau.security.quotas import (
 )
 from moldau.security import acls as acl_ops
 from moldau.security.sasl import SaslAuthenticator, SaslSettings
-from moldau.security.session import Session
+from moldau.security.session import INTERNAL, Session
 
 METADATA_DIR = "__cluster_metadata-0"
 # Committed metadata records applied per call into the core (the rest on the next calls, at
@@ -109,6 +117,8 @@ class BrokerCore:
         self.fs = fs
         self.new_uuid = new_uuid
         self.disk_usage = disk_usage  # (total bytes, usable bytes) of the data dir
+        # Free-space reserve and partitions whose log could not be opened (broker/storage.py).
+        self.log_dir = LogDirectory(config.data_dir, disk_usage, config.log_dir_free_bytes_min, now_ms)
         self.now_ms = now_ms
         self.node_id = config.node_id
         self.metrics = BrokerMetrics()  # plain counters; runtime/metrics.py scrapes them
@@ -160,6 +170,7 @@ class BrokerCore:
         self._creating: dict[str, int] = {}  # topics this broker asked the controller to create
         self._timed_cache: tuple[int, list[Any]] | None = None
         self.bootstrap_scram: list[tuple[str, int, str]] = []  # --add-scram users, for the controller
+        self.controller.refuse_new_partitions = lambda count: self.log_dir.refuse_new_partitions(count, self.now_ms)
         # Consumer groups, committed offsets, idempotent producers (issue 3): one install call.
         from moldau.coordinator import install as install_coordinator
         install_coordinator(self)
@@ -272,8 +283,13 @@ class BrokerCore:
         if listener is None:
             raise CloseConnection(f"unknown listener {listener_name}")
         session = Session(connection_id, listener, client_host, frame_bytes_max=config.socket_request_max_bytes)
+        if connection_id < 0:  # the node's own requests to itself (runtime/peers.py's loopback)
+            session.principal = INTERNAL
+            self.sessions[connection_id] = session
+            return session
         ip_quota = self._ip_connection_rate(client_host)
-        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
+        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota,
+                                               listener.name)
         if refused is not None:
             raise CloseConnection(refused)
         session.admitted = True
@@ -293,7 +309,7 @@ class BrokerCore:
         an authorizer). Every handler calls this with Kafka's operation for its API."""
         if self.authorization_log is not None:
             self.authorization_log.append((ctx.header.api_key, operation, resource_type))
-        if self.authorizer is None or ctx.connection_id < 0:  # < 0: a request this node sent itself
+        if self.authorizer is None or ctx.principal == INTERNAL or ctx.connection_id < 0:  # < 0: this node's own
             return True
         return authorize(ctx.principal, ctx.client_host, operation, resource_type, name, self._index(), self.authorizer)
 
@@ -302,7 +318,7 @@ class BrokerCore:
         authorizeByResourceType: an idempotent producer needs WRITE on any topic)."""
         if self.authorization_log is not None:
             self.authorization_log.append((ctx.header.api_key, operation, resource_type))
-        if self.authorizer is None:
+        if self.authorizer is None or ctx.principal == INTERNAL:
             return True
         return authorize_by_resource_type(ctx.principal, ctx.client_host, operation, resource_type,
                                           self.image.acls.values(), self.authorizer)
@@ -310,7 +326,7 @@ class BrokerCore:
     def authorized_operations(self, ctx: apis.RequestContext, resource_type: int, name: str) -> int:
         """Kafka's authorized-operations bitfield of a resource for this principal."""
         allowed = [op for op in RESOURCE_OPERATIONS[resource_type]
-                   if self.authorizer is None or authorize(ctx.principal, ctx.client_host, op, resource_type, name,
+                   if self.authorizer is None or ctx.principal == INTERNAL or authorize(ctx.principal, ctx.client_host, op, resource_type, name,
                                                            self._index(), self.authorizer)]
         return operations_bitfield(allowed)
 
@@ -360,7 +376,7 @@ class BrokerCore:
         self.connection_software.pop(connection_id, None)
         session = self.sessions.pop(connection_id, None)
         if session is not None and session.admitted:
-            self.connection_limits.closed(session.client_host)
+            self.connection_limits.closed(session.client_host, session.listener_name)
 
     # --- quotas --------------------------------------------------------------------------
     def throttle(self, ctx: apis.RequestContext, key: str, value: float, record: bool = True) -> int:
@@ -691,9 +707,24 @@ class BrokerCore:
         no replica, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH)."""
         partition = self.partition(topic, index)
         if partition is None:
+            self.raise_if_unavailable(topic, index)
             raise PartitionError(ErrorCode.unknown_topic_or_partition)
         partition.check_leader(current_leader_epoch)
+        if partition.log.offline is not None:
+            self.raise_if_unavailable(topic, index)
         return partition
+
+    def raise_if_unavailable(self, topic: str, index: int) -> None:
+        """KAFKA_STORAGE_ERROR for a partition of this broker whose log is offline (damaged)
+        or could not be opened yet (broker/storage.py); nothing otherwise."""
+        partition = self.partitions.get((topic, index))
+        if partition is not None and partition.log.offline is not None:
+            raise PartitionError(ErrorCode.kafka_storage_error, f"{topic}-{index} is offline: "
+                                 f"{partition.log.offline.describe()}")
+        pending = self.log_dir.pending.get((topic, index))
+        if pending is not None:
+            raise PartitionError(ErrorCode.kafka_storage_error,
+                                 f"{topic}-{index}: its log cannot be opened: {pending.reason}")
 
     def topic_configs(self, topic: str) -> dict[str, str]:
         """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""
@@ -786,8 +817,10 @@ class BrokerCore:
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
-        """Periodic work: retention, time-based flushes and segment rolls."""
+        """Periodic work: retention, time-based flushes and segment rolls; partitions whose
+        log could not be opened are tried again."""
         self.now_ms = now_ms
+        self._retry_pending_logs()
         keys = sorted(self.partitions)
         # Compaction shares one budget per tick; the log that cleans first moves on each tick,
         # so every compacted log gets its turn however many there are.
@@ -816,6 +849,27 @@ class BrokerCore:
         for quota in self.quotas.values():
             quota.forget_idle(now_ms)
         self._after_call(now_ms)
+
+    def _retry_pending_logs(self) -> None:
+        for (topic, index), topic_id in self.log_dir.due():
+            image = self.image.topics_by_id.get(topic_id)
+            if image is None or index not in image.partitions:
+                self.log_dir.forget(topic_id)
+                continue
+            partition = self.replicas.reopen((topic, index))
+            if partition is not None:
+                self.partition_appended(partition.key, self.now_ms)  # wake anything waiting
+
+    def storage_status(self) -> dict[str, int]:
+        """Gauges of the log directory for metrics (counters: moldau.log.faults.counters())."""
+        total, usable = self.disk_usage()
+        return {
+            "offline_partitions": sum(1 for p in self.partitions.values() if p.log.offline is not None),
+            "partitions_waiting_for_disk": len(self.log_dir.pending),
+            "log_dir_total_bytes": total,
+            "log_dir_usable_bytes": usable,
+            "log_dir_free_bytes_min": self.log_dir.free_bytes_min,
+        }
 
     def close(self) -> None:
         """A clean shutdown: checkpoints written, and the broker epoch kept for the next start

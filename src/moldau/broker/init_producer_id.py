@@ -37,6 +37,8 @@ def handle(core, ctx: apis.RequestContext, request):
             producer_id = core.extensions["producer_ids"].next_producer_id()
         except ProducerIdsUnavailable as error:  # no block from the controller yet: the client retries
             return _response(error.error_code)
+        except OSError:  # the next id block cannot be recorded (a full disk): the client retries
+            return _response(ErrorCode.coordinator_not_available)
         return _response(ErrorCode.none, producer_id, 0)
     expected = (getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1))
     if (expected[0] == -1) != (expected[1] == -1):

@@ -110,6 +110,7 @@ class ReplicaManager:
         core.partition_appended(partition.key, now_ms)  # waiting produces and fetches re-check
 
     def remove_topic(self, topic_id: str) -> None:
+        self.core.log_dir.forget(topic_id)
         for key in sorted(set(self.partitions) | set(self.pending)):
             partition = self.partitions.get(key)
             if (partition is not None and partition.topic_id == topic_id) or \
@@ -152,8 +153,17 @@ class ReplicaManager:
         topic = core.image.topic(key[0])
         if topic is None or key[1] not in topic.partitions:
             return None
+        part = topic.partitions[key[1]]
         configs = core.topic_configs(topic.name)
-        plog = self._open_log(core._path(f"{topic.name}-{key[1]}"), uuid.UUID(topic.topic_id), configs)
+        directory = core._path(f"{topic.name}-{key[1]}")
+        try:
+            plog = self._open_log(directory, uuid.UUID(topic.topic_id), configs)
+            if plog.offline is not None and part.leader >= 0 and part.leader != core.node_id:
+                plog = self._refetch_damaged(directory, plog, uuid.UUID(topic.topic_id), configs, part.leader)
+        except OSError as error:  # a full disk: retried on every tick (broker/storage.py)
+            core.log_dir.open_failed(key, topic.topic_id, error, core.now_ms)
+            return None
+        core.log_dir.opened(key, core.now_ms)
         partition = Partition(topic.name, key[1], topic.topic_id, plog, core.node_id,
                               follower_silence_max_ms=core.config.broker_session_timeout_ms)
         checkpointed = self._checkpointed.get(key)
@@ -163,14 +173,36 @@ class ReplicaManager:
         self._apply_state(partition)
         return partition
 
+    def reopen(self, key: tuple[str, int]) -> Partition | None:
+        """Try again to open a log that could not be opened (a full disk, broker/storage.py)."""
+        if key in self.partitions or not self.ready:
+            return self.partitions.get(key)
+        return self._open(key)
+
+    def _refetch_damaged(self, directory: str, damaged: PartitionLog, topic_id: uuid.UUID,
+                         configs: dict[str, str], leader: int) -> PartitionLog:
+        """A follower's damaged log (log/recovery.py opened it offline) is moved aside — the
+        bytes stay for the operator — and the partition is fetched again from its leader,
+        from the leader's log start, as a new replica would be."""
+        core = self.core
+        fault = damaged.offline
+        damaged.close()
+        stray_logs.move_aside(core.fs, core.config.data_dir, directory.rsplit("/", 1)[1], core.new_uuid().hex,
+                              f"is damaged ({fault.describe()}); fetching the partition again from leader {leader}")
+        return self._open_log(directory, topic_id, configs)
+
     def _open_log(self, directory: str, topic_id: uuid.UUID, configs: dict[str, str]) -> PartitionLog:
         """Open a partition's log. A directory left by an older topic of the same name (its
         partition.metadata names another topic id) is removed when that topic's deletion is in
         the metadata log (a deletion cut short), else moved aside as a stray: data is never
-        dropped silently."""
+        dropped silently. OSError (a full disk) is the caller's to retry (broker/storage.py)."""
         core = self.core
         fs = core.fs
-        on_disk = checkpoints.read_partition_metadata(fs, directory) if fs.exists(directory) else None
+        try:
+            on_disk = checkpoints.read_partition_metadata(fs, directory) if fs.exists(directory) else None
+        except ValueError as error:  # unreadable: the log's own files decide what is there
+            log.warning("%s: %s; writing it anew", directory, error)
+            on_disk = None
         if on_disk is not None and on_disk != topic_id:
             if str(on_disk) in core.image.removed_topic_names:
                 fs.remove_tree(directory)
@@ -180,7 +212,11 @@ class ReplicaManager:
                 on_disk = None
         plog = PartitionLog.open(fs, directory, LogConfig.from_kafka_configs(configs), self.core.now_ms)
         if on_disk != topic_id:
-            checkpoints.write_partition_metadata(fs, directory, topic_id)
+            try:
+                checkpoints.write_partition_metadata(fs, directory, topic_id)
+            except OSError:
+                plog.close()
+                raise
         return plog
 
     # --- high watermark checkpoints -----------------------------------------------------------
@@ -214,5 +250,9 @@ class ReplicaManager:
             return
         lines = [f"{topic} {partition} {offset}" for (topic, partition), offset in sorted(current.items())]
         text = "0\n" + f"{len(lines)}\n" + "".join(line + "\n" for line in lines)
-        self.core.fs.write_atomic(self._hw_path(), text.encode("utf-8"))
+        try:
+            self.core.fs.write_atomic(self._hw_path(), text.encode("utf-8"))
+        except OSError as error:  # a full disk: the next checkpoint tries again
+            log.warning("cannot write %s: %s", self._hw_path(), error)
+            return
         self._checkpointed = current

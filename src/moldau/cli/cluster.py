@@ -217,11 +217,17 @@ def _log_path(data_dir: str, node: NodeInfo) -> Path:
     return Path(data_dir) / f"node-{node.node_id}.log"
 
 
+def _check_ports(nodes: list[NodeInfo]) -> None:
+    """Every port of every node about to start is free — checked before any starts, so that a
+    taken port leaves nothing half-started behind."""
+    for node in nodes:
+        for port in (node.port, node.controller_port, node.metrics_port):
+            if not _port_free(port):
+                raise CliError(f"port {port} (node {node.node_id}) is in use by another process; "
+                               f"stop it or choose another --base-port")
+
+
 def _launch(info: ClusterInfo, node: NodeInfo, data_dir: str) -> subprocess.Popen:
-    for port in (node.port, node.controller_port, node.metrics_port):
-        if not _port_free(port):
-            raise CliError(f"port {port} (node {node.node_id}) is in use by another process; "
-                           f"stop it or choose another --base-port")
     properties = _write_properties(info, node, data_dir)
     log = _log_path(data_dir, node)
     with open(log, "ab") as output:
@@ -271,10 +277,18 @@ def _last_error(text: str) -> str:
 
 
 def _start_nodes(info: ClusterInfo, nodes: list[NodeInfo], data_dir: str) -> None:
+    _check_ports(nodes)
     started = []
-    for node in nodes:
-        offset = _log_path(data_dir, node).stat().st_size if _log_path(data_dir, node).exists() else 0
-        started.append((node, _launch(info, node, data_dir), offset))
+    try:
+        for node in nodes:
+            offset = _log_path(data_dir, node).stat().st_size if _log_path(data_dir, node).exists() else 0
+            started.append((node, _launch(info, node, data_dir), offset))
+    except BaseException:  # (a port taken in between, say): stop what this call started
+        for node, process, _offset in started:
+            process.kill()
+            process.wait(10)
+            node.pid = 0
+        raise
     save(data_dir, info)
     try:
         _wait_ready(data_dir, started)

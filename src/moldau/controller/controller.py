@@ -48,6 +48,7 @@ from moldau.controller.configs import (
     validate_topic_configs,
 )
 from moldau.controller.image import MetadataImage, TopicImage
+from moldau.records.batch import RecordsError
 
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -111,6 +112,9 @@ class Controller:
         self.written_offset = -1  # offset of the last record this controller appended
         self.brokers = BrokerControl(self)
         self._next_rebalance_ms = 0
+        # Asked before partitions are created: why not (KAFKA_STORAGE_ERROR), or None. The
+        # broker sets it to its free-space reserve check (broker/storage.py).
+        self.refuse_new_partitions: Callable[[int], str | None] = lambda count: None
 
     # --- activation and writing --------------------------------------------------------
     def activate(self, committed: MetadataImage, now_ms: int) -> None:
@@ -142,7 +146,12 @@ class Controller:
         base = self.metadata_log.log_end_offset
         try:
             last = self.metadata_log.append([r.encode(record) for record in records], now_ms)
+        except OSError as error:  # a full or failing disk: nothing was applied, the change did not happen
+            raise ControllerError(ErrorCode.kafka_storage_error, f"the metadata log cannot be written: {error}") from None
         except Exception as error:
+            if getattr(error, "error_code", None) == ErrorCode.kafka_storage_error:
+                raise ControllerError(ErrorCode.kafka_storage_error,
+                                      f"the metadata log cannot be written: {error}") from None
             if getattr(error, "error_code", None) is not None or type(error).__name__ == "NotLeaderError":
                 raise ControllerError(ErrorCode.not_controller, f"cannot write the metadata log: {error}") from None
             raise
@@ -187,8 +196,14 @@ class Controller:
         records = self.topic_records(name, num_partitions, replication_factor, configs or {}, assignments)
         if validate_only:
             return None
+        self._admit_partitions(sum(isinstance(record, r.PartitionRecord) for record in records))
         self.write(records, now_ms)
         return self.image.topic(name)
+
+    def _admit_partitions(self, count: int) -> None:
+        reason = self.refuse_new_partitions(count)
+        if reason is not None:
+            raise ControllerError(ErrorCode.kafka_storage_error, reason)
 
     def topic_records(self, name, num_partitions, replication_factor, configs, assignments) -> list[r.MetadataRecord]:
         validate_topic_name(name)
@@ -308,6 +323,7 @@ class Controller:
         topic_id = uuid.UUID(topic.topic_id)
         records = [self._partition_record(topic_id, current + i, lst) for i, lst in enumerate(new_lists)]
         if not validate_only:
+            self._admit_partitions(len(records))
             self.write(records, now_ms)
 
     def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],

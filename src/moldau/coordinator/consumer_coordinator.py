@@ -166,7 +166,7 @@ class ConsumerGroupCoordinator:
         if "consumer" not in self.settings.rebalance_protocols:
             raise HeartbeatError(ErrorCode.unsupported_version, "The consumer rebalance protocol is disabled.")
         if not req.group_id:
-            raise HeartbeatError(ErrorCode.invalid_group_id, "GroupId can't be empty.")
+            raise HeartbeatError(ErrorCode.invalid_request, "GroupId can't be empty.")
         if req.instance_id is not None and not req.instance_id:
             raise HeartbeatError(ErrorCode.invalid_request, "InstanceId can't be empty.")
         if req.rack_id is not None and not req.rack_id:

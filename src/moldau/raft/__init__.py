@@ -17,8 +17,10 @@ itself). Election is Raft's; replication is Kafka's.
   the follower truncates there and fetches again. A truncation below the follower's high
   watermark is impossible in a correct quorum and stops the node (`fatal_error`).
 - **BeginQuorumEpoch** replaces the empty AppendEntries heartbeat that announces a new
-  leader: since followers pull, the leader tells each voter once (retrying until it is
-  acknowledged, by answer or by a Fetch) that it leads the epoch.
+  leader: since followers pull, the leader tells every voter that it leads the epoch, at once
+  and again every fetch timeout / 2 (as Kafka). A voter that meanwhile moved to a higher epoch
+  without electing anyone answers with that epoch and the leader steps down, so a new
+  election gathers everyone instead of leaving that voter stranded in an epoch of its own.
 - **EndQuorumEpoch**: a leader that shuts down (`resign()`), fails check quorum, or restarts
   after leading tells the voters, most caught-up first; they start the next election after a
   backoff by their place in that list (0 ms for the first) instead of a full fetch timeout.
@@ -49,9 +51,15 @@ itself). Election is Raft's; replication is Kafka's.
   both voter sets; the operator sees the disagreement either way.) A node of another cluster
   (cluster id) stops the same way once a majority of the voters answered
   INCONSISTENT_CLUSTER_ID; one disagreeing peer is not enough, since it may be the wrong one.
+- **One process per node.id**: when the caller passes the node's `directory_id` (Kafka's
+  directory.id of its log directory), Vote and Fetch carry it and the leader serves each
+  replica id to one directory at a time; a second process with the same node.id is refused
+  and stops (`fatal_error`) after twice the fetch timeout, while a node restarted on a wiped
+  disk gets its id back once the old process's fetches age out.
 - **Not in this round**: snapshots (FetchSnapshot, log start offsets above 0) — the metadata
   log is never truncated from the front and is replayed whole; dynamic voter changes
-  (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1); directory ids (sent as null).
+  (KIP-853: AddRaftVoter/RemoveRaftVoter, kraft.version 1), where directory ids also
+  name voters.
 
 Modules: `client.py` (RaftClient: requests, responses, timers, transitions), `states.py`
 (one class per election state), `log.py` (the metadata log), `quorum_state.py`,

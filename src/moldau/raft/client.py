@@ -13,7 +13,8 @@ quorum-state file (quorum_state.py). It is driven from outside, synchronously:
 - Requests to other nodes are appended to `outbox` as `OutboundRequest`s (listener
   CONTROLLER); the caller sends them and calls their `on_response(response | None, now_ms)`.
   At most one request is in flight per destination; a failed one backs off (retry.backoff,
-  doubling per failure up to 1 s); a late answer to a superseded request is ignored.
+  doubling per failure up to an eighth of the fetch timeout); a late answer to a superseded
+  request is ignored.
 - Timers are absolute deadlines: `next_deadline_ms()` is the earliest, `run_deadlines(now)`
   runs what is due (`tick(now)` does the same, cheaply, when nothing is).
 - `append(values, now_ms)` (leader only) writes one batch at once and leaves its fsync to the
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -70,7 +72,8 @@ log = logging.getLogger(__name__)
 
 # Kafka's LeaderState.OBSERVER_SESSION_TIMEOUT_MS: an observer silent this long is forgotten.
 OBSERVER_SESSION_MS = 300_000
-# Cap of the per-destination retry backoff after consecutive failures.
+# Cap of the per-destination retry backoff after consecutive failures (and at most an eighth of
+# the fetch timeout, see _request_failed).
 _RETRY_BACKOFF_MAX_MS = 1000
 
 
@@ -89,8 +92,14 @@ class _Connection:
 class RaftClient:
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], fs: FileSystem,
                  data_dir: str, cluster_id: str, rng: random.Random, now_ms: int,
-                 config: dict[str, str] | None = None) -> None:
+                 config: dict[str, str] | None = None,
+                 directory_id: uuid.UUID | None = None) -> None:
+        if not voters:
+            raise ValueError("controller.quorum.voters is empty")
         self.node_id = node_id
+        # The stable id of this node's metadata log directory (Kafka's directory.id), sent in
+        # Vote and Fetch so that a leader can tell two processes of one node.id apart.
+        self.directory_id = directory_id
         self.voters = dict(sorted(voters.items()))
         self.cluster_id = cluster_id
         self.config = QuorumConfig.from_kafka_configs(config or {})
@@ -108,6 +117,7 @@ class RaftClient:
         self._next_bootstrap = 0
         self._flush_due_ms: int | None = None
         self._disagreements: dict[str, set[int]] = {}
+        self._refused_since_ms: int | None = None  # the leader refuses our node.id since then
         self._closed = False
         self._state: EpochState = self._initial_state(now_ms)
         self._signature = self._current_signature()
@@ -187,8 +197,16 @@ class RaftClient:
         if not values or sum(len(v) + 24 for v in values) > BATCH_BYTES_MAX - 100:
             raise ValueError(f"a metadata batch holds 1 to {BATCH_BYTES_MAX} bytes of records")
         self._advance(now_ms)
-        with self._storage(reraise=True):
+        end = self.log.end_offset
+        try:
             _, last = self.log.append_leader(values, self._state.epoch, now_ms)
+        except (OSError, LogError) as error:
+            # A write the log undid (a full disk) only fails this append; the controller refuses
+            # the change and the node goes on. Anything half-written stops the node.
+            if self.log.end_offset != end:
+                self._fail(f"node {self.node_id}: the metadata log in {self.log.directory} cannot be "
+                           f"written ({type(error).__name__}: {error})")
+            raise
         if self._flush_due_ms is None:
             self._flush_due_ms = now_ms
         self._note_changes()
@@ -325,6 +343,8 @@ class RaftClient:
             return self._fetch_error(version, error)
         state = self._state
         assert isinstance(state, LeaderState)
+        if replica >= 0 and not state.claim_replica_id(replica, getattr(p, "replica_directory_id", None), now_ms):
+            return self._fetch_error(version, ErrorCode.duplicate_broker_registration)
         fetch_offset = int(p.fetch_offset)
         diverging = self.log.validate_offset_and_epoch(fetch_offset, int(p.last_fetched_epoch))
         records = b""
@@ -369,7 +389,8 @@ class RaftClient:
 
         def describe(replica_id: int, s: Any) -> dict:
             local = replica_id == self.node_id
-            return {"replica_id": replica_id, "replica_directory_id": None,
+            directory = self.directory_id if local else state.directories.get(replica_id, (None, 0))[0]
+            return {"replica_id": replica_id, "replica_directory_id": directory,
                     "log_end_offset": s.end_offset,
                     "last_fetch_timestamp": now_ms if local else s.last_fetch_ms,
                     "last_caught_up_timestamp": now_ms if local else s.last_caught_up_ms}
@@ -421,9 +442,12 @@ class RaftClient:
         self._poll(now_ms)
 
     def _request_failed(self, conn: _Connection, now_ms: int) -> None:
+        # Doubling from retry.backoff.ms, but capped well below the fetch timeout: a follower
+        # backing off past its fetch timeout would start an election against a live leader.
         conn.failures += 1
         backoff = self.config.retry_backoff_ms << min(conn.failures - 1, 10)
-        conn.backoff_until_ms = now_ms + min(max(backoff, 1), _RETRY_BACKOFF_MAX_MS)
+        cap = min(_RETRY_BACKOFF_MAX_MS, max(self.config.retry_backoff_ms, self.config.fetch_timeout_ms // 8))
+        conn.backoff_until_ms = now_ms + max(1, min(backoff, cap))
 
     def _handle_response(self, source: int, api_key: int, body: Any, state: EpochState,
                          response: Any, now_ms: int) -> bool:
@@ -440,6 +464,8 @@ class RaftClient:
         handled = self._handle_common(source, error, int(leader), int(epoch), now_ms)
         if handled is not None:
             return handled
+        if error == ErrorCode.duplicate_broker_registration:
+            self._refused_by_leader(source, now_ms)
         if error != ErrorCode.none:
             return False
         if state is not self._state:
@@ -501,6 +527,7 @@ class RaftClient:
         state.fetch_deadline_ms = now_ms + self.config.fetch_timeout_ms
         state.leader_alive = True
         state.searching = False
+        self._refused_since_ms = None
         return True
 
     def _truncate(self, epoch: int, end_offset: int) -> None:
@@ -529,6 +556,16 @@ class RaftClient:
                            f"leader {leader_id} of epoch {epoch} runs with voters {voters}; every node "
                            "must have the same controller.quorum.voters")
         return True
+
+    def _refused_by_leader(self, leader_id: int, now_ms: int) -> None:
+        """The leader serves our node.id to another process (another log directory). A
+        restarted node on a wiped disk is refused only until the old process's fetches age
+        out; refused for twice the fetch timeout, the other process is alive: we stop."""
+        if self._refused_since_ms is None:
+            self._refused_since_ms = now_ms
+        elif now_ms - self._refused_since_ms >= 2 * self.config.fetch_timeout_ms:
+            self._fail(f"node {self.node_id}: another process with node.id {self.node_id} is "
+                       f"replicating from leader {leader_id}; every node needs its own node.id")
 
     def _disagreement(self, source: int, error: str, problem: str) -> None:
         """A voter says our configuration is not the quorum's. One disagreeing node may itself
@@ -601,10 +638,12 @@ class RaftClient:
     def _send_requests(self, now_ms: int) -> None:
         state = self._state
         if isinstance(state, LeaderState):
-            for voter in self._ready([v for v, s in state.voter_states.items() if not s.acknowledged], now_ms):
-                self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
-                    self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
-                    self.voters[self.node_id]), now_ms)
+            if now_ms >= state.begin_quorum_deadline_ms:
+                state.begin_quorum_deadline_ms = now_ms + state.begin_quorum_interval_ms
+                for voter in self._ready([v for v in state.voter_states if v != self.node_id], now_ms):
+                    self._send(voter, m.BEGIN_QUORUM_EPOCH, m.begin_quorum_epoch_request(
+                        self.cluster_id, voter, state.epoch, self.node_id, self.config.listener_name,
+                        self.voters[self.node_id]), now_ms)
         elif isinstance(state, (ProspectiveState, CandidateState)):
             if isinstance(state, CandidateState) and state.backoff_until_ms is not None:
                 return
@@ -612,7 +651,7 @@ class RaftClient:
             for voter in self._ready(state.election.unrecorded(), now_ms):
                 self._send(voter, m.VOTE, m.vote_request(
                     self.cluster_id, voter, state.epoch, self.node_id, self.log.last_fetched_epoch,
-                    self.log.end_offset, pre_vote), now_ms)
+                    self.log.end_offset, pre_vote, self.directory_id), now_ms)
         elif isinstance(state, ResignedState):
             for voter in self._ready(state.unacknowledged, now_ms):
                 self._send(voter, m.END_QUORUM_EPOCH, m.end_quorum_epoch_request(
@@ -634,7 +673,8 @@ class RaftClient:
         for destination in self._ready(target, now_ms):
             self._send(destination, m.FETCH, m.fetch_request(
                 self.cluster_id, self.node_id, state.epoch, self.log.end_offset,
-                self.log.last_fetched_epoch, self.config.fetch_max_wait_ms, BATCH_BYTES_MAX), now_ms)
+                self.log.last_fetched_epoch, self.config.fetch_max_wait_ms, BATCH_BYTES_MAX,
+                self.directory_id), now_ms)
 
     def _ready(self, destinations: list[int], now_ms: int) -> list[int]:
         ready = []
@@ -775,7 +815,7 @@ class RaftClient:
     def _become_leader(self, candidate: CandidateState, now_ms: int) -> None:
         epoch_start = self.log.end_offset
         state = LeaderState(candidate.epoch, self.node_id, list(self.voters), epoch_start,
-                            sorted(candidate.election.granted), self.config.check_quorum_timeout_ms,
+                            sorted(candidate.election.granted), self.config.fetch_timeout_ms,
                             now_ms)
         self._enter(state, durable=True)
         self.log.append_leader_change(state.epoch, self.node_id, list(self.voters), state.granting, now_ms)

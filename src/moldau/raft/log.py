@@ -28,6 +28,7 @@ deleted from the metadata log (retention is off) and FetchSnapshot is never need
 
 from __future__ import annotations
 
+import errno
 import io
 import posixpath
 import struct
@@ -89,6 +90,10 @@ class RaftLog:
         config = LogConfig(segment_bytes=segment_bytes, retention_ms=-1, retention_bytes=-1,
                            max_message_bytes=BATCH_BYTES_MAX, segment_ms=2**62)
         self.log = PartitionLog.open(fs, self.directory, config, now_ms)
+        if self.log.offline is not None:  # damaged below what was synced: refuse to start on it
+            fault = self.log.offline
+            self.log.close()
+            raise OSError(errno.EIO, f"the metadata log is damaged: {fault.describe()}", fault.path)
 
     # --- positions ----------------------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import uuid
 from typing import Any
 
 from kio.schema.begin_quorum_epoch.v1 import request as bqe
@@ -49,10 +50,11 @@ _NO_THROTTLE = datetime.timedelta(0)
 
 # --- requests we send ---------------------------------------------------------------------------
 def vote_request(cluster_id: str, voter_id: int, epoch: int, candidate_id: int,
-                 last_epoch: int, last_offset: int, pre_vote: bool) -> vote.VoteRequest:
+                 last_epoch: int, last_offset: int, pre_vote: bool,
+                 directory_id: uuid.UUID | None = None) -> vote.VoteRequest:
     partition = vote.PartitionData(
         partition_index=PARTITION, replica_epoch=epoch, replica_id=candidate_id,
-        replica_directory_id=None, voter_directory_id=None, last_offset_epoch=last_epoch,
+        replica_directory_id=directory_id, voter_directory_id=None, last_offset_epoch=last_epoch,
         last_offset=last_offset, pre_vote=pre_vote)
     return vote.VoteRequest(cluster_id=cluster_id, voter_id=voter_id, topics=(
         vote.TopicData(topic_name=TOPIC, partitions=(partition,)),))
@@ -80,10 +82,12 @@ def end_quorum_epoch_request(cluster_id: str, epoch: int, leader_id: int, succes
 
 
 def fetch_request(cluster_id: str, replica_id: int, epoch: int, fetch_offset: int,
-                  last_fetched_epoch: int, max_wait_ms: int, max_bytes: int) -> fetch.FetchRequest:
+                  last_fetched_epoch: int, max_wait_ms: int, max_bytes: int,
+                  directory_id: uuid.UUID | None = None) -> fetch.FetchRequest:
     partition = fetch.FetchPartition(
         partition=PARTITION, current_leader_epoch=epoch, fetch_offset=fetch_offset,
-        last_fetched_epoch=last_fetched_epoch, log_start_offset=-1, partition_max_bytes=max_bytes)
+        last_fetched_epoch=last_fetched_epoch, log_start_offset=-1, partition_max_bytes=max_bytes,
+        replica_directory_id=directory_id)
     return fetch.FetchRequest(
         cluster_id=cluster_id, replica_state=fetch.ReplicaState(replica_id=replica_id),
         max_wait=datetime.timedelta(milliseconds=max_wait_ms), min_bytes=0, max_bytes=max_bytes,

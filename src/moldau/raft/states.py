@@ -31,11 +31,13 @@ log. Leaders and Resigned leaders grant nothing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from moldau import limits
 
 from . import faults
+from .config import CHECK_QUORUM_TIMEOUT_FACTOR
 
 
 def _vote_as_unattached(leader_id: int, voted_id: int, candidate_id: int, log_up_to_date: bool,
@@ -209,7 +211,7 @@ class LeaderState(EpochState):
     name = "Leader"
 
     def __init__(self, epoch: int, local_id: int, voters: list[int], epoch_start_offset: int,
-                 granting: list[int], check_quorum_timeout_ms: int, now_ms: int) -> None:
+                 granting: list[int], fetch_timeout_ms: int, now_ms: int) -> None:
         super().__init__(epoch, local_id, local_id)
         self.local_id = local_id
         self.epoch_start_offset = epoch_start_offset
@@ -218,13 +220,23 @@ class LeaderState(EpochState):
         self.voter_states[local_id].acknowledged = True
         self.observer_states: dict[int, ReplicaState] = {}
         self.high_watermark: int | None = None
-        self.check_quorum_timeout_ms = check_quorum_timeout_ms
-        self.check_quorum_deadline_ms = now_ms + check_quorum_timeout_ms
+        self.check_quorum_timeout_ms = int(fetch_timeout_ms * CHECK_QUORUM_TIMEOUT_FACTOR)
+        self.check_quorum_deadline_ms = now_ms + self.check_quorum_timeout_ms
         self.fetched_voters: set[int] = set()
-        self.next_begin_quorum_ms: dict[int, int] = {}
+        # Kafka's leader repeats BeginQuorumEpoch to every other voter each fetch timeout / 2
+        # (the first round at once): a voter that moved to a higher epoch without electing
+        # anyone answers with that epoch, and the leader steps down so a new election can
+        # gather everyone, instead of leaving that voter stranded.
+        self.begin_quorum_interval_ms = max(1, fetch_timeout_ms // 2)
+        self.begin_quorum_deadline_ms = now_ms
+        # replica id -> (directory id, last fetch ms) of the process that fetches as it.
+        self.directories: dict[int, tuple[uuid.UUID, int]] = {}
+        self.fetch_timeout_ms = fetch_timeout_ms
 
     def deadline_ms(self) -> int | None:
-        return self.check_quorum_deadline_ms if len(self.voter_states) > 1 else None
+        if len(self.voter_states) == 1:
+            return None
+        return min(self.check_quorum_deadline_ms, self.begin_quorum_deadline_ms)
 
     def update_local(self, flushed_end_offset: int, now_ms: int) -> bool:
         """The leader's own flushed end offset moved; True if the high watermark moved."""
@@ -269,6 +281,20 @@ class LeaderState(EpochState):
             self.high_watermark = candidate
             return True
         return False
+
+    def claim_replica_id(self, replica_id: int, directory_id: uuid.UUID | None, now_ms: int) -> bool:
+        """Two processes fetching as one replica id (a duplicate node.id) would vote twice and
+        count twice. The process whose log directory fetched first keeps the id while it keeps
+        fetching; another directory may take it over only after a fetch timeout of silence
+        (the first process is gone, e.g. restarted on a wiped disk)."""
+        if directory_id is None:
+            return True
+        owner = self.directories.get(replica_id)
+        if owner is not None and owner[0] != directory_id and now_ms - owner[1] < self.fetch_timeout_ms:
+            return False
+        if owner is not None or len(self.directories) < limits.raft_observers_max:
+            self.directories[replica_id] = (directory_id, now_ms)
+        return True
 
     def voters_by_fetch_offset(self) -> list[int]:
         """Other voters, most caught up first: the preferred successors when we resign."""

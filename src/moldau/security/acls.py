@@ -212,4 +212,23 @@ API_OPERATIONS: dict[int, tuple[tuple[int, int], ...]] = {
     68: ((READ, GROUP), (DESCRIBE, TOPIC)),  # ConsumerGroupHeartbeat
     74: ((DESCRIBE_CONFIGS, CLUSTER),),  # ListConfigResources
     69: ((DESCRIBE, GROUP),),  # ConsumerGroupDescribe
+    34: ((ALTER, CLUSTER),),  # AlterReplicaLogDirs
+    75: ((DESCRIBE, TOPIC),),  # DescribeTopicPartitions
+    # Between nodes (KRaft): the nodes' principal needs CLUSTER_ACTION (make it a super user).
+    52: ((CLUSTER_ACTION, CLUSTER),),  # Vote
+    53: ((CLUSTER_ACTION, CLUSTER),),  # BeginQuorumEpoch
+    54: ((CLUSTER_ACTION, CLUSTER),),  # EndQuorumEpoch
+    55: ((DESCRIBE, CLUSTER),),  # DescribeQuorum
+    56: ((CLUSTER_ACTION, CLUSTER),),  # AlterPartition
+    57: ((ALTER, CLUSTER),),  # UpdateFeatures
+    58: ((CLUSTER_ACTION, CLUSTER),),  # Envelope
+    59: ((CLUSTER_ACTION, CLUSTER),),  # FetchSnapshot
+    62: ((CLUSTER_ACTION, CLUSTER),),  # BrokerRegistration
+    63: ((CLUSTER_ACTION, CLUSTER),),  # BrokerHeartbeat
+    64: ((ALTER, CLUSTER),),  # UnregisterBroker
+    67: ((CLUSTER_ACTION, CLUSTER),),  # AllocateProducerIds
+    70: ((CLUSTER_ACTION, CLUSTER),),  # ControllerRegistration
+    80: ((ALTER, CLUSTER),),  # AddRaftVoter
+    81: ((ALTER, CLUSTER),),  # RemoveRaftVoter
+    82: ((CLUSTER_ACTION, CLUSTER),),  # UpdateRaftVoter
 }

@@ -20,6 +20,9 @@ from typing import Any
 from moldau.broker.listeners import Listener
 
 ANONYMOUS = "User:ANONYMOUS"
+# The node itself (requests it runs through its own core, connection ids below 0): authenticated
+# and allowed everything. No authentication yields it: SASL and TLS principals are "User:…".
+INTERNAL = "Internal:node"
 # API keys a SASL connection may send before it has authenticated.
 PRE_AUTHENTICATION_APIS = frozenset({17, 18, 36})  # SaslHandshake, ApiVersions, SaslAuthenticate
 

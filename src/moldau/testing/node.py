@@ -11,7 +11,9 @@ A fresh node pumps until its broker is registered and running, as `moldau server
     node.core.partition("t", 0)
 
 Requests to another node id cannot be delivered here (use the cluster simulation in
-tests/sim, or `moldau.Cluster`); they fail as an unreachable node's would.
+tests/sim, or `moldau.Cluster`); they fail as an unreachable node's would — or, with
+`node.hold_remote = True`, wait in `node.remote` for the test to answer them by hand
+(`request.on_response(kio_response, now)`), playing the other node.
 """
 
 from __future__ import annotations
@@ -38,13 +40,17 @@ def counting_uuids(start: int = 1) -> Callable[[], uuid.UUID]:
 
 class LocalNode:
     def __init__(self, fs: Any = None, config: BrokerConfig | None = None, now_ms: int = 1_000_000,
-                 new_uuid: Callable[[], uuid.UUID] | None = None, seed: int = 0, wait_running: bool = True):
+                 new_uuid: Callable[[], uuid.UUID] | None = None, seed: int = 0, wait_running: bool = True,
+                 disk_usage: Callable[[], tuple[int, int]] | None = None):
         self.fs = fs if fs is not None else MemoryFileSystem()
         self.config = config or BrokerConfig(data_dir="/data")
         self.now_ms = now_ms
         self.new_uuid = new_uuid or counting_uuids()
         self.waiting: list[tuple[apis.Delayed, OutboundRequest]] = []
-        self.core = BrokerCore(self.config, self.fs, self.new_uuid, now_ms, rng=random.Random(seed))
+        self.hold_remote = False
+        self.remote: list[OutboundRequest] = []  # requests to other nodes, when held
+        self.disk_usage = disk_usage or (lambda: (-1, -1))
+        self.core = BrokerCore(self.config, self.fs, self.new_uuid, now_ms, self.disk_usage, rng=random.Random(seed))
         if wait_running:
             self.pump()
             assert self.core.running, f"the node did not start: {self.core.lifecycle.state}"
@@ -91,7 +97,10 @@ class LocalNode:
     def _deliver(self, request: OutboundRequest) -> None:
         core = self.core
         if request.destination != core.node_id:
-            request.on_response(None, self.now_ms)  # no other node here
+            if self.hold_remote:
+                self.remote.append(request)
+            else:
+                request.on_response(None, self.now_ms)  # no other node here
             return
         payload = codec.encode_request(request.api_key, request.api_version, 0, "local", request.body)[4:]
         core.open_internal_session(LOOPBACK_CONNECTION_ID)
@@ -155,7 +164,7 @@ class LocalNode:
         else:
             self.fs.crash(crash)
         self.waiting = []
-        self.core = BrokerCore(self.config, self.fs, self.new_uuid, self.now_ms, rng=random.Random(1))
+        self.core = BrokerCore(self.config, self.fs, self.new_uuid, self.now_ms, self.disk_usage, rng=random.Random(1))
         self.pump()
         return self
 
@@ -180,9 +189,9 @@ class _Committing:
 
 
 def local_core(config: BrokerConfig | None = None, fs: Any = None, new_uuid: Callable[[], uuid.UUID] | None = None,
-               now_ms: int = 1_000_000) -> BrokerCore:
+               now_ms: int = 1_000_000, disk_usage: Callable[[], tuple[int, int]] | None = None) -> BrokerCore:
     """A running single-node core (LocalNode's); `committed(core)` reaches its controller."""
-    node = LocalNode(fs, config, now_ms, new_uuid)
+    node = LocalNode(fs, config, now_ms, new_uuid, disk_usage=disk_usage)
     node.core.local_node = node  # type: ignore[attr-defined]
     return node.core
 

@@ -10,14 +10,18 @@
 //
 //	loadgen produce -brokers B -topic T -records N -size S [-producers P] [-acks 1|all|0]
 //	        [-linger 5ms] [-rate R] [-idempotent] [-auto-create] [-batch-bytes X] [-max-buffered-bytes X]
+//	        [-transactional-id ID [-txn-records 100]]
 //	loadgen consume -brokers B -topic T -records N [-consumers C] [-fetch-max-bytes X]
-//	        [-partition-max-bytes X] [-timeout 60s]
+//	        [-partition-max-bytes X] [-timeout 60s] [-read-committed]
 //
 // Produce: P clients (each its own connections, like P producer processes) share the N
 // records; each record's latency runs from just before Produce (so it includes time spent
 // waiting for buffer space, as Kafka's ProducerPerformance counts it) to its acknowledgement.
 // Consume: C clients read the topic's partitions from the beginning, without a group (client
 // k reads the partitions p with p % C == k), until N records have arrived.
+// Transactions: with -transactional-id each producer client is transactional (its id gets the
+// client's number appended) and commits every -txn-records records (begin, produce, flush,
+// commit); -read-committed consumes with isolation level read_committed.
 //
 // On a cluster, both modes find the partition leaders through metadata, like any client.
 package main
@@ -169,6 +173,8 @@ type produceConfig struct {
 	autoCreate                bool
 	batchBytes, bufferedBytes int
 	maxSeconds                int
+	transactionalID           string
+	txnRecords                int64
 }
 
 func produceMain(args []string) (*result, error) {
@@ -186,6 +192,8 @@ func produceMain(args []string) (*result, error) {
 	fs.IntVar(&c.maxSeconds, "max-seconds", 600, "give up after this long")
 	fs.BoolVar(&c.keepWindows, "windows", false, "print the acknowledgements of every 100 ms window")
 	fs.BoolVar(&c.autoCreate, "auto-create", false, "let the broker create a missing topic (auto.create.topics.enable)")
+	fs.StringVar(&c.transactionalID, "transactional-id", "", "transactional producers (id-0, id-1, ...): commit every -txn-records")
+	fs.Int64Var(&c.txnRecords, "txn-records", 100, "records per transaction")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -221,6 +229,9 @@ func producerOpts(c produceConfig) ([]kgo.Opt, error) {
 	}
 	if c.autoCreate {
 		opts = append(opts, kgo.AllowAutoTopicCreation())
+	}
+	if c.transactionalID != "" {
+		return opts, nil // transactions need the idempotent producer (and acks=all)
 	}
 	if !c.idempotent {
 		// Without idempotence franz-go allows one request in flight per broker unless told
@@ -310,6 +321,23 @@ func (p *producing) done(_ *kgo.Record, err error) {
 	p.win.add(p.clock.now(), 1)
 }
 
+// runTransactions produces like run, in transactions of c.txnRecords records each.
+func (p *producing) runTransactions(ctx context.Context, cl *kgo.Client, first, count int64) {
+	for done := int64(0); done < count && ctx.Err() == nil; {
+		n := min(p.c.txnRecords, count-done)
+		if err := cl.BeginTransaction(); err != nil {
+			p.failed(err)
+			return
+		}
+		p.run(ctx, cl, first+done, n)
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			p.failed(err)
+			return
+		}
+		done += n
+	}
+}
+
 func (p *producing) run(ctx context.Context, cl *kgo.Client, first, count int64) {
 	pace := p.c.rate / float64(p.c.producers)
 	start := p.clock.start
@@ -346,7 +374,11 @@ func produce(c produceConfig) (*result, error) {
 	}
 	clients := make([]*kgo.Client, c.producers)
 	for i := range clients {
-		if clients[i], err = kgo.NewClient(opts...); err != nil {
+		clientOpts := opts
+		if c.transactionalID != "" {
+			clientOpts = append(slices.Clone(opts), kgo.TransactionalID(fmt.Sprintf("%s-%d", c.transactionalID, i)))
+		}
+		if clients[i], err = kgo.NewClient(clientOpts...); err != nil {
 			return nil, err
 		}
 		defer clients[i].Close()
@@ -369,7 +401,11 @@ func produce(c produceConfig) (*result, error) {
 		wg.Add(1)
 		go func(cl *kgo.Client, first, count int64) {
 			defer wg.Done()
-			p.run(ctx, cl, first, count)
+			if c.transactionalID != "" {
+				p.runTransactions(ctx, cl, first, count)
+			} else {
+				p.run(ctx, cl, first, count)
+			}
 		}(cl, first, count)
 		first += count
 	}
@@ -417,6 +453,7 @@ func consumeMain(args []string) (*result, error) {
 	partBytes := fs.Int("partition-max-bytes", 1<<20, "max.partition.fetch.bytes")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	keep := fs.Bool("windows", false, "print the records of every 100 ms window")
+	readCommitted := fs.Bool("read-committed", false, "isolation level read_committed (committed transactions only)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -446,10 +483,14 @@ func consumeMain(args []string) (*result, error) {
 		if len(assigned) == 0 {
 			continue
 		}
+		isolation := kgo.ReadUncommitted()
+		if *readCommitted {
+			isolation = kgo.ReadCommitted()
+		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("moldau-loadgen"),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{*topic: assigned}),
 			kgo.FetchMaxBytes(int32(*maxBytes)), kgo.FetchMaxPartitionBytes(int32(*partBytes)),
-			kgo.BrokerMaxReadBytes(int32(max(*maxBytes, 100<<20))))
+			kgo.BrokerMaxReadBytes(int32(max(*maxBytes, 100<<20))), kgo.FetchIsolationLevel(isolation))
 		if err != nil {
 			return nil, err
 		}
