@@ -369,9 +369,9 @@ class CrashingFileSystem(MemoryFileSystem):
         self._step()
         super().sync_dir(path)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, sync: bool = True) -> None:
         self._step()
-        super().write_atomic(path, data)
+        super().write_atomic(path, data, sync)
 
 
 def test_crash_at_every_step_of_a_swap() -> None:

@@ -874,12 +874,15 @@ class BrokerCore:
     def close(self) -> None:
         """A clean shutdown: checkpoints written, and the broker epoch kept for the next start
         (so the controller knows the next registration is this broker restarted)."""
-        self.replicas.checkpoint_high_watermarks(self.now_ms, force=True)
-        if self.lifecycle is not None and self.lifecycle.broker_epoch >= 0:
+        # Every log's checkpoints and snapshot are written, then made durable by one sync of
+        # the file system (not several fsyncs per partition: thousands of partitions stop fast).
+        with self.fs.deferred_syncs(self.config.data_dir):
+            self.replicas.checkpoint_high_watermarks(self.now_ms, force=True)
+            for key in sorted(self.partitions):
+                self.partitions[key].log.close()
+            self.raft.close()
+        if self.lifecycle is not None and self.lifecycle.broker_epoch >= 0:  # last: all else is durable
             storage.write_clean_shutdown_epoch(self.fs, self.config.data_dir, self.lifecycle.broker_epoch)
-        for key in sorted(self.partitions):
-            self.partitions[key].log.close()
-        self.raft.close()
 
 
 def _timedelta(ms: int):

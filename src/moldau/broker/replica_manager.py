@@ -210,10 +210,11 @@ class ReplicaManager:
                 stray_logs.move_aside(fs, core.config.data_dir, directory.rsplit("/", 1)[1], core.new_uuid().hex,
                                       f"belongs to topic id {on_disk}, unknown to the metadata log")
                 on_disk = None
+        new = not fs.exists(directory)
         plog = PartitionLog.open(fs, directory, LogConfig.from_kafka_configs(configs), self.core.now_ms)
         if on_disk != topic_id:
             try:
-                checkpoints.write_partition_metadata(fs, directory, topic_id)
+                checkpoints.write_partition_metadata(fs, directory, topic_id, sync=not new)
             except OSError:
                 plog.close()
                 raise

@@ -62,9 +62,11 @@ def topic_id_from_string(text: str) -> uuid.UUID:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
 
 
-def write_partition_metadata(fs: FileSystem, directory: str, topic_id: uuid.UUID) -> None:
+def write_partition_metadata(fs: FileSystem, directory: str, topic_id: uuid.UUID, sync: bool = True) -> None:
+    """The partition's topic id. Unsynced for a new, empty partition: if a power loss takes it,
+    the broker writes it again at the next start (the metadata log says whose it is)."""
     text = f"version: 0\ntopic_id: {topic_id_to_string(topic_id)}\n"
-    fs.write_atomic(posixpath.join(directory, PARTITION_METADATA_FILE), text.encode("ascii"))
+    fs.write_atomic(posixpath.join(directory, PARTITION_METADATA_FILE), text.encode("ascii"), sync=sync)
 
 
 def read_partition_metadata(fs: FileSystem, directory: str) -> uuid.UUID | None:

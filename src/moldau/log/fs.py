@@ -24,7 +24,7 @@ Paths are plain strings joined with "/" (posixpath).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import ContextManager, Protocol, Sequence
 
 Chunk = bytes | bytearray | memoryview
 
@@ -75,6 +75,16 @@ class FileSystem(Protocol):
 
     def read_file(self, path: str) -> bytes: ...
 
-    def write_atomic(self, path: str, data: bytes) -> None: ...
+    def write_atomic(self, path: str, data: bytes, sync: bool = True) -> None:
+        """Replace the file's content at once (write a temporary file, rename it over). With
+        `sync`, the content and the rename are on disk when it returns (fsync of the file and
+        of its directory); without, the OS has them and a power loss may leave the old
+        content, or an empty file — for files whose loss recovery repairs."""
+        ...
 
     def sync_dir(self, path: str) -> None: ...
+
+    def deferred_syncs(self, path: str) -> ContextManager[None]:
+        """Inside, syncs may be skipped; on exit everything written is durable (one syncfs of
+        the file system holding `path`): a clean shutdown closing many logs waits once."""
+        ...

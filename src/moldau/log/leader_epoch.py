@@ -56,6 +56,10 @@ class LeaderEpochCache:
         # The entries changed but could not be written (disk full): written again at the
         # next flush (`persist_if_dirty`).
         self.dirty = False
+        # Written but not fsynced (an epoch assigned since the last `sync`): the log's flush
+        # syncs it before it moves the recovery point, and recovery re-adds epochs from the
+        # batch headers above the recovery point (PartitionLog.open), as Kafka's does.
+        self.unsynced = False
 
     @classmethod
     def load(cls, fs: FileSystem, directory: str) -> "LeaderEpochCache":
@@ -92,7 +96,7 @@ class LeaderEpochCache:
         ]
         self.entries.append((epoch, start_offset))
         assert len(self.entries) <= limits.leader_epoch_entries_max, "too many leader epochs"
-        self._persist()
+        self._persist(sync=False)
         return True
 
     def end_offset_for_epoch(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
@@ -127,18 +131,24 @@ class LeaderEpochCache:
         self.entries = []
         self._persist()
 
-    def _persist(self) -> None:
+    def _persist(self, sync: bool = True) -> None:
         """Write the checkpoint; an OS error (a full disk) is logged and the write retried by
         `persist_if_dirty`: the entries in memory stay right, the file lags until then."""
         if self._fs is None or self._path is None:
             return
         try:
-            self._fs.write_atomic(self._path, format_checkpoint(self.entries).encode("ascii"))
+            self._fs.write_atomic(self._path, format_checkpoint(self.entries).encode("ascii"), sync=sync)
         except OSError as error:
             self.dirty = True
             write_error(self._directory, "writing the leader-epoch checkpoint", error)
             return
         self.dirty = False
+        self.unsynced = not sync
+
+    def sync(self) -> None:
+        """Make the checkpoint durable if an assign wrote it unsynced (or could not write it)."""
+        if self.dirty or self.unsynced:
+            self._persist()
 
     def stop_writing(self) -> None:
         """Keep the entries in memory only from now on (an offline log changes no file)."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import errno
 import posixpath
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .fs import Chunk
 
@@ -88,6 +89,8 @@ class MemoryFileHandle:
 
     def sync(self) -> None:
         file = self._live()
+        if self._fs.deferring:
+            return  # durable when deferred_syncs ends
         file.durable = bytes(file.data)
         file.append_only = True
         self._fs.syncs += 1
@@ -104,6 +107,7 @@ class MemoryFileSystem:
         self.syncs = 0
         self.bytes_written = 0
         self.capacity_bytes = capacity_bytes  # None: unbounded
+        self._deferring = 0  # inside deferred_syncs
 
     def free_bytes(self) -> int | None:
         if self.capacity_bytes is None:
@@ -178,14 +182,40 @@ class MemoryFileSystem:
             raise FileNotFoundError(path)
         return bytes(file.data)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, sync: bool = True) -> None:
         room = self.free_bytes()
         if room is not None and len(data) > room:  # the temporary file does not fit
             raise OSError(errno.ENOSPC, "No space left on device", path)
-        self.files[self._norm(path)] = _File(bytearray(data), bytes(data), True)
+        path = self._norm(path)
+        if sync and not self._deferring:
+            self.files[path] = _File(bytearray(data), bytes(data), True)
+            return
+        # Unsynced: a power loss brings back what was durable before (empty if nothing was).
+        previous = self.files.get(path)
+        self.files[path] = _File(bytearray(data), previous.durable if previous is not None else b"", False)
 
     def sync_dir(self, path: str) -> None:
-        self.syncs += 1
+        if not self._deferring:
+            self.syncs += 1
+
+    @property
+    def deferring(self) -> bool:
+        return self._deferring > 0
+
+    @contextmanager
+    def deferred_syncs(self, path: str) -> Iterator[None]:
+        """As syncfs at the end: syncs inside are skipped, and every file's content becomes
+        durable when it ends (not before)."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if not self._deferring:
+                for file in self.files.values():
+                    file.durable = bytes(file.data)
+                    file.append_only = True
+                self.syncs += 1
 
     def crash(self, mode: str = "drop", rng: object | None = None) -> None:
         """Lose what a power loss ("drop"/"tear") or a process kill ("keep") would lose.

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -223,6 +224,9 @@ class PartitionLog:
         self.cleaner_pass: CleanerPass | None = None
         self.cleaner_bytes_read = 0  # by the cleaning of the last enforce_retention
         self.closed = False
+        # A new log's directory (and its entry in the data directory) not yet fsynced: done
+        # with its first flush of data.
+        self._dirs_unsynced = False
         # Damage found at open (faults.py): the first fault, all of them, and the offset
         # ranges reads refuse. An offline log refuses appends and changes no file.
         self.offline: StorageFault | None = None
@@ -244,6 +248,9 @@ class PartitionLog:
         directory itself cannot be created or read (the caller retries later)."""
         from .cleaner import finish_interrupted_cleaning
 
+        # A new, empty log writes nothing durable until it holds data: its checkpoints' absence
+        # means "nothing to recover", and creating thousands of partitions costs no fsync.
+        fresh = not fs.exists(directory) or not fs.listdir(directory)
         fs.makedirs(directory)
         finish_interrupted_cleaning(fs, directory)
         log_start_offset = checkpoints.read_offset_checkpoint(
@@ -270,11 +277,17 @@ class PartitionLog:
             return log  # no file is touched: everything stays as found, for the operator
         if log.leader_epoch_cache.load_error:
             log._rebuild_leader_epochs()
+        else:  # epochs assigned after the last flush may not have reached the disk
+            log._recover_leader_epochs(checkpointed or 0)
         if log.log_start_offset > log.log_end_offset:
             log.truncate_fully_and_start_at(log.log_start_offset)
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
         log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
         log._load_producer_state()
+        if fresh:
+            log.recovery_point = log._checkpointed_recovery_point = log.log_end_offset
+            log._dirs_unsynced = True
+            return log
         if log._checkpointed_recovery_point == log.log_end_offset:
             log.recovery_point = log.log_end_offset  # clean shutdown: nothing to sync or write
         else:
@@ -282,6 +295,21 @@ class PartitionLog:
         if stored_log_start_offset != log.log_start_offset:
             log._try(log._write_log_start_offset, "writing the log start offset")
         return log
+
+    def _recover_leader_epochs(self, recovery_point: int) -> None:
+        """Re-add the epochs of batches above the recovery point that the checkpoint does not
+        know (an assign is written unsynced and made durable by the next flush; a power loss
+        between the two loses it), as Kafka's recovery does."""
+        cache = self.leader_epoch_cache
+        for index, segment in enumerate(self._segments):
+            following = self._segments[index + 1].base_offset if index + 1 < len(self._segments) else None
+            if following is not None and following <= recovery_point:
+                continue
+            for header in segment.scan_headers(0):
+                if header.base_offset + header.last_offset_delta < recovery_point:
+                    continue
+                if header.partition_leader_epoch > cache.latest_epoch:
+                    cache.assign(header.partition_leader_epoch, header.base_offset)
 
     def _rebuild_leader_epochs(self) -> None:
         """The leader-epoch checkpoint is unreadable: every batch carries the epoch of the
@@ -1020,6 +1048,11 @@ class PartitionLog:
             active.log.sync()
             if active.txn_index is not None:
                 active.txn_index.sync()
+            if self._dirs_unsynced:  # a new log's first data: its directory entry too
+                self.fs.sync_dir(self.directory)
+                self.fs.sync_dir(posixpath.dirname(self.directory.rstrip("/")) or "/")
+                self._dirs_unsynced = False
+        self.leader_epoch_cache.sync()  # before the recovery point can move past its epochs
         self._unflushed_records = 0
         self.recovery_point = self.log_end_offset
 
