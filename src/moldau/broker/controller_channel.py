@@ -72,8 +72,10 @@ class ControllerChannel:
             if controller.written_offset == before:
                 return response
             return self.when_committed(ctx, controller.written_offset, response)
-        if getattr(ctx, "forwarded", False) or core.controller_id() == core.node_id:
+        if getattr(ctx, "forwarded", False):
             return run(core, ctx, request)  # every controller call answers NOT_CONTROLLER
+        # Elsewhere, or here before the controller is active (just elected, still replaying):
+        # forwarded once there is an active controller, until the request's deadline.
         return self.forward(ctx, request, run)
 
     def when_committed(self, ctx: apis.RequestContext, offset: int, response: Any) -> Any:
