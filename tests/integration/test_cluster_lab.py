@@ -216,3 +216,50 @@ def test_moldau_topics_reassign(cluster):
         assert cluster.partition_state("shifted", partition)[1] == [2, 3]
     idle = moldau("topics", "reassign", "--bootstrap-server", cluster.bootstrap_servers)
     assert "No reassignment in progress" in idle.stdout
+
+
+def test_health_ready_waits_for_a_quorum_on_a_cluster(cluster):
+    """A node without a quorum is live but not ready: /health/ready answers 503 with why, until
+    it has registered with an active controller and caught up (BrokerCore.running)."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    def get(node_id: int, path: str) -> tuple[int, dict | str]:
+        url = f"http://127.0.0.1:{cluster.base_port + 200 + node_id - 1}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = response.read().decode()
+                return response.status, json.loads(body) if path == "/health/ready" else body
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read().decode())
+
+    assert get(1, "/health/ready")[0] == 200
+    for node_id in (1, 2, 3):
+        cluster.kill(node_id)
+    # Start node 1 alone, without waiting for it (it cannot become ready: 1 of 3 voters).
+    log = open(cluster.directory + "/node-1.alone.log", "wb")
+    process = subprocess.Popen([*moldau_command(), "server", cluster.directory + "/node-1.properties"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if get(1, "/health/live")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        time.sleep(2)  # well past an election timeout: still no quorum
+        status, body = get(1, "/health/ready")
+        assert status == 503 and "controller" in body["reason"], body
+        cluster.start(2)  # a majority again: node 1 registers and catches up
+        deadline = time.monotonic() + 60
+        while get(1, "/health/ready")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get(1, "/health/ready")[0] == 200
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()

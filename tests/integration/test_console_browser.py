@@ -284,6 +284,41 @@ def test_unreachable_cluster_shows_a_banner_and_recovers(driver):
         broker.close()
 
 
+def test_a_killed_node_of_a_cluster_shows_as_not_answering_and_its_partitions_move(driver):
+    """On a 3-node cluster the overview lists every node; when the node leading a replicated
+    topic is killed, the page shows it not answering, the topic under-replicated and a new leader
+    for its partition — without a reload — and all is whole again once the node restarts."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    import moldau
+
+    with moldau.Cluster(brokers=3) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        admin.create_topics([NewTopic("replicated", 1, 3)])["replicated"].result(30)
+        cluster.wait_for(lambda: len(cluster.isr("replicated")) == 3, what="a full ISR")
+        victim = cluster.leader("replicated")
+        with ConsoleProcess(cluster.bootstrap_servers) as console:
+            driver.get(console.url + "/")
+            wait_for(lambda: len(css(driver, "#nodes tr[data-node]")) == 3, what="three nodes")
+            assert "3 / 3" in text_of(driver, "#cards")
+            cluster.kill(victim)
+            row = f"#nodes tr[data-node='{victim}'] td.alive"
+            wait_for(lambda: text_of(driver, row) == "not answering", timeout_s=40, what="the killed node marked")
+            wait_for(lambda: "2 / 3" in text_of(driver, "#cards"), what="two of three alive")
+
+            driver.get(console.url + "/topic?name=replicated")
+            leader_cell = "tr[data-partition='0'] td.leader"
+            wait_for(lambda: text_of(driver, leader_cell) not in ("", "none", str(victim)), timeout_s=40,
+                     what="a new leader")
+            wait_for(lambda: css(driver, "tr[data-partition='0'] td.isr.bad"), what="the ISR shown short")
+            assert str(victim) not in text_of(driver, "tr[data-partition='0'] td.isr")
+            screenshot(driver, "cluster-node-down")
+
+            cluster.restart(victim)
+            wait_for(lambda: not css(driver, "tr[data-partition='0'] td.isr.bad"), timeout_s=60,
+                     what="the ISR whole again")
+
+
 def test_connect_page_lists_connectors_and_pauses_resumes(driver, tmp_path):
     from moldau.connect.standalone import StandaloneWorker
     from moldau.connect.testing import rest
