@@ -22,8 +22,10 @@ What is measured is in bench/workloads.py (the workloads), bench/systems.py (how
 started, RSS, start-up probe), bench/generators.py (the generators), bench/loopback.py (the
 physical reference: a trivial Python sender/receiver pair over loopback).
 
-`--brokers 3` asks for the replicated variant (3 brokers, RF 3); the runners say what is missing
-until it exists, and the workloads then take the replication factor from the system.
+`--brokers 3` runs the replicated variant: a 3-node KRaft Kafka against a 3-node moldau
+(`moldau cluster up`), topics with replication factor 3 and min.insync.replicas 2, and the
+failover workload (bench/failover.py: a partition leader killed while writing → the first write
+acknowledged by the new leader).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from bench.workloads import (  # noqa: E402
     ALL_GENERATORS, DEFAULT_GENERATORS, WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once)
 
 IDLE_SETTLE_S = 3.0
+# The replicated comparison (issue 9's "Measured"): RF 3, acks=all, and a leader's failure.
+REPLICATED_DEFAULT = ("produce-100B-acksall", "produce-100B-acks1", "consume-100B", "failover")
 STARTUP = "startup"
 MEMORY = "memory"
 
@@ -60,8 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repetitions", type=int, help="runs per workload, system and generator (default 10)")
     parser.add_argument("--records", type=int, help="records per throughput run (default 1,000,000)")
     parser.add_argument("--systems", default="kafka,moldau", help="comma-separated (default kafka,moldau)")
-    parser.add_argument("--workloads", default=",".join([w.name for w in WORKLOADS] + [STARTUP]),
-                        help="comma-separated; known: " + ", ".join([w.name for w in WORKLOADS] + [STARTUP]))
+    parser.add_argument("--workloads", help="comma-separated; known: " + ", ".join([w.name for w in WORKLOADS] + [STARTUP])
+                        + f" (default with one broker: all but failover; with --brokers 3: {','.join(REPLICATED_DEFAULT)})")
     parser.add_argument("--generators", default=",".join(DEFAULT_GENERATORS),
                         help=f"comma-separated, of {', '.join(ALL_GENERATORS)} (default {','.join(DEFAULT_GENERATORS)}; "
                              "go and franz mean franz-go)")
@@ -74,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (1 if args.quick else 10)
+    if args.workloads is None:
+        args.workloads = ",".join(REPLICATED_DEFAULT if args.brokers > 1 else
+                                  [w.name for w in WORKLOADS if w.kind != "failover"] + [STARTUP])
     names = [_GENERATOR_ALIASES.get(g.strip(), g.strip()) for g in args.generators.split(",") if g.strip()]
     unknown = [g for g in names if g not in ALL_GENERATORS]
     if unknown:
@@ -164,7 +171,9 @@ class Run:
             for kind in self.order(repetition):
                 if kind not in prepared:
                     continue
-                for generator in [g for g in workload.generators if g in self.generators]:
+                # failover brings its own client (bench/failover.py); the others use the chosen generators
+                chosen = workload.generators if workload.kind == "failover" else self.generators
+                for generator in [g for g in workload.generators if g in chosen]:
                     self.log(f"{name} {kind} {generator} run {repetition + 1}/{self.args.repetitions}")
                     try:
                         result = run_once(workload, self.systems[kind], generator, self.scale, prepared[kind])
@@ -255,10 +264,12 @@ REPORTED = {  # the metrics the Markdown table shows, per workload kind
     "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_latency_ms", "longest_gap_ms"),
     "consume": ("records_per_sec", "mb_per_sec"),
     "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
+    "failover": ("failover_s", "longest_ack_gap_s"),
     STARTUP: ("first_ack_s", "listening_s", "format_s"),
     MEMORY: ("idle_rss_mb", "after_load_rss_mb"),
 }
-COSTS = ("broker_cpu_us_per_record", "broker_cpu_util", "client_cpu_util", "others_cpu_util", "broker_peak_rss_mb")
+COSTS = ("broker_cpu_us_per_record", "broker_cpu_util", "broker_runqueue_s", "client_cpu_util", "others_cpu_util",
+         "broker_peak_rss_mb")
 
 
 def _spread(entry: dict, kind: str) -> str:
@@ -295,8 +306,9 @@ def markdown(summary: list[dict]) -> str:
         runs = "/".join(str(entry.get(f"{k}_runs", 0)) for k in kinds)
         lines.append(f"| {entry['workload']} | {entry['generator']} | {entry['metric']} | "
                      + " | ".join(_spread(entry, k) for k in kinds) + f" | {ratio} | {runs} |")
-    lines += ["", "| workload | generator | system | broker CPU µs/record | broker cores | generator cores | "
-              "other processes, cores | broker peak RSS MiB | bottleneck (runs) |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| workload | generator | system | broker CPU µs/record | broker cores | broker waited for a CPU, s | "
+              "generator cores | other processes, cores | broker peak RSS MiB | bottleneck (runs) |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     index = {(e["workload"], e["generator"], e["metric"]): e for e in summary}
     pairs = sorted({(e["workload"], e["generator"]) for e in summary if kind_of.get(e["workload"]) in ("produce", "consume")},
                    key=lambda pair: (order.index(pair[0]), pair[1]))

@@ -12,8 +12,13 @@ launched with the server process produces one record (acks=1, topic auto-created
 the time from launching the process to its acknowledgement. Kafka's one-off `kafka-storage
 format` step happens before the launch and is reported separately.
 
-A replicated system (3 brokers, RF 3) plugs in through `make_runner(kind, partitions, brokers)`; until the
-3-node variants exist it raises Unavailable, and the harness reports the workload as skipped.
+The replicated variant (`make_runner(kind, partitions, brokers=3)`): a 3-node KRaft Kafka
+(kafka_dist.KafkaCluster: every node broker+controller, static voters) and a 3-node moldau
+(`moldau cluster up`, testing/cluster_process.py), both with replication factor 3 for new
+topics, min.insync.replicas=2 on the benchmark's topics (acks=all waits for a second replica and
+one dead node leaves every partition writable), and the same failure detection (a node is fenced
+after 3 s without a heartbeat: moldau cluster up's setting, given to Kafka too). Their `System`
+can kill and restart a node (the failover workload).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from moldau.testing.kafka_dist import KafkaServer, kafka_version
+from moldau.testing.kafka_dist import KafkaCluster, KafkaServer, kafka_version
 from moldau.testing.server_process import ServerProcess, free_port
 from bench.security import SECURITY
 
@@ -70,6 +75,23 @@ def proc_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def proc_runqueue_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat, summed
+    over its threads): how much a busy machine held the broker back."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as schedstat:
+                total += int(schedstat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 class Watchdog:
@@ -142,6 +164,8 @@ class System:
     bootstrap_servers: str
     pids: list[int]
     version: str
+    runner: object = None  # the runner that started it (kill_node / restart_node on clusters)
+    topic_configs: dict = None  # configs every benchmark topic is created with
 
     def rss_bytes(self) -> int:
         return sum(proc_rss_bytes(pid) for pid in self.pids)
@@ -149,36 +173,87 @@ class System:
     def cpu_seconds(self) -> float:
         return sum(proc_cpu_seconds(pid) for pid in self.pids)
 
+    def runqueue_seconds(self) -> float:
+        return sum(proc_runqueue_seconds(pid) for pid in self.pids)
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node of a cluster (a crash)."""
+        self.runner.kill_node(node_id)
+
+    def restart_node(self, node_id: int) -> None:
+        self.runner.restart_node(node_id)
+        self.pids[:] = self.runner.current_pids()
+
+
+# The replicated variant: what `moldau cluster up` gives its nodes (cli/cluster.py), given to
+# Kafka's nodes too — a dead node is fenced after 3 s on both, not after Kafka's default 9 s.
+REPLICATED_OVERRIDES = {"default.replication.factor": "3", "broker.heartbeat.interval.ms": "500",
+                        "broker.session.timeout.ms": "3000", "leader.imbalance.check.interval.seconds": "10"}
+REPLICATED_TOPIC_CONFIGS = {"min.insync.replicas": "2"}  # acks=all waits for a second replica
+
 
 class KafkaRunner:
-    """One single-node KRaft Kafka (kafka_dist.KafkaServer) with Kafka's shipped JVM flags."""
+    """One single-node KRaft Kafka (kafka_dist.KafkaServer) with Kafka's shipped JVM flags, or
+    with brokers=3 a 3-node KRaft cluster (kafka_dist.KafkaCluster)."""
 
     kind = "kafka"
 
     def __init__(self, partitions: int, brokers: int = 1):
-        if brokers != 1:
-            raise Unavailable("a 3-node KRaft Kafka is not wired into the harness yet (KafkaServer is single-node)")
+        if brokers not in (1, 3):
+            raise Unavailable(f"{brokers} Kafka brokers: the harness runs 1 or 3")
         self.partitions = partitions
+        self.brokers = brokers
         self.server: KafkaServer | None = None
+        self.cluster: KafkaCluster | None = None
         self.watchdog: Watchdog | None = None
+        self.watchdogs: list[Watchdog] = []
 
     def overrides(self) -> dict:
         return {"num.partitions": self.partitions, **COMMON_OVERRIDES}
 
     def start(self) -> System:
+        if self.brokers == 3:
+            return self._start_cluster()
         server_class = _SecuredKafkaServer if SECURITY.enabled else KafkaServer
         self.server = server_class(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
         self.server.start()
         self.watchdog = Watchdog(self.server.pid, whole_group=True, directory=self.server.directory)
         return System("kafka", 1, 1, self.server.bootstrap_servers, [self.server.pid], f"Apache Kafka {kafka_version()}")
 
+    def _start_cluster(self) -> System:
+        self.cluster = KafkaCluster(3, jvm_opts=KAFKA_JVM_OPTS, overrides={**self.overrides(), **REPLICATED_OVERRIDES})
+        self.cluster.start()
+        self._watch_cluster()
+        return System("kafka", 3, 3, self.cluster.bootstrap_servers, self.cluster.pids(),
+                      f"Apache Kafka {kafka_version()} (3 nodes)", runner=self,
+                      topic_configs=dict(REPLICATED_TOPIC_CONFIGS))
+
+    def _watch_cluster(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.cancel()
+        self.watchdogs = [Watchdog(pid, whole_group=True, directory=self.cluster.directory) for pid in self.cluster.pids()]
+
+    def kill_node(self, node_id: int) -> None:
+        self.cluster.kill(node_id)
+
+    def current_pids(self) -> list[int]:
+        return self.cluster.pids()
+
+    def restart_node(self, node_id: int) -> None:
+        self.cluster.restart(node_id)
+        self._watch_cluster()
+
     def stop(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
+        for watchdog in [self.watchdog, *self.watchdogs]:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.watchdog, self.watchdogs = None, []
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
 
     def measure_startup(self) -> dict:
         server = _TimedKafkaServer(jvm_opts=KAFKA_JVM_OPTS, overrides=self.overrides())
@@ -258,17 +333,21 @@ class _TimedKafkaServer(KafkaServer):
 
 
 class MoldauRunner:
-    """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess)."""
+    """One `moldau server` subprocess (moldau.testing.server_process.ServerProcess), or with
+    brokers=3 a local cluster of three (`moldau cluster up`, testing/cluster_process.py)."""
 
     kind = "moldau"
     shadow_uvloop = False
 
     def __init__(self, partitions: int, brokers: int = 1):
-        if brokers != 1:
-            raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (not built yet)")
+        if brokers not in (1, 3):
+            raise Unavailable(f"{brokers} moldau brokers: the harness runs 1 or 3")
         self.partitions = partitions
+        self.brokers = brokers
         self.server: ServerProcess | None = None
+        self.cluster = None
         self.watchdog: Watchdog | None = None
+        self.watchdogs: list[Watchdog] = []
         self.directory: str | None = None
 
     def overrides(self) -> dict:
@@ -280,6 +359,8 @@ class MoldauRunner:
 
     def start(self) -> System:
         self.directory = tempfile.mkdtemp(prefix="moldau-bench-")
+        if self.brokers == 3:
+            return self._start_cluster()
         extra = ["--add-scram", SECURITY.add_scram()] if SECURITY.protocol == "SASL_SSL" else []
         self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides(), extra_args=extra)
         with _without_uvloop(self.shadow_uvloop):
@@ -289,10 +370,44 @@ class MoldauRunner:
 
         return System(self.kind, 1, 1, self.server.bootstrap_servers, [self.server.process.pid], f"moldau {__version__}")
 
+    def _start_cluster(self) -> System:
+        try:
+            from moldau.testing.cluster_process import ProcessCluster
+        except ImportError:
+            raise Unavailable("a 3-broker moldau cluster needs `moldau cluster up` (issue 9)") from None
+        from moldau import __version__
+
+        # `moldau cluster up` writes each node's properties (RF 3 defaults, a 3 s session
+        # timeout); the benchmark's topics carry min.insync.replicas themselves.
+        self.cluster = ProcessCluster(str(Path(self.directory) / "cluster"), brokers=3)
+        self.cluster.up()
+        self._watch_cluster()
+        return System(self.kind, 3, 3, self.cluster.bootstrap_servers, self.current_pids(),
+                      f"moldau {__version__} (3 nodes)", runner=self, topic_configs=dict(REPLICATED_TOPIC_CONFIGS))
+
+    def current_pids(self) -> list[int]:
+        return [node["pid"] for node in self.cluster.info()["nodes"] if node.get("pid", 0) > 0]
+
+    def _watch_cluster(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.cancel()
+        self.watchdogs = [Watchdog(pid, whole_group=False, directory=self.directory) for pid in self.current_pids()]
+
+    def kill_node(self, node_id: int) -> None:
+        self.cluster.kill(node_id)
+
+    def restart_node(self, node_id: int) -> None:
+        self.cluster.start(node_id)
+        self._watch_cluster()
+
     def stop(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
+        for watchdog in [self.watchdog, *self.watchdogs]:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.watchdog, self.watchdogs = None, []
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
         if self.server is not None:
             self.server.terminate()
             self.server.close()

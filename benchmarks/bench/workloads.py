@@ -65,6 +65,9 @@ WORKLOADS = (
     Workload("consume-100B-read-committed", "11. consume transactional records from the beginning, read_committed",
              "consume", 100, generators=("franz-go",), metrics={"records_per_sec": True, "mb_per_sec": True},
              transactional=True),
+    # Replicated clusters only (--brokers 3): kill a partition leader while writing (bench/failover.py).
+    Workload("failover", "12. leader killed → first acknowledged write on the new leader", "failover", 100, "all",
+             generators=("librdkafka",), metrics={"failover_s": False}),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -92,8 +95,8 @@ def create_topic(system: System, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                            replication_factor=system.replication_factor)])
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=system.replication_factor,
+                                            config=dict(system.topic_configs or {}))])
     futures[topic].result(TOPIC_TIMEOUT_S)
     deadline = time.monotonic() + TOPIC_TIMEOUT_S
     while time.monotonic() < deadline:  # until every partition has a leader
@@ -117,7 +120,9 @@ class ResourceSampler(threading.Thread):
         self.system = system
         self.peak_rss = system.rss_bytes()
         self.cpu_began = system.cpu_seconds()
+        self.runqueue_began = system.runqueue_seconds()
         self.cpu_s = 0.0
+        self.runqueue_s = 0.0
         self.wall_began = time.monotonic()
         self.wall_s = 0.0
         self._halt = threading.Event()
@@ -135,6 +140,7 @@ class ResourceSampler(threading.Thread):
         self.join()
         self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
         self.cpu_s = self.system.cpu_seconds() - self.cpu_began
+        self.runqueue_s = self.system.runqueue_seconds() - self.runqueue_began
         self.wall_s = time.monotonic() - self.wall_began
 
 
@@ -157,6 +163,12 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
 def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
     """One generator run of one workload on one system: the generator's numbers plus the broker's,
     and the CPU each process used (who was the bottleneck)."""
+    if workload.kind == "failover":
+        from bench.failover import measure_failover
+
+        if system.brokers < 3:
+            raise ValueError("the failover workload needs a replicated cluster (--brokers 3)")
+        return measure_failover(system)
     bootstrap = system.bootstrap_servers
     if workload.kind == "consume":
         topic = prepared["topic"]
@@ -179,6 +191,8 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     wall_s = sampler.wall_s or 1e-9
     result["wall_s"] = round(sampler.wall_s, 3)
     result["broker_cpu_util"] = round(sampler.cpu_s / wall_s, 2)
+    # The broker's threads waited this long for a CPU other processes held (summed over threads).
+    result["broker_runqueue_s"] = round(sampler.runqueue_s, 3)
     result["client_cpu_util"] = round(client_cpu_s / wall_s, 2)
     # Everything the machine ran meanwhile (other engineers' tests included), in cores.
     result["machine_cpu_util"] = round((machine_after - machine_before) / wall_s, 2)

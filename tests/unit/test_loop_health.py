@@ -52,3 +52,17 @@ def test_gc_pauses_are_timed_by_generation():
     before = loop_health.GC_PAUSES[2].count
     gc.collect()
     assert loop_health.GC_PAUSES[2].count == before + 1
+
+
+def test_segment_writes_and_fsyncs_are_timed(tmp_path):
+    from moldau.runtime.disk import OsFileSystem
+
+    fs = OsFileSystem()
+    writes, syncs = loop_health.DISK_WRITES.count, loop_health.DISK_SYNCS.count
+    handle = fs.open(str(tmp_path / "00000000000000000000.log"), create=True)
+    handle.append([b"abc", b"def"])
+    handle.sync()
+    handle.close()
+    fs.write_atomic(str(tmp_path / "checkpoint"), b"0\n")  # the file, then its directory
+    assert loop_health.DISK_WRITES.count == writes + 1
+    assert loop_health.DISK_SYNCS.count == syncs + 3

@@ -18,7 +18,7 @@ import time
 from typing import Sequence
 
 from moldau.log.fs import Chunk
-from moldau.runtime.loop_health import DISK_WRITES
+from moldau.runtime.loop_health import DISK_SYNCS, DISK_WRITES
 
 # Linux IOV_MAX is 1024; stay under it per writev call.
 _IOV_CHUNKS_MAX = 1000
@@ -91,7 +91,7 @@ class OsFileHandle:
         self._size = size
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        _timed_fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -138,7 +138,7 @@ class OsFileSystem:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            _timed_fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, path)
@@ -147,6 +147,15 @@ class OsFileSystem:
     def sync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            _timed_fsync(fd)
         finally:
             os.close(fd)
+
+
+def _timed_fsync(fd: int) -> None:
+    """fsync, timed: it waits for the disk, and on the event loop's thread nothing else runs."""
+    began = time.perf_counter_ns()
+    try:
+        os.fsync(fd)
+    finally:
+        DISK_SYNCS.observe(time.perf_counter_ns() - began)

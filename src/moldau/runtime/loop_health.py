@@ -10,12 +10,16 @@ enough to stay on in production:
   could not run callbacks (the longest wait any ready connection had, to within the interval);
 - **GC pauses**: `gc.callbacks` time each collection, by generation (CPython stops the thread);
 - **ticks**: the runtime times each periodic `core.tick` (retention, compaction, flushes);
-- **disk writes**: runtime/disk.py times each segment append (`os.writev`); a write that waits
-  on the kernel (dirty-page throttling, a journal commit) stops the loop without using CPU.
+- **disk writes and fsyncs**: runtime/disk.py times each segment append (`os.writev`) and each
+  fsync (segments, indexes, checkpoints, directories); a write the kernel makes wait (dirty-page
+  throttling, a journal commit) or an fsync stops the loop without using CPU.
 
 Each is a histogram of plain ints (one `bisect` per observation) that /metrics turns into a
 Prometheus histogram; the heartbeat also logs, at WARNING, a lag over `STALL_LOG_MS` with what
-the other three saw since the previous heartbeat, so a stall in the log names its cause. GC and
+the others saw since the previous heartbeat, and how the loop's thread spent the time: on the
+CPU (Python working), waiting for a CPU (the machine is busy with other processes: Linux's
+schedstat run-queue time), or neither (blocked in a system call) — so a stall in the log names
+its cause. GC and
 disk-write figures are per process (several embedded brokers in one process share them).
 """
 
@@ -37,14 +41,16 @@ _BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_S)
 
 
 class Histogram:
-    """Counts per bucket (not cumulative), the sum and the largest value since `take_max()`."""
+    """Counts per bucket (not cumulative), the sum, and the largest value and the total since
+    the previous `take()`."""
 
-    __slots__ = ("counts", "sum_ns", "max_ns")
+    __slots__ = ("counts", "sum_ns", "max_ns", "_taken_sum_ns")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(_BUCKETS_NS) + 1)
         self.sum_ns = 0
         self.max_ns = 0
+        self._taken_sum_ns = 0
 
     def observe(self, elapsed_ns: int) -> None:
         self.counts[bisect.bisect_left(_BUCKETS_NS, elapsed_ns)] += 1
@@ -52,10 +58,15 @@ class Histogram:
         if elapsed_ns > self.max_ns:
             self.max_ns = elapsed_ns
 
-    def take_max(self) -> int:
-        """The largest value observed since the previous call (and reset it)."""
+    def take(self) -> tuple[int, int]:
+        """(largest, total) observed since the previous call."""
         largest, self.max_ns = self.max_ns, 0
-        return largest
+        total, self._taken_sum_ns = self.sum_ns - self._taken_sum_ns, self.sum_ns
+        return largest, total
+
+    def take_max(self) -> int:
+        """The largest value observed since the previous take (and reset it)."""
+        return self.take()[0]
 
     @property
     def count(self) -> int:
@@ -72,6 +83,7 @@ class Histogram:
 # Process-wide: the collector is one per interpreter, and so is the disk.
 GC_PAUSES: dict[int, Histogram] = {generation: Histogram() for generation in range(3)}
 DISK_WRITES = Histogram()
+DISK_SYNCS = Histogram()  # fsync of segments, indexes, checkpoints and directories
 _gc_started_ns = 0
 _gc_installed = False
 
@@ -92,6 +104,16 @@ def install_gc_timer() -> None:
         _gc_installed = True
 
 
+def runqueue_wait_ns() -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a CPU (0 where the kernel does
+    not say: /proc/thread-self/schedstat is Linux's, with schedstats on)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as schedstat:
+            return int(schedstat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class LoopHealth:
     """The heartbeat on one event loop, and the tick timer the runtime feeds."""
 
@@ -103,6 +125,7 @@ class LoopHealth:
         self.ticks = Histogram()
         self._due_ns = 0
         self._cpu_ns = 0  # the loop thread's CPU time at the previous heartbeat
+        self._runqueue_ns = 0  # and its time waiting for a CPU (Linux schedstat)
         self._handle = None
 
     def start(self) -> None:
@@ -117,20 +140,26 @@ class LoopHealth:
     def _schedule(self) -> None:
         self._due_ns = time.perf_counter_ns() + int(self.heartbeat_s * 1e9)
         self._cpu_ns = time.thread_time_ns()
+        self._runqueue_ns = runqueue_wait_ns()
         self._handle = self.loop.call_later(self.heartbeat_s, self._beat)
 
     def _beat(self) -> None:
         lag_ns = max(0, time.perf_counter_ns() - self._due_ns)
         self.lag.observe(lag_ns)
-        gc_ns = max(h.take_max() for h in GC_PAUSES.values())
-        write_ns, tick_ns = DISK_WRITES.take_max(), self.ticks.take_max()
+        gc_ns = sum(h.take()[1] for h in GC_PAUSES.values())
+        (write_max_ns, write_ns), (_, sync_ns) = DISK_WRITES.take(), DISK_SYNCS.take()
+        tick_ns = self.ticks.take_max()
         if lag_ns >= self.stall_log_ns:
             # CPU the loop's thread used meanwhile: near the stall's length, Python was working;
             # far below it, the thread waited (a blocking system call, or no core to run on).
+            # Waiting for a CPU: the machine was busy with other processes, not this one's fault.
             cpu_ns = time.thread_time_ns() - self._cpu_ns
-            log.warning("event loop stalled for %d ms, of which %d ms on the CPU (longest since the last heartbeat: "
-                        "garbage collection %d ms, segment write %d ms, broker tick %d ms)", lag_ns // 1_000_000,
-                        cpu_ns // 1_000_000, gc_ns // 1_000_000, write_ns // 1_000_000, tick_ns // 1_000_000)
+            runqueue_ns = runqueue_wait_ns() - self._runqueue_ns
+            ms = 1_000_000
+            log.warning("event loop stalled for %d ms: %d ms on the CPU, %d ms waiting for a CPU; since the last "
+                        "heartbeat: garbage collection %d ms, segment writes %d ms (longest %d ms), fsync %d ms, "
+                        "broker tick %d ms", lag_ns // ms, cpu_ns // ms, runqueue_ns // ms, gc_ns // ms,
+                        write_ns // ms, write_max_ns // ms, sync_ns // ms, tick_ns // ms)
         self._schedule()
 
     def timed_tick(self, tick, now_ms: int) -> None:

@@ -413,3 +413,128 @@ def _tail(text: str | bytes | None, lines: int = 15) -> str:
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class _ClusterNode(KafkaServer):
+    """One combined broker+controller of a KafkaCluster: its ports and the voters are given."""
+
+    def __init__(self, node_id: int, port: int, controller_port: int, voters: str, cluster_id: str,
+                 directory: Path, **kwargs):
+        super().__init__(data_dir=directory, **kwargs)
+        self.node_id = node_id
+        self._ports = (port, controller_port)
+        self.voters = voters
+        self.cluster_id = cluster_id
+
+    def _write_properties(self) -> Path:
+        properties_path = super()._write_properties()  # the single-node defaults and the overrides
+        self.port, self.controller_port = self._ports
+        lines = dict(line.split("=", 1) for line in properties_path.read_text().splitlines() if "=" in line)
+        lines.update({
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            **{key: str(value) for key, value in self.overrides.items()},
+        })
+        properties_path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
+        return properties_path
+
+
+class KafkaCluster:
+    """N Apache Kafka nodes (KRaft, each broker+controller, static voters) on 127.0.0.1.
+
+    `with KafkaCluster(3) as kafka: kafka.bootstrap_servers`; `kill(node_id)` SIGKILLs one node
+    (a crash), `pid(node_id)` finds it. Internal topics get replication factor min(3, N).
+    """
+
+    def __init__(self, nodes: int = 3, *, overrides: Mapping[str, object] | None = None,
+                 jvm_opts: Sequence[str] = JVM_OPTS_DEFAULT, start_timeout_s: float = 120.0):
+        self.size = nodes
+        self.start_timeout_s = start_timeout_s
+        replication = min(3, nodes)
+        self.overrides = {"offsets.topic.replication.factor": replication,
+                          "transaction.state.log.replication.factor": replication,
+                          "transaction.state.log.min.isr": min(2, replication),
+                          "share.coordinator.state.topic.replication.factor": replication,
+                          "share.coordinator.state.topic.min.isr": min(2, replication), **(overrides or {})}
+        self.jvm_opts = tuple(jvm_opts)
+        self.directory: Path | None = None
+        self.nodes: dict[int, _ClusterNode] = {}
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for _, node in sorted(self.nodes.items()))
+
+    def pid(self, node_id: int) -> int | None:
+        return self.nodes[node_id].pid
+
+    def pids(self) -> list[int]:
+        return [node.pid for _, node in sorted(self.nodes.items()) if node.pid]
+
+    def __enter__(self) -> "KafkaCluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="moldau-kafka-cluster-"))
+        ports = {node_id: (free_port(), free_port()) for node_id in range(1, self.size + 1)}
+        voters = ",".join(f"{node_id}@127.0.0.1:{controller}" for node_id, (_, controller) in ports.items())
+        cluster_id = random_cluster_id()
+        try:
+            for node_id, (port, controller) in ports.items():
+                node = _ClusterNode(node_id, port, controller, voters, cluster_id, self.directory / f"node-{node_id}",
+                                    overrides=self.overrides, jvm_opts=self.jvm_opts,
+                                    start_timeout_s=self.start_timeout_s)
+                self.nodes[node_id] = node
+                node.directory = node._given_dir
+                node.directory.mkdir(parents=True, exist_ok=True)
+                node._format(node._write_properties())
+            for node in self.nodes.values():  # launched together: a quorum needs a majority
+                node._launch(node.directory / "server.properties")
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_serving(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            for node in self.nodes.values():
+                if node.process is not None and node.process.poll() is not None:
+                    raise KafkaError(f"Kafka node {node.node_id} exited on start: {node._log_tail()}")
+            if any(_broker_listed(node.bootstrap_servers) for node in self.nodes.values()):
+                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+                try:
+                    if len(admin.list_topics(timeout=2).brokers) == self.size:
+                        return
+                except Exception:
+                    pass
+            time.sleep(0.3)
+        raise KafkaError(f"the Kafka cluster did not serve within {self.start_timeout_s}s")
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node (a crash); its directory stays until stop()."""
+        self.nodes[node_id].kill()
+
+    def restart(self, node_id: int) -> None:
+        """Launch a killed node again on its directory and ports."""
+        node = self.nodes[node_id]
+        node.process = None
+        if node._log_file is not None:
+            node._log_file.close()
+            node._log_file = None
+        node._launch(node.directory / "server.properties")
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+        self.nodes.clear()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None

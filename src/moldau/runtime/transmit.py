@@ -1,0 +1,124 @@
+"""Writing a response's chunks to a connection: bytes through the transport, file regions by
+`sendfile` straight from the segment file when the socket allows it.
+
+Theory of operation. A Fetch response is a few small byte strings (header, per-partition
+fields) around record sets that are byte ranges of segment files (`FileRegion`: a file handle,
+a position, a size). Reading those ranges into Python and writing them to the socket copies
+every consumed byte twice through user space; `os.sendfile` hands them from the page cache to
+the socket in the kernel. It is possible only on a plain TCP socket (TLS encrypts in user
+space) and only while the transport has nothing buffered (the bytes it still holds must leave
+first, and we cannot ask it to notify us when it drains without pausing reading). So, for each
+region in order:
+
+- the bytes before it are handed to the transport (which sends at once when its buffer is
+  empty, as both asyncio and uvloop do);
+- if the transport's buffer is then empty, `os.sendfile` sends what the socket takes now; the
+  rest, and every region after a partial send, is read (`os.pread`) and handed to the
+  transport, so the frame's bytes stay in order whatever the socket does;
+- otherwise the region is read and handed to the transport like the rest.
+
+Both event loops work this way: sendfile is called on the socket's descriptor directly (asyncio's
+`loop.sendfile` is a coroutine that pauses the transport, and uvloop has none). A region whose
+file shrank below it since the read (a truncation) or whose handle was closed (the partition
+was deleted) cannot be sent: `RegionGone` is raised and the runtime closes the connection, as a
+client would otherwise read a malformed frame.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# Below this a region is cheaper read and written with its neighbours than sent by a second
+# system call.
+SENDFILE_MIN_BYTES = 16 * 1024
+
+
+class RegionGone(Exception):
+    """A file region to send no longer holds the bytes the response announced."""
+
+
+def is_region(chunk: Any) -> bool:
+    return hasattr(chunk, "fileno") and hasattr(chunk, "position")
+
+
+def region_bytes(region: Any, offset: int = 0) -> bytes:
+    """The region's bytes from `offset` on, read now (RegionGone if the file lost them)."""
+    data = getattr(region, "data", None)  # already read (e.g. to check its CRCs)
+    if data is not None:
+        return bytes(data[offset:])
+    if region.fileno() < 0:
+        raise RegionGone("the segment file was closed")
+    data = region.file.pread(region.size - offset, region.position + offset)
+    if len(data) != region.size - offset:
+        raise RegionGone(f"read {len(data)} of {region.size - offset} bytes at {region.position + offset}")
+    return data
+
+
+def materialize(chunks: list) -> list:
+    """The chunks with every region read into bytes (for TLS, or a transport without a socket)."""
+    return [region_bytes(chunk) if is_region(chunk) else chunk for chunk in chunks]
+
+
+class Transmitter:
+    """Writes frames (lists of chunks) to one connection's transport, in order."""
+
+    __slots__ = ("transport", "socket_fd", "sendfile_calls", "sendfile_bytes", "copied_bytes")
+
+    def __init__(self, transport, use_sendfile: bool):
+        self.transport = transport
+        self.socket_fd = -1
+        if use_sendfile:
+            sock = transport.get_extra_info("socket")
+            self.socket_fd = sock.fileno() if sock is not None else -1
+        self.sendfile_calls = 0
+        self.sendfile_bytes = 0
+        self.copied_bytes = 0
+
+    def write(self, chunks: list) -> None:
+        if self.socket_fd < 0:
+            self._copy_all(chunks)
+            return
+        pending: list = []
+        for chunk in chunks:
+            if not is_region(chunk):
+                pending.append(chunk)
+            elif chunk.size < SENDFILE_MIN_BYTES or getattr(chunk, "data", None) is not None:
+                pending += self._copied(chunk, 0)
+            else:
+                if pending:
+                    self.transport.writelines(pending)
+                    pending = []
+                pending += self._send_region(chunk)
+        if pending:
+            self.transport.writelines(pending)
+
+    def _send_region(self, region) -> list:
+        """sendfile what the socket takes now; returns what is left, read, for the transport."""
+        if self.transport.get_write_buffer_size() > 0 or self.transport.is_closing():
+            return self._copied(region, 0)
+        fd = region.fileno()
+        if fd < 0:
+            raise RegionGone("the segment file was closed")
+        if region.file.size < region.position + region.size:
+            raise RegionGone("the segment file was truncated below the region")
+        try:
+            sent = os.sendfile(self.socket_fd, fd, region.position, region.size)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the peer is gone (EPIPE, ECONNRESET): the transport will see it too
+            self.transport.abort()
+            return []
+        self.sendfile_calls += 1
+        self.sendfile_bytes += sent
+        return self._copied(region, sent) if sent < region.size else []
+
+    def _copied(self, region, offset: int) -> list:
+        data = region_bytes(region, offset)
+        self.copied_bytes += len(data)
+        return [data]
+
+    def _copy_all(self, chunks: list) -> None:
+        data = materialize(chunks)
+        self.copied_bytes += sum(len(c) for c, original in zip(data, chunks) if is_region(original))
+        self.transport.writelines(data)
