@@ -201,3 +201,18 @@ def test_init_producer_id_on_a_full_disk_is_retriable() -> None:
     fs.capacity_bytes = None
     response = call(core, 22, 4, request)
     assert response.error_code == ErrorCode.none and response.producer_id >= 0
+
+
+def test_a_damaged_metadata_log_stops_the_broker_with_the_file_named() -> None:
+    import pytest
+
+    fs = MemoryFileSystem()
+    core = make_core(fs)
+    for i in range(5):
+        create_topic(core, f"t{i}")
+    core.close()
+    path = sorted(p for p in fs.files if "/__cluster_metadata-0/" in p and p.endswith(".log"))[0]
+    del fs.files[path].data[-20:]  # flushed metadata records are gone
+    with pytest.raises(OSError) as error:
+        make_core(fs)
+    assert "metadata log is damaged" in str(error.value) and error.value.filename == path

@@ -348,3 +348,21 @@ def test_compaction_stops_at_a_damaged_batch_instead_of_copying_it(caplog) -> No
 
 def reopen_with(fs: MemoryFileSystem, config: LogConfig) -> PartitionLog:
     return PartitionLog.open(fs, DIR, config, 0)
+
+
+def test_reads_check_old_bytes_once_and_never_what_this_process_appended() -> None:
+    fs, old = build(count=30)  # closed: after a restart nothing below the end is known valid
+    log = reopen(fs)
+    active = log.active_segment
+    start_of_new = active.size
+    log.append_as_leader(batch(30), 0, 0)
+    assert active.is_verified(start_of_new, active.size), "appended by this process"
+    assert not active.is_verified(0, start_of_new), "written before the restart: checked when read"
+    first = active.base_offset
+    log.read(first, 200, 30)  # a consumer catching up reads the old part in steps
+    assert active.is_verified(start_of_new, active.size), "the tail stays known valid meanwhile"
+    offset = first
+    while offset < 30:
+        data = log.read(offset, 200, 30).read_bytes()
+        offset = [h for h, _ in iterate_batches(data)][-1].next_offset
+    assert active.is_verified(0, active.size), "the checked range joined the tail"

@@ -17,8 +17,10 @@ the batch it points at is caught when used, and the index rebuilt in memory.
 `recover_from(position)` is the crash path: it verifies every batch (length, magic, CRC,
 ascending offsets) from a position, rebuilds the index entries past it, and returns where the
 valid batches end (recovery.py decides whether to cut the rest). `verify_read` checks what a
-read returns, unless the bytes lie in the range already checked (`verified_start`..
-`verified_end`: appended by this process, verified at recovery, or read before).
+read returns, unless its bytes are known valid: from `verified_from` to the end of the file
+(appended by this process, or CRC-checked by recovery), or in `checked_start`..`checked_end`
+(checked by an earlier read; consumers read in order, so this range grows, and joins the
+tail once it reaches `verified_from`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from .txn_index import TransactionIndex
 log = logging.getLogger("moldau.log")
 
 _SCAN_CHUNK_BYTES = 16 * 1024
+# `verified_from` of a segment whose bytes nothing checked yet.
+_NOTHING_VERIFIED = 2**63 - 1
 # Hints kept per segment (base_offset -> position); cleared wholesale past this bound.
 _POSITION_HINTS_MAX = 4096
 # The files of one segment (the aborted-transaction index exists only once it has an entry).
@@ -72,9 +76,11 @@ class LogSegment:
         self.created_ms = created_ms
         self.bytes_since_index_entry = 0
         self.position_hints: dict[int, int] = {}
-        # Bytes [verified_start, verified_end) are known to hold valid batches (CRC checked
-        # at append or recovery, or by an earlier read); reads check the rest (verify_batches).
-        self.verified_start = self.verified_end = 0
+        # Known-valid bytes, which reads need not check (verify_read): from `verified_from` to
+        # the end of the file, and [checked_start, checked_end). Nothing, until recovery or
+        # `create` says otherwise.
+        self.verified_from = _NOTHING_VERIFIED
+        self.checked_start = self.checked_end = 0
         # Position of the first unreadable byte of a damaged segment (-1: none); the bytes from
         # there on stay in the file, untouched, for the operator (faults.py).
         self.damaged_at = -1
@@ -94,6 +100,7 @@ class LogSegment:
         if log.size:
             log.truncate(0)
         segment = cls(fs, directory, base_offset, log, index_interval_bytes, now_ms)
+        segment.verified_from = 0  # every byte will be appended, validated, by this process
         for suffix in (".index", ".timeindex", ".txnindex"):
             fs.remove(segment.path(suffix))
         return segment
@@ -139,8 +146,8 @@ class LogSegment:
         """Write `chunks` (the batches' bytes) and index `batches` = (base, last, max_ts, size)."""
         position = self.log.size
         self.log.append(chunks)  # may raise OSError: nothing below has happened yet
-        if self.verified_end == position:  # the batches were validated before the append
-            self.verified_end = self.log.size
+        if self.verified_from > position:  # the batches were validated before the append
+            self.verified_from = position
         hints = self.position_hints
         if len(hints) > _POSITION_HINTS_MAX:
             hints.clear()
@@ -262,22 +269,31 @@ class LogSegment:
             return header
         return None
 
+    def is_verified(self, start: int, end: int) -> bool:
+        """Whether bytes [start, end) are known valid (see the module docstring)."""
+        if start >= self.verified_from:
+            return True
+        return self.checked_start <= start and end <= self.checked_end
+
     def verify_read(self, start: int, data: bytes, first_offset: int) -> tuple[int, str | None]:
-        """Check the batches of `data` (read from byte `start`) unless they lie in the verified
-        range; return how many leading bytes are whole valid batches, and why it stopped
-        short (None: all of it). Reads never serve a batch that fails its CRC."""
+        """Check the batches of `data` (read from byte `start`) unless they are known valid;
+        return how many leading bytes are whole valid batches, and why it stopped short (None:
+        all of it). Reads never serve a batch that fails its CRC."""
         end = start + len(data)
-        if self.verified_start <= start and end <= self.verified_end:
+        if self.is_verified(start, end):
             return len(data), None
         good, reason = check_batches(data, first_offset, self.base_offset, self.next_offset)
-        # Grow the verified range when the checked bytes touch it (consumers read in order).
-        good_end = start + good
-        if start <= self.verified_end and good_end >= self.verified_start:
-            self.verified_start = min(self.verified_start, start)
-            self.verified_end = max(self.verified_end, good_end)
-        elif good_end - start > self.verified_end - self.verified_start:
-            self.verified_start, self.verified_end = start, good_end
+        self._mark_verified(start, start + good)
         return good, reason
+
+    def _mark_verified(self, start: int, end: int) -> None:
+        if start <= self.checked_end and end >= self.checked_start:  # touches: one range
+            start, end = min(start, self.checked_start), max(end, self.checked_end)
+        if end >= self.verified_from:  # reached the valid tail
+            self.verified_from = min(self.verified_from, start)
+            self.checked_start = self.checked_end = 0
+        elif end - start >= self.checked_end - self.checked_start:
+            self.checked_start, self.checked_end = start, end
 
     # --- recovery and truncation ------------------------------------------------------------
     def recover_from(self, position: int, verify_from_offset: int,
@@ -320,9 +336,8 @@ class LogSegment:
             self.time_index.truncate_to_offset(self.base_offset)
             self.max_timestamp = self.max_timestamp_offset = -1
             return self.recover_from(0, verify_from_offset, end_offset_max)
-        self.verified_start = self.verified_end = valid_end
-        if verified_start >= 0:
-            self.verified_start = verified_start
+        self.verified_from = verified_start if verified_start >= 0 else valid_end
+        self.checked_start = self.checked_end = 0
         return valid_end
 
     def truncate_file(self, position: int) -> None:
