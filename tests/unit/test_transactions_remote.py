@@ -81,6 +81,7 @@ def test_markers_for_another_leader_are_sent_and_retried_until_they_land(core):
     pid, epoch = started.producer_id, started.producer_epoch
     assert set(add_partitions(core, pid, epoch, [("t", 0), ("elsewhere", 0)], LOCAL_TXN).values()) == {ErrorCode.none}
     produce(core, pid, epoch, 0, [b"here"], transactional_id=LOCAL_TXN)
+    core.config.request_timeout_ms = 1234  # request.timeout.ms: how long a marker request may go unanswered
     ended = call(core, 26, 4, {"transactional_id": LOCAL_TXN, "producer_id": pid, "producer_epoch": epoch,
                                "committed": True})
     assert ended.error_code == ErrorCode.none  # decided: PrepareCommit is durable
@@ -90,6 +91,7 @@ def test_markers_for_another_leader_are_sent_and_retried_until_they_land(core):
     # its own connection: on the one replica fetches use it would wait behind a held Fetch,
     # and the Fetch that must replicate these markers behind it
     assert request.channel == "txn-markers"
+    assert request.timeout_ms == 1234
     request.on_response(None, NOW + 10)  # no connection: tried again shortly
     assert core.next_deadline_ms() == NOW + 10 + 100
     core.run_deadlines(NOW + 110)

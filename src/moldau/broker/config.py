@@ -91,6 +91,9 @@ _TRANSACTION_KEYS = {
         "transaction_remove_expired_transaction_cleanup_interval_ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms":
         "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+    # how long a WriteTxnMarkers or a produce's AddPartitionsToTxn verification to another
+    # node may go unanswered before it counts as failed (Kafka uses it for both too)
+    "request.timeout.ms": "request_timeout_ms",
 }
 
 
@@ -140,6 +143,7 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    request_timeout_ms: int = 30_000
     cluster_id: str | None = None
     # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
     # read and checked by coordinator/consumer_config.py.
