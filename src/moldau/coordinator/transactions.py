@@ -71,6 +71,7 @@ from moldau.coordinator.txn_state import (
     TxnState,
     parse_state,
 )
+from moldau.raft import faults
 
 log = logging.getLogger("moldau.transactions")
 
@@ -158,8 +159,8 @@ class TransactionCoordinator:
             if meta.state == ONGOING:
                 self._watch_timeout(meta)
             elif meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
-                self.markers.send(transactional_id, coordinator_epoch, meta, meta.prepare_complete(now_ms),
-                                  meta.state == PREPARE_COMMIT)
+                commit = meta.state == PREPARE_COMMIT and not faults.active("coordinator-flips-prepared-commit")
+                self.markers.send(transactional_id, coordinator_epoch, meta, meta.prepare_complete(now_ms), commit)
         log.info("Loaded %d transactional id(s) of %s-%d at coordinator epoch %d",
                  sum(1 for t in self.txns if self.partition_of(t) == index), topic.TOPIC, index, coordinator_epoch)
 

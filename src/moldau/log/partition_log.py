@@ -544,6 +544,8 @@ class PartitionLog:
         """Aborted transactions overlapping [fetch_offset, upper_bound_offset): what a
         read_committed Fetch returns with the records it read there."""
         found: list[AbortedTxn] = []
+        if _planted("aborted-transactions-not-returned"):
+            return found
         index = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
         for segment in self._segments[index:]:
             if segment.txn_index is not None and segment.txn_index.collect(fetch_offset, upper_bound_offset, found):
@@ -1105,3 +1107,10 @@ class PartitionLog:
         self._bases = [s.base_offset for s in self._segments]
         for segment in old:
             self._retired.append(_Retired(segment.log, self._now_ms))
+
+
+def _planted(name: str) -> bool:
+    """A test's planted bug (moldau.raft.faults), imported here: moldau.raft imports the log."""
+    from moldau.raft import faults
+
+    return faults.active(name)

@@ -34,3 +34,16 @@ def planted(name: str) -> Iterator[None]:
         yield
     finally:
         _active.discard(name)
+
+
+# Transactions (log/, coordinator/) have theirs, caught by the transactional cluster simulation
+# (tests/sim/txn_sim.py):
+# - "lso-ignores-open-transactions": the last stable offset is the high watermark, so
+#   read_committed consumers read transactions still open (and perhaps aborted later).
+# - "aborted-transactions-not-returned": read_committed fetches name no aborted transactions,
+#   so consumers cannot drop the records of aborted ones.
+# - "coordinator-flips-prepared-commit": a coordinator that takes over a transaction decided
+#   as commit (PrepareCommit) writes ABORT markers, so its partitions disagree.
+TRANSACTIONS = frozenset({"lso-ignores-open-transactions", "aborted-transactions-not-returned",
+                          "coordinator-flips-prepared-commit"})
+KNOWN = KNOWN | TRANSACTIONS
