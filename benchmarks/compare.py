@@ -262,7 +262,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 REPORTED = {  # the metrics the Markdown table shows, per workload kind
     "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_latency_ms", "longest_gap_ms"),
-    "consume": ("records_per_sec", "mb_per_sec"),
+    "consume": ("records_per_sec", "mb_per_sec", "fetch_response_p50_ms", "fetch_response_p99_ms",
+                "fetch_response_mean_bytes"),
     "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
     "failover": ("failover_s", "longest_ack_gap_s"),
     STARTUP: ("first_ack_s", "listening_s", "format_s"),

@@ -217,8 +217,11 @@ def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1,
     """Read `messages` records from the beginning (partitions assigned, no group)."""
     result = _loadgen(["consume", "-brokers", bootstrap, "-topic", topic, "-records", str(messages),
                        "-consumers", str(consumers)] + (["-read-committed"] if read_committed else []))
-    return {"records_per_sec": result["records_per_sec"], "mb_per_sec": result["mb_per_sec"],
-            "first_record_s": result["first_record_s"], "longest_gap_ms": result["longest_gap_ms"]}
+    # fetch_response_*: request written → response read, as the client saw it: the broker's
+    # answer time plus the transfer, without the consumer's decoding.
+    keys = ("records_per_sec", "mb_per_sec", "first_record_s", "longest_gap_ms", "fetches", "fetch_response_p50_ms",
+            "fetch_response_p99_ms", "fetch_response_mean_ms", "fetch_response_mean_bytes")
+    return {key: result[key] for key in keys if key in result}
 
 
 # --- kcat (librdkafka's C, no Python) -------------------------------------------------------
