@@ -280,8 +280,8 @@ def kcat_produce(bootstrap: str, topic: str, records: int, size: int, props: dic
     for key in ("acks", "linger.ms", "compression.type", "enable.idempotence"):
         if key in props:
             settings += ["-X", f"{key}={props[key]}"]
-    command = [kcat, "-P", "-b", bootstrap, "-t", topic, *settings, "-X", "queue.buffering.max.messages=1000000",
-               "-l", str(path)]
+    # librdkafka's defaults otherwise, as issue 16 ran it (`kcat -P -t T -X linger.ms=5 -l file`).
+    command = [kcat, "-P", "-b", bootstrap, "-t", topic, *settings, "-l", str(path)]
     elapsed = _parallel([command] * producers, "kcat -P")
     return {"records_per_sec": share * producers / elapsed, "mb_per_sec": share * producers * size / elapsed / 2**20}
 
