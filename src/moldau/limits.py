@@ -14,6 +14,14 @@ frame_bytes_max = 100 * 1024 * 1024
 # max.in.flight 1,000,000 by default); past this bound the server stops reading the socket.
 inflight_requests_per_connection_max = 1000
 connections_max = 10_000
+# Kafka's queued.max.request.bytes: the bytes of all request frames being received at once
+# (runtime/memory.py). Past it, connections that need more stop reading until memory frees;
+# one frame may pass it, so the largest frame (frame_bytes_max) always gets through. Kafka's
+# default is unbounded; a bound keeps a crowd of large producers from exhausting memory.
+queued_request_bytes_max_default = 128 * 1024 * 1024
+# After the request buffers held at least this much, memory is handed back to the OS
+# (malloc_trim) once they are all free again.
+memory_trim_after_bytes = 16 * 1024 * 1024
 # A connection with no request for this long is closed (Kafka's connections.max.idle.ms), so
 # clients that vanished without closing (a killed host, a dropped network) do not hold a slot
 # of connections_max forever.
@@ -47,6 +55,17 @@ fetch_session_eviction_ms = 120_000
 fetch_session_idle_ms = 600_000
 # Waiting fetches and acks=all produces held as delayed operations.
 delayed_operations_max = 100_000
+
+# --- log directory and disk space ---------------------------------------------------------
+# log.dir.free.bytes.min: below this much free space on the data directory the broker refuses
+# produce requests and new partitions with KAFKA_STORAGE_ERROR, so that it never fills the
+# disk to the last byte itself; what is left serves the broker's own small writes
+# (checkpoints, indexes, metadata records, committed offsets). 0 turns the check off.
+log_dir_free_bytes_min_default = 4 * 1024 * 1024
+# The free space is read from the OS (statvfs, ~2 us) at most this often while far from the
+# reserve (near it, on every append): once per millisecond costs a busy broker about 0.2% of a
+# core, and a disk that another process filled is seen by the next produce request.
+log_dir_free_space_check_ms = 1
 
 # --- log ---------------------------------------------------------------------------------
 segment_bytes_default = 1024 * 1024 * 1024

@@ -119,3 +119,15 @@ def test_shipped_server_properties_starts_a_single_node():
     config = BrokerConfig.from_properties({key: value for key, value, active in _shipped_lines() if active})
     assert config.warnings == []
     assert (config.node_id, config.host, config.port, config.data_dir) == (1, "127.0.0.1", 9092, "./moldau-data")
+
+
+def test_storage_and_request_memory_keys() -> None:
+    config = BrokerConfig.from_properties({"log.dir.free.bytes.min": "0", "queued.max.request.bytes": "-1"})
+    assert (config.log_dir_free_bytes_min, config.queued_max_request_bytes) == (0, -1)
+    assert not config.warnings
+    defaults = BrokerConfig()
+    assert defaults.log_dir_free_bytes_min == 4 * 1024 * 1024
+    assert defaults.queued_max_request_bytes == 128 * 1024 * 1024
+    for key, value in (("log.dir.free.bytes.min", "-1"), ("queued.max.request.bytes", "-2")):
+        with pytest.raises(ConfigFileError):
+            BrokerConfig.from_properties({key: value})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from moldau.log import LogConfig, MemoryFileSystem, PartitionLog
+from moldau.log import LogConfig, LogError, MemoryFileSystem, PartitionLog
 from moldau.log.segment import segment_file_name
 from moldau.records import Record, build_batch, iterate_batches, iterate_records
 
@@ -229,17 +229,21 @@ def test_os_file_system_killed_process_and_torn_tail(tmp_path) -> None:
     # "kill -9": no close, no flush; the OS keeps what was written
     again = PartitionLog.open(OsFileSystem(), directory, config, 0)
     assert values(again) == [b"v%d" % i for i in range(60)]
+    again.append_as_leader(batch(1, 60), 0, 0)  # after the recovery point open() wrote
     last = again.active_segment.path(".log")
     os.truncate(last, os.path.getsize(last) - 5)  # tear the last batch
     third = PartitionLog.open(OsFileSystem(), directory, config, 0)
-    assert values(third) == [b"v%d" % i for i in range(59)]
-    assert third.append_as_leader(batch(1, 59), 0, 0).first_offset == 59
+    assert third.offline is None
+    assert values(third) == [b"v%d" % i for i in range(60)]
+    assert third.append_as_leader(batch(1, 60), 0, 0).first_offset == 60
     third.close()
 
 
 def test_randomized_external_damage_keeps_a_valid_prefix() -> None:
-    """Files cut or scribbled on outside the log's control: reopen yields a prefix, and
-    appends continue right after it."""
+    """Files cut or scribbled on outside the log's control. Past the recovery point (the
+    unflushed tail) reopen cuts back to a valid prefix and appends continue right after it;
+    below it the log opens offline with every file as it was, and serves the valid prefix
+    (tests/unit/test_log_faults.py has one test per kind of damage)."""
     for seed in range(15):
         rng = random.Random(2000 + seed)
         fs = MemoryFileSystem()
@@ -251,6 +255,7 @@ def test_randomized_external_damage_keeps_a_valid_prefix() -> None:
             log.append_as_leader(batch(1, i, rng.randint(0, 60)), 0, 0)
             if cut and rng.random() < 0.2:
                 log.checkpoint()
+        recovery_point = log.recovery_point
         fs.crash("keep")
         if cut:  # anywhere, even below the recovery point
             data = fs.files[rng.choice(log.segments[-2:]).path(".log")].data
@@ -268,9 +273,27 @@ def test_randomized_external_damage_keeps_a_valid_prefix() -> None:
             start = rng.choice(starts)
             end = min(len(data), start + int.from_bytes(data[start + 8 : start + 12], "big") + 12)
             data[rng.randrange(start + 21, end)] ^= 0x5A
+        before = {path: bytes(f.data) for path, f in fs.files.items()}
         again = PartitionLog.open(fs, DIR, config, 0)
-        got = values(again)
         expected = [b"v%d" % i for i in range(40)]
+        if again.offline is not None:
+            assert {path: bytes(f.data) for path, f in fs.files.items()} == before, f"seed {seed}"
+            assert again.offline.first_offset < recovery_point, f"seed {seed}"
+            got = values_until_error(again)
+            assert got == expected[: len(got)] and len(got) == again.offline.first_offset, f"seed {seed}"
+            continue
+        got = values(again)
         assert got == expected[: len(got)], f"seed {seed}"
+        assert len(got) >= recovery_point, f"seed {seed}: flushed records lost"
         assert again.log_end_offset == len(got), f"seed {seed}"
         assert again.append_as_leader(batch(1, len(got)), 0, 0).first_offset == len(got)
+
+
+def values_until_error(log: PartitionLog) -> list[bytes]:
+    got: list[bytes] = []
+    try:
+        for record in log.records():
+            got.append(record.value.split(b"x")[0])
+    except LogError:
+        pass
+    return got

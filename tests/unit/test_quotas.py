@@ -57,6 +57,15 @@ def test_connection_limits():
     assert limits.admit("10.0.0.9", 0) is not None  # override: none at all
 
 
+def test_per_listener_connection_limits():
+    limits = ConnectionLimits.from_security({"listener.name.external.max.connections": "1"})
+    assert limits.admit("1.1.1.1", 0, listener="EXTERNAL") is None
+    assert "listener.name.external.max.connections (1)" in limits.admit("2.2.2.2", 0, listener="EXTERNAL")
+    assert limits.admit("2.2.2.2", 0, listener="INTERNAL") is None  # other listeners are not limited
+    limits.closed("1.1.1.1", "EXTERNAL")
+    assert limits.admit("2.2.2.2", 0, listener="EXTERNAL") is None
+
+
 def test_security_records_survive_the_metadata_log_encoding():
     import uuid
 

@@ -553,3 +553,20 @@ def test_a_node_restarted_on_a_wiped_disk_takes_its_id_back():
     cluster.run(cluster.now + 6000)
     assert cluster.clients[wiped].fatal_error is None
     assert cluster.clients[wiped].log_end_offset == cluster.leader().log_end_offset
+
+
+def test_retry_backoff_stays_well_below_the_fetch_timeout():
+    """(Found by simulation seed 11417.) Failed fetches double the retry backoff; were it allowed
+    to grow past the fetch timeout, a follower would start an election after a short outage
+    even though the leader is fine again."""
+    cluster = Cluster()
+    leader = elect(cluster)
+    follower = next(c for c in cluster.clients.values() if c is not leader)
+    epoch, state = leader.epoch, follower.state
+    start = cluster.now
+    cluster.cut |= {(follower.node_id, leader.node_id)}
+    cluster.run(start + 1500)  # many failed fetches, but less than the 2000 ms fetch timeout
+    cluster.cut.clear()
+    cluster.run(start + 3000)
+    assert follower.state is state and follower.state.leader_alive  # it never left
+    assert leader.is_leader and leader.epoch == epoch

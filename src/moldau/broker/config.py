@@ -117,9 +117,15 @@ class BrokerConfig:
     delete_topic_enable: bool = True
     message_max_bytes: int = limits.message_bytes_max_default
     socket_request_max_bytes: int = limits.frame_bytes_max
+    # queued.max.request.bytes: all request frames being received at once (runtime/memory.py);
+    # negative: unbounded.
+    queued_max_request_bytes: int = limits.queued_request_bytes_max_default
     connections_max_idle_ms: int = limits.connection_idle_ms_default
     # How often retention deletes due segments (Kafka's default: 5 minutes).
     log_retention_check_interval_ms: int = 300_000
+    # Free space kept on the data directory: below it produce and new partitions are refused
+    # with KAFKA_STORAGE_ERROR (broker/storage.py); 0: no reserve.
+    log_dir_free_bytes_min: int = limits.log_dir_free_bytes_min_default
     offsets_topic_num_partitions: int = 50
     group_initial_rebalance_delay_ms: int = limits.group_initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = limits.group_session_timeout_ms_min
@@ -260,6 +266,10 @@ class BrokerConfig:
             self.socket_request_max_bytes = _integer(value, 1, _INT_MAX)
         elif key == "log.retention.check.interval.ms":
             self.log_retention_check_interval_ms = _integer(value, 1, _LONG_MAX)
+        elif key == "queued.max.request.bytes":
+            self.queued_max_request_bytes = _integer(value, -1, _LONG_MAX)  # -1: unbounded
+        elif key == "log.dir.free.bytes.min":
+            self.log_dir_free_bytes_min = _integer(value, 0, _LONG_MAX)
         elif key == "connections.max.idle.ms":
             self.connections_max_idle_ms = _integer(value, -_LONG_MAX, _LONG_MAX)  # negative: never close
         elif key == "offsets.topic.num.partitions":

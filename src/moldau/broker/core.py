@@ -21,6 +21,7 @@ StandardAuthorizer over the image's ACLs) and `throttle(ctx, quota, value)` (sec
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import uuid
@@ -32,6 +33,7 @@ from moldau import limits
 from moldau.broker import apis, stray_logs
 from moldau.broker.config import BrokerConfig
 from moldau.broker.metrics import BrokerMetrics
+from moldau.broker.storage import LogDirectory
 from moldau.controller import records as r
 from moldau.controller.configs import (
     SOURCE_DYNAMIC_BROKER,
@@ -99,6 +101,8 @@ class BrokerCore:
         self.fs = fs
         self.new_uuid = new_uuid
         self.disk_usage = disk_usage  # (total bytes, usable bytes) of the data dir
+        # Free-space reserve and partitions whose log could not be opened (broker/storage.py).
+        self.log_dir = LogDirectory(config.data_dir, disk_usage, config.log_dir_free_bytes_min, now_ms)
         self.now_ms = now_ms
         self.node_id = config.node_id
         self.metrics = BrokerMetrics()  # plain counters; runtime/metrics.py scrapes them
@@ -115,13 +119,16 @@ class BrokerCore:
         # Group coordinator and friends, by name; installed after the metadata replay below.
         self.extensions: dict[str, Any] = {}
         self.fs.makedirs(config.data_dir)
-        metadata_log = LocalMetadataLog(
-            PartitionLog.open(fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms),
-            lambda: self.now_ms,
-        )
+        metadata_partition_log = PartitionLog.open(
+            fs, self._path(METADATA_DIR), LogConfig.from_kafka_configs({"segment.bytes": str(64 * 1024 * 1024)}), now_ms)
+        if metadata_partition_log.offline is not None:  # topics unknown: no partition can be served
+            fault = metadata_partition_log.offline
+            raise OSError(errno.EIO, f"the metadata log is damaged: {fault.describe()}", fault.path)
+        metadata_log = LocalMetadataLog(metadata_partition_log, lambda: self.now_ms)
         defaults = ControllerDefaults(config.num_partitions, config.default_replication_factor, config.delete_topic_enable)
         self.controller = Controller(self.image, metadata_log, self.node_id, new_uuid, defaults)
         self.controller.listeners.append(self._on_metadata_record)
+        self.controller.refuse_new_partitions = lambda count: self.log_dir.refuse_new_partitions(count, self.now_ms)
         on_disk = stray_logs.partition_dirs(fs, config.data_dir, skip=[METADATA_DIR])
         self.controller.replay()
         stray_logs.check(fs, config.data_dir, on_disk, self.partitions, lambda: new_uuid().hex)
@@ -221,7 +228,8 @@ class BrokerCore:
             self.sessions[connection_id] = session
             return session
         ip_quota = self._ip_connection_rate(client_host)
-        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota)
+        refused = self.connection_limits.admit(client_host, self.now_ms if now_ms is None else now_ms, ip_quota,
+                                               listener.name)
         if refused is not None:
             raise CloseConnection(refused)
         session.admitted = True
@@ -296,7 +304,7 @@ class BrokerCore:
         self.connection_software.pop(connection_id, None)
         session = self.sessions.pop(connection_id, None)
         if session is not None and session.admitted:
-            self.connection_limits.closed(session.client_host)
+            self.connection_limits.closed(session.client_host, session.listener_name)
 
     # --- quotas --------------------------------------------------------------------------
     def throttle(self, ctx: apis.RequestContext, key: str, value: float, record: bool = True) -> int:
@@ -417,9 +425,24 @@ class BrokerCore:
         no replica, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH)."""
         partition = self.partitions.get((topic, index))
         if partition is None:
+            self.raise_if_unavailable(topic, index)
             raise PartitionError(ErrorCode.unknown_topic_or_partition)
         partition.check_leader(current_leader_epoch)
+        if partition.log.offline is not None:
+            self.raise_if_unavailable(topic, index)
         return partition
+
+    def raise_if_unavailable(self, topic: str, index: int) -> None:
+        """KAFKA_STORAGE_ERROR for a partition of this broker whose log is offline (damaged)
+        or could not be opened yet (broker/storage.py); nothing otherwise."""
+        partition = self.partitions.get((topic, index))
+        if partition is not None and partition.log.offline is not None:
+            raise PartitionError(ErrorCode.kafka_storage_error, f"{topic}-{index} is offline: "
+                                 f"{partition.log.offline.describe()}")
+        pending = self.log_dir.pending.get((topic, index))
+        if pending is not None:
+            raise PartitionError(ErrorCode.kafka_storage_error,
+                                 f"{topic}-{index}: its log cannot be opened: {pending.reason}")
 
     def topic_configs(self, topic: str) -> dict[str, str]:
         """Effective configs of a topic: its overrides over the broker's over Kafka's defaults."""
@@ -476,7 +499,12 @@ class BrokerCore:
         partition = self.partitions.get(key)
         if partition is None:
             configs = self.topic_configs(topic.name)
-            log = self._open_log(self._path(f"{topic.name}-{index}"), uuid.UUID(topic_id), configs)
+            try:
+                log = self._open_log(self._path(f"{topic.name}-{index}"), uuid.UUID(topic_id), configs)
+            except OSError as error:  # a full disk: retried on every tick (broker/storage.py)
+                self.log_dir.open_failed(key, topic_id, error, self.now_ms)
+                return
+            self.log_dir.opened(key, self.now_ms)
             partition = Partition(topic.name, index, topic_id, log, self.node_id)
             partition.high_watermark = log.log_end_offset  # single node: everything on disk was committed
             _apply_partition_configs(partition, configs)
@@ -491,8 +519,12 @@ class BrokerCore:
         """Open a partition's log. A directory left by an older topic of the same name (its
         partition.metadata names another topic id) is removed when that topic's deletion is in
         the metadata log (a deletion cut short), else moved aside as a stray: data is never
-        dropped silently."""
-        on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
+        dropped silently. OSError (a full disk) is the caller's to retry (broker/storage.py)."""
+        try:
+            on_disk = checkpoints.read_partition_metadata(self.fs, directory) if self.fs.exists(directory) else None
+        except ValueError as error:  # unreadable: the log's own files decide what is there
+            log.warning("%s: %s; writing it anew", directory, error)
+            on_disk = None
         if on_disk is not None and on_disk != topic_id:
             if str(on_disk) in self.image.removed_topic_names:
                 self.fs.remove_tree(directory)
@@ -500,12 +532,17 @@ class BrokerCore:
                 stray_logs.move_aside(self.fs, self.config.data_dir, directory.rsplit("/", 1)[1], self.new_uuid().hex,
                                       f"belongs to topic id {on_disk}, unknown to the metadata log")
                 on_disk = None
-        log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
+        partition_log = PartitionLog.open(self.fs, directory, LogConfig.from_kafka_configs(configs), self.now_ms)
         if on_disk != topic_id:
-            checkpoints.write_partition_metadata(self.fs, directory, topic_id)
-        return log
+            try:
+                checkpoints.write_partition_metadata(self.fs, directory, topic_id)
+            except OSError:
+                partition_log.close()
+                raise
+        return partition_log
 
     def _remove_topic_partitions(self, topic_id: str) -> None:
+        self.log_dir.forget(topic_id)
         for key in sorted(self.partitions):
             partition = self.partitions[key]
             if partition.topic_id == topic_id:
@@ -548,8 +585,10 @@ class BrokerCore:
 
     # --- housekeeping ------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
-        """Periodic work: retention, time-based flushes and segment rolls."""
+        """Periodic work: retention, time-based flushes and segment rolls; partitions whose
+        log could not be opened are tried again."""
         self.now_ms = now_ms
+        self._retry_pending_logs()
         keys = sorted(self.partitions)
         # Compaction shares one budget per tick; the log that cleans first moves on each tick,
         # so every compacted log gets its turn however many there are.
@@ -576,6 +615,28 @@ class BrokerCore:
             ext.tick(now_ms)
         for quota in self.quotas.values():
             quota.forget_idle(now_ms)
+
+    def _retry_pending_logs(self) -> None:
+        for (topic, index), topic_id in self.log_dir.due():
+            image = self.image.topics_by_id.get(topic_id)
+            if image is None or index not in image.partitions:
+                self.log_dir.forget(topic_id)
+                continue
+            self._sync_partition(topic_id, index)
+            partition = self.partitions.get((topic, index))
+            if partition is not None:
+                self.partition_appended(partition.key, self.now_ms)  # wake anything waiting
+
+    def storage_status(self) -> dict[str, int]:
+        """Gauges of the log directory for metrics (counters: moldau.log.faults.counters())."""
+        total, usable = self.disk_usage()
+        return {
+            "offline_partitions": sum(1 for p in self.partitions.values() if p.log.offline is not None),
+            "partitions_waiting_for_disk": len(self.log_dir.pending),
+            "log_dir_total_bytes": total,
+            "log_dir_usable_bytes": usable,
+            "log_dir_free_bytes_min": self.log_dir.free_bytes_min,
+        }
 
     def close(self) -> None:
         for key in sorted(self.partitions):

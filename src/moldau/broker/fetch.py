@@ -31,6 +31,7 @@ from moldau.broker import apis
 from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, SessionPartition, changed
 from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
+from moldau.records import RecordsError
 from moldau.records.batch import BATCH_LENGTH_MIN, LOG_OVERHEAD, parse_header, read_prefix
 from moldau.replication.partition import PartitionError
 from moldau.broker.apis import throttled_response
@@ -192,7 +193,11 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
     read_committed = request.isolation_level == READ_COMMITTED
     max_offset = last_stable_offset if read_committed else high_watermark
     if fp.fetch_offset < max_offset and (max_bytes > 0 or first):
-        result["records"] = partition.log.read(fp.fetch_offset, max_bytes, max_offset, first).read_bytes()
+        try:
+            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, max_offset, first).read_bytes()
+        except RecordsError as error:  # a damaged batch: CORRUPT_MESSAGE, never an endless empty read
+            result["error_code"] = error.error_code
+            return result
     if read_committed:
         result["aborted_transactions"] = _aborted_transactions(partition.log, fp.fetch_offset, result["records"])
     return result

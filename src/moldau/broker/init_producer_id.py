@@ -30,7 +30,10 @@ def handle(core, ctx: apis.RequestContext, request):
                                              or core.authorize_any(ctx, a.WRITE, a.TOPIC)):
         return _response(ErrorCode.cluster_authorization_failed)
     if request.transactional_id is None:
-        producer_id = core.extensions["producer_ids"].next_producer_id()
+        try:
+            producer_id = core.extensions["producer_ids"].next_producer_id()
+        except OSError:  # the next id block cannot be recorded (a full disk): the client retries
+            return _response(ErrorCode.coordinator_not_available)
         return _response(ErrorCode.none, producer_id, 0)
     expected = (getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1))
     if (expected[0] == -1) != (expected[1] == -1):

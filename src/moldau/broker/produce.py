@@ -7,7 +7,9 @@ acks=-1 are answered after the write (with one node the ISR is this broker, so a
 adds the min.insync.replicas check). Each append wakes the fetches waiting on the partition.
 
 Errors per partition, as Kafka: UNKNOWN_TOPIC_OR_PARTITION (no auto-creation on produce),
-UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
+UNKNOWN_TOPIC_ID (v13), NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR (the disk is full or below
+log.dir.free.bytes.min, or the partition's log is damaged or could not be opened: broker/storage.py),
+CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
 INVALID_RECORD (a record without a key on a compacted topic), INVALID_TIMESTAMP (a CreateTime
 outside message.timestamp.before/after.max.ms of the broker's clock), NOT_ENOUGH_REPLICAS,
 INVALID_REQUIRED_ACKS. Per-record refusals fill `record_errors` (each record's index in its
@@ -157,10 +159,18 @@ def _append(core, ctx, name, topic_id, data, acks) -> dict:
         return _result(data.index, ErrorCode.unknown_topic_id if topic_id else ErrorCode.unknown_topic_or_partition)
     partition = core.partition(name, data.index)
     if partition is None:
+        try:
+            core.raise_if_unavailable(name, data.index)  # its log could not be opened (disk full)
+        except PartitionError as error:
+            return _result(data.index, error.error_code, str(error))
         known = core.image.topic(name) is not None and data.index in core.image.topic(name).partitions
         return _result(data.index, ErrorCode.not_leader_or_follower if known else ErrorCode.unknown_topic_or_partition)
     if data.records is None:
         return _result(data.index, ErrorCode.corrupt_message, "no records")
+    refused = core.log_dir.refuse_write(len(data.records), ctx.now_ms)  # log.dir.free.bytes.min
+    if refused is not None:
+        core.metrics.produce_failed(name)
+        return _result(data.index, ErrorCode.kafka_storage_error, refused)
     try:
         partition.check_leader()  # before the records are looked at, as in Kafka
         headers = validate_payload(data.records, partition.log.config.max_message_bytes)

@@ -32,6 +32,7 @@ from moldau.controller.configs import (
     validate_topic_configs,
 )
 from moldau.controller.image import MetadataImage, TopicImage
+from moldau.records.batch import RecordsError
 
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -79,6 +80,9 @@ class Controller:
         self.new_uuid = new_uuid
         self.defaults = defaults
         self.listeners: list[Callable[[r.MetadataRecord], None]] = []
+        # Asked before partitions are created: why not (KAFKA_STORAGE_ERROR), or None. The
+        # broker sets it to its free-space reserve check (broker/storage.py).
+        self.refuse_new_partitions: Callable[[int], str | None] = lambda count: None
 
     # --- committing --------------------------------------------------------------------
     def replay(self) -> None:
@@ -88,7 +92,11 @@ class Controller:
     def commit(self, records: list[r.MetadataRecord]) -> None:
         if not records:
             return
-        self.image.offset = self.metadata_log.append(records)
+        try:
+            self.image.offset = self.metadata_log.append(records)
+        except (OSError, RecordsError) as error:  # nothing was applied: the change did not happen
+            code = getattr(error, "error_code", ErrorCode.kafka_storage_error)
+            raise ControllerError(code, f"the metadata log cannot be written: {error}") from error
         for record in records:
             if log.isEnabledFor(logging.INFO):
                 log.info("%s", self._describe(record))
@@ -152,8 +160,14 @@ class Controller:
         records = self.topic_records(name, num_partitions, replication_factor, configs or {}, assignments)
         if validate_only:
             return None
+        self._admit_partitions(sum(isinstance(record, r.PartitionRecord) for record in records))
         self.commit(records)
         return self.image.topic(name)
+
+    def _admit_partitions(self, count: int) -> None:
+        reason = self.refuse_new_partitions(count)
+        if reason is not None:
+            raise ControllerError(ErrorCode.kafka_storage_error, reason)
 
     def topic_records(self, name, num_partitions, replication_factor, configs, assignments) -> list[r.MetadataRecord]:
         validate_topic_name(name)
@@ -236,6 +250,7 @@ class Controller:
             new_lists = self._assign(total - current, factor, start=current)
         records = [self._partition_record(topic.topic_id, current + i, lst) for i, lst in enumerate(new_lists)]
         if not validate_only:
+            self._admit_partitions(len(records))
             self.commit(records)
 
     def alter_configs(self, resource_type: int, name: str, changes: dict[str, str | None],

@@ -180,9 +180,12 @@ class GroupCoordinator(MembershipMixin):
             return
         for index in range(self.partition_count()):
             partition = self.core.partition(topic.TOPIC, index)
-            leading = partition is not None and partition.is_leader
+            leading = partition is not None and partition.is_leader and partition.log.offline is None
             if leading and self.loaded.get(index) != partition.leader_epoch:
-                self._load(index, partition, now_ms)
+                try:
+                    self._load(index, partition, now_ms)
+                except CoordinatorError:
+                    continue  # a damaged batch: its groups answer COORDINATOR_NOT_AVAILABLE
             elif not leading and index in self.loaded:
                 self._unload(index)
 

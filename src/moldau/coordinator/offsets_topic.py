@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from kio.schema.errors import ErrorCode
 
-from moldau.records import Record, build_batch, iterate_batches, iterate_records
+from moldau.records import Record, RecordsError, build_batch, iterate_batches, iterate_records
 from moldau.records.control import read_end_txn_marker
 
 TOPIC = "__consumer_offsets"
@@ -69,6 +69,8 @@ def leader_partition(core: Any, index: int) -> Any:
     partition = core.partition(TOPIC, index)
     if partition is None or not partition.is_leader:
         raise CoordinatorError(ErrorCode.not_coordinator)
+    if partition.log.offline is not None:  # damaged on disk (log/faults.py): no group loads
+        raise CoordinatorError(ErrorCode.coordinator_not_available, f"{TOPIC}-{index} is offline")
     return partition
 
 
@@ -99,12 +101,16 @@ def read_records(partition: Any, open_transactions: dict | None = None) -> Itera
     """Every (key, value) of the partition from log start to log end, in offset order — except
     transactional offset commits (txn_offsets.py): a committed transaction's records come where
     its COMMIT marker is, an aborted one's never, and those of a transaction still open at the
-    log end go into `open_transactions` (producer id -> records) instead."""
+    log end go into `open_transactions` (producer id -> records) instead. A damaged batch raises
+    COORDINATOR_NOT_AVAILABLE (the log reports the damage itself)."""
     log = partition.log
     offset, end = log.log_start_offset, log.log_end_offset
     buffered: dict[int, list[tuple[bytes, bytes | None]]] = {}
     while offset < end:
-        data = log.read(offset, _READ_BYTES, end, True).read_bytes()
+        try:
+            data = log.read(offset, _READ_BYTES, end, True).read_bytes()
+        except RecordsError as error:
+            raise CoordinatorError(ErrorCode.coordinator_not_available, str(error)) from error
         if not data:
             break
         for header, batch in iterate_batches(data):

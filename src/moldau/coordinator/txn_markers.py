@@ -22,6 +22,7 @@ partition's leadership drops the queue (`forget`): the new coordinator resumes f
 
 from __future__ import annotations
 
+import heapq
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,17 +72,20 @@ class TxnMarkerSender:
         self.coordinator = coordinator
         self.core = coordinator.core
         self.pending: dict[str, _Markers] = {}
+        # (retry time, transactional id) of the markers waiting for a retry; an entry whose
+        # markers no longer wait for that time is dropped when it comes up
+        self._retries: list[tuple[int, str]] = []
 
     def send(self, transactional_id: str, coordinator_epoch: int, meta: TxnMetadata, complete: Transit,
              commit: bool) -> None:
         markers = _Markers(transactional_id, coordinator_epoch, meta, complete, commit, meta.producer_id,
                            meta.producer_epoch, set(meta.partitions))
         queued = sum(len(m.remaining) for m in self.pending.values())
+        self.pending[transactional_id] = markers
         if queued + len(markers.remaining) > limits.txn_markers_queued_max:
             log.warning("Marker queue full (%d): %s waits for a retry", queued, transactional_id)
-            markers.retry_at_ms = self.core.now_ms + limits.txn_marker_retry_backoff_ms
-        self.pending[transactional_id] = markers
-        if markers.retry_at_ms is None:
+            self._retry_later(markers, self.core.now_ms)
+        else:
             self._dispatch(markers, self.core.now_ms)
 
     def forget(self, transactional_id: str) -> None:
@@ -170,6 +174,7 @@ class TxnMarkerSender:
     def _retry_later(self, markers: _Markers, now_ms: int) -> None:
         if markers.retry_at_ms is None:
             markers.retry_at_ms = now_ms + limits.txn_marker_retry_backoff_ms
+            heapq.heappush(self._retries, (markers.retry_at_ms, markers.transactional_id))
 
     def _complete(self, markers: _Markers, now_ms: int) -> None:
         if markers.completing:
@@ -197,14 +202,21 @@ class TxnMarkerSender:
 
     # --- time -----------------------------------------------------------------------------
     def next_deadline_ms(self) -> int | None:
-        due = [m.retry_at_ms for m in self.pending.values() if m.retry_at_ms is not None]
-        return min(due) if due else None
+        retries = self._retries
+        while retries and not self._due(*retries[0]):
+            heapq.heappop(retries)
+        return retries[0][0] if retries else None
+
+    def _due(self, retry_at_ms: int, transactional_id: str) -> bool:
+        markers = self.pending.get(transactional_id)
+        return markers is not None and markers.retry_at_ms == retry_at_ms
 
     def run_deadlines(self, now_ms: int) -> None:
-        for transactional_id in sorted(self.pending):
-            markers = self.pending.get(transactional_id)
-            if markers is not None and markers.retry_at_ms is not None and markers.retry_at_ms <= now_ms:
-                self._dispatch(markers, now_ms)
+        retries = self._retries
+        while retries and retries[0][0] <= now_ms:
+            retry_at_ms, transactional_id = heapq.heappop(retries)
+            if self._due(retry_at_ms, transactional_id):
+                self._dispatch(self.pending[transactional_id], now_ms)
 
 
 def _response_codes(response: Any, producer_id: int) -> dict[tuple[str, int], ErrorCode]:

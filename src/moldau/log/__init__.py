@@ -3,12 +3,15 @@
 Modules: fs.py (the file-system interface; the OS one is moldau.runtime.disk.OsFileSystem),
 memory_fs.py (in-memory file system that can crash), config.py (LogConfig), segment.py and
 index.py (segments and sparse indexes), leader_epoch.py (leader-epoch cache), checkpoints.py
-(small text files), partition_log.py (PartitionLog), cleaner.py (compaction),
+(small text files), partition_log.py (PartitionLog), recovery.py (opening a log from its
+files), faults.py (storage faults: offline logs, counters), cleaner.py (compaction),
 producer_state.py (idempotent producers).
 """
 
+from . import faults
 from .cleaner import CleanResult, clean_log
 from .config import LogConfig
+from .faults import StorageFault
 from .fs import FileHandle, FileSystem
 from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, LeaderEpochCache
 from .memory_fs import MemoryFileSystem
@@ -32,5 +35,7 @@ __all__ = [
     "ProducerStateExtension",
     "ProducerStateManager",
     "ReadResult",
+    "StorageFault",
     "clean_log",
+    "faults",
 ]

@@ -88,6 +88,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from kio.schema.errors import ErrorCode
+
 from moldau import limits
 from moldau.records.batch import (
     COMPRESSION_MASK,
@@ -107,10 +109,10 @@ from moldau.records.record import iterate_batches, read_varint
 from .checkpoints import CLEANER_OFFSET_FILE, write_offset_checkpoint
 from .fs import Chunk, FileSystem
 from .index import OFFSET_ENTRY, TIME_ENTRY
-from .partition_log import PartitionLog
+from .partition_log import LogError, PartitionLog
 from .producer_state import ProducerEntry
 from .txn_index import AbortedTxn, TransactionIndex
-from .segment import SEGMENT_SUFFIXES, LogSegment, segment_file_name
+from .segment import SEGMENT_SUFFIXES, LogSegment, check_batches, segment_file_name
 
 # Largest relative offset an index entry can hold (int32): bounds a group's offset span.
 _RELATIVE_OFFSET_MAX = 2**31 - 1
@@ -612,7 +614,14 @@ def _read_batches(segment: LogSegment, position: int, budget: int,
             return [], position
         batch_bytes = parse_header(data, 0).size_bytes
         batches = list(iterate_batches(segment.log.pread(batch_bytes, position)))
-        assert batches, f"no valid batch at {position} of a closed segment"
+        if not batches:
+            raise LogError(ErrorCode.corrupt_message,
+                           f"{segment_file_name(segment.base_offset, '.log')}: no valid batch at byte {position}")
+    for header, batch in batches:  # never compact a damaged batch into a new segment
+        _, reason = check_batches(batch, header.base_offset)
+        if reason is not None:
+            raise LogError(ErrorCode.corrupt_message,
+                           f"{segment_file_name(segment.base_offset, '.log')} at byte {header.position + position}: {reason}")
     return batches, position + sum(len(data) for _, data in batches)
 
 
@@ -708,9 +717,12 @@ def finish_interrupted_cleaning(fs: FileSystem, directory: str) -> None:
         parts = name.split(".")
         if len(parts) == 3 and parts[2] == "swap" and parts[0].isdigit() and parts[1].isdigit():
             base, end = int(parts[0]), int(parts[1])
-            old_bases = []
+            # Index files count too: a crash between removing a segment's .log and its
+            # indexes must not leave an index that looks like a vanished segment (recovery.py).
+            old_bases = set()
             for other in fs.listdir(directory):
                 stem, _, suffix = other.partition(".")
-                if suffix == "log" and stem.isdigit() and base <= int(stem) < end:
-                    old_bases.append(int(stem))
+                if "." + suffix in SEGMENT_SUFFIXES and stem.isdigit() \
+                        and base <= int(stem) < end:
+                    old_bases.add(int(stem))
             _replace_with_swap(fs, directory, base, end, sorted(old_bases))

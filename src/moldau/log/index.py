@@ -57,6 +57,23 @@ class OffsetIndex:
         index = bisect.bisect_right(self.relative_offsets, offset - self.base_offset) - 1
         return self.positions[index] if index >= 0 else 0
 
+    def lookup_entry(self, offset: int) -> tuple[int, int]:
+        """(last offset, position) of the entry `lookup` starts from, or (-1, 0)."""
+        index = bisect.bisect_right(self.relative_offsets, offset - self.base_offset) - 1
+        if index < 0:
+            return -1, 0
+        return self.base_offset + self.relative_offsets[index], self.positions[index]
+
+    def remove_entry(self, position: int) -> None:
+        """Drop the entry for byte `position` (found wrong); the file is rewritten at the
+        next persist."""
+        index = bisect.bisect_left(self.positions, position)
+        if index < len(self.positions) and self.positions[index] == position:
+            del self.relative_offsets[index]
+            del self.positions[index]
+            self.persisted = min(self.persisted, index)
+            self.file_entries = -1
+
     def lookup_position(self, position: int) -> tuple[int, int]:
         """(last offset, position) of the last entry at or before byte `position`, or (-1, 0)."""
         index = bisect.bisect_right(self.positions, position) - 1

@@ -36,6 +36,7 @@ import posixpath
 
 from moldau import limits
 
+from .faults import write_error
 from .fs import FileSystem
 
 CHECKPOINT_FILE = "leader-epoch-checkpoint"
@@ -46,14 +47,24 @@ UNDEFINED_EPOCH_OFFSET = -1
 class LeaderEpochCache:
     def __init__(self, fs: FileSystem | None, directory: str | None) -> None:
         self._fs = fs
+        self._directory = directory or ""
         self._path = posixpath.join(directory, CHECKPOINT_FILE) if directory else None
         self.entries: list[tuple[int, int]] = []
+        # Why the checkpoint file could not be read ("" if it could): the log rebuilds the
+        # entries from its batch headers (PartitionLog.open).
+        self.load_error = ""
+        # The entries changed but could not be written (disk full): written again at the
+        # next flush (`persist_if_dirty`).
+        self.dirty = False
 
     @classmethod
     def load(cls, fs: FileSystem, directory: str) -> "LeaderEpochCache":
         cache = cls(fs, directory)
         if cache._path and fs.exists(cache._path):
-            cache.entries = parse_checkpoint(fs.read_file(cache._path).decode("ascii"))
+            try:
+                cache.entries = parse_checkpoint(fs.read_file(cache._path).decode("ascii"))
+            except (ValueError, UnicodeDecodeError) as error:
+                cache.load_error = str(error) or type(error).__name__
         return cache
 
     @property
@@ -113,8 +124,25 @@ class LeaderEpochCache:
         self._persist()
 
     def _persist(self) -> None:
-        if self._fs is not None and self._path is not None:
+        """Write the checkpoint; an OS error (a full disk) is logged and the write retried by
+        `persist_if_dirty`: the entries in memory stay right, the file lags until then."""
+        if self._fs is None or self._path is None:
+            return
+        try:
             self._fs.write_atomic(self._path, format_checkpoint(self.entries).encode("ascii"))
+        except OSError as error:
+            self.dirty = True
+            write_error(self._directory, "writing the leader-epoch checkpoint", error)
+            return
+        self.dirty = False
+
+    def stop_writing(self) -> None:
+        """Keep the entries in memory only from now on (an offline log changes no file)."""
+        self._fs = None
+
+    def persist_if_dirty(self) -> None:
+        if self.dirty:
+            self._persist()
 
 
 def format_checkpoint(entries: list[tuple[int, int]]) -> str:

@@ -9,6 +9,11 @@ a random prefix of the bytes appended since the last sync (a torn write); "keep"
 process kill, where the OS keeps everything written. After a crash the open handles are dead
 (any use raises) and the log must be reopened, exactly as after a restart.
 
+A file system made with `capacity_bytes` is full when its files hold that many bytes: an
+append writes what fits and raises ENOSPC (as a short writev followed by a failed write
+does), a checkpoint that does not fit raises ENOSPC before anything changes. `usage()` gives
+(total, free) bytes, what the broker's free-space check reads from the real disk.
+
 Simplifications, stated: directory operations (create, remove, rename, write_atomic) are
 durable at once, as on a journaling file system with ordered metadata; a truncation or a
 rewrite since the last sync makes the whole unsynced state revert (no tearing of those).
@@ -16,6 +21,7 @@ rewrite since the last sync makes the whole unsynced state revert (no tearing of
 
 from __future__ import annotations
 
+import errno
 import posixpath
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -54,7 +60,12 @@ class MemoryFileHandle:
     def append(self, chunks: Sequence[Chunk]) -> int:
         file = self._live()
         written = 0
+        room = self._fs.free_bytes()
         for chunk in chunks:
+            if room is not None and len(chunk) > room - written:
+                file.data += bytes(chunk[: room - written])  # a short write, then the error
+                self._fs.bytes_written += room
+                raise OSError(errno.ENOSPC, "No space left on device", self.path)
             file.data += chunk
             written += len(chunk)
         self._fs.bytes_written += written
@@ -69,6 +80,9 @@ class MemoryFileHandle:
             del file.data[size:]
             file.append_only = False
         elif size > len(file.data):
+            room = self._fs.free_bytes()
+            if room is not None and size - len(file.data) > room:
+                raise OSError(errno.ENOSPC, "No space left on device", self.path)
             file.data += bytes(size - len(file.data))
             file.append_only = False
 
@@ -83,12 +97,23 @@ class MemoryFileHandle:
 
 
 class MemoryFileSystem:
-    def __init__(self) -> None:
+    def __init__(self, capacity_bytes: int | None = None) -> None:
         self.files: dict[str, _File] = {}
         self.dirs: set[str] = {"/", ""}
         self.generation = 0
         self.syncs = 0
         self.bytes_written = 0
+        self.capacity_bytes = capacity_bytes  # None: unbounded
+
+    def free_bytes(self) -> int | None:
+        if self.capacity_bytes is None:
+            return None
+        return max(0, self.capacity_bytes - sum(len(f.data) for f in self.files.values()))
+
+    def usage(self) -> tuple[int, int]:
+        """(total, free) bytes, as statvfs gives them for a real disk (-1, -1: unbounded)."""
+        free = self.free_bytes()
+        return (-1, -1) if free is None else (self.capacity_bytes or 0, free)
 
     @staticmethod
     def _norm(path: str) -> str:
@@ -154,6 +179,9 @@ class MemoryFileSystem:
         return bytes(file.data)
 
     def write_atomic(self, path: str, data: bytes) -> None:
+        room = self.free_bytes()
+        if room is not None and len(data) > room:  # the temporary file does not fit
+            raise OSError(errno.ENOSPC, "No space left on device", path)
         self.files[self._norm(path)] = _File(bytearray(data), bytes(data), True)
 
     def sync_dir(self, path: str) -> None:

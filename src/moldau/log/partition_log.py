@@ -29,12 +29,18 @@ returned whole (KIP-74). Finding positions is O(1) for consumers at the tail (se
 hints), otherwise bisect on the sparse index plus a short header scan. The region exposes the
 segment's handle (`fileno()` for sendfile) and `read_bytes()`.
 
-Recovery (`open`): segments wholly below the recovery point are trusted (their index files
-are loaded and sanity-checked, rebuilt if wrong); from the last index entry at or before the
-recovery point onwards every batch is CRC-checked and the log is truncated at the first bad
-batch (a torn write), deleting any later segments. Interrupted compaction is finished or
-discarded (cleaner.py's `.cleaned`/`.swap` protocol). After recovery everything is fsynced and
-the recovery point checkpointed at the LEO.
+Recovery (`open`, recovery.py): segments wholly below the recovery point are trusted (their
+index files are loaded and sanity-checked, rebuilt if wrong); from the last index entry at or
+before the recovery point onwards every batch is CRC-checked. A torn tail past the recovery
+point is cut (WARNING); damage anywhere else changes no file and opens the log *offline*
+(`offline`, faults.py): appends and reads of the damaged offsets raise KAFKA_STORAGE_ERROR.
+Interrupted compaction is finished or discarded (cleaner.py's `.cleaned`/`.swap` protocol).
+After recovery everything is fsynced and the recovery point checkpointed at the LEO.
+
+Reads check the CRC of bytes this process has not checked before (segment.verify_read), so
+damage inside a trusted segment answers CORRUPT_MESSAGE instead of bad data or an endless
+empty read. Write errors (a full disk) undo the append or roll and raise KAFKA_STORAGE_ERROR;
+checkpoints that cannot be written are retried later (faults.py).
 
 Deletion: retention (`enforce_retention`) and DeleteRecords (`delete_records_before`) remove
 whole segments and raise `log_start_offset`; reads below it are OFFSET_OUT_OF_RANGE. An
@@ -59,7 +65,8 @@ API (all synchronous; time arrives as `now_ms`)
 - `truncate_to(offset)`, `truncate_fully_and_start_at(offset)`,
   `delete_records_before(offset) -> log_start_offset`, `enforce_retention(now_ms)` (also
   compacts compacted topics).
-- State: `log_start_offset`, `log_end_offset`, `recovery_point`, `size_bytes`, `segments`,
+- State: `offline` (a StorageFault, or None), `faults`, `log_start_offset`, `log_end_offset`,
+  `recovery_point`, `size_bytes`, `segments`,
   `active_segment`, `producer_state` (producer_state.py), `cleaner_checkpoint`, `cleaner_pass`
   (the compaction pass under way, cleaner.py).
 """
@@ -67,9 +74,9 @@ API (all synchronous; time arrives as `now_ms`)
 from __future__ import annotations
 
 import bisect
-import posixpath
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from kio.schema.errors import ErrorCode
 
@@ -88,9 +95,12 @@ from moldau.records.record import Record, iterate_batches, iterate_records
 
 from . import checkpoints
 from .config import LogConfig
+from .faults import COUNTERS, StorageFault, write_error
+from .faults import partition_name as faults_partition
 from .fs import Chunk, FileHandle, FileSystem
 from .leader_epoch import LeaderEpochCache
 from .producer_state import CompletedTxn, ProducerStateError, ProducerStateManager
+from .recovery import recover_segments
 from .segment import SEGMENT_SUFFIXES, LogSegment, segment_file_name
 from .txn_index import AbortedTxn, TransactionIndex
 
@@ -105,6 +115,10 @@ _RELATIVE_OFFSET_MAX = 2**31 - 1
 _FOLLOWER_BATCH_BYTES_MAX = 2**31 - 1
 # Bytes read per step when `records()` walks a log (slow path: replay of internal topics).
 _RECORDS_READ_BYTES = 1024 * 1024
+# "No end": a damaged range that runs to the end of the log.
+_OFFSET_MAX = 2**63 - 1
+
+_log = logging.getLogger("moldau.log")
 
 
 class LogError(RecordsError):
@@ -139,16 +153,20 @@ class AppendInfo:
 
 @dataclass(slots=True)
 class FileRegion:
-    """`size` bytes at `position` of a segment file; send with sendfile or `read_bytes()`."""
+    """`size` bytes at `position` of a segment file; send with sendfile or `read_bytes()`.
+    `data` holds the bytes already when the read had to check them (segment.verify_read)."""
 
     file: FileHandle
     position: int
     size: int
+    data: bytes | None = None
 
     def fileno(self) -> int:
         return self.file.fileno()
 
     def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
         return self.file.pread(self.size, self.position)
 
 
@@ -205,31 +223,53 @@ class PartitionLog:
         self.cleaner_pass: CleanerPass | None = None
         self.cleaner_bytes_read = 0  # by the cleaning of the last enforce_retention
         self.closed = False
+        # Damage found at open (faults.py): the first fault, all of them, and the offset
+        # ranges reads refuse. An offline log refuses appends and changes no file.
+        self.offline: StorageFault | None = None
+        self.faults: list[StorageFault] = []
+        self._damaged: list[tuple[int, int]] = []
+        # Segments (base offsets) whose bad batch a read already reported (once each).
+        self._corrupt_reported: set[int] = set()
+        # Why compaction stopped for good (a damaged batch), "" while it runs (Kafka marks
+        # such a partition uncleanable too).
+        self.uncleanable = ""
 
     # --- opening and recovery -----------------------------------------------------------------
     @classmethod
     def open(cls, fs: FileSystem, directory: str, config: LogConfig, now_ms: int) -> "PartitionLog":
-        """Load (or create) the log in `directory`, recovering from an unclean shutdown."""
+        """Load (or create) the log in `directory`, recovering from an unclean shutdown.
+
+        Never raises for damaged files: a log with damage below its recovery point opens
+        offline (`offline` holds the fault; recovery.py, faults.py). OSError only when the
+        directory itself cannot be created or read (the caller retries later)."""
         from .cleaner import finish_interrupted_cleaning
 
         fs.makedirs(directory)
         finish_interrupted_cleaning(fs, directory)
-        bases = _segment_bases(fs, directory)
         log_start_offset = checkpoints.read_offset_checkpoint(
             fs, directory, checkpoints.LOG_START_OFFSET_FILE)
         checkpointed = checkpoints.read_offset_checkpoint(
             fs, directory, checkpoints.RECOVERY_POINT_FILE)
-        recovery_point = checkpointed or 0
-        segments = _load_segments(fs, directory, config, bases, recovery_point, now_ms)
+        recovered = recover_segments(fs, directory, config, checkpointed or 0, now_ms)
+        segments = recovered.segments
         if not segments:
             start = log_start_offset or 0
             segments = [LogSegment.create(fs, directory, start, config.index_interval_bytes, now_ms)]
+            if checkpointed is not None and checkpointed > start:
+                recovered.faults.append(StorageFault(
+                    "missing_tail", segments[0].path(".log"), -1, start, checkpointed,
+                    f"no segment file is left, but offsets up to the recovery point "
+                    f"{checkpointed} were flushed"))
+        stored_log_start_offset = log_start_offset
         if log_start_offset is None or log_start_offset < segments[0].base_offset:
             log_start_offset = segments[0].base_offset
         log = cls(fs, directory, config, segments, log_start_offset, now_ms)
         log._checkpointed_recovery_point = -1 if checkpointed is None else checkpointed
-        stored_log_start_offset = checkpoints.read_offset_checkpoint(
-            fs, directory, checkpoints.LOG_START_OFFSET_FILE)
+        if recovered.faults:
+            log._go_offline(recovered.faults)
+            return log  # no file is touched: everything stays as found, for the operator
+        if log.leader_epoch_cache.load_error:
+            log._rebuild_leader_epochs()
         if log.log_start_offset > log.log_end_offset:
             log.truncate_fully_and_start_at(log.log_start_offset)
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
@@ -238,10 +278,49 @@ class PartitionLog:
         if log._checkpointed_recovery_point == log.log_end_offset:
             log.recovery_point = log.log_end_offset  # clean shutdown: nothing to sync or write
         else:
-            log.checkpoint()
+            log._try(log.checkpoint, "writing the recovery point after recovery")
         if stored_log_start_offset != log.log_start_offset:
-            log._write_log_start_offset()
+            log._try(log._write_log_start_offset, "writing the log start offset")
         return log
+
+    def _rebuild_leader_epochs(self) -> None:
+        """The leader-epoch checkpoint is unreadable: every batch carries the epoch of the
+        leader that wrote it, so the entries are rebuilt from the batch headers."""
+        cache = self.leader_epoch_cache
+        _log.warning("%s: the leader-epoch checkpoint is unreadable (%s); rebuilt it from the "
+                     "batch headers", faults_partition(self.directory), cache.load_error)
+        for segment in self._segments:
+            for header in segment.scan_headers(0):
+                if header.partition_leader_epoch > cache.latest_epoch:
+                    cache.assign(header.partition_leader_epoch, header.base_offset)
+        cache.load_error = ""
+        if not cache.entries:
+            cache.clear_and_flush()
+
+    def _go_offline(self, faults: list[StorageFault]) -> None:
+        """Damage below the recovery point: refuse appends, refuse reads of the damaged
+        offsets, change no file (faults.py). In a cluster the replica re-fetches instead."""
+        self.offline = faults[0]
+        self.faults = list(faults)
+        self.leader_epoch_cache.stop_writing()  # leadership may still move in memory
+        for fault in faults:
+            end = fault.end_offset if fault.end_offset > fault.first_offset else _OFFSET_MAX
+            self._damaged.append((fault.first_offset, end))
+            COUNTERS.add("damaged_logs")
+            _log.error("%s: %s. The partition is offline (clients get KAFKA_STORAGE_ERROR); no "
+                       "file was changed. Restore the partition from a replica or a backup, or "
+                       "move the damaged files away and restart (docs/operations.md).",
+                       faults_partition(self.directory), fault.describe())
+
+    def _try(self, write: Callable[[], object], what: str) -> bool:
+        """Run a write whose failure is safe to survive (a checkpoint that lags, an index
+        to be rebuilt): count and log an OS error instead of raising it."""
+        try:
+            write()
+        except OSError as error:
+            write_error(self.directory, what, error)
+            return False
+        return True
 
     # --- append -------------------------------------------------------------------------------
     def append_as_leader(self, payload: bytes | bytearray | memoryview, leader_epoch: int,
@@ -252,6 +331,8 @@ class PartitionLog:
         (e.g. for idempotence checks) so they are not parsed twice.
         """
         assert not self.closed, "append to a closed log"
+        if self.offline is not None:
+            raise self._offline_error()
         config = self.config
         headers = validated if validated is not None else validate_payload(
             payload, config.max_message_bytes)
@@ -295,6 +376,8 @@ class PartitionLog:
         ABORT control batch (records/control.py). A marker of a fenced producer epoch is
         INVALID_PRODUCER_EPOCH, of an older coordinator TRANSACTION_COORDINATOR_FENCED."""
         assert not self.closed, "append to a closed log"
+        if self.offline is not None:
+            raise self._offline_error()
         self.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
         payload = end_txn_marker_batch(producer_id, producer_epoch, coordinator_epoch, commit, now_ms)
         header = parse_header(payload, 0)
@@ -312,6 +395,8 @@ class PartitionLog:
                            now_ms: int) -> AppendInfo:
         """Append replicated batches whose offsets and epochs the leader already assigned."""
         assert not self.closed, "append to a closed log"
+        if self.offline is not None:
+            raise self._offline_error()
         headers = validate_payload(payload, _FOLLOWER_BATCH_BYTES_MAX, require_dense_offsets=False)
         self._check_append_size(len(payload))
         expected = self.log_end_offset
@@ -352,6 +437,7 @@ class PartitionLog:
                 segment.log.truncate(position)
             except OSError:
                 pass  # recovery will cut the torn tail on the next open
+            write_error(self.directory, "appending", error)
             raise LogError(ErrorCode.kafka_storage_error, f"write failed: {error}") from error
 
     def _check_producers(self, headers: list[BatchHeader]) -> AppendInfo | None:
@@ -479,6 +565,11 @@ class PartitionLog:
         config = self.config
         if config.flush_messages >= 0 or config.flush_ms >= 0 or self._retired:
             self.maybe_flush(now_ms)
+            if 0 <= config.flush_messages <= self._unflushed_records:
+                # flush.messages asks for an fsync before the acknowledgement, and it failed:
+                # the records are in the log, but the producer must not be told they are safe.
+                raise LogError(ErrorCode.kafka_storage_error,
+                               f"{faults_partition(self.directory)}: fsync failed after the append")
         return AppendInfo(batches[0][0], self.log_end_offset - 1,
                           append_time if append_time is not None else -1, max_ts,
                           max_ts_offset, record_count, headers, self.log_start_offset)
@@ -501,19 +592,27 @@ class PartitionLog:
         return segment
 
     def roll(self, now_ms: int) -> LogSegment:
-        """Start a new active segment at the LEO; the old one is sealed and fsynced."""
+        """Start a new active segment at the LEO; the old one is sealed and fsynced. On an OS
+        error (a full disk) the old segment stays active and KAFKA_STORAGE_ERROR is raised."""
         old = self._segments[-1]
         if old.size == 0:
             return old
         old.seal()
-        new = LogSegment.create(self.fs, self.directory, self.log_end_offset,
-                                self.config.index_interval_bytes, now_ms)
+        new = None
+        try:
+            old.flush()
+            new = LogSegment.create(self.fs, self.directory, self.log_end_offset,
+                                    self.config.index_interval_bytes, now_ms)
+            self.fs.sync_dir(self.directory)
+        except OSError as error:
+            if new is not None:
+                new.delete_files()
+            write_error(self.directory, "rolling a new segment", error)
+            raise LogError(ErrorCode.kafka_storage_error, f"rolling a new segment failed: {error}") from error
         self._segments.append(new)
         self._bases.append(new.base_offset)
-        old.flush()
-        self.fs.sync_dir(self.directory)
         self.recovery_point = new.base_offset
-        self._write_recovery_point()
+        self._try(self._write_recovery_point, "writing the recovery point")
         return new
 
     def _replace_empty_active_segment(self, base_offset: int, now_ms: int) -> None:
@@ -534,7 +633,14 @@ class PartitionLog:
     # --- read ---------------------------------------------------------------------------------
     def read(self, fetch_offset: int, max_bytes: int, max_offset: int | None = None,
              min_one_batch: bool = True) -> ReadResult:
-        """Whole batches from `fetch_offset` below `max_offset` (default: the LEO)."""
+        """Whole batches from `fetch_offset` below `max_offset` (default: the LEO).
+
+        Raises LogError: OFFSET_OUT_OF_RANGE outside [log start, log end]; CORRUPT_MESSAGE when
+        the batch at `fetch_offset` is damaged (bytes never checked before are CRC-checked as
+        they are read; valid batches before a bad one are returned first); KAFKA_STORAGE_ERROR
+        for the damaged offsets of an offline log."""
+        if self._damaged:
+            self._check_damaged(fetch_offset, fetch_offset + 1)
         if fetch_offset < self.log_start_offset or fetch_offset > self.log_end_offset:
             raise LogError(
                 ErrorCode.offset_out_of_range,
@@ -550,7 +656,10 @@ class PartitionLog:
                 return self._result(fetch_offset, region)
             index += 1
             if index < len(self._segments):
-                offset = max(offset, self._segments[index].base_offset)
+                following = max(offset, self._segments[index].base_offset)
+                if self._damaged:  # never skip over damaged offsets to the next segment
+                    self._check_damaged(offset, following + 1)
+                offset = following
         return self._result(fetch_offset, None)
 
     def _result(self, fetch_offset: int, region: FileRegion | None) -> ReadResult:
@@ -561,9 +670,13 @@ class PartitionLog:
         if offset >= segment.next_offset:
             return None
         start = segment.position_of(offset)
-        if start is None:
-            return None
+        if start is None:  # the chain of batch headers is broken before `offset`
+            raise self._corrupt(segment, offset, -1, "no batch header leads to this offset")
         end = segment.size
+        if segment.damaged_at >= 0:
+            if start >= segment.damaged_at:
+                raise self._offline_error()
+            end = segment.damaged_at
         if max_offset < segment.next_offset:
             limit = segment.position_of(max_offset)
             end = end if limit is None else limit
@@ -575,9 +688,48 @@ class PartitionLog:
                 if not min_one_batch:
                     return None
                 first = segment.scan_first(start)
-                assert first is not None, "a batch must start at a found position"
+                if first is None:
+                    raise self._corrupt(segment, offset, start, "the batch header is invalid")
                 end = start + first.batch_length + LOG_OVERHEAD
-        return FileRegion(segment.log, start, end - start)
+        return self._checked_region(segment, start, end, offset)
+
+    def _checked_region(self, segment: LogSegment, start: int, end: int,
+                        offset: int) -> FileRegion:
+        """The region, CRC-checked unless its bytes were checked before (segment.verify_read);
+        cut before a bad batch, or CORRUPT_MESSAGE if the first batch is bad."""
+        if segment.is_verified(start, end):
+            return FileRegion(segment.log, start, end - start)
+        data = segment.log.pread(end - start, start)
+        good, reason = segment.verify_read(start, data, offset)
+        if reason is None:
+            return FileRegion(segment.log, start, len(data), data)
+        if good == 0:
+            raise self._corrupt(segment, offset, start, reason)
+        return FileRegion(segment.log, start, good, data[:good])
+
+    def _corrupt(self, segment: LogSegment, offset: int, position: int, reason: str) -> LogError:
+        """CORRUPT_MESSAGE for a read that met a bad batch; logged once per segment."""
+        COUNTERS.add("corrupt_reads")
+        where = f" at byte {position}" if position >= 0 else ""
+        message = (f"{faults_partition(self.directory)}: the batch holding offset {offset} in "
+                   f"{segment_file_name(segment.base_offset, '.log')}{where} is corrupt: {reason}")
+        if segment.base_offset not in self._corrupt_reported:
+            self._corrupt_reported.add(segment.base_offset)
+            COUNTERS.add("corrupt_segments")
+            _log.error("%s; fetches of this offset answer CORRUPT_MESSAGE (reported once per "
+                       "segment; docs/operations.md, storage faults)", message)
+        return LogError(ErrorCode.corrupt_message, message)
+
+    def _check_damaged(self, start: int, end: int) -> None:
+        for first, last in self._damaged:
+            if first < end and start < last:
+                raise self._offline_error()
+
+    def _offline_error(self) -> LogError:
+        fault = self.offline
+        assert fault is not None, "only an offline log has damaged offsets"
+        return LogError(ErrorCode.kafka_storage_error,
+                        f"{faults_partition(self.directory)} is offline: {fault.describe()}")
 
     # --- timestamps ---------------------------------------------------------------------------
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
@@ -656,8 +808,11 @@ class PartitionLog:
     # --- truncation and deletion --------------------------------------------------------------
     def truncate_to(self, offset: int) -> bool:
         """Follower truncation: drop everything at or above `offset`; True if anything went."""
+        if self.offline is not None:
+            raise self._offline_error()
         if offset >= self.log_end_offset:
             return False
+        self._lower_recovery_point(offset)
         if offset <= self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)
             return True
@@ -673,6 +828,9 @@ class PartitionLog:
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop every segment and restart the (empty) log at `offset`."""
+        if self.offline is not None:
+            raise self._offline_error()
+        self._lower_recovery_point(offset)
         for segment in self._segments:
             self._retire(segment)
         segment = LogSegment.create(self.fs, self.directory, offset,
@@ -683,8 +841,17 @@ class PartitionLog:
         self.log_start_offset = offset
         self.leader_epoch_cache.clear_and_flush()
         self.producer_state.clear()
-        self._write_log_start_offset()
+        self._try(self._write_log_start_offset, "writing the log start offset")
         self._after_truncation()
+
+    def _lower_recovery_point(self, offset: int) -> None:
+        """Before offsets go: a recovery point above the new log end would make the next
+        open find a log that ends below it (damage), were the process to die in between."""
+        if self._checkpointed_recovery_point > offset:
+            self.recovery_point = min(self.recovery_point, offset)
+            checkpoints.write_offset_checkpoint(
+                self.fs, self.directory, checkpoints.RECOVERY_POINT_FILE, offset)
+            self._checkpointed_recovery_point = offset
 
     def _after_truncation(self) -> None:
         # Offsets from the LEO on will be written again: they cannot stay below the cleaner
@@ -696,12 +863,14 @@ class PartitionLog:
                 self.fs, self.directory, checkpoints.CLEANER_OFFSET_FILE, self.log_end_offset)
         if self.log_start_offset > self.log_end_offset:
             self.log_start_offset = self.log_end_offset
-            self._write_log_start_offset()
+            self._try(self._write_log_start_offset, "writing the log start offset")
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
-        self.checkpoint()
+        self._try(self.checkpoint, "checkpointing after a truncation")
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise log_start_offset to `offset`; return the new log_start_offset."""
+        if self.offline is not None:
+            raise self._offline_error()
         if offset > self.log_end_offset or offset < 0:
             raise LogError(ErrorCode.offset_out_of_range,
                            f"cannot delete before {offset}: log end offset {self.log_end_offset}")
@@ -722,6 +891,8 @@ class PartitionLog:
         every log.retention.check.interval.ms) only the cleaning and housekeeping run."""
         self._now_ms = now_ms
         self.cleaner_bytes_read = 0
+        if self.offline is not None:
+            return 0  # nothing on the disk changes: the operator looks at it as it is
         deleted = 0
         config = self.config
         if retention and config.delete and config.retention_ms >= 0:
@@ -747,9 +918,18 @@ class PartitionLog:
         if config.compact:
             from .cleaner import clean_log
 
-            if clean_max_bytes is None or clean_max_bytes > 0:
+            if (clean_max_bytes is None or clean_max_bytes > 0) and not self.uncleanable:
                 # no-op unless cleaning is due or a pass is under way
-                self.cleaner_bytes_read = clean_log(self, now_ms, max_bytes=clean_max_bytes).bytes_read
+                try:
+                    self.cleaner_bytes_read = clean_log(self, now_ms, max_bytes=clean_max_bytes).bytes_read
+                except OSError as error:  # a full disk: drop the pass, a later tick starts anew
+                    write_error(self.directory, "compaction", error)
+                    self._try(self._abort_cleaning, "discarding a compaction pass")
+                except LogError as error:  # a damaged batch: Kafka's "uncleanable partition"
+                    self.uncleanable = str(error)
+                    self._try(self._abort_cleaning, "discarding a compaction pass")
+                    _log.error("%s: compaction stopped until the next restart: %s",
+                               faults_partition(self.directory), error)
         return deleted
 
     def _delete_oldest(self, should_delete, active_too: bool = False) -> int:  # type: ignore[no-untyped-def]
@@ -763,14 +943,20 @@ class PartitionLog:
             self._bases.pop(0)
             deleted += 1
         if active_too and len(self._segments) == 1 and self._segments[0].size > 0 \
-                and should_delete(self._segments[0], deleted):
-            self.roll(self._now_ms)
+                and should_delete(self._segments[0], deleted) and self._roll_for_retention():
             self._retire(self._segments.pop(0))
             self._bases.pop(0)
             deleted += 1
         if deleted:
             self._advance_log_start_offset(self._segments[0].base_offset)
         return deleted
+
+    def _roll_for_retention(self) -> bool:
+        try:
+            self.roll(self._now_ms)
+        except LogError:
+            return False  # logged by roll; the segment goes at a later check
+        return True
 
     def _delete_segments_below_log_start(self) -> int:
         return self._delete_oldest(
@@ -781,7 +967,7 @@ class PartitionLog:
             return
         self.log_start_offset = offset
         self.leader_epoch_cache.truncate_from_start(offset)
-        self._write_log_start_offset()
+        self._try(self._write_log_start_offset, "writing the log start offset")
 
     def _retire(self, segment: LogSegment) -> None:
         """Unlink a segment's files now; close its handle after file.delete.delay.ms."""
@@ -802,18 +988,23 @@ class PartitionLog:
     # --- durability and lifecycle -------------------------------------------------------------
     def maybe_flush(self, now_ms: int) -> None:
         """fsync when flush.messages or flush.ms says so (call from a timer for flush.ms);
-        checkpoint the recovery point when it moved and the interval has passed."""
+        checkpoint the recovery point when it moved and the interval has passed. Never raises:
+        a failed fsync or checkpoint is logged and tried again on the next call (the recovery
+        point stays where it was, which is always safe)."""
         self._now_ms = max(self._now_ms, now_ms)
+        if self.offline is not None:
+            return
         config = self.config
         if self._unflushed_records and (
                 (0 <= config.flush_messages <= self._unflushed_records)
                 or (config.flush_ms >= 0 and now_ms - self._last_flush_ms >= config.flush_ms)):
-            self.flush()
-            self._last_flush_ms = now_ms
+            if self._try(self.flush, "fsync of the active segment"):
+                self._last_flush_ms = now_ms
         if (self.recovery_point != self._checkpointed_recovery_point
                 and now_ms - self._last_checkpoint_ms >= _CHECKPOINT_INTERVAL_MS):
-            self.checkpoint()
-            self._last_checkpoint_ms = now_ms
+            if self._try(self.checkpoint, "checkpointing the recovery point"):
+                self._last_checkpoint_ms = now_ms
+        self.leader_epoch_cache.persist_if_dirty()
         if self._retired:
             self._close_retired(now_ms)
 
@@ -849,9 +1040,15 @@ class PartitionLog:
     def close(self) -> None:
         if self.closed:
             return
-        self._abort_cleaning()
-        self.checkpoint()
-        self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset)
+        if self.offline is not None:  # write nothing: the files stay as they were found
+            for segment in self._segments:
+                segment.close()
+            self.closed = True
+            return
+        self._try(self._abort_cleaning, "discarding a compaction pass")
+        self._try(self.checkpoint, "checkpointing at close")
+        self._try(lambda: self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset),
+                  "writing the producer-state snapshot")
         for segment in self._segments:
             segment.close()
         for retired in self._retired:
@@ -904,95 +1101,3 @@ class PartitionLog:
         self._bases = [s.base_offset for s in self._segments]
         for segment in old:
             self._retired.append(_Retired(segment.log, self._now_ms))
-
-
-def _segment_bases(fs: FileSystem, directory: str) -> list[int]:
-    bases = []
-    for name in fs.listdir(directory):
-        stem, dot, suffix = name.partition(".")
-        if suffix == "log" and len(stem) == 20 and stem.isdigit():
-            bases.append(int(stem))
-    return sorted(bases)
-
-
-def _load_segments(fs: FileSystem, directory: str, config: LogConfig, bases: list[int],
-                   recovery_point: int, now_ms: int) -> list[LogSegment]:
-    segments: list[LogSegment] = []
-    for number, base in enumerate(bases):
-        path = posixpath.join(directory, segment_file_name(base, ".log"))
-        segment = LogSegment(fs, directory, base, fs.open(path), config.index_interval_bytes,
-                             now_ms)
-        next_base = bases[number + 1] if number + 1 < len(bases) else None
-        truncated = _recover_segment(segment, next_base, recovery_point)
-        if segments and segment.base_offset < segments[-1].next_offset:
-            segment.delete_files()  # overlaps its predecessor: leftover of a crash
-            continue
-        segments.append(segment)
-        if truncated and next_base is not None:
-            for later in bases[number + 1 :]:
-                for suffix in SEGMENT_SUFFIXES:
-                    fs.remove(posixpath.join(directory, segment_file_name(later, suffix)))
-            break
-    return segments
-
-
-def _recover_segment(segment: LogSegment, next_base: int | None, recovery_point: int) -> int:
-    """Load indexes and in-memory state; CRC-verify from the recovery point. Bytes truncated."""
-    indexes_ok = _load_indexes(segment)
-    if indexes_ok and next_base is not None and next_base <= recovery_point:
-        if _restore_trusted_state(segment):  # wholly flushed before the recovery point
-            return 0
-        _reset_indexes(segment)  # damaged: re-index it all (header checks cut the tail)
-        segment.max_timestamp = segment.max_timestamp_offset = -1
-        return segment.recover_from(0, recovery_point)
-    start = 0
-    if indexes_ok and segment.base_offset < recovery_point:
-        last = segment.time_index.last_entry()  # persisted at flush: covers offsets < it
-        if last is not None:
-            segment.max_timestamp, segment.max_timestamp_offset = last
-        # Restart at the index entry *before* the one covering the recovery point: that batch
-        # is fsynced and complete, so re-indexing it restores next_offset exactly.
-        _, start = segment.offset_index.lookup_position(
-            segment.offset_index.lookup(recovery_point) - 1)
-        first = segment.scan_first(0)
-        if first is not None:
-            segment.rolling_timestamp = first.max_timestamp
-    elif indexes_ok:
-        _reset_indexes(segment)
-    return segment.recover_from(start, recovery_point)
-
-
-def _reset_indexes(segment: LogSegment) -> None:
-    segment.offset_index.truncate_to_position(0)
-    segment.time_index.truncate_to_offset(segment.base_offset)
-
-
-def _load_indexes(segment: LogSegment) -> bool:
-    fs = segment.fs
-    try:
-        offset_data = fs.read_file(segment.path(".index"))
-        time_data = fs.read_file(segment.path(".timeindex"))
-    except FileNotFoundError:
-        return False
-    if segment.offset_index.load(offset_data, segment.size) and segment.time_index.load(time_data):
-        return True
-    _reset_indexes(segment)
-    return False
-
-
-def _restore_trusted_state(segment: LogSegment) -> bool:
-    """A fully flushed segment: max timestamp from its time index, end from its tail. False
-    if the tail does not end exactly at the file's end (the file was damaged)."""
-    last = segment.time_index.last_entry()
-    if last is not None:
-        segment.max_timestamp, segment.max_timestamp_offset = last
-    _, position = segment.offset_index.lookup_position(segment.size)
-    end = position
-    for header in segment.scan_headers(position):
-        segment.next_offset = header.base_offset + header.last_offset_delta + 1
-        end = header.position + header.batch_length + LOG_OVERHEAD
-        if last is None and header.max_timestamp > segment.max_timestamp:
-            segment.max_timestamp = header.max_timestamp
-            segment.max_timestamp_offset = segment.next_offset - 1
-    segment.bytes_since_index_entry = segment.index_interval_bytes + 1
-    return end == segment.size and (segment.size == 0 or segment.next_offset > segment.base_offset)

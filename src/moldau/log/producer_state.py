@@ -238,6 +238,8 @@ class ProducerStateManager:
 
     def last_stable_offset(self, high_watermark: int) -> int:
         """The LSO: read_committed consumers read below it (decided, replicated data only)."""
+        if not self.ongoing and not self.unreplicated:
+            return high_watermark  # every fetch asks: no transaction, no work
         self.on_high_watermark_updated(high_watermark)
         first = self.first_unstable_offset()
         return high_watermark if first is None else min(first, high_watermark)

@@ -27,10 +27,12 @@ rewrites the index from the markers it scans.
 
 from __future__ import annotations
 
+import posixpath
 import struct
 from array import array
 from typing import NamedTuple
 
+from .faults import write_error
 from .fs import FileSystem
 
 ENTRY = struct.Struct(">hqqqq")
@@ -51,6 +53,9 @@ class TransactionIndex:
         self.path = path
         self.entries = array("q")  # producer_id, first_offset, last_offset, last_stable_offset, ...
         self.dirty = False  # appended since the last sync
+        # An append the disk refused (full): the entries are right in memory and the whole file
+        # is written again at the next sync (a restart without a clean close rebuilds it anyway).
+        self.unwritten = False
 
     def __len__(self) -> int:
         return len(self.entries) // 4
@@ -86,17 +91,26 @@ class TransactionIndex:
 
     def append(self, txn: AbortedTxn) -> None:
         assert txn.last_offset > self.last_offset, "aborted transactions are indexed in marker order"
-        handle = self.fs.open(self.path, create=True)
         try:
-            if handle.size != (len(self)) * ENTRY_BYTES:
-                handle.truncate(len(self) * ENTRY_BYTES)
-            handle.append([ENTRY.pack(_VERSION, *txn)])
-        finally:
-            handle.close()
+            handle = self.fs.open(self.path, create=True)
+            try:
+                if handle.size != (len(self)) * ENTRY_BYTES:
+                    handle.truncate(len(self) * ENTRY_BYTES)
+                handle.append([ENTRY.pack(_VERSION, *txn)])
+            finally:
+                handle.close()
+        except OSError as error:  # the marker is in the log already: never fail it here
+            write_error(posixpath.dirname(self.path), "appending to the aborted-transaction index", error)
+            self.unwritten = True
         self.entries.extend(txn)
         self.dirty = True
 
     def sync(self) -> None:
+        if self.unwritten:
+            txns = self.all()
+            self.fs.write_atomic(self.path, b"".join(ENTRY.pack(_VERSION, *t) for t in txns))
+            self.unwritten = self.dirty = False
+            return
         if not self.dirty:
             return
         handle = self.fs.open(self.path, create=True)

@@ -13,7 +13,8 @@ quorum-state file (quorum_state.py). It is driven from outside, synchronously:
 - Requests to other nodes are appended to `outbox` as `OutboundRequest`s (listener
   CONTROLLER); the caller sends them and calls their `on_response(response | None, now_ms)`.
   At most one request is in flight per destination; a failed one backs off (retry.backoff,
-  doubling per failure up to 1 s); a late answer to a superseded request is ignored.
+  doubling per failure up to an eighth of the fetch timeout); a late answer to a superseded
+  request is ignored.
 - Timers are absolute deadlines: `next_deadline_ms()` is the earliest, `run_deadlines(now)`
   runs what is due (`tick(now)` does the same, cheaply, when nothing is).
 - `append(values, now_ms)` (leader only) writes one batch at once and leaves its fsync to the
@@ -71,7 +72,8 @@ log = logging.getLogger(__name__)
 
 # Kafka's LeaderState.OBSERVER_SESSION_TIMEOUT_MS: an observer silent this long is forgotten.
 OBSERVER_SESSION_MS = 300_000
-# Cap of the per-destination retry backoff after consecutive failures.
+# Cap of the per-destination retry backoff after consecutive failures (and at most an eighth of
+# the fetch timeout, see _request_failed).
 _RETRY_BACKOFF_MAX_MS = 1000
 
 
@@ -432,9 +434,12 @@ class RaftClient:
         self._poll(now_ms)
 
     def _request_failed(self, conn: _Connection, now_ms: int) -> None:
+        # Doubling from retry.backoff.ms, but capped well below the fetch timeout: a follower
+        # backing off past its fetch timeout would start an election against a live leader.
         conn.failures += 1
         backoff = self.config.retry_backoff_ms << min(conn.failures - 1, 10)
-        conn.backoff_until_ms = now_ms + min(max(backoff, 1), _RETRY_BACKOFF_MAX_MS)
+        cap = min(_RETRY_BACKOFF_MAX_MS, max(self.config.retry_backoff_ms, self.config.fetch_timeout_ms // 8))
+        conn.backoff_until_ms = now_ms + max(1, min(backoff, cap))
 
     def _handle_response(self, source: int, api_key: int, body: Any, state: EpochState,
                          response: Any, now_ms: int) -> bool:

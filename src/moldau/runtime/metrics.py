@@ -68,6 +68,7 @@ class BrokerCollector:
         yield from _groups(core)
         yield from _raft(core)
         yield from _loop_health(server)
+        yield from _storage(server, core)
 
 
 def _loop_health(server) -> Iterator[Any]:
@@ -194,6 +195,33 @@ def _logs(core) -> Iterator[Any]:
         start.add_metric(labels, partition.log_start_offset)
         end.add_metric(labels, partition.log_end_offset)
     yield from (size, start, end)
+
+
+def _storage(server, core) -> Iterator[Any]:
+    """Storage faults (log/faults.py: counters per kind, process-wide), the log directory
+    (broker/storage.py) and the memory of requests being received (runtime/memory.py)."""
+    from moldau.log import faults
+
+    counted = CounterMetricFamily("moldau_storage_faults", "Storage faults met, by kind (log/faults.py)",
+                                  labels=["kind"])
+    for kind, value in faults.counters().items():
+        counted.add_metric([kind], value)
+    yield counted
+    status = core.storage_status()
+    yield _gauge("moldau_offline_partitions_local", "Partitions of this node offline because their files are damaged",
+                 status["offline_partitions"])
+    yield _gauge("moldau_partitions_waiting_for_disk", "Partitions whose log could not be created or opened yet",
+                 status["partitions_waiting_for_disk"])
+    yield _gauge("moldau_log_dir_usable_bytes", "Free bytes of the data directory (-1: not known)",
+                 status["log_dir_usable_bytes"])
+    yield _gauge("moldau_log_dir_free_bytes_min", "log.dir.free.bytes.min: below it produce is refused",
+                 status["log_dir_free_bytes_min"])
+    pool = server.request_memory
+    yield _gauge("moldau_request_memory_bytes", "Bytes held for requests being received", pool.used_bytes)
+    yield _gauge("moldau_request_memory_max_bytes", "queued.max.request.bytes (-1: unbounded)", pool.bound_bytes)
+    waits = CounterMetricFamily("moldau_request_memory_waits", "Times a connection stopped reading for memory")
+    waits.add_metric([], pool.waits)
+    yield waits
 
 
 def _groups(core) -> Iterator[Any]:

@@ -14,6 +14,12 @@ the core once the handshake is done, handing over the client certificate. The co
 (security/session.py) holds the principal and the SASL state and sets the largest frame the
 connection may send (small until a SASL connection has authenticated).
 
+Memory: connections read into one buffer the server shares; complete frames go to the core
+from there, and only an incomplete frame moves into a buffer of the connection's own, grown as
+its bytes arrive and dropped once it is complete. All those buffers together are bounded by
+queued.max.request.bytes (runtime/memory.py): past it, connections that need more stop
+reading until memory frees. An idle connection holds no read buffer.
+
 Limits: a frame over socket.request.max.bytes, a malformed request or an unknown API version
 closes that connection (Kafka does the same); past `inflight_requests_per_connection_max`
 queued responses, or when the socket's write buffer is full, the connection stops reading
@@ -37,7 +43,7 @@ from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore, CloseConnection
 from moldau.broker.listeners import Listener
 from moldau.protocol.codec import MalformedRequest
-from moldau.runtime import data_dir, tls
+from moldau.runtime import data_dir, memory, tls
 from moldau.runtime.disk import OsFileSystem
 from moldau.runtime.loop_health import LoopHealth
 from moldau.security.session import Session
@@ -45,11 +51,11 @@ from moldau.security.session import Session
 log = logging.getLogger("moldau.server")
 
 _TICK_INTERVAL_S = 0.5
-# Per-connection receive buffer: its usual size, the read ahead past the current frame, and
-# the size above which an emptied buffer (it grew for a large frame) is replaced.
-_READ_BUFFER_BYTES = 256 * 1024
-_READ_AHEAD_BYTES = 64 * 1024
-_READ_BUFFER_KEEP_BYTES = 4 * 1024 * 1024
+# The read buffer all connections share (a read lands there when a connection holds no
+# incomplete frame), and the smallest buffer of a connection's own for an incomplete frame;
+# it doubles as the frame's bytes arrive, up to the frame's size.
+_SHARED_READ_BYTES = 256 * 1024
+_OWN_BUFFER_MIN_BYTES = 16 * 1024
 _INT32 = struct.Struct(">i")
 
 
@@ -76,9 +82,14 @@ class _Connection(asyncio.BufferedProtocol):
         self.listener = listener
         self.session: Session | None = None  # opened with the core in connection_made
         self.muted = False  # reading paused while a quota throttles this client
-        self.buffer = bytearray(_READ_BUFFER_BYTES)
+        # An incomplete frame (or, while muted, frames not handled yet): its bytes are
+        # buffer[start:end]; `charged` of the pool's bytes pay for `buffer`. Empty otherwise.
+        self.buffer = bytearray()
         self.start = 0
         self.end = 0
+        self.charged = 0
+        self.shared_read = False  # the last get_buffer handed out the shared read buffer
+        self.paused_for_memory = False
         self.handling = False  # inside buffer_updated: responses are flushed once at its end
         self.slots: collections.deque[_Slot] = collections.deque()
         self.transport: asyncio.Transport | None = None
@@ -110,6 +121,8 @@ class _Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        self._drop_buffer()
+        self.server.request_memory.forget(self)
         core = self.server.core
         for delayed, timer in list(self.pending.items()):
             timer.cancel()
@@ -131,36 +144,104 @@ class _Connection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self.closed or self.transport is None:
             return
-        if self.paused_for_writes or self.paused_for_inflight or self.muted:
+        if self.paused_for_writes or self.paused_for_inflight or self.muted or self.paused_for_memory:
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Room for the rest of the frame being received (whole, so that a large frame is
-        never moved while it arrives) plus a read ahead."""
-        unread = self.end - self.start
-        if unread == 0:
-            self.start = self.end = 0
-            if len(self.buffer) > _READ_BUFFER_KEEP_BYTES:  # after a huge frame, shrink back
-                self.buffer = bytearray(_READ_BUFFER_BYTES)
-        wanted = self._frame_bytes(unread) + _READ_AHEAD_BYTES
-        if len(self.buffer) - self.start < wanted or len(self.buffer) - self.end < _READ_AHEAD_BYTES // 4:
-            if self.start:
-                self.buffer[:unread] = self.buffer[self.start : self.end]
-                self.start, self.end = 0, unread
-            if len(self.buffer) < wanted:
-                self.buffer.extend(bytes(wanted - len(self.buffer)))
+        """The shared read buffer while no frame is partly received (only a frame's size while
+        request memory is exhausted), else the room left in the connection's own buffer,
+        which buffer_updated keeps non-empty whenever the connection reads."""
+        server = self.server
+        if self.end == self.start:
+            self.shared_read = True
+            if server.request_memory.may_read_fully(self):
+                return server.shared_view
+            return server.shared_view[:4]
+        self.shared_read = False
+        if self.end == len(self.buffer):  # not expected: reading should have been paused
+            self._grow(self._wanted_capacity(self.buffer, self.start, self.end), force=True)
         return memoryview(self.buffer)[self.end :]
 
-    def _frame_bytes(self, unread: int) -> int:
-        """Bytes of the frame starting at `start`, as far as known (4 until the size is in)."""
-        if unread < 4:
-            return 4
-        (size,) = _INT32.unpack_from(self.buffer, self.start)
-        if size < 0 or size > self.frame_bytes_max():
-            return 4  # buffer_updated closes the connection
-        return 4 + size
+    def _wanted_capacity(self, data: bytearray, start: int, end: int, current: int = -1) -> int:
+        """For the incomplete frame data[start:end]: twice what it or the `current` buffer
+        holds (at least _OWN_BUFFER_MIN_BYTES), never more than the whole frame."""
+        received = end - start
+        current = len(self.buffer) if current < 0 else current
+        wanted = max(_OWN_BUFFER_MIN_BYTES, 2 * max(current, received))
+        if received >= 4:
+            (size,) = _INT32.unpack_from(data, start)
+            if 0 <= size <= self.frame_bytes_max():
+                wanted = min(wanted, 4 + size)
+        return max(received + 1, wanted)
+
+    def _grow(self, capacity: int, force: bool = False) -> bool:
+        """A bigger own buffer, if the pool grants the difference (always when `force`)."""
+        more = capacity - len(self.buffer)
+        pool = self.server.request_memory
+        if force:
+            pool.force_charge(more)
+        elif not pool.try_charge(self, more):
+            return False
+        bigger = bytearray(capacity)
+        bigger[: self.end - self.start] = memoryview(self.buffer)[self.start : self.end]
+        self.buffer, self.end, self.start = bigger, self.end - self.start, 0
+        self.charged += more
+        return True
+
+    def _shrink(self, capacity: int) -> None:
+        smaller = bytearray(capacity)
+        left = self.end - self.start
+        smaller[:left] = memoryview(self.buffer)[self.start : self.end]
+        freed = len(self.buffer) - capacity
+        self.buffer, self.start, self.end = smaller, 0, left
+        self.charged -= freed
+        self.server.request_memory.release(self, freed, done=False)
+
+    def _drop_buffer(self) -> None:
+        charged = self.charged
+        self.buffer, self.start, self.end, self.charged = bytearray(), 0, 0, 0
+        if charged:  # after the reset: releasing may wake this very connection (retry_memory)
+            self.server.request_memory.release(self, charged, done=True)
+
+    def _keep_incomplete(self, data: bytearray, start: int, end: int) -> None:
+        """After the complete frames: keep the incomplete one's bytes (from the shared buffer
+        into the connection's own), with room for more — or stop reading until the pool has
+        it (runtime/memory.py)."""
+        left = end - start
+        if data is not self.buffer:  # the shared read buffer
+            if left == 0:
+                return
+            if not self._grow(self._wanted_capacity(data, start, end)):
+                self._grow(left, force=True)
+            self.buffer[:left] = memoryview(data)[start:end]
+            self.end = left
+        elif left == 0:
+            self._drop_buffer()
+            return
+        elif start:  # the next frame began after a complete one: keep it, in a fitting buffer
+            capacity = self._wanted_capacity(self.buffer, start, end, current=0)
+            self.start, self.end = start, end
+            if len(self.buffer) > 2 * capacity:  # shrink after a large frame
+                self._shrink(capacity)
+            else:
+                self.buffer[:left] = self.buffer[start:end]
+                self.start, self.end = 0, left
+        if self.end == len(self.buffer) and not self._grow(
+                self._wanted_capacity(self.buffer, self.start, self.end)):
+            self.paused_for_memory = True
+            self.server.request_memory.wait(self)
+            self._update_reading()
+
+    def retry_memory(self) -> bool:
+        """RequestMemoryPool: memory was freed; grow and read again if it is enough."""
+        needs_more = self.end > self.start and self.end == len(self.buffer)
+        if needs_more and not self._grow(self._wanted_capacity(self.buffer, self.start, self.end)):
+            return False
+        self.paused_for_memory = False
+        self._update_reading()
+        return True
 
     def frame_bytes_max(self) -> int:
         """socket.request.max.bytes, or less before a SASL connection has authenticated."""
@@ -168,37 +249,54 @@ class _Connection(asyncio.BufferedProtocol):
         return session.frame_bytes_max if session is not None else self.server.config.socket_request_max_bytes
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.end += nbytes
         self.last_request_ms = now_ms()
         if self.closed:
             return
+        if self.shared_read:
+            self.shared_read = False
+            self._process(self.server.shared_read, 0, nbytes)
+        else:
+            self.end += nbytes
+            self._process(self.buffer, self.start, self.end)
+
+    def _process(self, data: bytearray, start: int, end: int) -> None:
+        """Handle the complete frames of data[start:end], keep the rest, send the responses."""
         self.handling = True
         try:
-            while self.end - self.start >= 4:
-                if self.session is not None and self.session.muted_until_ms > now_ms():
-                    self._mute()  # a quota throttled this client (KIP-219): read nothing until then
-                    break
-                (size,) = _INT32.unpack_from(self.buffer, self.start)
-                maximum = self.frame_bytes_max()
-                if size < 0 or size > maximum:
-                    log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
-                    self.abort()
-                    return
-                frame_end = self.start + 4 + size
-                if frame_end > self.end:
-                    break
-                with memoryview(self.buffer) as view:
-                    payload = bytes(view[self.start + 4 : frame_end])
-                self.start = frame_end
-                if not self.handle(payload):
-                    return
+            start = self._handle_frames(data, start, end)
         finally:
             self.handling = False
+        if start < 0:
+            return  # the connection was closed
+        self._keep_incomplete(data, start, end)
         self.flush()
         self.server.after_core_call()
         if len(self.slots) >= limits.inflight_requests_per_connection_max:
             self.paused_for_inflight = True
             self._update_reading()
+
+    def _handle_frames(self, data: bytearray, start: int, end: int) -> int:
+        """Hand every complete frame of data[start:end] to the core; where the rest starts, or
+        -1 when the connection was closed."""
+        while end - start >= 4:
+            if self.session is not None and self.session.muted_until_ms > now_ms():
+                self._mute()  # a quota throttled this client (KIP-219): read nothing until then
+                break
+            (size,) = _INT32.unpack_from(data, start)
+            maximum = self.frame_bytes_max()
+            if size < 0 or size > maximum:
+                log.warning("closing connection %s: frame of %d bytes (limit %d)", self.client_host, size, maximum)
+                self.abort()
+                return -1
+            frame_end = start + 4 + size
+            if frame_end > end:
+                break
+            with memoryview(data) as view:
+                payload = bytes(view[start + 4 : frame_end])
+            start = frame_end
+            if not self.handle(payload):
+                return -1
+        return start
 
     def _mute(self) -> None:
         """Stop reading until the session's throttle ends, then handle what was buffered."""
@@ -212,7 +310,8 @@ class _Connection(asyncio.BufferedProtocol):
             self.muted = False
             if not self.closed:
                 self._update_reading()
-                self.buffer_updated(0)
+                if self.end > self.start:
+                    self._process(self.buffer, self.start, self.end)
 
         self.server.loop.call_later(delay_s, unmute)
 
@@ -314,6 +413,11 @@ class Server:
         self.core: BrokerCore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_Connection] = set()
+        # The read buffer every connection without an incomplete frame reads into, and the
+        # bound on all connections' own buffers (queued.max.request.bytes; runtime/memory.py).
+        self.shared_read = bytearray(_SHARED_READ_BYTES)
+        self.shared_view = memoryview(self.shared_read)
+        self.request_memory = memory.RequestMemoryPool(config.queued_max_request_bytes)
         # listener name -> its listening socket server
         self._servers: dict[str, asyncio.base_events.Server] = {}
         self._outbound_security: dict = {}  # role -> runtime/outbound.OutboundSecurity
@@ -334,6 +438,7 @@ class Server:
         the real cause (the directory, or the address)."""
         self.loop = asyncio.get_running_loop()
         self._data_dir_lock = data_dir.take(self.config.data_dir)
+        memory.tune_allocator()
         config = self.config
         try:
             await self.start_metrics()  # early, so that /health/ready says "not yet" meanwhile
@@ -430,6 +535,15 @@ class Server:
                 log.exception("periodic broker work failed")
             self.after_core_call()
             self._close_idle(now_ms())
+            self._give_memory_back()
+
+    def _give_memory_back(self) -> None:
+        """After a storm of large requests, once their buffers are all free: hand the memory
+        back to the OS (runtime/memory.py), so the broker's size returns to what it was."""
+        pool = self.request_memory
+        if pool.used_bytes == 0 and pool.peak_bytes >= limits.memory_trim_after_bytes:
+            pool.peak_bytes = 0
+            memory.trim()
 
     def after_core_call(self) -> None:
         """Keep a timer armed for the core's earliest deadline. Called after every entry into

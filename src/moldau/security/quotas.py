@@ -172,6 +172,10 @@ class ConnectionLimits:
     open_total: int = 0
     _accepts: Rate = field(default_factory=Rate)
     _ip_accepts: dict[str, Rate] = field(default_factory=dict)
+    # listener name -> its own (max connections, creation rate) from listener-prefixed keys
+    listener_limits: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    open_by_listener: dict[str, int] = field(default_factory=dict)
+    _listener_accepts: dict[str, Rate] = field(default_factory=dict)
 
     @classmethod
     def from_security(cls, security: dict[str, str]) -> "ConnectionLimits":
@@ -183,13 +187,24 @@ class ConnectionLimits:
             host, sep, count = item.strip().rpartition(":")
             if sep and host:
                 overrides[host] = int(count)
-        return cls(number("max.connections", 2**31 - 1), number("max.connections.per.ip", 2**31 - 1), overrides,
-                   number("max.connection.creation.rate", None))
+        limits = cls(number("max.connections", 2**31 - 1), number("max.connections.per.ip", 2**31 - 1), overrides,
+                     number("max.connection.creation.rate", None))
+        for key in sorted(security):  # Kafka: both may be set per listener, listener.name.<l>.<key>
+            for suffix in (".max.connections", ".max.connection.creation.rate"):
+                if key.startswith("listener.name.") and key.endswith(suffix):
+                    name = key[len("listener.name."):-len(suffix)].upper()
+                    count, rate = limits.listener_limits.get(name, (2**31 - 1, None))
+                    value = float(security[key])
+                    limits.listener_limits[name] = (int(value), rate) if suffix == ".max.connections" else (count, value)
+        return limits
 
-    def admit(self, ip: str, now_ms: int, ip_rate_quota: float | None = None) -> str | None:
+    def admit(self, ip: str, now_ms: int, ip_rate_quota: float | None = None, listener: str = "") -> str | None:
         """None if the connection may stay (and is counted), else why it is refused."""
         if self.open_total >= self.max_connections:
             return f"max.connections ({self.max_connections}) reached"
+        refused = self._admit_listener(listener, now_ms)
+        if refused is not None:
+            return refused
         limit = self.per_ip_overrides.get(ip, self.per_ip)
         if self.open_by_ip.get(ip, 0) >= limit:
             return f"max.connections.per.ip ({limit}) reached for {ip}"
@@ -202,10 +217,29 @@ class ConnectionLimits:
             rate.record(1, now_ms)
         self._accepts.record(1, now_ms)
         self.open_by_ip[ip] = self.open_by_ip.get(ip, 0) + 1
+        self.open_by_listener[listener] = self.open_by_listener.get(listener, 0) + 1
         self.open_total += 1
         return None
 
-    def closed(self, ip: str) -> None:
+    def _admit_listener(self, listener: str, now_ms: int) -> str | None:
+        if listener not in self.listener_limits:
+            return None
+        count, rate = self.listener_limits[listener]
+        if self.open_by_listener.get(listener, 0) >= count:
+            return f"listener.name.{listener.lower()}.max.connections ({count}) reached"
+        if rate is not None:
+            accepts = self._listener_accepts.setdefault(listener, Rate())
+            if accepts.rate_per_s(now_ms, 1) > rate:
+                return f"listener.name.{listener.lower()}.max.connection.creation.rate ({rate:g}/s) exceeded"
+            accepts.record(1, now_ms)
+        return None
+
+    def closed(self, ip: str, listener: str = "") -> None:
+        left = self.open_by_listener.get(listener, 0) - 1
+        if left > 0:
+            self.open_by_listener[listener] = left
+        else:
+            self.open_by_listener.pop(listener, None)
         count = self.open_by_ip.get(ip, 0) - 1
         if count > 0:
             self.open_by_ip[ip] = count

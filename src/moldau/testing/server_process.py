@@ -35,6 +35,7 @@ class ServerProcess:
     def __init__(self, data_dir: str, port: int | None = None, overrides: dict[str, str] | None = None,
                  extra_args: list[str] | None = None):
         self.data_dir = data_dir
+        self.host = "127.0.0.1"
         self.extra_args = list(extra_args or [])  # more `moldau server` arguments (--add-scram ...)
         self.port = port or free_port()
         self.overrides = overrides or {}
