@@ -154,15 +154,23 @@ class AppendInfo:
 @dataclass(slots=True)
 class FileRegion:
     """`size` bytes at `position` of a segment file; send with sendfile or `read_bytes()`.
-    `data` holds the bytes already when the read had to check them (segment.verify_read)."""
+    `data` holds the bytes already when the read had to check them (segment.verify_read).
+    `first_offset` is the base offset of its first batch and `next_offset` the offset after its
+    last batch, when the read knew them (-1 otherwise): what a fetch needs to know about the
+    records it sends without reading them."""
 
     file: FileHandle
     position: int
     size: int
     data: bytes | None = None
+    first_offset: int = -1
+    next_offset: int = -1
 
     def fileno(self) -> int:
         return self.file.fileno()
+
+    def __len__(self) -> int:  # a response's records field: its length is all the encoder needs
+        return self.size
 
     def read_bytes(self) -> bytes:
         if self.data is not None:
@@ -669,21 +677,22 @@ class PartitionLog:
                       max_offset: int, min_one_batch: bool) -> FileRegion | None:
         if offset >= segment.next_offset:
             return None
-        start = segment.position_of(offset)
+        start, first_offset = segment.batch_at(offset)
         if start is None:  # the chain of batch headers is broken before `offset`
             raise self._corrupt(segment, offset, -1, "no batch header leads to this offset")
-        end = segment.size
+        end, next_offset = segment.size, segment.next_offset
         if segment.damaged_at >= 0:
             if start >= segment.damaged_at:
                 raise self._offline_error()
-            end = segment.damaged_at
+            end, next_offset = segment.damaged_at, -1
         if max_offset < segment.next_offset:
-            limit = segment.position_of(max_offset)
-            end = end if limit is None else limit
+            limit, limit_offset = segment.batch_at(max_offset)
+            if limit is not None:
+                end, next_offset = limit, limit_offset
         if end <= start:
             return None
         if end - start > max_bytes:
-            end = segment.batch_end_at_or_before(start, start + max_bytes)
+            end, next_offset = segment.batch_end_and_next_offset(start, start + max_bytes)
             if end == start:
                 if not min_one_batch:
                     return None
@@ -691,21 +700,22 @@ class PartitionLog:
                 if first is None:
                     raise self._corrupt(segment, offset, start, "the batch header is invalid")
                 end = start + first.batch_length + LOG_OVERHEAD
-        return self._checked_region(segment, start, end, offset)
+                next_offset = first.base_offset + first.last_offset_delta + 1
+        return self._checked_region(segment, start, end, offset, first_offset, next_offset)
 
-    def _checked_region(self, segment: LogSegment, start: int, end: int,
-                        offset: int) -> FileRegion:
+    def _checked_region(self, segment: LogSegment, start: int, end: int, offset: int,
+                        first_offset: int = -1, next_offset: int = -1) -> FileRegion:
         """The region, CRC-checked unless its bytes were checked before (segment.verify_read);
         cut before a bad batch, or CORRUPT_MESSAGE if the first batch is bad."""
         if segment.is_verified(start, end):
-            return FileRegion(segment.log, start, end - start)
+            return FileRegion(segment.log, start, end - start, None, first_offset, next_offset)
         data = segment.log.pread(end - start, start)
         good, reason = segment.verify_read(start, data, offset)
         if reason is None:
-            return FileRegion(segment.log, start, len(data), data)
+            return FileRegion(segment.log, start, len(data), data, first_offset, next_offset)
         if good == 0:
             raise self._corrupt(segment, offset, start, reason)
-        return FileRegion(segment.log, start, good, data[:good])
+        return FileRegion(segment.log, start, good, data[:good], first_offset, -1)
 
     def _corrupt(self, segment: LogSegment, offset: int, position: int, reason: str) -> LogError:
         """CORRUPT_MESSAGE for a read that met a bad batch; logged once per segment."""

@@ -243,26 +243,39 @@ class LogSegment:
 
     def position_of(self, offset: int) -> int | None:
         """Byte position of the first batch whose last offset >= `offset`, or None."""
+        return self.batch_at(offset)[0]
+
+    def batch_at(self, offset: int) -> tuple[int | None, int]:
+        """(byte position, base offset) of the first batch whose last offset >= `offset`;
+        (None, -1) when there is none."""
         position = self.position_hints.get(offset)
-        if position is not None:
-            return position
+        if position is not None:  # hints are keyed by a batch's base offset
+            return position, offset
         header = self.find_batch(offset)
-        return None if header is None else header.position
+        return (None, -1) if header is None else (header.position, header.base_offset)
 
     def batch_end_at_or_before(self, start: int, limit: int) -> int:
         """End of the last whole batch from `start` that ends at or before byte `limit`."""
+        return self.batch_end_and_next_offset(start, limit)[0]
+
+    def batch_end_and_next_offset(self, start: int, limit: int) -> tuple[int, int]:
+        """(end of the last whole batch from `start` that ends at or before byte `limit`, base
+        offset of the batch that starts there, or -1 when unknown)."""
         _, index_position = self.offset_index.lookup_position(limit)
         end = position = max(start, index_position)
+        following = -1
         for header in self.scan_headers(position):
             batch_end = header.position + header.batch_length + LOG_OVERHEAD
             if batch_end > limit:
+                following = header.base_offset if header.position == end else -1
                 break
             end = batch_end
-        if end != start and len(self.position_hints) <= _POSITION_HINTS_MAX:
+        if end != start and following < 0:
             header = self.scan_first(end)
-            if header is not None:
-                self.position_hints[header.base_offset] = end
-        return end
+            following = header.base_offset if header is not None else -1
+        if end != start and following >= 0 and len(self.position_hints) <= _POSITION_HINTS_MAX:
+            self.position_hints[following] = end
+        return end, following
 
     def scan_first(self, position: int) -> BatchHeader | None:
         for header in self.scan_headers(position):
