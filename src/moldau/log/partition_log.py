@@ -606,18 +606,20 @@ class PartitionLog:
         return segment
 
     def roll(self, now_ms: int) -> LogSegment:
-        """Start a new active segment at the LEO; the old one is sealed and fsynced. On an OS
-        error (a full disk) the old segment stays active and KAFKA_STORAGE_ERROR is raised."""
+        """Start a new active segment at the LEO; the old one is sealed, and fsynced in the
+        background (`_flush_rolled`). On an OS error (a full disk) while creating the new one,
+        the old segment stays active and KAFKA_STORAGE_ERROR is raised."""
         old = self._segments[-1]
         if old.size == 0:
             return old
         old.seal()
         new = None
         try:
-            old.flush()
+            written = old.persist_indexes(sync=False)
+            if old.txn_index is not None:  # small, and its state is the loop's: synced here
+                old.txn_index.sync()
             new = LogSegment.create(self.fs, self.directory, self.log_end_offset,
                                     self.config.index_interval_bytes, now_ms)
-            self.fs.sync_dir(self.directory)
         except OSError as error:
             if new is not None:
                 new.delete_files()
@@ -625,9 +627,33 @@ class PartitionLog:
             raise LogError(ErrorCode.kafka_storage_error, f"rolling a new segment failed: {error}") from error
         self._segments.append(new)
         self._bases.append(new.base_offset)
-        self.recovery_point = new.base_offset
-        self._try(self._write_recovery_point, "writing the recovery point")
+        self._flush_rolled(old, written, new.base_offset)
         return new
+
+    def _flush_rolled(self, old: LogSegment, index_paths: list[str], recovery_point: int) -> None:
+        """Make the rolled segment durable and then move the recovery point past it, off the
+        event loop's thread (as Kafka flushes rolled segments in its scheduler): the fsync of a
+        full segment can take seconds, and nothing waits for it — the data is in the OS already.
+        The checkpoint is written after the fsyncs, in the same task, so the file never names
+        a recovery point whose data is not on disk."""
+        directory, fs = self.directory, self.fs
+
+        def durable() -> None:
+            old.sync_written(index_paths)
+            fs.sync_dir(directory)
+            checkpoints.write_offset_checkpoint(fs, directory, checkpoints.RECOVERY_POINT_FILE, recovery_point)
+
+        def then(error: OSError | None) -> None:
+            if self.closed or recovery_point > self.log_end_offset:
+                return  # closed, or truncated below it meanwhile (which wrote its own checkpoint)
+            if error is not None:
+                write_error(directory, "flushing a rolled segment", error)
+                return
+            if recovery_point > self.recovery_point:
+                self.recovery_point = recovery_point
+            self._checkpointed_recovery_point = max(self._checkpointed_recovery_point, recovery_point)
+
+        fs.background(durable, then)
 
     def _replace_empty_active_segment(self, base_offset: int, now_ms: int) -> None:
         """A follower's first batch is beyond our LEO (leader's log starts later): move the
@@ -863,6 +889,7 @@ class PartitionLog:
     def _lower_recovery_point(self, offset: int) -> None:
         """Before offsets go: a recovery point above the new log end would make the next
         open find a log that ends below it (damage), were the process to die in between."""
+        self.fs.drain_background()  # a rolled segment's checkpoint must not land after this one
         if self._checkpointed_recovery_point > offset:
             self.recovery_point = min(self.recovery_point, offset)
             checkpoints.write_offset_checkpoint(
@@ -1056,6 +1083,7 @@ class PartitionLog:
     def close(self) -> None:
         if self.closed:
             return
+        self.fs.drain_background()  # a rolled segment's flush first: checkpoints stay ordered
         if self.offline is not None:  # write nothing: the files stay as they were found
             for segment in self._segments:
                 segment.close()

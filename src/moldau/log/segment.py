@@ -25,6 +25,8 @@ tail once it reaches `verified_from`).
 
 from __future__ import annotations
 
+import errno
+
 import logging
 import posixpath
 from typing import Iterator
@@ -109,8 +111,10 @@ class LogSegment:
     def size(self) -> int:
         return self.log.size
 
-    def persist_indexes(self) -> None:
-        """Bring both index files in line with memory and fsync them (skipped when current)."""
+    def persist_indexes(self, sync: bool = True) -> list[str]:
+        """Bring both index files in line with memory and fsync them (skipped when current);
+        with sync=False only write them, and return the paths written (for a later fsync)."""
+        written = []
         for suffix, index, entry in ((".index", self.offset_index, OFFSET_ENTRY),
                                      (".timeindex", self.time_index, TIME_ENTRY)):
             if index.persisted == len(index) and index.file_entries == index.persisted:
@@ -118,9 +122,29 @@ class LogSegment:
             handle = self.fs.open(self.path(suffix), create=True)
             try:
                 persist_index(handle, index, entry.size)
-                handle.sync()
+                if sync:
+                    handle.sync()
             finally:
                 handle.close()
+            written.append(self.path(suffix))
+        return written
+
+    def sync_written(self, paths: list[str]) -> None:
+        """fsync the segment's data and the index files `paths` (what persist_indexes(sync=False)
+        wrote): safe on another thread, as the log no longer appends to a sealed segment."""
+        try:
+            self.log.sync()
+            for path in paths:
+                handle = self.fs.open(path)
+                try:
+                    handle.sync()
+                finally:
+                    handle.close()
+        except (FileNotFoundError, ValueError):
+            pass  # retention or deletion removed the segment meanwhile: nothing left to sync
+        except OSError as error:
+            if error.errno != errno.EBADF:  # closed meanwhile, as above
+                raise
 
     def flush(self) -> None:
         self.log.sync()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
+import threading
 import time
 
 log = logging.getLogger("moldau.stall")
@@ -38,6 +39,7 @@ STALL_LOG_MS = 250
 BUCKETS_S: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                 1.0, 2.5, 5.0, 10.0)
 _BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_S)
+_LOCK = threading.Lock()
 
 
 class Histogram:
@@ -57,6 +59,11 @@ class Histogram:
         self.sum_ns += elapsed_ns
         if elapsed_ns > self.max_ns:
             self.max_ns = elapsed_ns
+
+    def observe_locked(self, elapsed_ns: int) -> None:
+        """observe() from another thread than the loop's."""
+        with _LOCK:
+            self.observe(elapsed_ns)
 
     def take(self) -> tuple[int, int]:
         """(largest, total) observed since the previous call."""
@@ -84,6 +91,7 @@ class Histogram:
 GC_PAUSES: dict[int, Histogram] = {generation: Histogram() for generation in range(3)}
 DISK_WRITES = Histogram()
 DISK_SYNCS = Histogram()  # fsync of segments, indexes, checkpoints and directories
+BACKGROUND_SYNCS = Histogram()  # the same, on the durability worker's thread (runtime/disk.py)
 _gc_started_ns = 0
 _gc_installed = False
 

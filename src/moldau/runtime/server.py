@@ -452,6 +452,9 @@ class Server:
                 server.close()
             self._data_dir_lock.release()
             raise
+        run_background_on = getattr(self.core.fs, "run_background_on", None)
+        if run_background_on is not None:  # rolled segments are flushed off the loop's thread
+            run_background_on(self.loop.call_soon_threadsafe)
         for server in self._servers.values():
             await server.start_serving()
         self.port = config.port
