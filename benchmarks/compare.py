@@ -75,10 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the client listener's protocol, the same certificates for both systems "
                              "(SASL_SSL: SCRAM-SHA-512); see bench/security.py")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
-    parser.add_argument("--nice", type=int, default=0, metavar="N",
-                        help="run the harness, both systems and the generators N steps above other processes' "
-                             "CPU priority (os.nice(-N); root only): on a machine shared with other work, both "
-                             "systems then get the cores as on a quiet machine")
+
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (1 if args.quick else 10)
@@ -344,12 +341,7 @@ def _exit_on_sigterm() -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     _exit_on_sigterm()
-    if args.nice:
-        try:
-            os.nice(-args.nice)  # inherited by every process the harness starts
-        except PermissionError:
-            print("compare: --nice needs root (CAP_SYS_NICE)", file=sys.stderr)
-            return 2
+
     from moldau.testing.kafka_dist import kafka_available
 
     if "kafka" in args.systems and not kafka_available():

@@ -6,6 +6,10 @@ dict of numbers with the same keys for every generator (records_per_sec, mb_per_
 so the report can put them side by side. Generators run in their own processes, never in the
 harness, so the harness's Python does not compete with them for the GIL.
 
+Every generator runs in its own session, as the brokers do (kafka_dist starts Kafka's JVM so,
+systems.py moldau's server): Linux's autogroup scheduling shares the CPU fairly between
+sessions, so a process left in the harness's session would share one share with it.
+
 Which generator measures the broker: on two cores the Python and Java generators spend more CPU
 per record than a broker does, so they set the pace (docs/benchmarks.md). franz-go (a compiled
 client, several producers at once, per-record latency) and kcat (librdkafka's C, reading its
@@ -42,7 +46,8 @@ def _moldau_perf(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     if SECURITY.enabled and "test.mock.num.brokers=1" not in args:
         command += ["--command-config", SECURITY.client_file]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s,
+                              start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"moldau perf {args[0]} timed out after {timeout_s:g}s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -175,7 +180,7 @@ def loadgen_binary() -> str:
 def _loadgen(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     command = [loadgen_binary(), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"loadgen {args[0]} timed out after {timeout_s:g}s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -260,7 +265,7 @@ def _timed(command: list[str], what: str) -> float:
 
     began = time.monotonic()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"{what} timed out after {TIMEOUT_S:g}s") from None
     elapsed = time.monotonic() - began
@@ -301,7 +306,8 @@ def _parallel(commands: list[list[str]], what: str) -> float:
     if len(commands) == 1:
         return _timed(commands[0], what)
     began = time.monotonic()
-    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True) for c in commands]
     try:
         errors = [p.communicate(timeout=TIMEOUT_S)[1] for p in processes]
     finally:
