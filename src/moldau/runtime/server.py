@@ -60,6 +60,7 @@ _OWN_BUFFER_MIN_BYTES = 16 * 1024
 # max.request.size and librdkafka's message.max.bytes are 1 MB; franz-go groups partitions).
 _EAGER_FRAME_BYTES = 4 * 1024 * 1024
 _INT32 = struct.Struct(">i")
+_PRODUCE = 0  # api key
 
 
 def now_ms() -> int:
@@ -298,10 +299,18 @@ class _Connection(asyncio.BufferedProtocol):
             frame_end = start + 4 + size
             if frame_end > end:
                 break
-            with memoryview(data) as view:
-                payload = bytes(view[start + 4 : frame_end])
+            if size >= 2 and data[start + 4] == 0 and data[start + 5] == _PRODUCE:
+                # A produce is parsed (kio copies its record sets out) and written before the
+                # core returns: it reads the received bytes in place, read-only, and the view is
+                # released after, so that nothing can keep it past this buffer's reuse.
+                with memoryview(data) as view, view[start + 4 : frame_end].toreadonly() as payload:
+                    handled = self.handle(payload)
+            else:
+                with memoryview(data) as view:
+                    payload = bytes(view[start + 4 : frame_end])
+                handled = self.handle(payload)
             start = frame_end
-            if not self.handle(payload):
+            if not handled:
                 return -1
         return start
 
