@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fetch Apache Kafka's jars from Maven Central into the Moldau cache, for compatibility tests and
-# benchmarks (see src/moldau/testing/kafka_dist.py). Idempotent: a no-op when the jars are there.
+# Fetch Apache Kafka's jars from Maven Central into the Moldau cache, for Kafka's own CLI tools,
+# compatibility tests and benchmarks (see src/moldau/testing/kafka_dist.py), and write
+# bin/kafka-*.sh launchers beside them (Kafka's release archive, with its bin/, is not fetched).
+# Idempotent: only the launchers are rewritten when the jars are there.
 #
-#   scripts/fetch-kafka.sh            # -> ${MOLDAU_KAFKA_HOME:-~/.cache/moldau/kafka-<version>}/libs
+#   scripts/fetch-kafka.sh    | sed -e    # -> ${MOLDAU_KAFKA_HOME:-~/.cache/moldau/kafka-<version>}/{libs,bin}
 #   MOLDAU_KAFKA_HOME=/opt/kafka scripts/fetch-kafka.sh
 #
-# Needs Java 17+ and Maven. Prints the libs directory on stdout.
+# Needs Java 17+, Maven and python3. Prints the libs directory on stdout, where bin/ is on stderr.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +19,13 @@ libs="$home/libs"
 # The marker names the pom's content too: adding a dependency to it fetches again.
 marker="$libs/.complete-$version-$(sha256sum "$pom" | cut -c1-12)"
 
+launchers() {
+    bin="$(python3 "$root/src/moldau/testing/kafka_tools.py" write-launchers "$home")"
+    echo "fetch-kafka: Kafka's tools are in $bin, e.g. $bin/kafka-topics.sh --bootstrap-server localhost:9092 --list" >&2
+}
+
 if [ -f "$marker" ]; then
+    launchers
     echo "$libs"
     exit 0
 fi
@@ -30,10 +38,13 @@ mkdir -p "$home"
 staging="$(mktemp -d "$home/.libs.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
 echo "fetch-kafka: resolving Apache Kafka $version from Maven Central" >&2
-mvn -q -B -f "$pom" dependency:copy-dependencies -Dkafka.libs="$staging" >&2
+# Maven (3.8, Debian) writes ANSI colour codes even in batch mode: strip them for CI logs.
+mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -Dkafka.libs="$staging" 2>&1 \
+    | sed -e $'s/\x1b\\[[0-9;]*m//g' >&2
 ls "$staging"/kafka_2.13-"$version".jar "$staging"/kafka-tools-"$version".jar >/dev/null
 touch "$staging/$(basename "$marker")"
 rm -rf "$libs"
 mv "$staging" "$libs"
 trap - EXIT
+launchers
 echo "$libs"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, then run it (arguments go to pytest).
-# The README's test command and CI's .ci/run both call this script.
+# The README's test command and CI's .ci/run both call this script. Python packages go into
+# $PYTHON when set, else the active virtualenv, else ./.venv, created on first use (test-python.sh).
 #   PYTHON=/path/to/python scripts/test.sh tests/unit -q
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-python="${PYTHON:-python3}"
+python="$(bash scripts/test-python.sh)"
 
 "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 

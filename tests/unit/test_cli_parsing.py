@@ -250,3 +250,80 @@ def test_illegal_topic_names_are_refused_before_connecting(command, capsys):
     assert time.monotonic() - started < 2
     err = capsys.readouterr().err
     assert err.startswith('moldau: Topic name "my topic" is illegal') and "leader" not in err
+
+
+def test_a_server_still_starting_is_waited_for(tmp_path):
+    """`moldau server &` then a command at once: the listener appears a moment later."""
+    import socket
+    import threading
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    listener = socket.socket()
+
+    def start_late():
+        time.sleep(0.5)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+
+    thread = threading.Thread(target=start_late)
+    thread.start()
+    try:
+        common.check_reachable(f"127.0.0.1:{port}", timeout_s=5)
+    finally:
+        thread.join()
+        listener.close()
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["perf", ""], {"produce", "consume", "end-to-end"}),
+    (["perf", "produce", "--num"], {"--num-records"}),
+    (["connect", ""], {"standalone"}),
+    # an option's value before the command (bash splits host:port at the colon)
+    (["--bootstrap-server", "localhost", ":", "9092", "to"], {"topics"}),
+    (["-b", "localhost", ":", "9092", "topics", "cr"], {"create"}),
+    (["--output", "json", "groups", "--to-e"], {"--to-earliest"}),
+])
+def test_bash_completion(words, expected, tmp_path):
+    import shutil
+    import subprocess
+
+    from moldau.cli.completion import bash_script
+
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    script = tmp_path / "moldau.bash"
+    script.write_text(bash_script(build_parser()))
+    quoted = " ".join(f"'{w}'" for w in ["moldau", *words])
+    shell = f"source {script}; COMP_WORDS=({quoted}); COMP_CWORD={len(words)}; _moldau; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
+    assert set(result.stdout.split()) >= expected and result.stdout.strip(), (result.stdout, result.stderr)
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.help is None:
+                yield " ".join(path), action.option_strings or action.dest
+
+    assert list(walk(build_parser(), ["moldau"])) == []
+
+
+def test_every_number_option_is_range_checked():
+    """A bare int/float type lets `--port 70000` through (the OS wraps it): use common.integer
+    (or common.rate) with the option's real bounds."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.type in (int, float):
+                yield " ".join(path), action.option_strings or action.dest
+
+    assert list(walk(build_parser(), ["moldau"])) == []

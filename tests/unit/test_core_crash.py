@@ -50,3 +50,20 @@ def test_process_kill_keeps_acknowledged_batches():
     partition = reopened.partition("t", 0)
     assert partition.log_end_offset == 150 and partition.high_watermark == 150
     assert _append(reopened, "t", [b"after"]) == 150
+
+
+def test_closing_an_idle_broker_waits_for_no_disk():
+    """SIGTERM on an idle server took seconds: every partition's close fsynced its segment and
+    wrote a producer snapshot, appended to or not. Nothing changed, nothing to sync."""
+    fs = MemoryFileSystem()
+    core = _core(fs)
+    core.controller.create_topic("busy", 1, 1)
+    core.controller.create_topic("idle", 20, 1)
+    _append(core, "busy", [b"v"])
+    core.close()
+    reopened = _core(fs)
+    before = fs.syncs
+    reopened.close()
+    assert fs.syncs - before <= 2  # the one non-empty log's producer snapshot (file and directory)
+    again = _core(fs)
+    assert again.partition("busy", 0).log_end_offset == 1

@@ -87,6 +87,9 @@ def test_markers_for_another_leader_are_sent_and_retried_until_they_land(core):
     assert data_records(fetch(core)) == [b"here"]  # the local marker is written at once
     (request,) = taken(core, 27)
     assert request.destination == 2 and request.body.markers[0].transaction_result is True
+    # its own connection: on the one replica fetches use it would wait behind a held Fetch,
+    # and the Fetch that must replicate these markers behind it
+    assert request.channel == "txn-markers"
     request.on_response(None, NOW + 10)  # no connection: tried again shortly
     assert core.next_deadline_ms() == NOW + 10 + 100
     core.run_deadlines(NOW + 110)
@@ -113,6 +116,7 @@ def test_produce_waits_for_a_coordinator_on_another_node(core):
     (request,) = taken(core, 24)
     transaction = request.body.transactions[0]
     assert request.destination == 2 and request.api_version == 5
+    assert request.channel == "txn-verify"  # never queued behind a replica Fetch the leader holds
     assert (transaction.transactional_id, transaction.producer_id, transaction.verify_only) == (REMOTE_TXN, 42, False)
     assert core.partition("t", 0).log_end_offset == 0
     request.on_response(add_response.AddPartitionsToTxnResponse(

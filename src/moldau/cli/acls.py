@@ -29,17 +29,23 @@ def register(subparsers) -> None:
     for flag in ACTIONS:
         parser.add_argument(f"--{flag}", dest="flag_actions", action="append_const", const=flag, default=[],
                             help=argparse.SUPPRESS)
-    parser.add_argument("--topic", action="append", default=[], metavar="TOPIC")
-    parser.add_argument("--group", action="append", default=[], metavar="GROUP")
-    parser.add_argument("--transactional-id", action="append", default=[], metavar="ID")
+    parser.add_argument("--topic", action="append", default=[], metavar="TOPIC", help="a topic resource (repeatable)")
+    parser.add_argument("--group", action="append", default=[], metavar="GROUP", help="a group resource (repeatable)")
+    parser.add_argument("--transactional-id", action="append", default=[], metavar="ID",
+                        help="a transactional id resource (repeatable)")
     parser.add_argument("--cluster", action="store_true", help="the cluster resource")
     parser.add_argument("--resource-pattern-type", default=None,
-                        choices=("literal", "prefixed", "any", "match", "LITERAL", "PREFIXED", "ANY", "MATCH"))
-    parser.add_argument("--allow-principal", action="append", default=[], metavar="User:NAME")
-    parser.add_argument("--deny-principal", action="append", default=[], metavar="User:NAME")
+                        choices=("literal", "prefixed", "any", "match", "LITERAL", "PREFIXED", "ANY", "MATCH"),
+                        help="literal (default), prefixed; list/remove also any, match")
+    parser.add_argument("--allow-principal", action="append", default=[], metavar="User:NAME",
+                        help="add/remove: the principal allowed (repeatable)")
+    parser.add_argument("--deny-principal", action="append", default=[], metavar="User:NAME",
+                        help="add/remove: the principal denied (repeatable)")
     parser.add_argument("--principal", action="append", default=[], metavar="User:NAME", help="list/remove: filter")
-    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST")
-    parser.add_argument("--deny-host", action="append", default=[], metavar="HOST")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                        help="add/remove: the host allowed from (default: any)")
+    parser.add_argument("--deny-host", action="append", default=[], metavar="HOST",
+                        help="add/remove: the host denied from (default: any)")
     parser.add_argument("--operation", action="append", default=[], metavar="OP",
                         help="Read, Write, Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs, "
                              "AlterConfigs, IdempotentWrite, All")

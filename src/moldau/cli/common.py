@@ -219,17 +219,22 @@ def unreachable_message(bootstrap_servers: str) -> str:
 
 
 def check_reachable(bootstrap_servers: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise CliError unless a TCP connection to one of the bootstrap addresses succeeds."""
+    """Raise CliError unless a TCP connection to one of the bootstrap addresses succeeds within
+    `timeout_s`. A refused connection is tried again until then: `moldau server &` followed at
+    once by a command (a pasted quickstart) finds the server still starting, not absent."""
+    addresses = [split_address(part.strip()) for part in bootstrap_servers.split(",") if part.strip()]
     deadline = time.monotonic() + timeout_s
-    for address in [part.strip() for part in bootstrap_servers.split(",") if part.strip()]:
-        host, port = split_address(address)
-        remaining = max(0.2, deadline - time.monotonic())
-        try:
-            with socket.create_connection((host, port), timeout=remaining):
-                return
-        except OSError:
-            continue
-    raise CliError(unreachable_message(bootstrap_servers))
+    while True:
+        for host, port in addresses:
+            remaining = max(0.2, deadline - time.monotonic())
+            try:
+                with socket.create_connection((host, port), timeout=remaining):
+                    return
+            except OSError:
+                continue
+        if time.monotonic() >= deadline:
+            raise CliError(unreachable_message(bootstrap_servers))
+        time.sleep(0.1)
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -47,8 +47,10 @@ def register(subparsers) -> None:
     parser.add_argument("--broker", metavar="ID", help="the broker (node id)")
     parser.add_argument("--entity-type", choices=sorted(ENTITY_TYPES), help="Kafka's spelling: topics or brokers")
     parser.add_argument("--entity-name", metavar="NAME", help="Kafka's spelling: topic name or broker id")
-    parser.add_argument("--add-config", dest="add_configs", action="append", default=[], metavar="K=V[,K=V…]")
-    parser.add_argument("--delete-config", dest="delete_configs", action="append", default=[], metavar="KEY[,KEY…]")
+    parser.add_argument("--add-config", dest="add_configs", action="append", default=[], metavar="K=V[,K=V…]",
+                        help="alter: set these configs (kafka-configs' spelling; repeatable)")
+    parser.add_argument("--delete-config", dest="delete_configs", action="append", default=[], metavar="KEY[,KEY…]",
+                        help="alter: remove these configs, back to their default (repeatable)")
     parser.add_argument("--all", action="store_true", help="describe: every config, with its source")
     parser.set_defaults(func=run)
 

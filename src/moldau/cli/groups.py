@@ -50,16 +50,19 @@ def register(subparsers) -> None:
     for flag in ACTIONS:
         parser.add_argument(f"--{flag}", dest="flag_actions", action="append_const", const=flag, default=[],
                             help=argparse.SUPPRESS)
-    parser.add_argument("--group", "-g", dest="groups", action="append", default=[], metavar="GROUP")
+    parser.add_argument("--group", "-g", dest="groups", action="append", default=[], metavar="GROUP",
+                        help="the group to describe, reset or delete (repeatable; same as GROUP after the action)")
     parser.add_argument("--topic", "-t", dest="topics", action="append", default=[], metavar="TOPIC[:P,P…]",
                         help="reset-offsets: topic (optionally with partitions), repeatable")
     parser.add_argument("--all-topics", action="store_true", help="reset-offsets: every topic the group committed")
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--to-earliest", action="store_true")
-    target.add_argument("--to-latest", action="store_true")
-    target.add_argument("--to-offset", type=integer(0, LONG_MAX), metavar="N")
-    target.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS[.sss][Z|±hh:mm]")
-    target.add_argument("--shift-by", type=integer(-LONG_MAX, LONG_MAX), metavar="N")
+    target.add_argument("--to-earliest", action="store_true", help="reset-offsets: to each partition's first offset")
+    target.add_argument("--to-latest", action="store_true", help="reset-offsets: to each partition's end")
+    target.add_argument("--to-offset", type=integer(0, LONG_MAX), metavar="N", help="reset-offsets: to offset N")
+    target.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS[.sss][Z|±hh:mm]",
+                        help="reset-offsets: to the first offset at or after this time")
+    target.add_argument("--shift-by", type=integer(-LONG_MAX, LONG_MAX), metavar="N",
+                        help="reset-offsets: move each committed offset by N (negative: back)")
     run_mode = parser.add_mutually_exclusive_group()
     run_mode.add_argument("--execute", action="store_true", help="reset-offsets: apply (Kafka's spelling)")
     run_mode.add_argument("--dry-run", action="store_true", help="reset-offsets: only show the new offsets")

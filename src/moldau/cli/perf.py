@@ -65,9 +65,10 @@ def _consumer_options(parser: argparse.ArgumentParser) -> None:
 def _register_produce(commands) -> None:
     parser = commands.add_parser("produce", parents=[client_options(with_x=False)], help="kafka-producer-perf-test",
                                  description="Send records as fast as allowed; report throughput and latency.")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
-    parser.add_argument("--record-size", type=_positive_int, required=True, metavar="BYTES")
+    parser.add_argument("--topic", required=True, help="topic to write to (it must exist)")
+    parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N", help="records to send")
+    parser.add_argument("--record-size", type=_positive_int, required=True, metavar="BYTES",
+                        help="size of each record's value")
     parser.add_argument("--throughput", type=rate, default=-1, metavar="RECORDS_PER_SEC",
                         help="cap the send rate; -1 (default) means as fast as possible")
     _producer_options(parser)
@@ -79,14 +80,15 @@ def _register_produce(commands) -> None:
 def _register_consume(commands) -> None:
     parser = commands.add_parser("consume", parents=[client_options(with_x=False)], help="kafka-consumer-perf-test",
                                  description="Read N messages; report throughput.")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--messages", type=_positive_int, required=True, metavar="N")
+    parser.add_argument("--topic", required=True, help="topic to read")
+    parser.add_argument("--messages", type=_positive_int, required=True, metavar="N", help="messages to read")
     parser.add_argument("--group", help="consumer group (subscribe); without it every partition is assigned "
                         "from the beginning, needing no group coordinator")
     parser.add_argument("--timeout", type=_positive_int, default=10000, metavar="MS",
                         help="give up after MS with no new message (default 10000)")
     parser.add_argument("--show-detailed-stats", action="store_true", help="a progress line every interval")
-    parser.add_argument("--reporting-interval", type=_positive_int, default=5000, metavar="MS")
+    parser.add_argument("--reporting-interval", type=_positive_int, default=5000, metavar="MS",
+                        help="progress line interval with --show-detailed-stats (default 5000)")
     _consumer_options(parser)
     parser.set_defaults(func=run_consume_command)
 
@@ -96,10 +98,12 @@ def _register_end_to_end(commands) -> None:
                                  help="produce at a fixed rate and consume in the same process",
                                  description="End-to-end latency (produce → consume) at a fixed rate on an "
                                  "existing topic.")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N")
-    parser.add_argument("--record-size", type=_positive_int, default=100, metavar="BYTES")
-    parser.add_argument("--throughput", type=rate, required=True, metavar="RECORDS_PER_SEC")
+    parser.add_argument("--topic", required=True, help="an existing topic, written and read")
+    parser.add_argument("--num-records", type=_positive_int, required=True, metavar="N", help="records to send")
+    parser.add_argument("--record-size", type=_positive_int, default=100, metavar="BYTES",
+                        help="size of each record's value (default 100)")
+    parser.add_argument("--throughput", type=rate, required=True, metavar="RECORDS_PER_SEC",
+                        help="the fixed send rate the latency is measured at")
     _producer_options(parser)
     _consumer_options(parser)
     parser.set_defaults(func=run_end_to_end_command)

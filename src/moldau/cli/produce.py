@@ -79,7 +79,7 @@ def register(subparsers) -> None:
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress on stderr (default: when stderr is a terminal)")
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
     parser.set_defaults(func=run)
 
 

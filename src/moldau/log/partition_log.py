@@ -1052,11 +1052,13 @@ class PartitionLog:
             self._close_retired(now_ms)
 
     def flush(self) -> None:
-        """fsync the active segment: everything appended so far is durable (one fsync)."""
-        active = self._segments[-1]
-        active.log.sync()
-        if active.txn_index is not None:
-            active.txn_index.sync()
+        """fsync the active segment: everything appended so far is durable (one fsync; none
+        when nothing was appended since the last, so closing an idle log costs no disk wait)."""
+        if self.recovery_point != self.log_end_offset or self._unflushed_records:
+            active = self._segments[-1]
+            active.log.sync()
+            if active.txn_index is not None:
+                active.txn_index.sync()
         self._unflushed_records = 0
         self.recovery_point = self.log_end_offset
 
@@ -1091,8 +1093,10 @@ class PartitionLog:
             return
         self._try(self._abort_cleaning, "discarding a compaction pass")
         self._try(self.checkpoint, "checkpointing at close")
-        self._try(lambda: self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset),
-                  "writing the producer-state snapshot")
+        if self.log_end_offset > self.log_start_offset or self.producer_state.producers:
+            # An empty log needs no snapshot: there is nothing to scan at the next start.
+            self._try(lambda: self.producer_state.write_snapshot(self.fs, self.directory, self.log_end_offset),
+                      "writing the producer-state snapshot")
         for segment in self._segments:
             segment.close()
         for retired in self._retired:

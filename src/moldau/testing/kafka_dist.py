@@ -37,27 +37,11 @@ import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from moldau.testing.kafka_tools import TOOL_CLASSES
 from moldau.testing.tools import need
 
 KAFKA_VERSION_DEFAULT = "4.1.1"
 
-# Kafka 4.x main classes (the bin/kafka-*.sh scripts run these).
-TOOL_CLASSES: dict[str, str] = {
-    "kafka-server-start": "kafka.Kafka",
-    "kafka-storage": "kafka.tools.StorageTool",
-    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
-    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
-    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
-    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-    "kafka-configs": "kafka.admin.ConfigCommand",
-    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
-    "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
-    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
-    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
-    "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
-    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
-    "connect-standalone": "org.apache.kafka.connect.cli.ConnectStandalone",
-}
 
 JVM_OPTS_DEFAULT: tuple[str, ...] = (
     "-Xmx512m",
