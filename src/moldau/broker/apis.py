@@ -24,17 +24,21 @@ class ApiEntry:
     handler: Callable[..., Any]
     # Versions advertised but answered with UNSUPPORTED_VERSION (Produce v0–v2, as Kafka 4).
     advertised_min_version: int
+    # A hand-written parser (payload, body offset, version) -> request, for a hot path whose
+    # requests kio would copy (protocol/hot.py); None: kio's reader.
+    decoder: Callable[[Any, int, int], Any] | None = None
 
 
 REGISTRY: dict[int, ApiEntry] = {}
 
 
-def api(key: int, min_version: int, max_version: int, advertised_min_version: int | None = None):
+def api(key: int, min_version: int, max_version: int, advertised_min_version: int | None = None,
+        decoder: Callable[[Any, int, int], Any] | None = None):
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         assert key not in REGISTRY, f"api key {key} registered twice"
         REGISTRY[key] = ApiEntry(
             key, min_version, max_version, handler,
-            min_version if advertised_min_version is None else advertised_min_version,
+            min_version if advertised_min_version is None else advertised_min_version, decoder,
         )
         return handler
 

@@ -193,7 +193,9 @@ class BrokerCore:
         if version < entry.min_version:
             request = payload  # handler answers UNSUPPORTED_VERSION from the raw bytes
         else:
-            request = codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset)
+            decoder = entry.decoder
+            request = (decoder(payload, header.body_offset, version) if decoder is not None else
+                       codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset))
         result = entry.handler(self, ctx, request)
         return self.finish(ctx, result)
 
