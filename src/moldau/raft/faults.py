@@ -28,7 +28,7 @@ def active(name: str) -> bool:
 
 @contextmanager
 def planted(name: str) -> Iterator[None]:
-    assert name in KNOWN, f"unknown planted bug {name!r}"
+    assert name in KNOWN or name in TRANSACTIONS, f"unknown planted bug {name!r}"
     _active.add(name)
     try:
         yield
@@ -44,6 +44,6 @@ def planted(name: str) -> Iterator[None]:
 #   so consumers cannot drop the records of aborted ones.
 # - "coordinator-flips-prepared-commit": a coordinator that takes over a transaction decided
 #   as commit (PrepareCommit) writes ABORT markers, so its partitions disagree.
+# (Kept out of KNOWN: other simulations iterate over it, and need not catch these.)
 TRANSACTIONS = frozenset({"lso-ignores-open-transactions", "aborted-transactions-not-returned",
                           "coordinator-flips-prepared-commit"})
-KNOWN = KNOWN | TRANSACTIONS
