@@ -18,6 +18,7 @@ from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
 from moldau.coordinator import txn_records
+from moldau.coordinator.txn_metadata import TxnMetadata
 from moldau.coordinator.txn_topic import partition_for
 from moldau.log import MemoryFileSystem
 from moldau.protocol import codec
@@ -261,6 +262,10 @@ def test_state_record_uses_kafkas_schema(core):
     value = txn_records.decode_value(records[-1].value)
     assert value.producer_id == pid and value.state.kafka_name == "Ongoing" and value.partitions == (("t", (0,)),)
     assert records[-1].value[:2] == b"\x00\x01"  # TransactionLogValue v1
+    # As Kafka 4.1.1: no previous (or next) producer id written; read back as the current one.
+    assert value.previous_producer_id == -1 and value.next_producer_id == -1
+    assert records[-1].value.endswith(b"\x00")  # no tagged fields (a V1 client)
+    assert TxnMetadata.from_log(TXN, value).prev_producer_id == pid
 
 
 def test_bad_input_gets_kafkas_error_codes(core):
