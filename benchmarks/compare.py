@@ -75,6 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the client listener's protocol, the same certificates for both systems "
                              "(SASL_SSL: SCRAM-SHA-512); see bench/security.py")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
+
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (1 if args.quick else 10)
@@ -262,7 +263,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 REPORTED = {  # the metrics the Markdown table shows, per workload kind
     "produce": ("records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_latency_ms", "longest_gap_ms"),
-    "consume": ("records_per_sec", "mb_per_sec"),
+    "consume": ("records_per_sec", "mb_per_sec", "fetch_response_p50_ms", "fetch_response_p99_ms",
+                "fetch_response_mean_bytes"),
     "end_to_end": ("p50_ms", "p99_ms", "p999_ms"),
     "failover": ("failover_s", "longest_ack_gap_s"),
     STARTUP: ("first_ack_s", "listening_s", "format_s"),
@@ -339,6 +341,7 @@ def _exit_on_sigterm() -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     _exit_on_sigterm()
+
     from moldau.testing.kafka_dist import kafka_available
 
     if "kafka" in args.systems and not kafka_available():

@@ -6,6 +6,10 @@ dict of numbers with the same keys for every generator (records_per_sec, mb_per_
 so the report can put them side by side. Generators run in their own processes, never in the
 harness, so the harness's Python does not compete with them for the GIL.
 
+Every generator runs in its own session, as the brokers do (kafka_dist starts Kafka's JVM so,
+systems.py moldau's server): Linux's autogroup scheduling shares the CPU fairly between
+sessions, so a process left in the harness's session would share one share with it.
+
 Which generator measures the broker: on two cores the Python and Java generators spend more CPU
 per record than a broker does, so they set the pace (docs/benchmarks.md). franz-go (a compiled
 client, several producers at once, per-record latency) and kcat (librdkafka's C, reading its
@@ -42,7 +46,8 @@ def _moldau_perf(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     if SECURITY.enabled and "test.mock.num.brokers=1" not in args:
         command += ["--command-config", SECURITY.client_file]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s,
+                              start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"moldau perf {args[0]} timed out after {timeout_s:g}s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -175,7 +180,7 @@ def loadgen_binary() -> str:
 def _loadgen(args: list[str], timeout_s: float = TIMEOUT_S) -> dict:
     command = [loadgen_binary(), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"loadgen {args[0]} timed out after {timeout_s:g}s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -217,8 +222,11 @@ def franz_consume(bootstrap: str, topic: str, messages: int, consumers: int = 1,
     """Read `messages` records from the beginning (partitions assigned, no group)."""
     result = _loadgen(["consume", "-brokers", bootstrap, "-topic", topic, "-records", str(messages),
                        "-consumers", str(consumers)] + (["-read-committed"] if read_committed else []))
-    return {"records_per_sec": result["records_per_sec"], "mb_per_sec": result["mb_per_sec"],
-            "first_record_s": result["first_record_s"], "longest_gap_ms": result["longest_gap_ms"]}
+    # fetch_response_*: request written → response read, as the client saw it: the broker's
+    # answer time plus the transfer, without the consumer's decoding.
+    keys = ("records_per_sec", "mb_per_sec", "first_record_s", "longest_gap_ms", "fetches", "fetch_response_p50_ms",
+            "fetch_response_p99_ms", "fetch_response_mean_ms", "fetch_response_mean_bytes")
+    return {key: result[key] for key in keys if key in result}
 
 
 # --- kcat (librdkafka's C, no Python) -------------------------------------------------------
@@ -257,7 +265,7 @@ def _timed(command: list[str], what: str) -> float:
 
     began = time.monotonic()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise GeneratorFailed(f"{what} timed out after {TIMEOUT_S:g}s") from None
     elapsed = time.monotonic() - began
@@ -277,8 +285,8 @@ def kcat_produce(bootstrap: str, topic: str, records: int, size: int, props: dic
     for key in ("acks", "linger.ms", "compression.type", "enable.idempotence"):
         if key in props:
             settings += ["-X", f"{key}={props[key]}"]
-    command = [kcat, "-P", "-b", bootstrap, "-t", topic, *settings, "-X", "queue.buffering.max.messages=1000000",
-               "-l", str(path)]
+    # librdkafka's defaults otherwise, as issue 16 ran it (`kcat -P -t T -X linger.ms=5 -l file`).
+    command = [kcat, "-P", "-b", bootstrap, "-t", topic, *settings, "-l", str(path)]
     elapsed = _parallel([command] * producers, "kcat -P")
     return {"records_per_sec": share * producers / elapsed, "mb_per_sec": share * producers * size / elapsed / 2**20}
 
@@ -298,7 +306,8 @@ def _parallel(commands: list[list[str]], what: str) -> float:
     if len(commands) == 1:
         return _timed(commands[0], what)
     began = time.monotonic()
-    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True) for c in commands]
     try:
         errors = [p.communicate(timeout=TIMEOUT_S)[1] for p in processes]
     finally:

@@ -362,7 +362,8 @@ class MoldauRunner:
         if self.brokers == 3:
             return self._start_cluster()
         extra = ["--add-scram", SECURITY.add_scram()] if SECURITY.protocol == "SASL_SSL" else []
-        self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides(), extra_args=extra)
+        self.server = ServerProcess(str(Path(self.directory) / "data"), overrides=self.overrides(), extra_args=extra,
+                                     new_session=True)
         with _without_uvloop(self.shadow_uvloop):
             self.server.start()
         self.watchdog = Watchdog(self.server.process.pid, whole_group=False, directory=self.directory)
@@ -419,7 +420,7 @@ class MoldauRunner:
     def measure_startup(self) -> dict:
         directory = tempfile.mkdtemp(prefix="moldau-bench-start-")
         port = free_port()
-        server = ServerProcess(str(Path(directory) / "data"), port=port, overrides=self.overrides())
+        server = ServerProcess(str(Path(directory) / "data"), port=port, overrides=self.overrides(), new_session=True)
         probe = FirstAck(f"127.0.0.1:{port}", time.monotonic())
         try:
             probe.start()

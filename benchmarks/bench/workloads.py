@@ -41,6 +41,7 @@ class Workload:
     metrics: dict = field(default_factory=dict)
     producers: int = 1  # producer clients (franz-go) or processes (kcat) at once
     new_topic: bool = False  # produce into a topic that does not exist yet (auto-created)
+    same_topic: bool = False  # every run appends to one topic (the log grows, segments roll)
     # Transactions (issue 10): a transactional producer committing every `txn_records` records;
     # consume runs read such a topic with isolation level read_committed.
     transactional: bool = False
@@ -58,6 +59,8 @@ WORKLOADS = (
              metrics={"p50_ms": False, "p99_ms": False}),
     Workload("produce-100B-2producers", "8. produce 100 B, acks=1, two producers at once", "produce", 100, "1",
              generators=("franz-go", "kcat"), metrics=THROUGHPUT, producers=2),
+    Workload("produce-100B-same-topic", "8b. produce 100 B, acks=1, every run into the same topic (issue 16's kcat runs)",
+             "produce", 100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, same_topic=True),
     Workload("produce-100B-new-topic", "9. produce 100 B, acks=1, into a topic that does not exist yet", "produce",
              100, "1", generators=("franz-go", "kcat"), metrics=THROUGHPUT, new_topic=True),
     Workload("produce-100B-transactional", "10. produce 100 B in transactions of 100 records (commit each)",
@@ -145,7 +148,12 @@ class ResourceSampler(threading.Thread):
 
 
 def prepare(workload: Workload, system: System, scale: Scale) -> dict:
-    """Per system, once before the repetitions: the topic consume runs read."""
+    """Per system, once before the repetitions: the topic consume runs read, or the one topic
+    every run of a same-topic produce workload appends to."""
+    if workload.kind == "produce" and workload.same_topic:
+        topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
+        create_topic(system, topic, scale.partitions)
+        return {"topic": topic}
     if workload.kind != "consume":
         return {}
     topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
@@ -170,7 +178,7 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
             raise ValueError("the failover workload needs a replicated cluster (--brokers 3)")
         return measure_failover(system)
     bootstrap = system.bootstrap_servers
-    if workload.kind == "consume":
+    if "topic" in prepared:  # consume, or produce into the same topic run after run
         topic = prepared["topic"]
     else:
         topic = fresh_topic(workload, system, generator)

@@ -29,7 +29,7 @@ import moldau
 from moldau.coordinator.txn_topic import partition_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -149,12 +149,29 @@ def settled(cluster, bootstrap: str, topic: str) -> bool:
         uncommitted.close()
 
 
+def create_topic(bootstrap: str, topic: str) -> None:
+    """3 partitions, RF 3; retried while the new cluster's controller settles (librdkafka's
+    admin client does not retry NOT_CONTROLLER itself)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(30)
+            return
+        except KafkaException as error:
+            code = error.args[0].code()
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            if code != KafkaError.NOT_CONTROLLER and not error.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.mark.parametrize("victim", ["coordinator", "partition leader"])
 def test_transactions_survive_a_killed_node(cluster, victim):
     bootstrap = cluster.bootstrap_servers
     topic = f"cluster-txn-{victim.replace(' ', '-')}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(60)
+    create_topic(bootstrap, topic)
     loads = [TransactionalLoad(bootstrap, topic, n, seed=n) for n in range(PRODUCERS)]
     for load in loads:
         load.start()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from kio.schema.errors import ErrorCode
@@ -219,3 +220,68 @@ def test_moldau_transactions_works_against_kafka(kafka):
                                timeout=120)
     assert described.returncode == 0 and json.loads(described.stdout)["partitions"] == ["cli-on-kafka-0"]
     producer.abort_transaction(30)
+
+
+def transaction_log(bootstrap: str, transactional_id: str) -> list[tuple]:
+    """`__transaction_state` as Kafka's own TransactionLogMessageFormatter prints it, for one
+    transactional id: per record (key version, value version, the value's fields) with
+    timestamps reduced to whether they are set, and consecutive Ongoing records collapsed into
+    the last (how many partition additions one transaction takes depends on batching)."""
+    from moldau.testing.kafka_dist import kafka_tool
+
+    printed = kafka_tool("kafka-console-consumer", [
+        "--bootstrap-server", bootstrap, "--topic", "__transaction_state", "--from-beginning", "--timeout-ms", "10000",
+        "--formatter", "org.apache.kafka.tools.consumer.TransactionLogMessageFormatter",
+        "--consumer-property", "exclude.internal.topics=false"], timeout=180)
+    assert "Processed a total of" in printed.stderr, printed.stderr[-3000:]
+    rows = []
+    for line in printed.stdout.replace("}}}{", "}}}\n{").splitlines():
+        record = json.loads(line)
+        if record["key"]["data"]["transactionalId"] != transactional_id:
+            continue
+        value = dict(record["value"]["data"])
+        for name in ("transactionLastUpdateTimestampMs", "transactionStartTimestampMs"):
+            value[name] = value[name] >= 0
+        if value["transactionPartitions"]:
+            value["transactionPartitions"] = sorted((t["topic"], sorted(t["partitionIds"]))
+                                                    for t in value["transactionPartitions"])
+        row = (record["key"]["type"], record["value"]["version"], sorted(value.items()))
+        if rows and value["transactionStatus"] == 1 and dict(rows[-1][2])["transactionStatus"] == 1:
+            rows[-1] = row
+        else:
+            rows.append(row)
+    return rows
+
+
+def test_transaction_log_is_kafkas(kafka, moldau_broker, java_workload):  # noqa: F811
+    """Kafka's formatter reads Moldau's `__transaction_state`, record for record what Kafka 4.1.1
+    writes for the same clients: librdkafka (Transactions V1) and the Java producer (V2);
+    kafka-dump-log's transaction-log decoder reads Moldau's segment files."""
+    from confluent_kafka import Producer
+
+    from moldau.testing.kafka_dist import kafka_tool
+
+    logs = []
+    for bootstrap in (kafka.bootstrap_servers, moldau_broker.bootstrap_servers):
+        create_topics(bootstrap, "log-v1", partitions=2)
+        producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "log-v1"})
+        producer.init_transactions(60)
+        for commit in (True, False):
+            producer.begin_transaction()
+            for partition in (0, 1):
+                producer.produce("log-v1", b"x", partition=partition)
+            assert producer.flush(30) == 0
+            (producer.commit_transaction if commit else producer.abort_transaction)(60)
+        Producer({"bootstrap.servers": bootstrap, "transactional.id": "log-v1"}).init_transactions(60)  # a fence
+        create_topics(bootstrap, "log-v2")
+        run_java(java_workload, bootstrap, "log-v2", "log-v2")
+        logs.append((transaction_log(bootstrap, "log-v1"), transaction_log(bootstrap, "log-v2")))
+    assert logs[1][0] == logs[0][0]
+    assert logs[1][1] == logs[0][1]
+    assert any(("clientTransactionVersion", 2) in row[2] for row in logs[1][1]), "the Java producer used V2"
+    segments = sorted(str(f) for f in Path(moldau_broker.data_dir).glob("__transaction_state-*/*.log"))
+    dumped = kafka_tool("kafka.tools.DumpLogSegments", ["--transaction-log-decoder", "--files", ",".join(segments)],
+                        timeout=180)
+    assert dumped.returncode == 0, dumped.stderr[-3000:]
+    decoded = [line for line in dumped.stdout.splitlines() if '"transactionalId":"log-v' in line]
+    assert len(decoded) >= len(logs[1][0]) + len(logs[1][1]) and all(" payload: {" in line for line in decoded)

@@ -59,3 +59,74 @@ def test_fetch_response_matches_kio(version, variant):
     description = _fetch_description(variant)
     declared = codec.encode_response(5, version >= 12, build(codec.response_schema(1, version), description))
     assert b"".join(encode_fetch_response(5, version, description)) == declared
+
+
+# --- the Produce request decoder reads what kio reads -------------------------------------------
+
+def _produce_request(version: int, transactional_id, topics: list) -> bytes:
+    """A body encoded by kio: topics are (name or id, [(index, records or None)])."""
+    import datetime
+    import io
+    import uuid as uuid_module
+
+    from kio.serial import entity_writer
+
+    schema = codec.request_schema(0, version)
+    module = __import__(schema.__module__, fromlist=["TopicProduceData"])
+    topic_data = []
+    for key, partitions in topics:
+        parts = tuple(module.PartitionProduceData(index=i, records=r) for i, r in partitions)
+        if version >= 13:
+            topic_data.append(module.TopicProduceData(topic_id=uuid_module.UUID(key), partition_data=parts))
+        else:
+            topic_data.append(module.TopicProduceData(name=key, partition_data=parts))
+    request = schema(transactional_id=transactional_id, acks=-1, timeout=datetime.timedelta(milliseconds=30_000),
+                     topic_data=tuple(topic_data))
+    buffer = io.BytesIO()
+    entity_writer(schema)(buffer, request)
+    return buffer.getvalue()
+
+
+def _as_kio_reads(request) -> tuple:
+    def records(value):
+        return None if value is None else bytes(value)
+
+    return (request.transactional_id, int(request.acks), request.timeout,
+            [(getattr(t, "name", None), getattr(t, "topic_id", None),
+              [(p.index, records(p.records)) for p in t.partition_data]) for t in request.topic_data])
+
+
+@pytest.mark.parametrize("version", range(3, 14))
+@pytest.mark.parametrize("transactional_id", [None, "tx-ü"])
+def test_produce_request_decoder_reads_what_kio_reads(version, transactional_id):
+    from moldau.protocol.hot import decode_produce_request
+
+    key = TOPIC_ID if version >= 13 else "orders"
+    body = _produce_request(version, transactional_id,
+                            [(key, [(0, b"\x01" * 300), (4, None), (2, b"")]), (key, [])])
+    payload = b"HEADER" + body
+    declared = codec.read_body(codec.request_schema(0, version), payload, 6)
+    decoded = decode_produce_request(memoryview(payload).toreadonly(), 6, version)
+    assert _as_kio_reads(decoded) == _as_kio_reads(declared)
+    assert isinstance(decoded.topic_data[0].partition_data[0].records, memoryview)  # in place, not copied
+
+
+@pytest.mark.parametrize("version", [3, 9, 13])
+def test_produce_request_decoder_refuses_truncated_bytes(version):
+    from moldau.protocol.hot import decode_produce_request
+
+    key = TOPIC_ID if version >= 13 else "orders"
+    body = _produce_request(version, None, [(key, [(0, b"\x01" * 300)])])
+    for cut in range(0, len(body) - 1, 7):
+        with pytest.raises(codec.MalformedRequest):
+            decode_produce_request(body[:cut], 0, version)
+
+
+def test_produce_request_decoder_skips_unknown_tagged_fields():
+    from moldau.protocol.hot import decode_produce_request
+
+    body = bytearray(_produce_request(9, None, [("orders", [(0, b"\x07" * 10)])]))
+    assert body[-1] == 0  # the request's own (empty) tag section
+    body[-1:] = b"\x01" + b"\x05" + b"\x03" + b"abc"  # one unknown tag (5), three bytes
+    decoded = decode_produce_request(bytes(body), 0, 9)
+    assert bytes(decoded.topic_data[0].partition_data[0].records) == b"\x07" * 10

@@ -313,3 +313,17 @@ def test_every_option_of_every_command_says_what_it_does():
                 yield " ".join(path), action.option_strings or action.dest
 
     assert list(walk(build_parser(), ["moldau"])) == []
+
+
+def test_every_number_option_is_range_checked():
+    """A bare int/float type lets `--port 70000` through (the OS wraps it): use common.integer
+    (or common.rate) with the option's real bounds."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.type in (int, float):
+                yield " ".join(path), action.option_strings or action.dest
+
+    assert list(walk(build_parser(), ["moldau"])) == []

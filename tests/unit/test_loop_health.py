@@ -66,3 +66,31 @@ def test_segment_writes_and_fsyncs_are_timed(tmp_path):
     fs.write_atomic(str(tmp_path / "checkpoint"), b"0\n")  # the file, then its directory
     assert loop_health.DISK_WRITES.count == writes + 1
     assert loop_health.DISK_SYNCS.count == syncs + 3
+
+
+def test_a_rolled_segment_is_flushed_off_the_loop_then_the_recovery_point_moves(tmp_path):
+    """OsFileSystem with a worker: roll() returns before the fsync; the completion comes back
+    through the loop, after which the recovery point (memory and file) names the new segment."""
+    from moldau.log import LogConfig, PartitionLog
+    from moldau.log.checkpoints import RECOVERY_POINT_FILE, read_offset_checkpoint
+    from moldau.records import Record, build_batch
+    from moldau.runtime.disk import OsFileSystem
+
+    async def scenario():
+        fs = OsFileSystem()
+        fs.run_background_on(asyncio.get_running_loop().call_soon_threadsafe)
+        directory = str(tmp_path / "t-0")
+        log = PartitionLog.open(fs, directory, LogConfig(segment_bytes=4000), 0)
+        background = loop_health.BACKGROUND_SYNCS.count
+        for i in range(40):
+            log.append_as_leader(build_batch([Record(0, 1000, None, b"v" * 200)]), 0, 0)
+        assert len(log._segments) > 1
+        fs.drain_background()
+        await asyncio.sleep(0.05)  # the completions run on the loop
+        assert loop_health.BACKGROUND_SYNCS.count > background  # the fsyncs ran on the worker
+        assert log.recovery_point == log._segments[-1].base_offset
+        assert read_offset_checkpoint(fs, directory, RECOVERY_POINT_FILE) == log.recovery_point
+        log.close()
+        return log
+
+    asyncio.run(scenario())

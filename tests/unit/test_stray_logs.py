@@ -81,3 +81,4 @@ def test_deleted_topic_directory_is_finished_not_kept():
     core.close()
     _core(fs)
     assert not [name for name in fs.listdir("/data") if name.startswith("gone")]
+

@@ -91,12 +91,17 @@ def test_markers_for_another_leader_are_sent_and_retried_until_they_land(core):
     pid, epoch = started.producer_id, started.producer_epoch
     assert set(add_partitions(core, pid, epoch, [("t", 0), ("elsewhere", 0)], LOCAL_TXN).values()) == {ErrorCode.none}
     produce(core, pid, epoch, 0, [b"here"], transactional_id=LOCAL_TXN)
+    core.config.request_timeout_ms = 1234  # request.timeout.ms: how long a marker request may go unanswered
     ended = call(core, 26, 4, {"transactional_id": LOCAL_TXN, "producer_id": pid, "producer_epoch": epoch,
                                "committed": True})
     assert ended.error_code == ErrorCode.none  # decided: PrepareCommit is durable
     assert data_records(fetch(core)) == [b"here"]  # the local marker is written at once
     (request,) = taken(core, 27)
     assert request.destination == 2 and request.body.markers[0].transaction_result is True
+    # its own connection: on the one replica fetches use it would wait behind a held Fetch,
+    # and the Fetch that must replicate these markers behind it
+    assert request.channel == "txn-markers"
+    assert request.timeout_ms == 1234
     request.on_response(None, NOW + 10)  # no connection: tried again shortly
     assert core.next_deadline_ms() <= core.extensions["txn_coordinator"].next_deadline_ms() == NOW + 10 + 100
     core.local_node.advance_to(NOW + 110)
@@ -123,6 +128,7 @@ def test_produce_waits_for_a_coordinator_on_another_node(core):
     (request,) = taken(core, 24)
     transaction = request.body.transactions[0]
     assert request.destination == 2 and request.api_version == 5
+    assert request.channel == "txn-verify"  # never queued behind a replica Fetch the leader holds
     assert (transaction.transactional_id, transaction.producer_id, transaction.verify_only) == (REMOTE_TXN, 42, False)
     assert core.partition("t", 0).log_end_offset == 0
     request.on_response(add_response.AddPartitionsToTxnResponse(

@@ -18,6 +18,7 @@ from moldau.broker import apis
 from moldau.broker.config import BrokerConfig
 from moldau.broker.core import BrokerCore
 from moldau.coordinator import txn_records
+from moldau.coordinator.txn_metadata import TxnMetadata
 from moldau.coordinator.txn_topic import partition_for
 from moldau.log import MemoryFileSystem
 from moldau.testing.node import committed, local_core
@@ -198,6 +199,26 @@ def test_timed_out_transaction_is_aborted_at_its_deadline(core):
     assert produce(core, pid, epoch, 1, [b"late"]) == ErrorCode.invalid_producer_epoch
 
 
+def test_timed_out_transaction_whose_abort_fails_is_aborted_later(core):
+    response = init(core, timeout_ms=5_000)
+    pid, epoch = response.producer_id, response.producer_epoch
+    add_partitions(core, pid, epoch, [("t", 0)])
+    produce(core, pid, epoch, 0, [b"slow"])
+    state_log = core.partition("__transaction_state", partition_for(TXN, 3))
+    healthy = state_log.replicas, state_log.isr
+    # the ISR of __transaction_state shrank below min.insync.replicas (2 of 2 replicas)
+    state_log.replicas, state_log.isr = (1, 2), (1,)
+    state_log.min_insync_replicas = 2
+    core.local_node.advance_to(NOW + 5_001)
+    assert call(core, 65, 0, {"transactional_ids": [TXN]}).transaction_states[0].transaction_state == "Ongoing"
+    retry_at = NOW + 5_001 + core.config.transaction_abort_timed_out_transaction_cleanup_interval_ms
+    assert core.extensions["txn_coordinator"].next_deadline_ms() == retry_at, "the failed abort is tried again"
+    state_log.replicas, state_log.isr = healthy
+    core.local_node.advance_to(retry_at)
+    assert call(core, 65, 0, {"transactional_ids": [TXN]}).transaction_states[0].transaction_state == "CompleteAbort"
+    assert [t.producer_id for t in fetch(core).aborted_transactions] == [pid]
+
+
 def test_transactional_offsets_count_only_once_committed(core):
     pid, epoch = start(core)
     add_offsets = call(core, 25, 3, {"transactional_id": TXN, "producer_id": pid, "producer_epoch": epoch,
@@ -240,6 +261,10 @@ def test_state_record_uses_kafkas_schema(core):
     value = txn_records.decode_value(records[-1].value)
     assert value.producer_id == pid and value.state.kafka_name == "Ongoing" and value.partitions == (("t", (0,)),)
     assert records[-1].value[:2] == b"\x00\x01"  # TransactionLogValue v1
+    # As Kafka 4.1.1: no previous (or next) producer id written; read back as the current one.
+    assert value.previous_producer_id == -1 and value.next_producer_id == -1
+    assert records[-1].value.endswith(b"\x00")  # no tagged fields (a V1 client)
+    assert TxnMetadata.from_log(TXN, value).prev_producer_id == pid
 
 
 def test_bad_input_gets_kafkas_error_codes(core):

@@ -27,6 +27,9 @@ class ApiEntry:
     # Which listeners advertise it in ApiVersions: Kafka's "listeners" of each API's schema
     # (the quorum's and the controller's own RPCs only on controller listeners).
     listeners: frozenset[str] = frozenset({"broker", "controller"})
+    # A hand-written parser (payload, body offset, version) -> request, for a hot path whose
+    # requests kio would copy (protocol/hot.py); None: kio's reader.
+    decoder: Callable[[Any, int, int], Any] | None = None
 
 
 REGISTRY: dict[int, ApiEntry] = {}
@@ -34,12 +37,14 @@ CONTROLLER_ONLY = frozenset({"controller"})
 
 
 def api(key: int, min_version: int, max_version: int, advertised_min_version: int | None = None,
-        listeners: frozenset[str] = frozenset({"broker", "controller"})):
+        listeners: frozenset[str] = frozenset({"broker", "controller"}),
+        decoder: Callable[[Any, int, int], Any] | None = None):
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         assert key not in REGISTRY, f"api key {key} registered twice"
         REGISTRY[key] = ApiEntry(
             key, min_version, max_version, handler,
             min_version if advertised_min_version is None else advertised_min_version, listeners,
+            decoder,
         )
         return handler
 

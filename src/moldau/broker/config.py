@@ -19,7 +19,6 @@ _HARMLESS_KEYS = {
     "controller.quorum.bootstrap.servers",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "offsets.topic.num.partitions", "zookeeper.connect",
@@ -90,6 +89,11 @@ _TRANSACTION_KEYS = {
     "transactional.id.expiration.ms": "transactional_id_expiration_ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms":
         "transaction_remove_expired_transaction_cleanup_interval_ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms":
+        "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+    # how long a WriteTxnMarkers or a produce's AddPartitionsToTxn verification to another
+    # node may go unanswered before it counts as failed (Kafka uses it for both too)
+    "request.timeout.ms": "request_timeout_ms",
 }
 
 
@@ -142,6 +146,8 @@ class BrokerConfig:
     transaction_max_timeout_ms: int = 900_000
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    request_timeout_ms: int = 30_000
     cluster_id: str | None = None
     # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
     # read and checked by coordinator/consumer_config.py.

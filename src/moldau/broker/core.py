@@ -194,7 +194,7 @@ class BrokerCore:
         window_ms = int(float(config.security.get("quota.window.size.seconds", "1")) * 1000)
         self.quotas = {key: QuotaManager(key, samples, window_ms)
                        for key in (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)}
-        self.connection_limits = ConnectionLimits.from_security(config.security)
+        self.connection_limits = ConnectionLimits.from_security(self._with_dynamic_broker_configs(config.security))
         # When a list, every authorization check is recorded as (api key, operation, resource
         # type): tests compare the checks of each API with Kafka's table (acls.API_OPERATIONS).
         self.authorization_log: list[tuple[int, int, int]] | None = None
@@ -232,7 +232,9 @@ class BrokerCore:
         if version < entry.min_version:
             request = payload  # handler answers UNSUPPORTED_VERSION from the raw bytes
         else:
-            request = codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset)
+            decoder = entry.decoder
+            request = (decoder(payload, header.body_offset, version) if decoder is not None else
+                       codec.read_body(codec.request_schema(header.api_key, version), payload, header.body_offset))
         result = entry.handler(self, ctx, request)
         response = self.finish(ctx, result)
         self._after_call(now_ms)
@@ -772,6 +774,17 @@ class BrokerCore:
         elif isinstance(record, r.ConfigRecord) and record.resource_type == TYPE_BROKER:
             for topic in sorted(self.image.topics_by_name):
                 self._reconfigure_topic(topic)
+            # max.connections and friends are dynamic in Kafka too (the limits do not exist yet
+            # while the metadata log is replayed at start; they are built from the result).
+            if getattr(self, "connection_limits", None) is not None:
+                self.connection_limits.reconfigure(self._with_dynamic_broker_configs(self.config.security))
+
+    def _with_dynamic_broker_configs(self, static: dict[str, str]) -> dict[str, str]:
+        """`static` (server.properties) under the cluster-wide, then this broker's dynamic configs."""
+        merged = dict(static)
+        merged.update(self.image.configs.get((TYPE_BROKER, ""), {}))
+        merged.update(self.image.configs.get((TYPE_BROKER, str(self.node_id)), {}))
+        return merged
 
     def _reconfigure_topic(self, topic: str) -> None:
         if self.image.topic(topic) is None:

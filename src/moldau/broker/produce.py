@@ -39,7 +39,7 @@ from moldau.broker import apis
 from moldau.broker.apis import throttled_response
 from moldau.broker.txn_verify import client_error, verify
 from moldau.protocol import codec
-from moldau.protocol.hot import encode_produce_response
+from moldau.protocol.hot import decode_produce_request, encode_produce_response
 from moldau.broker.record_validation import RecordValidationError, check_records
 from moldau.records import HEADER_SIZE, RecordsError, parse_header, validate_payload
 from moldau.replication.partition import PartitionError
@@ -50,7 +50,7 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _VERIFY_BACKSTOP_MS = 35_000  # a coordinator on another node that never answers
 
 
-@apis.api(0, 3, 13, advertised_min_version=0)
+@apis.api(0, 3, 13, advertised_min_version=0, decoder=decode_produce_request)
 def handle(core, ctx: apis.RequestContext, request):
     if ctx.version < 3:
         return _refuse_legacy(ctx, request)

@@ -26,7 +26,7 @@ from moldau.protocol.rpc import BROKER, OutboundRequest
 
 ADD_PARTITIONS_TO_TXN = 24
 BROKER_VERSION = 5  # the batched form with verify_only, Transactions V2 adds
-REQUEST_TIMEOUT_MS = 30_000
+VERIFY_CHANNEL = "txn-verify"  # its own connection, never behind a replica fetch the leader holds
 Partition = tuple[str, int]
 _RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({
     ErrorCode.concurrent_transactions, ErrorCode.coordinator_load_in_progress,
@@ -71,8 +71,8 @@ def _ask(core: Any, node: int, transactional_id: str, producer_id: int, producer
         done(_codes(response, transactional_id, partitions))
 
     core.send(OutboundRequest(destination=node, listener=BROKER, api_key=ADD_PARTITIONS_TO_TXN,
-                              api_version=BROKER_VERSION, body=body, timeout_ms=REQUEST_TIMEOUT_MS,
-                              on_response=on_response))
+                              api_version=BROKER_VERSION, body=body, timeout_ms=core.config.request_timeout_ms,
+                              on_response=on_response, channel=VERIFY_CHANNEL))
 
 
 def _codes(response: Any, transactional_id: str, partitions: list[Partition]) -> dict[Partition, ErrorCode]:

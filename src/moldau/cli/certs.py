@@ -11,6 +11,7 @@ import datetime
 import os
 import secrets
 
+from moldau.cli.common import integer
 from moldau.cli.main import CliError
 
 
@@ -23,8 +24,9 @@ def register(subparsers) -> None:
     create.add_argument("--hosts", default="localhost,127.0.0.1",
                         help="comma-separated host names and addresses the servers answer on "
                              "(default localhost,127.0.0.1)")
-    create.add_argument("--nodes", type=int, default=1, help="server certificates to make (node-1..N; default 1: server)")
-    create.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    create.add_argument("--nodes", type=integer(1, 1000), default=1,
+                        help="server certificates to make (node-1..N; default 1: server)")
+    create.add_argument("--days", type=integer(1, 36500), default=365, help="validity in days (default 365)")
     create.add_argument("--password", help="password of the keystores (default: random, written to DIR/password)")
     create.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -33,6 +33,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from moldau.cli.common import integer
 from moldau.cli.main import CliError
 
 DEFAULT_DIR = "./moldau-cluster"
@@ -84,12 +85,12 @@ def register(subparsers) -> None:
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--data-dir", default=DEFAULT_DIR, help=f"the cluster's directory (default {DEFAULT_DIR})")
         if with_id:
-            sub.add_argument("node_id", type=int, metavar="ID", help="the node's id (1..N)")
+            sub.add_argument("node_id", type=integer(1, 100), metavar="ID", help="the node's id (1..N)")
         return sub
 
     up = action("up", "start a cluster (or the stopped nodes of an existing one) and wait until it runs")
-    up.add_argument("--brokers", type=int, default=3, help="how many nodes (default 3)")
-    up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+    up.add_argument("--brokers", type=integer(1, 100), default=3, help="how many nodes (default 3)")
+    up.add_argument("--base-port", type=integer(1024, 65535), default=DEFAULT_BASE_PORT,
                     help=f"node i listens on base+i-1, its controller on base+{CONTROLLER_PORT_OFFSET}+i-1 "
                          f"(default {DEFAULT_BASE_PORT})")
     up.set_defaults(func=run_up)

@@ -15,11 +15,11 @@ from moldau.cli.main import CliError
 
 
 def register(subparsers) -> None:
-    from moldau.cli.common import client_options
+    from moldau.cli.common import client_options, integer
 
     parser = subparsers.add_parser("console", parents=[client_options()], help="web console for the cluster",
                                    description="Serve a web console for a Moldau or Apache Kafka cluster.")
-    parser.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080; 0 picks a free one)")
+    parser.add_argument("--port", type=integer(0, 65535), default=8080, help="port to serve on (default 8080; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--connect-url", metavar="URL", help="a Kafka Connect REST API to show (e.g. http://127.0.0.1:8083)")
     parser.add_argument("--metrics-url", action="append", default=[], metavar="URL",

@@ -69,7 +69,7 @@ def register(subparsers) -> None:
     parser.add_argument("--exclude-internal", action="store_true", help="list/describe: hide internal topics")
     parser.add_argument("--replicas", metavar="IDS",
                         help="reassign: the new replica list, e.g. 3,1,2 (first is the preferred leader)")
-    parser.add_argument("--partition", dest="reassign_partitions", type=int, action="append", default=[],
+    parser.add_argument("--partition", dest="reassign_partitions", type=integer(0, INT_MAX), action="append", default=[],
                         metavar="N", help="reassign: only this partition (repeatable; default all)")
     parser.add_argument("--cancel", action="store_true", help="reassign: cancel the reassignment in progress")
     parser.add_argument("--wait", action="store_true", help="reassign: wait until the new replicas are in sync")

@@ -20,9 +20,10 @@ Keys Kafka does not define are accepted (Kafka stores custom keys too). Accepted
 ConfigRecords in the metadata log and DescribeConfigs reports them (source
 DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG). Which of them change what the broker
 does: the topic defaults (`log.*`, `message.max.bytes`, `min.insync.replicas`,
-`compression.type`, `unclean.leader.election.enable`) reconfigure every topic's logs at once;
-the others (thread counts, SASL/SSL, connection limits, quotas, remote storage) are stored and
-reported, and take effect where Moldau implements the feature. In a cluster every broker
+`compression.type`, `unclean.leader.election.enable`) reconfigure every topic's logs at once,
+and the connection limits (`max.connections`, ...) apply to the next connection (BrokerCore);
+the others (thread counts, SASL/SSL, replication quotas, remote storage) are stored and
+reported only. In a cluster every broker
 replays the records; a per-broker key applies to the broker it names.
 """
 

@@ -71,6 +71,7 @@ from moldau.coordinator.txn_state import (
     TxnState,
     parse_state,
 )
+from moldau.raft import faults
 
 log = logging.getLogger("moldau.transactions")
 
@@ -158,8 +159,8 @@ class TransactionCoordinator:
             if meta.state == ONGOING:
                 self._watch_timeout(meta)
             elif meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
-                self.markers.send(transactional_id, coordinator_epoch, meta, meta.prepare_complete(now_ms),
-                                  meta.state == PREPARE_COMMIT)
+                commit = meta.state == PREPARE_COMMIT and not faults.active("coordinator-flips-prepared-commit")
+                self.markers.send(transactional_id, coordinator_epoch, meta, meta.prepare_complete(now_ms), commit)
         log.info("Loaded %d transactional id(s) of %s-%d at coordinator epoch %d",
                  sum(1 for t in self.txns if self.partition_of(t) == index), topic.TOPIC, index, coordinator_epoch)
 
@@ -513,10 +514,18 @@ class TransactionCoordinator:
         log.info("Aborting transaction of %s (producer id %d, epoch %d): open longer than %d ms",
                  meta.transactional_id, meta.producer_id, meta.producer_epoch, meta.timeout_ms)
         transit = meta.prepare_fence_epoch()
+        start_ms = meta.start_ms
 
         def done(error: ErrorCode, *_: int) -> None:
-            if error not in (ErrorCode.none, ErrorCode.concurrent_transactions):
-                log.warning("Aborting the timed-out transaction of %s failed: %s", meta.transactional_id, error.name)
+            if error in (ErrorCode.none, ErrorCode.concurrent_transactions):
+                return
+            # The abort's write failed (too few in-sync replicas of __transaction_state, say):
+            # the transaction is still open, and is tried again later, as Kafka's periodic
+            # check of timed-out transactions would.
+            retry_ms = self.core.config.transaction_abort_timed_out_transaction_cleanup_interval_ms
+            log.warning("Aborting the timed-out transaction of %s failed: %s; trying again in %d ms",
+                        meta.transactional_id, error.name, retry_ms)
+            heapq.heappush(self._timeouts, (self.core.now_ms + retry_ms, meta.transactional_id, start_ms))
         self._end(meta.transactional_id, transit.producer_id, transit.producer_epoch, False, False,
                   SERVER_TRANSACTION_VERSION, now_ms, done)
 

@@ -40,7 +40,7 @@ log = logging.getLogger("moldau.transactions")
 
 WRITE_TXN_MARKERS = 27
 WRITE_TXN_MARKERS_VERSION = 1
-MARKER_REQUEST_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms
+MARKER_CHANNEL = "txn-markers"  # its own connection: an answer held for replication must not block fetches
 _RETRIABLE = frozenset({
     ErrorCode.unknown_topic_or_partition, ErrorCode.not_leader_or_follower, ErrorCode.not_enough_replicas,
     ErrorCode.not_enough_replicas_after_append, ErrorCode.request_timed_out, ErrorCode.kafka_storage_error,
@@ -148,7 +148,8 @@ class TxnMarkerSender:
 
         self.core.send(OutboundRequest(destination=leader, listener=BROKER, api_key=WRITE_TXN_MARKERS,
                                        api_version=WRITE_TXN_MARKERS_VERSION, body=body,
-                                       timeout_ms=MARKER_REQUEST_TIMEOUT_MS, on_response=on_response))
+                                       timeout_ms=self.core.config.request_timeout_ms, on_response=on_response,
+                                       channel=MARKER_CHANNEL))
 
     # --- results --------------------------------------------------------------------------
     def _result(self, markers: _Markers, partition: tuple[str, int], code: ErrorCode, now_ms: int) -> None:

@@ -64,8 +64,13 @@ class Transit:
             by_topic.setdefault(topic, []).append(index)
         return TxnLogValue(self.producer_id, self.producer_epoch, self.timeout_ms, self.state,
                            tuple((t, tuple(ids)) for t, ids in sorted(by_topic.items())),
-                           self.last_update_ms, self.start_ms, self.prev_producer_id,
+                           self.last_update_ms, self.start_ms, self._written_prev_producer_id(),
                            self.next_producer_id, self.client_version)
+
+    def _written_prev_producer_id(self) -> int:
+        # Kafka 4.1.1 writes no previous producer id; it is news only after a rotation to a
+        # new producer id (from_log reads its absence as "the current one").
+        return NO_PRODUCER_ID if self.prev_producer_id == self.producer_id else self.prev_producer_id
 
 
 @dataclass(slots=True)
@@ -88,7 +93,8 @@ class TxnMetadata:
 
     @classmethod
     def from_log(cls, transactional_id: str, value: TxnLogValue) -> "TxnMetadata":
-        return cls(transactional_id, value.producer_id, value.previous_producer_id, value.next_producer_id,
+        previous = value.producer_id if value.previous_producer_id == NO_PRODUCER_ID else value.previous_producer_id
+        return cls(transactional_id, value.producer_id, previous, value.next_producer_id,
                    value.producer_epoch, NO_EPOCH, value.timeout_ms, value.state,
                    {(t, p) for t, ids in value.partitions for p in ids}, value.start_ms,
                    value.last_update_ms, value.client_transaction_version)

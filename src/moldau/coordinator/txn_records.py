@@ -19,6 +19,8 @@ fields) carry:
 We write v1 (what Kafka writes once transaction.version ≥ 1, which the Transactions V2 state
 needs: the next producer id of an exhausted epoch and the client's transaction version) and
 read both, so Kafka's `TransactionLogMessageFormatter` reads our topic and we read Kafka's.
+Like Kafka 4.1.1 we leave the previous producer id out unless a rotation to a new producer id
+made it differ from the current one, so the records print as Kafka's do (a test compares them).
 """
 
 from __future__ import annotations

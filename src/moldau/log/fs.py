@@ -19,12 +19,18 @@ Semantics the log relies on:
   temporary, fsync, rename, fsync the directory): used for checkpoints.
 - `FileSystem.rename(src, dst)` replaces `dst` atomically; `sync_dir` makes renames and
   creations durable.
+- `FileSystem.background(task, then)` runs `task` (durability work only: fsyncs and checkpoint
+  writes of files the log no longer appends to) after every task handed over before it, off the
+  caller's thread where the file system can, and then calls `then(error)` — `error` the OSError
+  the task raised, or None — on the caller's thread. The memory file system runs both at once;
+  the real one does so too until the runtime gives it a thread (runtime/disk.py).
+  `drain_background()` waits until every task handed over has run (close and shutdown).
 Paths are plain strings joined with "/" (posixpath).
 """
 
 from __future__ import annotations
 
-from typing import ContextManager, Protocol, Sequence
+from typing import Callable, ContextManager, Protocol, Sequence
 
 Chunk = bytes | bytearray | memoryview
 
@@ -88,3 +94,7 @@ class FileSystem(Protocol):
         """Inside, syncs may be skipped; on exit everything written is durable (one syncfs of
         the file system holding `path`): a clean shutdown closing many logs waits once."""
         ...
+
+    def background(self, task: Callable[[], None], then: Callable[[OSError | None], None]) -> None: ...
+
+    def drain_background(self) -> None: ...

@@ -217,6 +217,18 @@ class MemoryFileSystem:
                     file.append_only = True
                 self.syncs += 1
 
+    def background(self, task, then) -> None:
+        """At once, in the caller's thread: simulations stay deterministic."""
+        try:
+            task()
+        except OSError as error:
+            then(error)
+            return
+        then(None)
+
+    def drain_background(self) -> None:
+        pass
+
     def crash(self, mode: str = "drop", rng: object | None = None) -> None:
         """Lose what a power loss ("drop"/"tear") or a process kill ("keep") would lose.
 

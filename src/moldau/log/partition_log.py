@@ -155,15 +155,23 @@ class AppendInfo:
 @dataclass(slots=True)
 class FileRegion:
     """`size` bytes at `position` of a segment file; send with sendfile or `read_bytes()`.
-    `data` holds the bytes already when the read had to check them (segment.verify_read)."""
+    `data` holds the bytes already when the read had to check them (segment.verify_read).
+    `first_offset` is the base offset of its first batch and `next_offset` the offset after its
+    last batch, when the read knew them (-1 otherwise): what a fetch needs to know about the
+    records it sends without reading them."""
 
     file: FileHandle
     position: int
     size: int
     data: bytes | None = None
+    first_offset: int = -1
+    next_offset: int = -1
 
     def fileno(self) -> int:
         return self.file.fileno()
+
+    def __len__(self) -> int:  # a response's records field: its length is all the encoder needs
+        return self.size
 
     def read_bytes(self) -> bytes:
         if self.data is not None:
@@ -284,9 +292,13 @@ class PartitionLog:
         log.leader_epoch_cache.truncate_from_end(log.log_end_offset)
         log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
         log._load_producer_state()
-        if fresh:
+        if fresh or (checkpointed is None and stored_log_start_offset is None
+                     and not recovered.segments):
+            # A new, empty log: nothing to make durable (a missing checkpoint reads as offset
+            # 0 anyway), so nothing is written or synced until it holds data: a topic of
+            # thousands of partitions is created without thousands of fsyncs on the loop.
             log.recovery_point = log._checkpointed_recovery_point = log.log_end_offset
-            log._dirs_unsynced = True
+            log._dirs_unsynced = fresh
             return log
         if log._checkpointed_recovery_point == log.log_end_offset:
             log.recovery_point = log.log_end_offset  # clean shutdown: nothing to sync or write
@@ -572,6 +584,8 @@ class PartitionLog:
         """Aborted transactions overlapping [fetch_offset, upper_bound_offset): what a
         read_committed Fetch returns with the records it read there."""
         found: list[AbortedTxn] = []
+        if _planted("aborted-transactions-not-returned"):
+            return found
         index = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
         for segment in self._segments[index:]:
             if segment.txn_index is not None and segment.txn_index.collect(fetch_offset, upper_bound_offset, found):
@@ -620,18 +634,20 @@ class PartitionLog:
         return segment
 
     def roll(self, now_ms: int) -> LogSegment:
-        """Start a new active segment at the LEO; the old one is sealed and fsynced. On an OS
-        error (a full disk) the old segment stays active and KAFKA_STORAGE_ERROR is raised."""
+        """Start a new active segment at the LEO; the old one is sealed, and fsynced in the
+        background (`_flush_rolled`). On an OS error (a full disk) while creating the new one,
+        the old segment stays active and KAFKA_STORAGE_ERROR is raised."""
         old = self._segments[-1]
         if old.size == 0:
             return old
         old.seal()
         new = None
         try:
-            old.flush()
+            written = old.persist_indexes(sync=False)
+            if old.txn_index is not None:  # small, and its state is the loop's: synced here
+                old.txn_index.sync()
             new = LogSegment.create(self.fs, self.directory, self.log_end_offset,
                                     self.config.index_interval_bytes, now_ms)
-            self.fs.sync_dir(self.directory)
         except OSError as error:
             if new is not None:
                 new.delete_files()
@@ -639,9 +655,33 @@ class PartitionLog:
             raise LogError(ErrorCode.kafka_storage_error, f"rolling a new segment failed: {error}") from error
         self._segments.append(new)
         self._bases.append(new.base_offset)
-        self.recovery_point = new.base_offset
-        self._try(self._write_recovery_point, "writing the recovery point")
+        self._flush_rolled(old, written, new.base_offset)
         return new
+
+    def _flush_rolled(self, old: LogSegment, index_paths: list[str], recovery_point: int) -> None:
+        """Make the rolled segment durable and then move the recovery point past it, off the
+        event loop's thread (as Kafka flushes rolled segments in its scheduler): the fsync of a
+        full segment can take seconds, and nothing waits for it — the data is in the OS already.
+        The checkpoint is written after the fsyncs, in the same task, so the file never names
+        a recovery point whose data is not on disk."""
+        directory, fs = self.directory, self.fs
+
+        def durable() -> None:
+            old.sync_written(index_paths)
+            fs.sync_dir(directory)
+            checkpoints.write_offset_checkpoint(fs, directory, checkpoints.RECOVERY_POINT_FILE, recovery_point)
+
+        def then(error: OSError | None) -> None:
+            if self.closed or recovery_point > self.log_end_offset:
+                return  # closed, or truncated below it meanwhile (which wrote its own checkpoint)
+            if error is not None:
+                write_error(directory, "flushing a rolled segment", error)
+                return
+            if recovery_point > self.recovery_point:
+                self.recovery_point = recovery_point
+            self._checkpointed_recovery_point = max(self._checkpointed_recovery_point, recovery_point)
+
+        fs.background(durable, then)
 
     def _replace_empty_active_segment(self, base_offset: int, now_ms: int) -> None:
         """A follower's first batch is beyond our LEO (leader's log starts later): move the
@@ -697,21 +737,22 @@ class PartitionLog:
                       max_offset: int, min_one_batch: bool) -> FileRegion | None:
         if offset >= segment.next_offset:
             return None
-        start = segment.position_of(offset)
+        start, first_offset = segment.batch_at(offset)
         if start is None:  # the chain of batch headers is broken before `offset`
             raise self._corrupt(segment, offset, -1, "no batch header leads to this offset")
-        end = segment.size
+        end, next_offset = segment.size, segment.next_offset
         if segment.damaged_at >= 0:
             if start >= segment.damaged_at:
                 raise self._offline_error()
-            end = segment.damaged_at
+            end, next_offset = segment.damaged_at, -1
         if max_offset < segment.next_offset:
-            limit = segment.position_of(max_offset)
-            end = end if limit is None else limit
+            limit, limit_offset = segment.batch_at(max_offset)
+            if limit is not None:
+                end, next_offset = limit, limit_offset
         if end <= start:
             return None
         if end - start > max_bytes:
-            end = segment.batch_end_at_or_before(start, start + max_bytes)
+            end, next_offset = segment.batch_end_and_next_offset(start, start + max_bytes)
             if end == start:
                 if not min_one_batch:
                     return None
@@ -719,21 +760,22 @@ class PartitionLog:
                 if first is None:
                     raise self._corrupt(segment, offset, start, "the batch header is invalid")
                 end = start + first.batch_length + LOG_OVERHEAD
-        return self._checked_region(segment, start, end, offset)
+                next_offset = first.base_offset + first.last_offset_delta + 1
+        return self._checked_region(segment, start, end, offset, first_offset, next_offset)
 
-    def _checked_region(self, segment: LogSegment, start: int, end: int,
-                        offset: int) -> FileRegion:
+    def _checked_region(self, segment: LogSegment, start: int, end: int, offset: int,
+                        first_offset: int = -1, next_offset: int = -1) -> FileRegion:
         """The region, CRC-checked unless its bytes were checked before (segment.verify_read);
         cut before a bad batch, or CORRUPT_MESSAGE if the first batch is bad."""
         if segment.is_verified(start, end):
-            return FileRegion(segment.log, start, end - start)
+            return FileRegion(segment.log, start, end - start, None, first_offset, next_offset)
         data = segment.log.pread(end - start, start)
         good, reason = segment.verify_read(start, data, offset)
         if reason is None:
-            return FileRegion(segment.log, start, len(data), data)
+            return FileRegion(segment.log, start, len(data), data, first_offset, next_offset)
         if good == 0:
             raise self._corrupt(segment, offset, start, reason)
-        return FileRegion(segment.log, start, good, data[:good])
+        return FileRegion(segment.log, start, good, data[:good], first_offset, -1)
 
     def _corrupt(self, segment: LogSegment, offset: int, position: int, reason: str) -> LogError:
         """CORRUPT_MESSAGE for a read that met a bad batch; logged once per segment."""
@@ -879,6 +921,7 @@ class PartitionLog:
     def _lower_recovery_point(self, offset: int) -> None:
         """Before offsets go: a recovery point above the new log end would make the next
         open find a log that ends below it (damage), were the process to die in between."""
+        self.fs.drain_background()  # a rolled segment's checkpoint must not land after this one
         if self._checkpointed_recovery_point > offset:
             self.recovery_point = min(self.recovery_point, offset)
             checkpoints.write_offset_checkpoint(
@@ -1079,6 +1122,7 @@ class PartitionLog:
     def close(self) -> None:
         if self.closed:
             return
+        self.fs.drain_background()  # a rolled segment's flush first: checkpoints stay ordered
         if self.offline is not None:  # write nothing: the files stay as they were found
             for segment in self._segments:
                 segment.close()
@@ -1142,3 +1186,10 @@ class PartitionLog:
         self._bases = [s.base_offset for s in self._segments]
         for segment in old:
             self._retired.append(_Retired(segment.log, self._now_ms))
+
+
+def _planted(name: str) -> bool:
+    """A test's planted bug (moldau.raft.faults), imported here: moldau.raft imports the log."""
+    from moldau.raft import faults
+
+    return faults.active(name)

@@ -240,6 +240,8 @@ class ProducerStateManager:
         """The LSO: read_committed consumers read below it (decided, replicated data only)."""
         if not self.ongoing and not self.unreplicated:
             return high_watermark  # every fetch asks: no transaction, no work
+        if _planted("lso-ignores-open-transactions"):
+            return high_watermark
         self.on_high_watermark_updated(high_watermark)
         first = self.first_unstable_offset()
         return high_watermark if first is None else min(first, high_watermark)
@@ -327,3 +329,10 @@ class ProducerStateExtension:
             # A follower's high watermark moves without anyone asking for its LSO: forget the
             # decided transactions below it here, so they stop bounding compaction.
             state.on_high_watermark_updated(partitions[key].high_watermark)
+
+
+def _planted(name: str) -> bool:
+    """A test's planted bug (moldau.raft.faults), imported here: moldau.raft imports the log."""
+    from moldau.raft import faults
+
+    return faults.active(name)

@@ -25,6 +25,8 @@ tail once it reaches `verified_from`).
 
 from __future__ import annotations
 
+import errno
+
 import logging
 import posixpath
 from typing import Iterator
@@ -109,8 +111,10 @@ class LogSegment:
     def size(self) -> int:
         return self.log.size
 
-    def persist_indexes(self) -> None:
-        """Bring both index files in line with memory and fsync them (skipped when current)."""
+    def persist_indexes(self, sync: bool = True) -> list[str]:
+        """Bring both index files in line with memory and fsync them (skipped when current);
+        with sync=False only write them, and return the paths written (for a later fsync)."""
+        written = []
         for suffix, index, entry in ((".index", self.offset_index, OFFSET_ENTRY),
                                      (".timeindex", self.time_index, TIME_ENTRY)):
             if index.persisted == len(index) and index.file_entries == index.persisted:
@@ -118,9 +122,29 @@ class LogSegment:
             handle = self.fs.open(self.path(suffix), create=True)
             try:
                 persist_index(handle, index, entry.size)
-                handle.sync()
+                if sync:
+                    handle.sync()
             finally:
                 handle.close()
+            written.append(self.path(suffix))
+        return written
+
+    def sync_written(self, paths: list[str]) -> None:
+        """fsync the segment's data and the index files `paths` (what persist_indexes(sync=False)
+        wrote): safe on another thread, as the log no longer appends to a sealed segment."""
+        try:
+            self.log.sync()
+            for path in paths:
+                handle = self.fs.open(path)
+                try:
+                    handle.sync()
+                finally:
+                    handle.close()
+        except (FileNotFoundError, ValueError):
+            pass  # retention or deletion removed the segment meanwhile: nothing left to sync
+        except OSError as error:
+            if error.errno != errno.EBADF:  # closed meanwhile, as above
+                raise
 
     def flush(self) -> None:
         self.log.sync()
@@ -243,26 +267,39 @@ class LogSegment:
 
     def position_of(self, offset: int) -> int | None:
         """Byte position of the first batch whose last offset >= `offset`, or None."""
+        return self.batch_at(offset)[0]
+
+    def batch_at(self, offset: int) -> tuple[int | None, int]:
+        """(byte position, base offset) of the first batch whose last offset >= `offset`;
+        (None, -1) when there is none."""
         position = self.position_hints.get(offset)
-        if position is not None:
-            return position
+        if position is not None:  # hints are keyed by a batch's base offset
+            return position, offset
         header = self.find_batch(offset)
-        return None if header is None else header.position
+        return (None, -1) if header is None else (header.position, header.base_offset)
 
     def batch_end_at_or_before(self, start: int, limit: int) -> int:
         """End of the last whole batch from `start` that ends at or before byte `limit`."""
+        return self.batch_end_and_next_offset(start, limit)[0]
+
+    def batch_end_and_next_offset(self, start: int, limit: int) -> tuple[int, int]:
+        """(end of the last whole batch from `start` that ends at or before byte `limit`, base
+        offset of the batch that starts there, or -1 when unknown)."""
         _, index_position = self.offset_index.lookup_position(limit)
         end = position = max(start, index_position)
+        following = -1
         for header in self.scan_headers(position):
             batch_end = header.position + header.batch_length + LOG_OVERHEAD
             if batch_end > limit:
+                following = header.base_offset if header.position == end else -1
                 break
             end = batch_end
-        if end != start and len(self.position_hints) <= _POSITION_HINTS_MAX:
+        if end != start and following < 0:
             header = self.scan_first(end)
-            if header is not None:
-                self.position_hints[header.base_offset] = end
-        return end
+            following = header.base_offset if header is not None else -1
+        if end != start and following >= 0 and len(self.position_hints) <= _POSITION_HINTS_MAX:
+            self.position_hints[following] = end
+        return end, following
 
     def scan_first(self, position: int) -> BatchHeader | None:
         for header in self.scan_headers(position):

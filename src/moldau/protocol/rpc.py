@@ -13,6 +13,15 @@ change spans an await.
 `listener` says which of the destination's endpoints: CONTROLLER (Raft, broker
 registration/heartbeat, AlterPartition, forwarded admin requests) or BROKER (replica fetches,
 transaction markers).
+
+`channel` says which connection: the runtime keeps one per (destination, listener, channel).
+A broker answers a connection's requests in the order they came, so a request whose answer
+waits (a replica Fetch held for replica.fetch.wait.max.ms, WriteTxnMarkers held until its
+markers are replicated) holds up every request behind it on the same connection. Kafka gives
+each sender its own network client (the replica fetchers, the transaction marker channel, the
+AddPartitionsToTxn verifier); so do we. On one link WriteTxnMarkers from node A to node B
+waits for A's replica Fetch from B to replicate the markers, and that Fetch waits behind the
+WriteTxnMarkers: stuck until the ISR drops A (replica.lag.time.max.ms).
 """
 
 from __future__ import annotations
@@ -33,3 +42,4 @@ class OutboundRequest:
     body: Any  # the kio request object of `api_version`
     timeout_ms: int
     on_response: Callable[[Any, int], None]  # (kio response or None on failure, now_ms)
+    channel: str = ""  # requests of one channel share a connection (see above)

@@ -5,7 +5,10 @@ Theory of operation
 Files are opened O_RDWR|O_APPEND (appends go to the end even after a truncate) and written
 with os.writev straight to the OS page cache: no Python buffering, so once `append` returns a
 killed process loses nothing. Durability is explicit (`sync` = fsync), driven by the log's
-flush policy. Reads use os.pread, so one descriptor serves concurrent readers and the writer;
+flush policy; the durability work the log can leave for later (a rolled segment's fsync and
+its recovery-point checkpoint) runs on one worker thread once the runtime asks for it
+(`run_background_on`), so that a multi-second fsync of a full segment does not stop the event
+loop. Reads use os.pread, so one descriptor serves concurrent readers and the writer;
 `fileno()` is exposed for os.sendfile in the network layer. Checkpoints use write-temporary,
 fsync, rename, fsync-directory. Inside `deferred_syncs(path)` (a clean shutdown closing
 thousands of logs) every fsync is skipped and one syncfs of the data directory's file system
@@ -16,13 +19,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import shutil
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from moldau.log.fs import Chunk
-from moldau.runtime.loop_health import DISK_SYNCS, DISK_WRITES
+from moldau.runtime.loop_health import BACKGROUND_SYNCS, DISK_SYNCS, DISK_WRITES
+
+_BACKGROUND = threading.local()  # set on the durability worker's thread
 
 # Linux IOV_MAX is 1024; stay under it per writev call.
 _IOV_CHUNKS_MAX = 1000
@@ -107,8 +114,62 @@ class OsFileHandle:
 
 
 class OsFileSystem:
+    """The real disk. Background durability work (`background`) runs inline until the runtime
+    calls `run_background_on(call_soon_threadsafe)`: from then on one worker thread runs the
+    tasks in order (os.fsync releases the GIL, so the event loop keeps serving meanwhile) and
+    each task's `then` is handed back to the loop's thread."""
+
     def __init__(self) -> None:
+        self._post: Callable[..., object] | None = None
+        self._tasks: queue.SimpleQueue | None = None
+        self._worker: threading.Thread | None = None
+        self._outstanding = 0
+        self._idle = threading.Condition()
         self._deferring = 0
+
+    def run_background_on(self, post: Callable[..., object]) -> None:
+        """Run background tasks on a worker thread; `post(fn, arg)` (the event loop's
+        call_soon_threadsafe) brings their completions back to the loop's thread."""
+        self._post = post
+
+    def background(self, task: Callable[[], None], then: Callable[[OSError | None], None]) -> None:
+        if self._post is None:
+            try:
+                task()
+            except OSError as error:
+                then(error)
+                return
+            then(None)
+            return
+        if self._worker is None:
+            self._tasks = queue.SimpleQueue()
+            self._worker = threading.Thread(target=self._work, name="moldau-durability", daemon=True)
+            self._worker.start()
+        with self._idle:
+            self._outstanding += 1
+        self._tasks.put((task, then))
+
+    def _work(self) -> None:
+        _BACKGROUND.active = True  # its fsyncs do not stop the loop: counted apart
+        while True:
+            task, then = self._tasks.get()
+            error = None
+            try:
+                task()
+            except OSError as raised:
+                error = raised
+            try:
+                self._post(then, error)
+            except RuntimeError:  # the loop is closed: nobody waits for the completion
+                pass
+            with self._idle:
+                self._outstanding -= 1
+                self._idle.notify_all()
+
+    def drain_background(self) -> None:
+        """Wait until every task handed over has run (their `then`s are posted to the loop)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._outstanding == 0)
 
     @property
     def deferring(self) -> bool:
@@ -182,12 +243,17 @@ class OsFileSystem:
 
 
 def _timed_fsync(fd: int) -> None:
-    """fsync, timed: it waits for the disk, and on the event loop's thread nothing else runs."""
+    """fsync, timed: it waits for the disk, and on the event loop's thread nothing else runs
+    meanwhile (on the durability worker's, the loop goes on: counted apart)."""
     began = time.perf_counter_ns()
     try:
         os.fsync(fd)
     finally:
-        DISK_SYNCS.observe(time.perf_counter_ns() - began)
+        elapsed = time.perf_counter_ns() - began
+        if getattr(_BACKGROUND, "active", False):
+            BACKGROUND_SYNCS.observe_locked(elapsed)
+        else:
+            DISK_SYNCS.observe(elapsed)
 
 
 def _syncfs(path: str) -> None:

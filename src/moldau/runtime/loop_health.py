@@ -28,6 +28,8 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
+import os
+import threading
 import time
 
 log = logging.getLogger("moldau.stall")
@@ -38,6 +40,7 @@ STALL_LOG_MS = 250
 BUCKETS_S: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                 1.0, 2.5, 5.0, 10.0)
 _BUCKETS_NS = tuple(int(b * 1e9) for b in BUCKETS_S)
+_LOCK = threading.Lock()
 
 
 class Histogram:
@@ -57,6 +60,11 @@ class Histogram:
         self.sum_ns += elapsed_ns
         if elapsed_ns > self.max_ns:
             self.max_ns = elapsed_ns
+
+    def observe_locked(self, elapsed_ns: int) -> None:
+        """observe() from another thread than the loop's."""
+        with _LOCK:
+            self.observe(elapsed_ns)
 
     def take(self) -> tuple[int, int]:
         """(largest, total) observed since the previous call."""
@@ -84,6 +92,7 @@ class Histogram:
 GC_PAUSES: dict[int, Histogram] = {generation: Histogram() for generation in range(3)}
 DISK_WRITES = Histogram()
 DISK_SYNCS = Histogram()  # fsync of segments, indexes, checkpoints and directories
+BACKGROUND_SYNCS = Histogram()  # the same, on the durability worker's thread (runtime/disk.py)
 _gc_started_ns = 0
 _gc_installed = False
 
@@ -104,14 +113,29 @@ def install_gc_timer() -> None:
         _gc_installed = True
 
 
-def runqueue_wait_ns() -> int:
-    """Nanoseconds this thread has spent runnable but waiting for a CPU (0 where the kernel does
-    not say: /proc/thread-self/schedstat is Linux's, with schedstats on)."""
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as schedstat:
-            return int(schedstat.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+class RunqueueClock:
+    """Nanoseconds the thread that made it has spent runnable but waiting for a CPU (0 where
+    the kernel does not say: /proc/thread-self/schedstat is Linux's). The file stays open and is
+    re-read with pread: opening it at every heartbeat cost more than the heartbeat itself."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            self._fd = -1
+
+    def read(self) -> int:
+        if self._fd < 0:
+            return 0
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class LoopHealth:
@@ -126,21 +150,26 @@ class LoopHealth:
         self._due_ns = 0
         self._cpu_ns = 0  # the loop thread's CPU time at the previous heartbeat
         self._runqueue_ns = 0  # and its time waiting for a CPU (Linux schedstat)
+        self._runqueue: RunqueueClock | None = None
         self._handle = None
 
     def start(self) -> None:
         install_gc_timer()
+        self._runqueue = RunqueueClock()  # on the loop's thread: it measures this thread
         self._schedule()
 
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._runqueue is not None:
+            self._runqueue.close()
+            self._runqueue = None
 
     def _schedule(self) -> None:
         self._due_ns = time.perf_counter_ns() + int(self.heartbeat_s * 1e9)
         self._cpu_ns = time.thread_time_ns()
-        self._runqueue_ns = runqueue_wait_ns()
+        self._runqueue_ns = self._runqueue.read() if self._runqueue is not None else 0
         self._handle = self.loop.call_later(self.heartbeat_s, self._beat)
 
     def _beat(self) -> None:
@@ -154,7 +183,7 @@ class LoopHealth:
             # far below it, the thread waited (a blocking system call, or no core to run on).
             # Waiting for a CPU: the machine was busy with other processes, not this one's fault.
             cpu_ns = time.thread_time_ns() - self._cpu_ns
-            runqueue_ns = runqueue_wait_ns() - self._runqueue_ns
+            runqueue_ns = (self._runqueue.read() if self._runqueue is not None else 0) - self._runqueue_ns
             ms = 1_000_000
             log.warning("event loop stalled for %d ms: %d ms on the CPU, %d ms waiting for a CPU; since the last "
                         "heartbeat: garbage collection %d ms, segment writes %d ms (longest %d ms), fsync %d ms, "

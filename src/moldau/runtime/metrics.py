@@ -92,7 +92,8 @@ def _loop_health(server) -> Iterator[Any]:
     yield family("moldau_segment_write_seconds", "Duration of each append to a segment file (os.writev), "
                  "this process", {"": h.DISK_WRITES})
     yield family("moldau_fsync_seconds", "Duration of each fsync (segments, indexes, checkpoints, directories), "
-                 "this process", {"": h.DISK_SYNCS})
+                 "this process, on the event loop's thread or the durability worker's",
+                 {"loop": h.DISK_SYNCS, "background": h.BACKGROUND_SYNCS}, "thread")
     yield family("moldau_gc_pause_seconds", "CPython garbage-collection pauses by generation, this process",
                  {str(g): hist for g, hist in sorted(h.GC_PAUSES.items())}, "generation")
 

@@ -198,6 +198,13 @@ class ConnectionLimits:
                     limits.listener_limits[name] = (int(value), rate) if suffix == ".max.connections" else (count, value)
         return limits
 
+    def reconfigure(self, security: dict[str, str]) -> None:
+        """New limits (a dynamic broker config changed); the connections counted so far stay."""
+        fresh = ConnectionLimits.from_security(security)
+        self.max_connections, self.per_ip = fresh.max_connections, fresh.per_ip
+        self.per_ip_overrides, self.creation_rate_per_s = fresh.per_ip_overrides, fresh.creation_rate_per_s
+        self.listener_limits = fresh.listener_limits
+
     def admit(self, ip: str, now_ms: int, ip_rate_quota: float | None = None, listener: str = "") -> str | None:
         """None if the connection may stay (and is counted), else why it is refused."""
         if self.open_total >= self.max_connections:

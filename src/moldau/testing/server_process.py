@@ -28,8 +28,14 @@ def _pythonpath() -> str:
 
 class ServerProcess:
     def __init__(self, data_dir: str, port: int | None = None, overrides: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, new_session: bool = False):
         self.data_dir = data_dir
+        # Its own session, as a server started by systemd or from its own shell has: with
+        # Linux's autogroup scheduling the CPU is shared fairly between sessions, so a server in
+        # the caller's session shares one share with the caller and its load generators
+        # (benchmarks/bench/systems.py starts it so; tests keep it in theirs, so that a killed
+        # test run takes its servers along).
+        self.new_session = new_session
         self.host = "127.0.0.1"
         self.extra_args = list(extra_args or [])  # more `moldau server` arguments (--add-scram ...)
         self.port = port or free_port()
@@ -51,7 +57,8 @@ class ServerProcess:
         began = time.monotonic()
         self.stderr_path = self.data_dir.rstrip("/") + ".server.log"
         with open(self.stderr_path, "ab") as stderr:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
+                                            start_new_session=self.new_session)
         line = self.process.stdout.readline()
         if "listening on" not in line:
             self.process.kill()

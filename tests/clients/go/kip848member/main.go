@@ -49,7 +49,7 @@ func main() {
 	fresh := map[string]map[int32]bool{}
 	var freshMu sync.Mutex
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
 		kgo.ConsumerGroup(group),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -65,6 +65,11 @@ type result struct {
 	P999Ms           float64 `json:"p999_ms,omitempty"`
 	MaxMs            float64 `json:"max_latency_ms,omitempty"`
 	FirstRecordS     float64 `json:"first_record_s,omitempty"`
+	Fetches          int64   `json:"fetches,omitempty"`
+	FetchP50Ms       float64 `json:"fetch_response_p50_ms,omitempty"`
+	FetchP99Ms       float64 `json:"fetch_response_p99_ms,omitempty"`
+	FetchMeanMs      float64 `json:"fetch_response_mean_ms,omitempty"`
+	FetchMeanBytes   float64 `json:"fetch_response_mean_bytes,omitempty"`
 	LongestGapMs     int     `json:"longest_gap_ms"`
 	SlowestWindowRps float64 `json:"slowest_window_records_per_sec"`
 	Windows          []int64 `json:"windows,omitempty"`
@@ -473,6 +478,7 @@ func consumeMain(args []string) (*result, error) {
 	var firstNs atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, *consumers)
+	times := &fetchTimes{}
 	for k := 0; k < *consumers; k++ {
 		assigned := map[int32]kgo.Offset{}
 		for _, p := range partitions {
@@ -487,7 +493,7 @@ func consumeMain(args []string) (*result, error) {
 		if *readCommitted {
 			isolation = kgo.ReadCommitted()
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("moldau-loadgen"),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("moldau-loadgen"), kgo.WithHooks(times),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{*topic: assigned}),
 			kgo.FetchMaxBytes(int32(*maxBytes)), kgo.FetchMaxPartitionBytes(int32(*partBytes)),
 			kgo.BrokerMaxReadBytes(int32(max(*maxBytes, 100<<20))), kgo.FetchIsolationLevel(isolation))
@@ -537,8 +543,47 @@ func consumeMain(args []string) (*result, error) {
 	res.RecordsPerSec = float64(res.Records) / elapsed.Seconds()
 	res.MBPerSec = float64(res.Bytes) / elapsed.Seconds() / (1 << 20)
 	res.FirstRecordS = float64(firstNs.Load()) / 1e9
+	times.summarize(res)
 	win.summarize(res, elapsed, *keep)
 	return res, nil
+}
+
+// fetchTimes records, for every Fetch response that carried records, the time from the
+// request's last byte written to the response's last byte read: the broker's answer time plus
+// the transfer, without the consumer's own decoding (which happens after). It tells a broker
+// that answers slowly from a consumer that processes slowly.
+type fetchTimes struct {
+	mu     sync.Mutex
+	micros []uint32
+	bytes  int64
+}
+
+func (f *fetchTimes) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key != 1 || e2e.Err() != nil || e2e.BytesRead < 1024 { // Fetch (key 1) with records
+		return
+	}
+	us := uint32(min((e2e.ReadWait + e2e.TimeToRead).Microseconds(), 1<<32-1))
+	f.mu.Lock()
+	f.micros = append(f.micros, us)
+	f.bytes += int64(e2e.BytesRead)
+	f.mu.Unlock()
+}
+
+func (f *fetchTimes) summarize(res *result) {
+	if len(f.micros) == 0 {
+		return
+	}
+	slices.Sort(f.micros)
+	var sum float64
+	for _, m := range f.micros {
+		sum += float64(m)
+	}
+	n := len(f.micros)
+	res.Fetches = int64(n)
+	res.FetchP50Ms = float64(f.micros[n/2]) / 1000
+	res.FetchP99Ms = float64(f.micros[min(n-1, n*99/100)]) / 1000
+	res.FetchMeanMs = sum / float64(n) / 1000
+	res.FetchMeanBytes = float64(f.bytes) / float64(n)
 }
 
 // topicPartitions asks the cluster for the topic's partition ids.
