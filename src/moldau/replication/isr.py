@@ -110,13 +110,18 @@ class IsrManager:
             topic_image = self.core.image.topics_by_id.get(str(topic.topic_id))
             for data in topic.partitions:
                 key = (topic_image.name if topic_image else "", data.partition_index)
-                self._apply(key, data)
+                self._apply(key, data, batch.get(key))
         self.send(now_ms)
 
-    def _apply(self, key: tuple[str, int], data: Any) -> None:
+    def _apply(self, key: tuple[str, int], data: Any, requested: tuple[int, ...] | None) -> None:
         partition = self.core.partitions.get(key)
         if partition is None:
             return
+        # The answer to an earlier proposal, while a newer one waits its turn (the metadata
+        # record of the earlier change arrived first and the leader moved on): the newer
+        # proposal stays pending, so the high watermark keeps counting its maximal ISR. Clearing
+        # it here let a replica join the ISR without the records acknowledged meanwhile.
+        superseded = partition.pending_isr is not None and partition.pending_isr != requested
         if data.error_code == ErrorCode.none:
             if partition.is_leader and data.leader_epoch == partition.leader_epoch \
                     and data.partition_epoch >= partition.partition_epoch:
@@ -126,13 +131,14 @@ class IsrManager:
                     self.core.metrics.isr_expands += 1
                 partition.isr = tuple(data.isr)
                 partition.partition_epoch = data.partition_epoch
-                partition.pending_isr = None
+                if not superseded:
+                    partition.pending_isr = None
                 partition.maybe_advance_high_watermark()
                 self.core.partition_appended(key, self.core.now_ms)
             return
         if data.error_code != ErrorCode.ineligible_replica:
             log.info("ISR change of %s-%d refused: %s", key[0], key[1], data.error_code.name)
-        if partition.pending_isr is not None:
+        if partition.pending_isr is not None and not superseded:
             partition.pending_isr = None  # decided again from what the metadata says
             partition.maybe_advance_high_watermark()
 
