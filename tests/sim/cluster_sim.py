@@ -89,7 +89,7 @@ class ClusterSimNode(SimNode):
         config.data_dir = "/data"
         core = BrokerCore(config, self.fs, lambda: uuid.UUID(int=self._uuids.getrandbits(128)), now_ms,
                           rng=random.Random(self.rng.getrandbits(64)))
-        incarnation = self.incarnation + 1
+        incarnation = self.incarnation  # start() counted this incarnation before make_core
         self.queue.after(TICK_MS, lambda: self._tick(incarnation))
         return core
 

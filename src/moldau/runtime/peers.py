@@ -162,7 +162,7 @@ class PeerManager:
         self.server = server
         # (source, destination) -> may they talk; None: always (moldau.Cluster.isolate sets one)
         self.peer_filter = peer_filter
-        self.links: dict[tuple[int, str], _Link] = {}
+        self.links: dict[tuple[int, str, str], _Link] = {}
         self.failed_at_ms: dict[tuple[int, str], int] = {}
 
     @property
@@ -178,7 +178,7 @@ class PeerManager:
         if self.peer_filter is not None and not self.peer_filter(core.node_id, request.destination):
             self.server.loop.call_later(RECONNECT_BACKOFF_MS / 1000, self.deliver, request, None)
             return
-        key = (request.destination, request.listener)
+        key = (request.destination, request.listener, request.channel)
         link = self.links.get(key)
         if link is None:
             address = core.node_address(request.destination, request.listener)
