@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -24,7 +25,10 @@ type client struct{ opts []kgo.Opt }
 
 func main() {
 	workload.Main("franz-go", func(bootstrap string) workload.Client {
-		opts := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ClientID("franz-go-workload")}
+		opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID("franz-go-workload")}
+		if os.Getenv("MOLDAU_TEST_CLIENT_LOG") != "" { // the client's own debug log, on stderr
+			opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
+		}
 		return client{append(opts, securityOpts()...)}
 	})
 }

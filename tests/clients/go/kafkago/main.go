@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -40,7 +41,7 @@ func codec(name string) compress.Compression {
 }
 
 func (c client) admin() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.bootstrap), Timeout: 30 * time.Second, Transport: transport}
+	return &kafka.Client{Addr: kafka.TCP(strings.Split(c.bootstrap, ",")...), Timeout: 30 * time.Second, Transport: transport}
 }
 
 func (c client) Create(ctx context.Context, topic string, partitions int) error {
@@ -55,7 +56,7 @@ func (c client) Create(ctx context.Context, topic string, partitions int) error 
 
 func (c client) Produce(ctx context.Context, topic string, first, count int, codecName string) error {
 	writer := &kafka.Writer{
-		Addr:         kafka.TCP(c.bootstrap),
+		Addr:         kafka.TCP(strings.Split(c.bootstrap, ",")...),
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
@@ -79,7 +80,7 @@ func (c client) Produce(ctx context.Context, topic string, first, count int, cod
 
 func (c client) Consume(ctx context.Context, topic string, count int, group string, emit func(workload.Consumed) error) error {
 	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        []string{c.bootstrap},
+		Brokers:        strings.Split(c.bootstrap, ","),
 		GroupID:        group,
 		Topic:          topic,
 		StartOffset:    kafka.FirstOffset,

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 type client struct{ bootstrap []string }
 
 func main() {
-	workload.Main("sarama", func(bootstrap string) workload.Client { return client{[]string{bootstrap}} })
+	workload.Main("sarama", func(bootstrap string) workload.Client { return client{strings.Split(bootstrap, ",")} })
 }
 
 func config() *sarama.Config {
