@@ -87,3 +87,18 @@ def test_a_refused_earlier_isr_change_keeps_the_newer_one_pending():
                 leader_epoch=refused.leader_epoch, isr=(), leader_recovery_state=0, partition_epoch=-1),)),))
     shrink.on_response(answer, node.now_ms)
     assert partition.pending_isr == (1, 2, 3)
+
+
+def test_a_fenced_follower_is_not_proposed_for_the_isr_however_caught_up():
+    """A dead broker's last fetch left it caught up; once the controller fences it (and shrinks
+    the ISR), the leader must not ask to take it back (KIP-841's eligibility)."""
+    node, partition = _leader_of_three()
+    controller = node.core.controller
+    controller.brokers.fence(3, node.now_ms)  # its heartbeats stopped
+    node.pump()
+    assert node.core.image.brokers[3].fenced
+    partition.become_leader(partition.leader_epoch, partition.replicas, (1, 2), node.now_ms,
+                            partition.partition_epoch + 1)
+    partition.followers[3].log_end_offset = partition.log_end_offset
+    node.core.isr.check_expand(partition, node.now_ms)
+    assert partition.pending_isr is None

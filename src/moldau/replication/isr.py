@@ -43,7 +43,10 @@ class IsrManager:
         self.send(now_ms)
 
     def check_expand(self, partition: Any, now_ms: int) -> None:
-        joining = partition.isr_to_add()
+        # Caught up is not enough (KIP-841): a fenced broker or one shutting down is not asked
+        # for; the controller would refuse it (INELIGIBLE_REPLICA) after a round trip anyway.
+        brokers = self.core.image.brokers
+        joining = [b for b in partition.isr_to_add() if b in brokers and brokers[b].eligible_leader]
         if joining:
             isr = partition.isr + tuple(b for b in partition.replicas if b in joining)
             log.info("Expanding the ISR of %s-%d from %s to %s", partition.topic, partition.index,
