@@ -99,10 +99,80 @@ class MemoryFileHandle:
         self.closed = True
 
 
+class _Names:
+    """Each directory's entry names, kept as entries come and go: listdir without a scan of
+    every path (a node with 10,000 partitions opened them in quadratic time)."""
+
+    def __init__(self) -> None:
+        self.by_dir: dict[str, dict[str, int]] = {}
+
+    def add(self, path: str) -> None:
+        names = self.by_dir.setdefault(posixpath.dirname(path), {})
+        name = posixpath.basename(path)
+        names[name] = names.get(name, 0) + 1  # a file and a directory may share a name
+
+    def discard(self, path: str) -> None:
+        parent, name = posixpath.dirname(path), posixpath.basename(path)
+        names = self.by_dir.get(parent)
+        if names is not None and name in names:
+            names[name] -= 1
+            if not names[name]:
+                del names[name]
+
+
+class _Files(dict):
+    """path -> _File; tests may set and delete entries directly, so the index follows here."""
+
+    def __init__(self, names: _Names) -> None:
+        super().__init__()
+        self.names = names
+
+    def __setitem__(self, path: str, file: "_File") -> None:
+        if path not in self:
+            self.names.add(path)
+        super().__setitem__(path, file)
+
+    def __delitem__(self, path: str) -> None:
+        super().__delitem__(path)
+        self.names.discard(path)
+
+    def pop(self, path: str, *default):  # type: ignore[override]
+        if path in self:
+            self.names.discard(path)
+        return super().pop(path, *default)
+
+
+class _Dirs(set):
+    def __init__(self, names: _Names, paths=()) -> None:
+        super().__init__()
+        self.names = names
+        for path in paths:
+            self.add(path)
+
+    def add(self, path: str) -> None:  # type: ignore[override]
+        if path not in self:
+            if path not in ("", "/"):
+                self.names.add(path)
+            super().add(path)
+
+    def discard(self, path: str) -> None:  # type: ignore[override]
+        if path in self:
+            super().discard(path)
+            if path not in ("", "/"):
+                self.names.discard(path)
+
+    def replace_all(self, paths) -> None:
+        for path in list(self):
+            self.discard(path)
+        for path in paths:
+            self.add(path)
+
+
 class MemoryFileSystem:
     def __init__(self, capacity_bytes: int | None = None) -> None:
-        self.files: dict[str, _File] = {}
-        self.dirs: set[str] = {"/", ""}
+        self._names = _Names()
+        self.files: dict[str, _File] = _Files(self._names)
+        self.dirs: set[str] = _Dirs(self._names, ("/", ""))
         self.generation = 0
         self.syncs = 0
         self.bytes_written = 0
@@ -142,10 +212,7 @@ class MemoryFileSystem:
         path = self._norm(path)
         if path not in self.dirs:
             raise FileNotFoundError(path)
-        names = {posixpath.basename(p) for p in self.files if posixpath.dirname(p) == path}
-        names |= {posixpath.basename(d) for d in self.dirs if d and posixpath.dirname(d) == path
-                  and d != path}
-        return sorted(names)
+        return sorted(self._names.by_dir.get(path, ()))
 
     def makedirs(self, path: str) -> None:
         path = self._norm(path)
@@ -162,7 +229,7 @@ class MemoryFileSystem:
         for name in sorted(self.files):
             if name.startswith(prefix):
                 del self.files[name]
-        self.dirs = {d for d in self.dirs if d != path and not d.startswith(prefix)}
+        self.dirs.replace_all([d for d in self.dirs if d != path and not d.startswith(prefix)])
 
     def rename(self, source: str, destination: str) -> None:
         source, destination = self._norm(source), self._norm(destination)
@@ -171,8 +238,8 @@ class MemoryFileSystem:
             for name in sorted(self.files):
                 if name.startswith(prefix):
                     self.files[destination + name[len(source):]] = self.files.pop(name)
-            self.dirs = {destination + d[len(source):] if d == source or d.startswith(prefix) else d
-                         for d in self.dirs}
+            self.dirs.replace_all([destination + d[len(source):] if d == source or d.startswith(prefix) else d
+                                   for d in self.dirs])
             return
         self.files[destination] = self.files.pop(source)
 
