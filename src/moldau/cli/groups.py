@@ -28,6 +28,7 @@ from moldau.cli.common import (
     admin_client,
     client_options,
     cluster_metadata,
+    committed_offsets,
     emit_json,
     emit_table,
     integer,
@@ -170,17 +171,9 @@ def describe(admin, current: Settings, groups: list[str]) -> int:
 
 
 def describe_one(admin, current: Settings, group: str) -> dict:
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
     description = wait(admin.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group],
                        current, subject=group)
-    offsets_request = [ConsumerGroupTopicPartitions(group)]
-    committed_result = wait(
-        admin.list_consumer_group_offsets(offsets_request, request_timeout=REQUEST_TIMEOUT_S)[group],
-        current, subject=group,
-    )
-    committed = {(tp.topic, tp.partition): tp.offset for tp in committed_result.topic_partitions or []
-                 if tp.offset >= 0}
+    committed = committed_offsets(admin, current, group)
     state = _state(description.state)
     if state in ("DEAD", "UNKNOWN") and not description.members and not committed:
         raise CliError(f"unknown group '{group}'")
@@ -284,13 +277,8 @@ def parse_datetime(text: str) -> int:
 
 def reset_partitions(admin, current: Settings, group: str, args: argparse.Namespace) -> list[tuple[str, int]]:
     """The (topic, partition) pairs to reset: from --topic T[:P,…] or --all-topics."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
     if args.all_topics:
-        result = wait(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                        request_timeout=REQUEST_TIMEOUT_S)[group],
-                      current, subject=group)
-        return sorted({(tp.topic, tp.partition) for tp in result.topic_partitions or []})
+        return sorted(committed_offsets(admin, current, group))
     if not args.topics:
         raise CliError("reset-offsets needs --topic TOPIC (or --all-topics)")
     metadata = cluster_metadata(admin, current)
@@ -315,7 +303,6 @@ def reset_partitions(admin, current: Settings, group: str, args: argparse.Namesp
 
 
 def new_offsets(admin, current: Settings, group: str, keys, args: argparse.Namespace) -> dict:
-    from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import OffsetSpec
 
     earliest, latest = earliest_offsets(admin, keys), latest_offsets(admin, keys)
@@ -332,11 +319,7 @@ def new_offsets(admin, current: Settings, group: str, keys, args: argparse.Names
         at = _list_offsets(admin, keys, OffsetSpec.for_timestamp(parse_datetime(args.to_datetime)))
         return {key: at[key] if at.get(key, -1) >= 0 else latest[key] for key in keys}
     if args.shift_by is not None:
-        committed_result = wait(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                                  request_timeout=REQUEST_TIMEOUT_S)[group],
-                                current, subject=group)
-        committed = {(tp.topic, tp.partition): tp.offset for tp in committed_result.topic_partitions or []
-                     if tp.offset >= 0}
+        committed = committed_offsets(admin, current, group)
         return {key: min(max(committed.get(key, latest[key]) + args.shift_by, earliest[key]), latest[key])
                 for key in keys}
     raise CliError("reset-offsets needs one of --to-earliest, --to-latest, --to-offset N, --to-datetime T, --shift-by N")

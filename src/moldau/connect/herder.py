@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient
 
 from moldau.connect.api import ConnectError, Connector, ConnectorContext, SinkConnector
 from moldau.connect.config import CONNECTOR_CONFIG, ConfigError, converter_settings, sink_topics_check
@@ -100,14 +99,21 @@ def make_converter(class_name: str, settings: dict[str, str], is_key: bool) -> C
 
 
 def sink_group_offsets(worker_config: dict[str, Any], group: str) -> dict[tuple[str, int], int]:
-    """Committed offsets of a consumer group, by (topic, partition)."""
-    admin = AdminClient(client_base(worker_config, "connect-offsets"))
-    futures = admin.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group)])
+    """Committed offsets of a consumer group, by (topic, partition), through a consumer handle of
+    the group that never joins it (the admin client's call can crash the process when the
+    group's coordinator moves: see cli/common.py committed_offsets)."""
+    consumer = confluent_kafka.Consumer({**client_base(worker_config, "connect-offsets"), "group.id": group,
+                                         "enable.auto.commit": False})
     try:
-        result = futures[group].result(timeout=15)
+        topics = consumer.list_topics(timeout=15).topics
+        partitions = [confluent_kafka.TopicPartition(name, index) for name, topic in sorted(topics.items())
+                      if topic.error is None for index in sorted(topic.partitions)]
+        answered = consumer.committed(partitions, timeout=15) if partitions else []
     except confluent_kafka.KafkaException as error:
         raise ConnectError(f"cannot read the offsets of consumer group {group}: {error}") from None
-    return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or () if tp.offset >= 0}
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in answered if tp.error is None and tp.offset >= 0}
 
 
 def invalid_config_message(errors: list[str]) -> str:

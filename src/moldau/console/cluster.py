@@ -325,12 +325,13 @@ class ClusterView:
 
     def group_lag(self, group_id: str) -> int | None:
         """Total lag of a group (committed offsets against log end offsets), or None."""
+        from moldau.cli.common import committed_offsets  # not the admin client's: it can crash
+        from moldau.cli.main import CliError
+
         try:
-            committed = _wait(self.admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group_id)], request_timeout=REQUEST_TIMEOUT_S)[group_id])
-        except ConsoleError:
+            offsets = committed_offsets(self.admin, self.settings, group_id)
+        except CliError:
             return None
-        offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions or [] if tp.offset >= 0}
         ends = self.end_offsets(sorted(offsets))
         return sum(max(0, ends[k] - o) for k, o in offsets.items() if k in ends)
 
