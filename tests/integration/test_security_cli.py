@@ -147,3 +147,15 @@ log.dirs={tmp_path / 'data'}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
+
+
+def test_wire_client_commands_log_in(broker, tmp_path):
+    """`moldau transactions` speaks Kafka's wire itself (APIs librdkafka lacks): over SASL_SSL it
+    logs in with the same --command-config, and a wrong password is one line."""
+    admin = _properties(broker, "admin", tmp_path / "admin.properties")
+    listed = _moldau("transactions", "list", "--bootstrap-server", broker.bootstrap_servers, "--command-config", admin)
+    assert listed.returncode == 0, listed.stderr
+    wrong = tmp_path / "wrong.properties"
+    wrong.write_text(open(admin).read().replace("admin-secret", "nope"))
+    failed = _moldau("transactions", "list", "--bootstrap-server", broker.bootstrap_servers, "--command-config", str(wrong))
+    assert failed.returncode == 1 and "cannot log in" in failed.stderr and len(failed.stderr.splitlines()) == 1

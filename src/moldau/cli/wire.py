@@ -8,9 +8,9 @@ client speaks them directly with kio's codecs, the way Kafka's own admin client 
 each broker its API versions and sends the newest version both sides know, learns the brokers
 and partition leaders from Metadata, and sends each request to the broker that must answer it
 (every broker for ListTransactions, a transactional id's coordinator, a partition's leader).
-It works against Apache Kafka as well as Moldau. Listeners with TLS (security.protocol SSL,
-librdkafka's ssl.* keys or Java's truststore-less PEM keys) are supported; SASL is not: a
-SASL listener gets a one-line error.
+It works against Apache Kafka as well as Moldau. Secured listeners are supported with the
+same client properties as every other command (Java's keys translated, cli/common.py): TLS,
+then a SASL login (PLAIN, SCRAM-SHA-256/512) with the sans-IO security/sasl_client.SaslExchange.
 """
 
 from __future__ import annotations
@@ -43,13 +43,37 @@ class Connection:
         except OSError as error:
             raise CliError(f"cannot reach {self.address}: {error.strerror or error}") from None
         raw.settimeout(REQUEST_TIMEOUT_S)
-        self.sock = _secure(raw, host, current.client_config)
+        from moldau.cli.common import java_client_properties
+
+        config = java_client_properties(current.client_config)
+        self.sock = _secure(raw, host, config)
+        self._login(config)
         self.correlation_id = 0
         self.versions: dict[int, tuple[int, int]] = {}
         self._api_versions()
 
     def close(self) -> None:
         self.sock.close()
+
+    def _login(self, config: dict[str, str]) -> None:
+        """SASL, when security.protocol asks for it: SaslHandshake and SaslAuthenticate frames."""
+        if not config.get("security.protocol", "PLAINTEXT").upper().startswith("SASL"):
+            return
+        from moldau.security.sasl_client import SaslClient, SaslClientError, SaslExchange
+
+        mechanism = config.get("sasl.mechanism", "GSSAPI").upper()
+        try:
+            client = SaslClient(mechanism, config.get("sasl.username", ""), config.get("sasl.password", ""))
+            exchange = SaslExchange(client, _CLIENT_ID.decode())
+            frame = exchange.first_frame()
+            while frame is not None:
+                self.sock.sendall(frame)
+                (size,) = struct.unpack(">i", self._recv(4))
+                frame = exchange.receive(self._recv(size))
+        except SaslClientError as error:
+            raise CliError(f"cannot log in to {self.address}: {error}") from None
+        except OSError as error:
+            raise CliError(f"{self.address}: connection failed during the SASL login: {error}") from None
 
     def _api_versions(self) -> None:
         from kio.schema.api_versions.v3.request import ApiVersionsRequest
@@ -119,16 +143,18 @@ def codec_versions(api_key: int) -> list[int]:
 
 def _secure(sock: socket.socket, host: str, config: dict[str, str]) -> socket.socket:
     protocol = config.get("security.protocol", "PLAINTEXT").upper()
-    if protocol.startswith("SASL"):
-        raise CliError("`moldau transactions` cannot log in with SASL yet; use kafka-transactions.sh")
-    if protocol != "SSL":
+    if protocol not in ("SSL", "SASL_SSL"):
         return sock
-    context = ssl.create_default_context(cafile=config.get("ssl.ca.location"))
+    context = ssl.create_default_context(cafile=config.get("ssl.ca.location"), cadata=config.get("ssl.ca.pem"))
     if config.get("ssl.endpoint.identification.algorithm", "https").lower() in ("", "none"):
         context.check_hostname = False
     if config.get("ssl.certificate.location"):
         context.load_cert_chain(config["ssl.certificate.location"], config.get("ssl.key.location"),
                                 config.get("ssl.key.password"))
+    elif config.get("ssl.certificate.pem"):  # a Java PEM keystore, translated (cli/common.py)
+        from moldau.runtime.tls import _load_cert_chain
+
+        _load_cert_chain(context, config["ssl.certificate.pem"].encode(), config["ssl.key.pem"].encode())
     return context.wrap_socket(sock, server_hostname=host)
 
 
