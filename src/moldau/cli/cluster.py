@@ -1,6 +1,6 @@
 """`moldau cluster`: a local replicated cluster of `moldau server` processes.
 
-    moldau cluster up [--brokers 3] [--data-dir ./moldau-cluster] [--base-port 9092]
+    moldau cluster up [--brokers 3] [--data-dir ./moldau-cluster] [--base-port 9092] [--tls]
     moldau cluster status [--output json]
     moldau cluster stop ID | kill ID | start ID | down
 
@@ -12,6 +12,12 @@ every node as a background process (its own data directory `node-<id>/` and log 
 `node-<id>.log`), and returns once every node says it runs — registered with the active
 controller, which means the metadata quorum has a leader — then prints the bootstrap servers.
 Running `up` again on the same directory starts whatever is not running, with its data.
+
+`up --tls` (first start only) makes the cluster's certificates with `moldau certs create`'s
+code in `<dir>/certs` — a CA, one server certificate per node for localhost and 127.0.0.1, a
+client certificate — and every listener (clients, between brokers, the controllers') speaks
+mutual TLS; clients use `<dir>/certs/client-ssl.properties` (printed after the bootstrap
+servers). The choice is kept in `cluster.json`, so `up`/`start` later keep it.
 
 `stop` is a clean shutdown (SIGTERM: the node first asks the controller to move its
 leaderships away), `kill` a crash (SIGKILL), `start` starts one node again, `down` stops them
@@ -63,6 +69,7 @@ class ClusterInfo:
     cluster_id: str
     base_port: int
     nodes: list[NodeInfo]
+    security: str = "PLAINTEXT"  # or SSL (`up --tls`): every listener speaks mutual TLS
 
     @property
     def bootstrap_servers(self) -> str:
@@ -93,6 +100,9 @@ def register(subparsers) -> None:
     up.add_argument("--base-port", type=integer(1024, 65535), default=DEFAULT_BASE_PORT,
                     help=f"node i listens on base+i-1, its controller on base+{CONTROLLER_PORT_OFFSET}+i-1 "
                          f"(default {DEFAULT_BASE_PORT})")
+    up.add_argument("--tls", action="store_true",
+                    help="secure every listener with mutual TLS, certificates made in <dir>/certs "
+                         "(clients: --command-config <dir>/certs/client-ssl.properties)")
     up.set_defaults(func=run_up)
     status = action("status", "show the nodes, the active controller and partition health")
     status.add_argument("--output", choices=("table", "json"), default=None, help="table (default) or json")
@@ -115,7 +125,8 @@ def load(data_dir: str) -> ClusterInfo:
         raise CliError(f"no cluster in {data_dir} (start one with: moldau cluster up --data-dir {data_dir})")
     try:
         raw = json.loads(path.read_text())
-        return ClusterInfo(raw["cluster_id"], raw["base_port"], [NodeInfo(**node) for node in raw["nodes"]])
+        return ClusterInfo(raw["cluster_id"], raw["base_port"], [NodeInfo(**node) for node in raw["nodes"]],
+                           raw.get("security", "PLAINTEXT"))
     except (ValueError, KeyError, TypeError) as error:
         raise CliError(f"{path} is not a Moldau cluster description: {error}") from None
 
@@ -161,7 +172,44 @@ def node_properties(info: ClusterInfo, node: NodeInfo, data_dir: str) -> dict[st
         "broker.session.timeout.ms": "3000",
         "leader.imbalance.check.interval.seconds": "10",
         "metrics.port": str(node.metrics_port),
+        **_tls_properties(info, node, data_dir),
     }
+
+
+def _tls_properties(info: ClusterInfo, node: NodeInfo, data_dir: str) -> dict[str, str]:
+    """A `--tls` cluster: every listener SSL, the node's own keystore, client certificates required."""
+    if info.security != "SSL":
+        return {}
+    certs = (Path(data_dir) / "certs").resolve()
+    keystore = certs / (f"node-{node.node_id}.keystore.pem" if len(info.nodes) > 1 else "server.keystore.pem")
+    return {
+        "listeners": f"SSL://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+        "advertised.listeners": f"SSL://127.0.0.1:{node.port}",
+        "inter.broker.listener.name": "SSL",
+        "listener.security.protocol.map": "SSL:SSL,CONTROLLER:SSL",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
+        "ssl.key.password": (certs / "password").read_text().strip(),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs / "ca.crt"),
+        "ssl.client.auth": "required",
+    }
+
+
+def _make_certs(info: ClusterInfo, data_dir: str) -> None:
+    import datetime
+    import secrets
+
+    from moldau.security.certs import make_bundle
+
+    certs = Path(data_dir) / "certs"
+    if (certs / "ca.crt").exists():
+        return
+    certs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    bundle = make_bundle(str(certs.resolve()), ["localhost", "127.0.0.1"], len(info.nodes), secrets.token_urlsafe(12),
+                         datetime.datetime.now(datetime.timezone.utc))
+    for name, data in bundle.items():
+        descriptor = os.open(certs / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
 
 
 def _write_properties(info: ClusterInfo, node: NodeInfo, data_dir: str) -> Path:
@@ -324,11 +372,16 @@ def run_up(args) -> int:
         _refuse_foreign_data(directory)
         directory.mkdir(parents=True, exist_ok=True)
         info = _new_cluster(args.brokers, args.base_port)
+        if getattr(args, "tls", False):
+            info.security = "SSL"
+            _make_certs(info, data_dir)
     _check_node_dirs(info, data_dir)
     stopped = [node for node in info.nodes if not _pid_alive(node.pid)]
     if stopped:
         _start_nodes(info, stopped, data_dir)
     print(info.bootstrap_servers, flush=True)
+    if info.security == "SSL":
+        print(f"clients: --command-config {(Path(data_dir) / 'certs' / 'client-ssl.properties').resolve()}", flush=True)
     return 0
 
 
@@ -409,7 +462,7 @@ def run_status(args) -> int:
     from moldau.cli.common import emit_json, emit_table
 
     info = load(args.data_dir)
-    report = cluster_report(info)
+    report = cluster_report(info, args.data_dir)
     if (args.output or getattr(args, "output_format", None)) == "json":
         emit_json(report)
         return 0
@@ -425,9 +478,9 @@ def run_status(args) -> int:
     return 0
 
 
-def cluster_report(info: ClusterInfo) -> dict:
+def cluster_report(info: ClusterInfo, data_dir: str = DEFAULT_DIR) -> dict:
     alive = {node.node_id: _pid_alive(node.pid) and _port_open(node.port) for node in info.nodes}
-    controller, partitions = _ask_cluster(info, alive)
+    controller, partitions = _ask_cluster(info, alive, data_dir)
     led: dict[int, int] = {}
     under, offline = [], []
     for topic, index, leader, replicas, isr in partitions:
@@ -446,7 +499,16 @@ def cluster_report(info: ClusterInfo) -> dict:
             "under_replicated_partitions": under, "offline_partitions": offline}
 
 
-def _ask_cluster(info: ClusterInfo, alive: dict[int, bool]) -> tuple[int, list]:
+def _client_settings(info: ClusterInfo, node: NodeInfo, data_dir: str):
+    """What `status` connects with: plaintext, or the cluster's client certificate (`--tls`)."""
+    if info.security != "SSL":
+        return None
+    from moldau.cli.common import Settings, read_properties
+
+    return Settings(node.address(), read_properties(str(Path(data_dir) / "certs" / "client-ssl.properties")), "table")
+
+
+def _ask_cluster(info: ClusterInfo, alive: dict[int, bool], data_dir: str) -> tuple[int, list]:
     """(active controller id or -1, [(topic, partition, leader, replicas, isr)]) from a live node."""
     from moldau.cli import wire
 
@@ -454,7 +516,7 @@ def _ask_cluster(info: ClusterInfo, alive: dict[int, bool]) -> tuple[int, list]:
         if not alive[node.node_id]:
             continue
         try:
-            connection = wire.connect(("127.0.0.1", node.port))
+            connection = wire.connect(("127.0.0.1", node.port), _client_settings(info, node, data_dir))
         except CliError:
             continue
         try:

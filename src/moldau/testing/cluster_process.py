@@ -57,10 +57,12 @@ def moldau(*args: str, timeout: float = _CLI_TIMEOUT_S, input: str | None = None
 
 
 class ProcessCluster:
-    def __init__(self, directory: str | os.PathLike, brokers: int = 3, base_port: int | None = None):
+    def __init__(self, directory: str | os.PathLike, brokers: int = 3, base_port: int | None = None,
+                 tls: bool = False):
         self.directory = str(directory)
         self.brokers = brokers
         self.base_port = base_port or free_base_port(brokers)
+        self.tls = tls  # `moldau cluster up --tls`: mutual TLS on every listener
 
     # --- the cluster command ----------------------------------------------------------------
     def cli(self, action: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -71,8 +73,18 @@ class ProcessCluster:
         return result
 
     def up(self) -> "ProcessCluster":
-        self.cli("up", "--brokers", str(self.brokers), "--base-port", str(self.base_port))
+        self.cli("up", "--brokers", str(self.brokers), "--base-port", str(self.base_port), *(["--tls"] if self.tls else []))
         return self
+
+    def client_config(self) -> dict[str, str]:
+        """confluent-kafka settings for this cluster (with the client certificate under --tls)."""
+        settings = {"bootstrap.servers": self.bootstrap_servers}
+        if self.tls:
+            certs = Path(self.directory) / "certs"
+            settings.update({"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.crt"),
+                             "ssl.certificate.location": str(certs / "client.crt"),
+                             "ssl.key.location": str(certs / "client.key")})
+        return settings
 
     def kill(self, node_id: int) -> None:
         self.cli("kill", str(node_id))
@@ -117,6 +129,13 @@ class ProcessCluster:
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})\n{self.log_tails()}")
 
+    def _wire_settings(self, node: dict):
+        if not self.tls:
+            return None
+        from moldau.cli.common import Settings
+
+        return Settings(f"127.0.0.1:{node['port']}", self.client_config(), "table")
+
     def partition_state(self, topic: str, index: int = 0) -> tuple[int, list[int], list[int]]:
         """(leader, replicas, isr) as a live node reports it."""
         from moldau.cli import wire
@@ -124,7 +143,7 @@ class ProcessCluster:
 
         for node in self.info()["nodes"]:
             try:
-                connection = wire.connect(("127.0.0.1", node["port"]))
+                connection = wire.connect(("127.0.0.1", node["port"]), self._wire_settings(node))
                 try:
                     rows = wire.partitions(connection)
                 finally:
