@@ -406,7 +406,7 @@ class PartitionLog:
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
         self._write(segment, chunks, batches)
-        self._update_producers(headers, batches, view)
+        self._update_producers(headers, batches, view, now_ms)
         return self._finish_append(batches, record_count, max_ts, max_ts_offset, headers,
                                    append_time, now_ms)
 
@@ -428,7 +428,7 @@ class PartitionLog:
         if leader_epoch > self.leader_epoch_cache.latest_epoch:
             self.leader_epoch_cache.assign(leader_epoch, self.log_end_offset)
         self._write(segment, chunks, batches)
-        self._update_producers([header], batches, memoryview(payload))
+        self._update_producers([header], batches, memoryview(payload), now_ms)
         return self._finish_append(batches, 1, header.max_timestamp, offset, [header], None, now_ms)
 
     def append_as_follower(self, payload: bytes | bytearray | memoryview,
@@ -456,7 +456,8 @@ class PartitionLog:
             if header.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         self._write(segment, [payload], batches)
-        self._update_producers(headers, batches, payload if type(payload) is memoryview else memoryview(payload))
+        self._update_producers(headers, batches, payload if type(payload) is memoryview else memoryview(payload),
+                               now_ms)
         max_ts, max_ts_offset = -1, -1
         for _, last, timestamp, _ in batches:
             if timestamp > max_ts:
@@ -497,7 +498,7 @@ class PartitionLog:
         return None
 
     def _update_producers(self, headers: list[BatchHeader], batches: list[tuple[int, int, int, int]],
-                          payload: memoryview) -> None:
+                          payload: memoryview, now_ms: int) -> None:
         state = self.producer_state
         for header, batch in zip(headers, batches):
             if header.producer_id < 0:
@@ -506,7 +507,7 @@ class PartitionLog:
                 data = bytes(payload[header.position:header.position + header.batch_length + LOG_OVERHEAD])
                 self._apply_control_batch(header._replace(base_offset=batch[0]), data, self._segments[-1])
             else:
-                state.update(header, batch[0], batch[2])
+                state.update(header, batch[0], batch[2], now_ms)
 
     def _apply_control_batch(self, header: BatchHeader, data: bytes, segment: LogSegment) -> None:
         """A written control batch: end the producer's transaction; index it if it aborted data.

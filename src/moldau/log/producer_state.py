@@ -71,7 +71,12 @@ class ProducerEntry:
     producer_epoch: int
     # (first_sequence, last_sequence, first_offset, last_offset), oldest first
     batches: list[tuple[int, int, int, int]] = field(default_factory=list)
-    last_timestamp: int = -1
+    last_timestamp: int = -1  # the batches' own (client) time, as DescribeProducers reports it
+    # The broker's clock at the producer's last write here (-1: not known yet). Expiry counts
+    # from it, not from last_timestamp: records that carry old CreateTime timestamps (replayed
+    # or copied data) would otherwise expire their producer at once, and a retry after a
+    # leader change would be written twice.
+    last_write_ms: int = -1
     coordinator_epoch: int = -1  # of the last marker written for this producer
     current_txn_first_offset: int = -1  # first offset of its open transaction here, or -1
 
@@ -171,7 +176,7 @@ class ProducerStateManager:
         entry = self.producers.get(producer_id)
         return entry is not None and entry.current_txn_first_offset >= 0 and entry.producer_epoch == producer_epoch
 
-    def update(self, header: BatchHeader, first_offset: int, timestamp: int) -> None:
+    def update(self, header: BatchHeader, first_offset: int, timestamp: int, now_ms: int = -1) -> None:
         """Record a written data batch (leader or follower) whose first offset is `first_offset`."""
         if header.producer_id < 0:
             return
@@ -185,6 +190,7 @@ class ProducerStateManager:
             if len(entry.batches) > batches_per_producer_max:
                 del entry.batches[0]
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        entry.last_write_ms = max(entry.last_write_ms, now_ms)
         if header.is_transactional and entry.current_txn_first_offset < 0:
             entry.current_txn_first_offset = first_offset
             self.ongoing[first_offset] = header.producer_id
@@ -251,9 +257,19 @@ class ProducerStateManager:
             for first in [f for f, (_, marker) in self.unreplicated.items() if marker < high_watermark]:
                 del self.unreplicated[first]
 
+    def written_at(self, now_ms: int) -> None:
+        """Producers known only from the log or a snapshot (a restart): count their last write
+        as now — expiring later than Kafka is safe, forgetting a live producer is not."""
+        for entry in self.producers.values():
+            if entry.last_write_ms < 0:
+                entry.last_write_ms = now_ms
+
     def expire(self, now_ms: int, expiration_ms: int = producer_id_expiration_ms_default) -> int:
+        """Forget producers that wrote nothing here for expiration_ms (broker time) and have no
+        open transaction (producer.id.expiration.ms)."""
+        self.written_at(now_ms)  # known only from the log, a snapshot or a marker: from now on
         expired = [pid for pid, entry in self.producers.items()
-                   if entry.last_timestamp >= 0 and now_ms - entry.last_timestamp > expiration_ms
+                   if entry.last_write_ms >= 0 and now_ms - entry.last_write_ms > expiration_ms
                    and entry.current_txn_first_offset < 0]
         for pid in expired:
             del self.producers[pid]
