@@ -140,6 +140,9 @@ def test_ready_only_once_the_broker_serves_requests():
         before = await loop.run_in_executor(None, _get, base + "/health/ready")
         live = await loop.run_in_executor(None, _get, base + "/health/live")
         await server.start()
+        # listening is not serving yet: the node registers with its (own) controller first,
+        # as `moldau server` waits for before it says it runs
+        assert await server.wait_running(30)
         after = await loop.run_in_executor(None, _get, base + "/health/ready")
         await server.stop()
         return before, live, after
