@@ -97,6 +97,8 @@ PUBLISH_RECORDS_PER_CALL = 5000
 
 
 log = logging.getLogger("moldau.log")
+# What the active controller committed, one line per metadata record, in Kafka's words.
+controller_log = logging.getLogger("moldau.controller")
 
 
 class CloseConnection(Exception):
@@ -494,8 +496,8 @@ class BrokerCore:
         batch = self.raft.read_committed(self._published_offset + 1, PUBLISH_RECORDS_PER_CALL)
         for offset, value in batch:
             record = r.decode(value)
-            if log.isEnabledFor(logging.INFO) and self.controller.active:
-                log.info("%s", describe_record(self.image, record))
+            if controller_log.isEnabledFor(logging.INFO) and self.controller.active:
+                controller_log.info("%s", describe_record(self.image, record))
             self.image.apply(record, offset)
             self._on_metadata_record(record)
         if len(batch) < PUBLISH_RECORDS_PER_CALL:
