@@ -235,11 +235,17 @@ def transaction_log(bootstrap: str, transactional_id: str) -> list[tuple]:
         "--consumer-property", "exclude.internal.topics=false"], timeout=180)
     assert "Processed a total of" in printed.stderr, printed.stderr[-3000:]
     rows = []
+    producer_ids: dict[int, int] = {}
     for line in printed.stdout.replace("}}}{", "}}}\n{").splitlines():
         record = json.loads(line)
         if record["key"]["data"]["transactionalId"] != transactional_id:
             continue
         value = dict(record["value"]["data"])
+        for name in ("producerId", "previousProducerId", "nextProducerId"):
+            # which ids a broker hands out depends on what ran before (each node of a cluster
+            # owns a block): compared by order of appearance
+            if name in value and value[name] >= 0:
+                value[name] = producer_ids.setdefault(value[name], len(producer_ids))
         for name in ("transactionLastUpdateTimestampMs", "transactionStartTimestampMs"):
             value[name] = value[name] >= 0
         if value["transactionPartitions"]:

@@ -30,6 +30,8 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, as Kafka.
 
 from __future__ import annotations
 
+import dataclasses
+
 import struct
 from typing import Any
 
@@ -125,6 +127,10 @@ def _verify_then_append(core, ctx, request, responses: list[dict], unverified: l
     (and, for acks=all, replicated)."""
     producer_id, producer_epoch = unverified[0][4]
     partitions = [(name, data.index) for _, name, _, data, _ in unverified]
+    # Record sets are views of the connection's receive buffer, valid only during this call
+    # (protocol/hot.py). A coordinator on another node answers later, when the buffer holds the
+    # next request: keep copies, or the append reads someone else's bytes.
+    unverified = [(slot, name, topic_id, _owned(data), producer) for slot, name, topic_id, data, producer in unverified]
     holder: dict = {}
 
     def verified(codes: dict) -> None:
@@ -191,6 +197,12 @@ def _settle(waiting: list) -> bool:
 
 def _fail(result: dict, code: ErrorCode, message: str) -> None:
     result.update(error_code=code, error_message=message, base_offset=-1, log_append_time=None, log_start_offset=-1)
+
+
+def _owned(data):
+    if type(data.records) is memoryview:
+        return dataclasses.replace(data, records=bytes(data.records))
+    return data
 
 
 def _delayed_produce(core, ctx, request, responses: list[dict], waiting: list, throttle_ms: int) -> apis.Delayed:
