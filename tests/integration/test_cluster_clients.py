@@ -24,8 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def _create(cluster, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from confluent_kafka import KafkaException
+
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    admin.create_topics([NewTopic(topic, workload.PARTITIONS, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+    deadline = time.monotonic() + 60
+    while True:  # a new cluster's quorum may still re-elect: NOT_CONTROLLER is retriable (Java's admin retries it)
+        try:
+            admin.create_topics([NewTopic(topic, workload.PARTITIONS, 3,
+                                          config={"min.insync.replicas": "2"})])[topic].result(30)
+            break
+        except KafkaException as error:
+            if error.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                break  # an earlier attempt was committed after all
+            if not error.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     cluster.wait_for(lambda: all(len(cluster.isr(topic, p)) == 3 for p in range(workload.PARTITIONS)),
                      what="full ISRs")
 
