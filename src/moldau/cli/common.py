@@ -271,28 +271,19 @@ def cluster_metadata(admin, current: Settings, topic: str | None = None):
 
 
 def committed_offsets(admin, current: Settings, group: str) -> dict[tuple[str, int], int]:
-    """A group's committed offsets by (topic, partition), read through a consumer handle of the
-    group that never joins it — not AdminClient.list_consumer_group_offsets: librdkafka 2.16's
-    admin path crashes the whole process (it queues a coordinator query on a consumer-group
-    handle an admin client does not have) when OffsetFetch answers NOT_COORDINATOR, as every
-    broker does while a group's coordinator moves (confluentinc/librdkafka#5040)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    """A group's committed offsets by (topic, partition), or a one-line CliError (see
+    moldau/group_offsets.py for why not the admin client's call)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    from moldau import group_offsets
 
     metadata = cluster_metadata(admin, current)
     partitions = [TopicPartition(name, index) for name, topic in sorted(metadata.topics.items())
                   if topic.error is None for index in sorted(topic.partitions)]
-    if not partitions:
-        return {}
-    config = base_config(current)
-    config.update({"group.id": group, "enable.auto.commit": False})
-    consumer = Consumer(config)
     try:
-        answered = consumer.committed(partitions, timeout=REQUEST_TIMEOUT_S)
+        return group_offsets.committed_offsets(base_config(current), group, REQUEST_TIMEOUT_S, partitions)
     except KafkaException as error:
         raise kafka_failure(error, current.bootstrap_servers, group) from None
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in answered if tp.error is None and tp.offset >= 0}
 
 
 def wait(future, current: Settings, *, subject: str = "", timeout_s: float = REQUEST_TIMEOUT_S):

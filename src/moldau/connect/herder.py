@@ -22,6 +22,7 @@ from typing import Any
 
 import confluent_kafka
 
+from moldau import group_offsets
 from moldau.connect.api import ConnectError, Connector, ConnectorContext, SinkConnector
 from moldau.connect.config import CONNECTOR_CONFIG, ConfigError, converter_settings, sink_topics_check
 from moldau.connect.converters import Converter
@@ -99,21 +100,11 @@ def make_converter(class_name: str, settings: dict[str, str], is_key: bool) -> C
 
 
 def sink_group_offsets(worker_config: dict[str, Any], group: str) -> dict[tuple[str, int], int]:
-    """Committed offsets of a consumer group, by (topic, partition), through a consumer handle of
-    the group that never joins it (the admin client's call can crash the process when the
-    group's coordinator moves: see cli/common.py committed_offsets)."""
-    consumer = confluent_kafka.Consumer({**client_base(worker_config, "connect-offsets"), "group.id": group,
-                                         "enable.auto.commit": False})
+    """Committed offsets of a consumer group, by (topic, partition)."""
     try:
-        topics = consumer.list_topics(timeout=15).topics
-        partitions = [confluent_kafka.TopicPartition(name, index) for name, topic in sorted(topics.items())
-                      if topic.error is None for index in sorted(topic.partitions)]
-        answered = consumer.committed(partitions, timeout=15) if partitions else []
+        return group_offsets.committed_offsets(client_base(worker_config, "connect-offsets"), group, 15)
     except confluent_kafka.KafkaException as error:
         raise ConnectError(f"cannot read the offsets of consumer group {group}: {error}") from None
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in answered if tp.error is None and tp.offset >= 0}
 
 
 def invalid_config_message(errors: list[str]) -> str:
