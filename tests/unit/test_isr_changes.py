@@ -29,9 +29,9 @@ def _leader_of_three() -> tuple[LocalNode, object]:
     return node, node.core.partition("t", 0)
 
 
-def _answer(partition, isr: tuple[int, ...], partition_epoch: int):
+def _answer(partition, isr: tuple[int, ...], partition_epoch: int, error_code: ErrorCode = ErrorCode.none):
     data = alter_response.PartitionData(
-        partition_index=0, error_code=ErrorCode.none, leader_id=partition.node_id,
+        partition_index=0, error_code=error_code, leader_id=partition.node_id,
         leader_epoch=partition.leader_epoch, isr=isr, leader_recovery_state=0, partition_epoch=partition_epoch)
     return alter_response.AlterPartitionResponse(
         throttle_time=datetime.timedelta(0), error_code=ErrorCode.none,
@@ -78,13 +78,7 @@ def test_a_refused_earlier_isr_change_keeps_the_newer_one_pending():
     partition.become_leader(partition.leader_epoch, partition.replicas, (1, 2), node.now_ms, partition_epoch)
     partition.followers[3].log_end_offset = partition.high_watermark
     isr_manager.check_expand(partition, node.now_ms)
-    answer = _answer(partition, (1, 2), partition_epoch)
-    refused = answer.topics[0].partitions[0]
-    answer = alter_response.AlterPartitionResponse(
-        throttle_time=datetime.timedelta(0), error_code=ErrorCode.none, topics=(alter_response.TopicData(
-            topic_id=answer.topics[0].topic_id, partitions=(alter_response.PartitionData(
-                partition_index=0, error_code=ErrorCode.invalid_update_version, leader_id=refused.leader_id,
-                leader_epoch=refused.leader_epoch, isr=(), leader_recovery_state=0, partition_epoch=-1),)),))
+    answer = _answer(partition, (), -1, ErrorCode.invalid_update_version)
     shrink.on_response(answer, node.now_ms)
     assert partition.pending_isr == (1, 2, 3)
 
