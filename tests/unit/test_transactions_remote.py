@@ -156,3 +156,64 @@ def test_an_unreachable_coordinator_fails_the_produce_retriably(core):
 def _batch(producer_id: int, epoch: int) -> bytes:
     return build_batch([Record(0, NOW, None, b"v")], base_offset=0, producer_id=producer_id,
                        producer_epoch=epoch, base_sequence=0, transactional=True)
+
+
+def _added(code: ErrorCode, partition=("t", 0)):
+    return add_response.AddPartitionsToTxnResponse(
+        throttle_time=0, error_code=ErrorCode.none, results_by_transaction=(add_response.AddPartitionsToTxnResult(
+            transactional_id=REMOTE_TXN, topic_results=(add_response.AddPartitionsToTxnTopicResult(
+                name=partition[0], results_by_partition=(add_response.AddPartitionsToTxnPartitionResult(
+                    partition_index=partition[1], partition_error_code=code),)),)),))
+
+
+def _v2_produce(core):
+    result = send_produce(core, 12, {"transactional_id": REMOTE_TXN, "acks": -1, "timeout": 1000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": _batch(42, 3)}]}]})
+    frames = []
+    result.callback = frames.append
+    return frames
+
+
+def test_an_add_meeting_concurrent_transactions_is_asked_again_before_the_client_hears(core):
+    # The producer's previous transaction is still writing its markers: Kafka's leader asks the
+    # coordinator again every add.partitions.to.txn.retry.backoff.ms (20) for up to
+    # add.partitions.to.txn.retry.backoff.max.ms (100). Answered NOT_ENOUGH_REPLICAS at once,
+    # franz-go refreshed its metadata and waited 5 s before sending the batch again.
+    frames = _v2_produce(core)
+    (first,) = taken(core, 24)
+    first.on_response(_added(ErrorCode.concurrent_transactions), NOW + 3)
+    assert frames == [] and taken(core, 24) == [], "not answered, and not asked again before the backoff"
+    core.local_node.advance_to(NOW + 3 + 19)
+    assert taken(core, 24) == []
+    core.local_node.advance_to(NOW + 3 + 20)
+    (second,) = taken(core, 24)
+    assert second.body.transactions[0].verify_only is False
+    second.on_response(_added(ErrorCode.none), NOW + 25)
+    assert frames and produce_error(frames[0], 12) == ErrorCode.none
+    assert core.partition("t", 0).log_end_offset == 1
+
+
+def test_an_add_still_concurrent_after_the_retry_budget_fails_retriably(core):
+    frames = _v2_produce(core)
+    now = NOW
+    for _ in range(10):
+        (request,) = taken(core, 24)
+        now += 30
+        request.on_response(_added(ErrorCode.concurrent_transactions), now)
+        if frames:
+            break
+        core.local_node.advance_to(now + 20)
+    assert now - NOW >= 100 and now - NOW < 160, "given up once 100 ms had passed"
+    assert produce_error(frames[0], 12) == ErrorCode.not_enough_replicas  # Kafka's mapping: the client retries
+    assert core.partition("t", 0).log_end_offset == 0
+
+
+def test_a_verification_is_not_asked_again(core):
+    # Produce ≤ v11 only verifies (the client added the partition itself): no retry, as Kafka.
+    result = send_produce(core, 9, {"transactional_id": REMOTE_TXN, "acks": -1, "timeout": 1000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": _batch(42, 3)}]}]})
+    frames = []
+    result.callback = frames.append
+    (request,) = taken(core, 24)
+    request.on_response(_added(ErrorCode.concurrent_transactions), NOW + 3)
+    assert produce_error(frames[0], 9) == ErrorCode.not_enough_replicas

@@ -94,6 +94,9 @@ _TRANSACTION_KEYS = {
     # how long a WriteTxnMarkers or a produce's AddPartitionsToTxn verification to another
     # node may go unanswered before it counts as failed (Kafka uses it for both too)
     "request.timeout.ms": "request_timeout_ms",
+    # a partition leader adding a partition to a Transactions V2 transaction asks again on
+    # CONCURRENT_TRANSACTIONS every backoff.ms, for up to backoff.max.ms (broker/txn_verify.py)
+    "add.partitions.to.txn.retry.backoff.ms": "add_partitions_to_txn_retry_backoff_ms",
 }
 
 
@@ -148,6 +151,8 @@ class BrokerConfig:
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
     request_timeout_ms: int = 30_000
+    add_partitions_to_txn_retry_backoff_ms: int = 20
+    add_partitions_to_txn_retry_backoff_max_ms: int = 100  # 0: never ask again
     cluster_id: str | None = None
     # KIP-848 consumer group keys (group.consumer.*, group.coordinator.rebalance.protocols),
     # read and checked by coordinator/consumer_config.py.
@@ -330,6 +335,8 @@ class BrokerConfig:
             pass
         elif key in _TRANSACTION_KEYS:
             setattr(self, _TRANSACTION_KEYS[key], _integer(value, 1, _INT_MAX))
+        elif key == "add.partitions.to.txn.retry.backoff.max.ms":
+            self.add_partitions_to_txn_retry_backoff_max_ms = _integer(value, 0, _INT_MAX)
         elif key in _TOPIC_DEFAULT_KEYS:
             self.log_defaults[key] = _topic_default(key, value)
             if key == "message.max.bytes":

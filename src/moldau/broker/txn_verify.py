@@ -14,6 +14,14 @@ and a failed exchange counts as NETWORK_EXCEPTION for every partition.
 INVALID_TXN_STATE for clients that predate it (Produce ≤ v10, TxnOffsetCommit ≤ v3);
 coordinator trouble (CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS,
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR) → NOT_ENOUGH_REPLICAS, which every client retries.
+
+An add (Transactions V2) that meets CONCURRENT_TRANSACTIONS — the producer's previous
+transaction is still writing its markers, because EndTxn answers once the commit is decided and
+a fast client's next Produce arrives before the markers are done — is asked again every
+`add.partitions.to.txn.retry.backoff.ms` (20) until `add.partitions.to.txn.retry.backoff.max.ms`
+(100, at most request.timeout.ms) have passed, as Kafka's leader does: the client would
+otherwise hear NOT_ENOUGH_REPLICAS, and some clients (franz-go) answer that with a metadata
+refresh that waits out their 5 s metadata.min.age before the batch is sent again.
 """
 
 from __future__ import annotations
@@ -38,6 +46,57 @@ def verify(core: Any, transactional_id: str, producer_id: int, producer_epoch: i
            partitions: list[Partition], add: bool, now_ms: int,
            done: Callable[[dict[Partition, ErrorCode]], None]) -> None:
     """`done({partition: error})` once the coordinator answered (NONE: in the transaction)."""
+    if not add:
+        _verify_once(core, transactional_id, producer_id, producer_epoch, partitions, False, now_ms, done)
+        return
+    config = core.config
+    give_up_ms = now_ms + min(config.add_partitions_to_txn_retry_backoff_max_ms, config.request_timeout_ms)
+
+    def answered(codes: dict[Partition, ErrorCode]) -> None:
+        retry_at = core.now_ms + config.add_partitions_to_txn_retry_backoff_ms
+        if ErrorCode.concurrent_transactions not in codes.values() or core.now_ms >= give_up_ms:
+            done(codes)
+            return
+        _retries(core).schedule(retry_at, lambda at_ms: _verify_once(
+            core, transactional_id, producer_id, producer_epoch, partitions, True, at_ms, answered))
+
+    _verify_once(core, transactional_id, producer_id, producer_epoch, partitions, True, now_ms, answered)
+
+
+class _Retries:
+    """Adds to ask again at a given time (a timed part of the core: next_deadline_ms/run_deadlines)."""
+
+    def __init__(self) -> None:
+        self.due: list[tuple[int, int, Callable[[int], None]]] = []  # (at_ms, sequence, retry)
+        self.sequence = 0
+
+    def schedule(self, at_ms: int, retry: Callable[[int], None]) -> None:
+        self.sequence += 1
+        self.due.append((at_ms, self.sequence, retry))
+
+    def next_deadline_ms(self) -> int | None:
+        return min(self.due)[0] if self.due else None
+
+    def tick(self, now_ms: int) -> None:
+        """Nothing periodic: the retries run at their deadlines."""
+
+    def run_deadlines(self, now_ms: int) -> None:
+        ready = sorted(entry for entry in self.due if entry[0] <= now_ms)
+        self.due = [entry for entry in self.due if entry[0] > now_ms]
+        for _, _, retry in ready:
+            retry(now_ms)
+
+
+def _retries(core: Any) -> _Retries:
+    retries = core.extensions.get("txn_verify_retries")
+    if retries is None:
+        retries = core.extensions["txn_verify_retries"] = _Retries()
+    return retries
+
+
+def _verify_once(core: Any, transactional_id: str, producer_id: int, producer_epoch: int,
+                 partitions: list[Partition], add: bool, now_ms: int,
+                 done: Callable[[dict[Partition, ErrorCode]], None]) -> None:
     coordinator = core.extensions["txn_coordinator"]
     node = coordinator.coordinator_of(transactional_id)
     if node < 0:

@@ -235,6 +235,9 @@ func producerOpts(c produceConfig) ([]kgo.Opt, error) {
 	if c.autoCreate {
 		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
+	if os.Getenv("LOADGEN_DEBUG") != "" { // the client's own log, to see what a slow run waits for
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
+	}
 	if c.transactionalID != "" {
 		return opts, nil // transactions need the idempotent producer (and acks=all)
 	}
