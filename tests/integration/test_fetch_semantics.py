@@ -73,3 +73,20 @@ def test_offset_out_of_range(broker):
     assert got[0].error_code.name == "offset_out_of_range" and got[0].high_watermark == 5
     got = _fetch(broker, [(0, 5, 1000)])
     assert got[0].error_code.name == "none" and got[0].records == b""
+
+
+def test_record_sets_leave_by_sendfile_and_arrive_whole(broker):
+    # On a plain listener a consumer's record sets are sent from the segment file by sendfile
+    # (runtime/transmit.py), not read into Python: the bytes must still be exactly the batches.
+    from moldau.records import iterate_batches, iterate_records
+    from moldau.runtime import transmit
+
+    for i in range(20):
+        _append(broker, 0, 1000, count=50)  # 20 batches of ~50 KB
+    before = dict(transmit.TOTALS)
+    got = _fetch(broker, [(0, 0, 50_000_000)])[0]
+    sent = transmit.TOTALS["sendfile"] - before["sendfile"]
+    assert sent > 500_000, f"sendfile carried {sent} bytes"
+    values = [r.value for _, raw in iterate_batches(got.records) for r in iterate_records(raw)]
+    assert len(values) == 1000 and set(values) == {b"x" * 1000}
+    assert got.high_watermark == 1000

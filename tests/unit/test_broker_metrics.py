@@ -1,7 +1,8 @@
 """The broker's counters (broker/metrics.py): latency buckets, per-topic pairs, and record
 counts read from batch headers."""
 
-from moldau.broker.metrics import LATENCY_BUCKETS_NS, BrokerMetrics, records_in
+from moldau.broker.metrics import LATENCY_BUCKETS_NS, BrokerMetrics
+from moldau.records.batch import records_in
 from moldau.records import Record, build_batch
 
 

@@ -116,3 +116,50 @@ def test_a_truncated_region_is_refused_not_sent_short(tmp_path):
             far.close()
 
     asyncio.run(scenario())
+
+
+def test_regions_of_the_in_memory_file_system_are_copied(tmp_path):
+    # moldau.Cluster's nodes keep their logs in memory and serve real sockets: no descriptor
+    # to sendfile from, so the bytes are read and written.
+    from moldau.log import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.makedirs("/data/t-0")
+    handle = fs.open("/data/t-0/00000000000000000000.log", create=True)
+    data = os.urandom(100_000)
+    handle.append([data])
+
+    async def scenario():
+        transport, transmitter, far = await _pair(True)
+        transmitter.write([b"head", FileRegion(handle, 0, 100_000)])
+        received = await _read_all(far, 100_004)
+        transport.close()
+        far.close()
+        return received, transmitter
+
+    received, transmitter = asyncio.run(scenario())
+    assert received == b"head" + data
+    assert transmitter.sendfile_calls == 0 and transmitter.copied_bytes == 100_000
+
+
+def test_a_region_of_a_closed_segment_is_refused(tmp_path):
+    # The partition was deleted (its segment handles closed) while a response waited to leave:
+    # never read from the descriptor number, which the process may have reused.
+    handle, _ = _file(tmp_path, 100_000)
+    big, small = FileRegion(handle, 0, 50_000), FileRegion(handle, 50_000, 100)
+    handle.close()
+    for region in (big, small):
+        with pytest.raises(RegionGone):
+            region.read_bytes()
+
+    async def scenario():
+        transport, transmitter, far = await _pair(True)
+        try:
+            for region in (big, small):
+                with pytest.raises(RegionGone):
+                    transmitter.write([b"head", region])
+        finally:
+            transport.close()
+            far.close()
+
+    asyncio.run(scenario())

@@ -34,7 +34,7 @@ def handle(core, ctx: apis.RequestContext, request):
 
 
 def _wrap(frame) -> dict:
-    data = b"".join(frame) if isinstance(frame, list) else bytes(frame)
+    data = b"".join(bytes(chunk) for chunk in frame) if isinstance(frame, list) else bytes(frame)  # regions read
     return {"error_code": ErrorCode.none, "response_data": data[4:]}
 
 

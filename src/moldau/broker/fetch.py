@@ -29,10 +29,10 @@ from kio.schema.errors import ErrorCode
 from moldau import limits
 from moldau.broker import apis
 from moldau.broker.fetch_sessions import FetchContext, FetchSessionCache, SessionPartition, changed
-from moldau.broker.metrics import records_in
 from moldau.protocol.hot import encode_fetch_response
+from moldau.log import FileRegion
 from moldau.records import RecordsError
-from moldau.records.batch import BATCH_LENGTH_MIN, LOG_OVERHEAD, parse_header, read_prefix
+from moldau.records.batch import BATCH_LENGTH_MIN, LOG_OVERHEAD, parse_header, read_prefix, records_in
 from moldau.replication.partition import PartitionError
 from moldau.broker.apis import throttled_response
 from moldau.security import acls as a
@@ -113,7 +113,8 @@ def count_sent(metrics, carried: list) -> None:
     for partition, data in carried:
         records = data["records"]
         if records:
-            metrics.fetched(partition.topic, len(records), records_in(records))
+            count = records.record_count() if isinstance(records, FileRegion) else records_in(records)
+            metrics.fetched(partition.topic, len(records), count)
 
 
 def _denied_topics(core, ctx, request, fetch: FetchContext) -> set[str]:
@@ -248,7 +249,9 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
         limit = last_stable_offset if read_committed else high_watermark
     if fp.fetch_offset < limit and (max_bytes > 0 or first):
         try:
-            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, limit, first).read_bytes()
+            # A file region, not its bytes: the runtime sends it from the segment file
+            # (runtime/transmit.py), or reads it where it cannot.
+            result["records"] = partition.log.read(fp.fetch_offset, max_bytes, limit, first).region or b""
         except RecordsError as error:  # a damaged batch: CORRUPT_MESSAGE, never an endless empty read
             result["error_code"] = error.error_code
             return result
@@ -257,11 +260,15 @@ def _read_partition(core, request, name, topic_id, fp, remaining: int, first: bo
     return result
 
 
-def _aborted_transactions(log, fetch_offset: int, records: bytes) -> list[dict]:
+def _aborted_transactions(log, fetch_offset: int, records) -> list[dict]:
     """The aborted transactions a read_committed consumer needs to filter `records`: those
     overlapping [fetch_offset, the offset after the last batch returned) (Kafka's bound)."""
     if not records:
         return []
+    if isinstance(records, FileRegion):
+        if records.next_offset >= 0:  # the read knew where it ended
+            return _aborted_below(log, fetch_offset, records.next_offset)
+        records = records.read_bytes()
     upper_bound = fetch_offset
     position = 0
     while len(records) - position >= LOG_OVERHEAD:
@@ -270,6 +277,10 @@ def _aborted_transactions(log, fetch_offset: int, records: bytes) -> list[dict]:
             break
         upper_bound = base_offset + parse_header(records, position).last_offset_delta + 1
         position += LOG_OVERHEAD + batch_length
+    return _aborted_below(log, fetch_offset, upper_bound)
+
+
+def _aborted_below(log, fetch_offset: int, upper_bound: int) -> list[dict]:
     return [{"producer_id": txn.producer_id, "first_offset": txn.first_offset}
             for txn in log.collect_aborted_transactions(fetch_offset, upper_bound)]
 

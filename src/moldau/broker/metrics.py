@@ -15,7 +15,6 @@ which Prometheus's `rate()` understands as a counter reset.
 from __future__ import annotations
 
 import bisect
-import struct
 
 # Upper bounds of the request latency histogram, in nanoseconds (Prometheus's `le`, in seconds,
 # is derived at scrape time): 0.5 ms to 30 s, the range Kafka's RequestMetrics percentiles span.
@@ -25,7 +24,6 @@ LATENCY_BUCKETS_NS: tuple[int, ...] = tuple(int(s * 1e9) for s in (
 # Layout of a request's counter list: [count, errors, latency sum ns, bucket 0, bucket 1, ...,
 # +Inf bucket]. Bucket counts are not cumulative here; the scrape accumulates them.
 _COUNT, _ERRORS, _SUM_NS, _FIRST_BUCKET = 0, 1, 2, 3
-_INT32 = struct.Struct(">i")  # a batch's length (byte 8) and records_count (byte 57)
 
 
 class BrokerMetrics:
@@ -98,18 +96,3 @@ class BrokerMetrics:
             total += n
             cumulative.append(total)
         return counts[_COUNT], counts[_ERRORS], counts[_SUM_NS], cumulative
-
-
-def records_in(payload: bytes | memoryview) -> int:
-    """The number of records in a run of RecordBatch v2 batches, read from their headers
-    (records_count at byte 57, batch length at byte 8): a few struct reads per batch, no
-    decompression. A truncated tail batch (a fetch may end mid-batch) is not counted."""
-    count, position, end = 0, 0, len(payload)
-    int32_at = _INT32.unpack_from
-    while position + 61 <= end:
-        (length,) = int32_at(payload, position + 8)
-        if position + 12 + length > end:
-            break
-        count += int32_at(payload, position + 57)[0]
-        position += 12 + length
-    return count

@@ -15,7 +15,7 @@ from .faults import StorageFault
 from .fs import FileHandle, FileSystem
 from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, LeaderEpochCache
 from .memory_fs import MemoryFileSystem
-from .partition_log import AppendInfo, FileRegion, LogError, PartitionLog, ReadResult
+from .partition_log import AppendInfo, FileRegion, LogError, PartitionLog, ReadResult, RegionGone
 from .producer_state import ProducerStateError, ProducerStateExtension, ProducerStateManager
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "ProducerStateExtension",
     "ProducerStateManager",
     "ReadResult",
+    "RegionGone",
     "StorageFault",
     "clean_log",
     "faults",

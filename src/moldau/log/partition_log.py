@@ -89,6 +89,7 @@ from moldau.records.batch import (
     RecordsError,
     parse_header,
     patched_header,
+    records_in,
     validate_payload,
 )
 from moldau.records.control import end_txn_marker_batch, read_end_txn_marker
@@ -173,10 +174,33 @@ class FileRegion:
     def __len__(self) -> int:  # a response's records field: its length is all the encoder needs
         return self.size
 
-    def read_bytes(self) -> bytes:
+    def read_bytes(self, offset: int = 0) -> bytes:
+        """The region's bytes from `offset` on; RegionGone if the file no longer holds them
+        (truncated below the region, or its handle closed since the read that made it)."""
         if self.data is not None:
-            return self.data
-        return self.file.pread(self.size, self.position)
+            return self.data if offset == 0 else self.data[offset:]
+        want = self.size - offset
+        try:
+            data = self.file.pread(want, self.position + offset)
+        except (OSError, ValueError) as error:
+            raise RegionGone(f"the segment file cannot be read: {error}") from error
+        if len(data) != want:
+            raise RegionGone(f"read {len(data)} of {want} bytes at {self.position + offset}")
+        return data
+
+    __bytes__ = read_bytes  # b"".join(bytes(chunk) for chunk in frame) works on any frame
+
+    def record_count(self) -> int:
+        """How many records it holds: counted from the batch headers when the bytes are at hand,
+        else the offsets it spans (the same unless compaction left gaps)."""
+        if self.data is None and self.first_offset >= 0 and self.next_offset >= 0:
+            return self.next_offset - self.first_offset
+        return records_in(self.read_bytes())
+
+
+class RegionGone(Exception):
+    """A file region to send no longer holds the bytes the response announced: the connection
+    must be closed, as the client would otherwise read a malformed frame."""
 
 
 @dataclass(slots=True)

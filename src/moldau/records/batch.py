@@ -326,3 +326,21 @@ def patched_header(
 def read_prefix(buf: bytes | bytearray | memoryview, position: int = 0) -> tuple[int, int]:
     """(base_offset, batch_length) at `position`: the 12-byte log framing."""
     return _unpack_prefix(buf, position)
+
+
+_RECORDS_COUNT_INT32 = struct.Struct(">i")  # a batch's length (byte 8) and records_count (byte 57)
+
+
+def records_in(payload: bytes | memoryview) -> int:
+    """The number of records in a run of RecordBatch v2 batches, read from their headers
+    (records_count at byte 57, batch length at byte 8): a few struct reads per batch, no
+    decompression. A truncated tail batch (a fetch may end mid-batch) is not counted."""
+    count, position, end = 0, 0, len(payload)
+    int32_at = _RECORDS_COUNT_INT32.unpack_from
+    while position + 61 <= end:
+        (length,) = int32_at(payload, position + 8)
+        if position + 12 + length > end:
+            break
+        count += int32_at(payload, position + 57)[0]
+        position += 12 + length
+    return count

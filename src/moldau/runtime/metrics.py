@@ -74,6 +74,7 @@ class BrokerCollector:
 def _loop_health(server) -> Iterator[Any]:
     """Event-loop lag, tick and segment-write durations, GC pauses (runtime/loop_health.py)."""
     from moldau.runtime import loop_health as h
+    from moldau.runtime.transmit import TOTALS
 
     bounds = [f"{b:g}" for b in h.BUCKETS_S] + ["+Inf"]
 
@@ -94,6 +95,12 @@ def _loop_health(server) -> Iterator[Any]:
     yield family("moldau_fsync_seconds", "Duration of each fsync (segments, indexes, checkpoints, directories), "
                  "this process, on the event loop's thread or the durability worker's",
                  {"loop": h.DISK_SYNCS, "background": h.BACKGROUND_SYNCS}, "thread")
+    sent = CounterMetricFamily("moldau_fetch_record_bytes_sent", "Record bytes of Fetch responses sent by this "
+                               "process, by how: sendfile from the segment file, or read and written (TLS, "
+                               "small record sets, a full socket)", labels=["path"])
+    for path, total in sorted(TOTALS.items()):
+        sent.add_metric([path], total)
+    yield sent
     yield family("moldau_gc_pause_seconds", "CPython garbage-collection pauses by generation, this process",
                  {str(g): hist for g, hist in sorted(h.GC_PAUSES.items())}, "generation")
 

@@ -5,7 +5,8 @@ into requests and hands each, synchronously, to `BrokerCore.handle_request`. Res
 back in request order: each request takes a slot in the connection's queue; a slot is filled
 at once (most requests) or later (a delayed fetch completes, or its timer fires), and the
 queue is flushed from the head while slots are filled. Because the core runs inside the
-callback, no state change spans an await.
+callback, no state change spans an await. A Fetch response's record sets are file regions of
+the segments; on plain sockets they leave by sendfile (runtime/transmit.py).
 
 Listeners: one server socket per listener in `listeners` (broker and controller listeners
 alike: the controller is served by the same core, combined mode). A connection knows its
@@ -47,6 +48,7 @@ from moldau.protocol.codec import MalformedRequest
 from moldau.runtime import data_dir, memory, tls
 from moldau.runtime.disk import OsFileSystem
 from moldau.runtime.loop_health import LoopHealth
+from moldau.runtime.transmit import RegionGone, Transmitter
 from moldau.security.session import Session
 
 log = logging.getLogger("moldau.server")
@@ -98,6 +100,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.handling = False  # inside buffer_updated: responses are flushed once at its end
         self.slots: collections.deque[_Slot] = collections.deque()
         self.transport: asyncio.Transport | None = None
+        self.transmitter: Transmitter | None = None
         self.client_host = "?"
         self.paused_for_writes = False
         self.paused_for_inflight = False
@@ -108,6 +111,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # Fetch record sets leave by sendfile from the segment files on plain sockets; TLS
+        # encrypts in user space, so there they are read and written (runtime/transmit.py).
+        self.transmitter = Transmitter(transport, use_sendfile=not self.listener.uses_tls)
         peer = transport.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
@@ -409,7 +415,13 @@ class _Connection(asyncio.BufferedProtocol):
             else:
                 frames.append(frame)
         if frames:
-            self.transport.writelines(frames)
+            try:
+                self.transmitter.write(frames)
+            except RegionGone as error:  # a deleted or truncated segment under a fetch in flight
+                log.warning("closing connection %s on %s: a response's records are gone (%s)",
+                            self.client_host, self.listener.name, error)
+                self.abort()
+                return
         if self.paused_for_inflight and len(slots) < limits.inflight_requests_per_connection_max // 2:
             self.paused_for_inflight = False
             self._update_reading()

@@ -29,30 +29,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from moldau.log.partition_log import FileRegion, RegionGone
+
+__all__ = ["RegionGone", "SENDFILE_MIN_BYTES", "Transmitter", "is_region", "materialize", "region_bytes"]
+
+# Record bytes sent by this process, by how: sendfile, or read into Python and written
+# (/metrics: moldau_fetch_record_bytes_sent_total).
+TOTALS = {"sendfile": 0, "copied": 0}
+
 # Below this a region is cheaper read and written with its neighbours than sent by a second
 # system call.
 SENDFILE_MIN_BYTES = 16 * 1024
 
 
-class RegionGone(Exception):
-    """A file region to send no longer holds the bytes the response announced."""
-
-
 def is_region(chunk: Any) -> bool:
-    return hasattr(chunk, "fileno") and hasattr(chunk, "position")
+    return isinstance(chunk, FileRegion)
 
 
 def region_bytes(region: Any, offset: int = 0) -> bytes:
     """The region's bytes from `offset` on, read now (RegionGone if the file lost them)."""
-    data = getattr(region, "data", None)  # already read (e.g. to check its CRCs)
-    if data is not None:
-        return bytes(data[offset:])
-    if region.fileno() < 0:
-        raise RegionGone("the segment file was closed")
-    data = region.file.pread(region.size - offset, region.position + offset)
-    if len(data) != region.size - offset:
-        raise RegionGone(f"read {len(data)} of {region.size - offset} bytes at {region.position + offset}")
-    return data
+    return region.read_bytes(offset)
 
 
 def materialize(chunks: list) -> list:
@@ -83,7 +79,9 @@ class Transmitter:
         for chunk in chunks:
             if not is_region(chunk):
                 pending.append(chunk)
-            elif chunk.size < SENDFILE_MIN_BYTES or getattr(chunk, "data", None) is not None:
+            elif chunk.size < SENDFILE_MIN_BYTES or chunk.data is not None or chunk.fileno() < 0:
+                # small, already read to check its CRCs, or in a file without a descriptor
+                # (the in-memory file system of moldau.Cluster): read and written
                 pending += self._copied(chunk, 0)
             else:
                 if pending:
@@ -111,14 +109,18 @@ class Transmitter:
             return []
         self.sendfile_calls += 1
         self.sendfile_bytes += sent
+        TOTALS["sendfile"] += sent
         return self._copied(region, sent) if sent < region.size else []
 
     def _copied(self, region, offset: int) -> list:
         data = region_bytes(region, offset)
         self.copied_bytes += len(data)
+        TOTALS["copied"] += len(data)
         return [data]
 
     def _copy_all(self, chunks: list) -> None:
         data = materialize(chunks)
-        self.copied_bytes += sum(len(c) for c, original in zip(data, chunks) if is_region(original))
+        copied = sum(len(c) for c, original in zip(data, chunks) if is_region(original))
+        self.copied_bytes += copied
+        TOTALS["copied"] += copied
         self.transport.writelines(data)
