@@ -36,7 +36,9 @@ def _create(cluster, topic: str) -> None:
         except KafkaException as error:
             if error.args[0].name() == "TOPIC_ALREADY_EXISTS":
                 break  # an earlier attempt was committed after all
-            if not error.args[0].retriable() or time.monotonic() > deadline:
+            # (librdkafka does not flag an admin result's NOT_CONTROLLER retriable; Kafka's is)
+            retriable = error.args[0].retriable() or error.args[0].name() == "NOT_CONTROLLER"
+            if not retriable or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     cluster.wait_for(lambda: all(len(cluster.isr(topic, p)) == 3 for p in range(workload.PARTITIONS)),
@@ -65,7 +67,7 @@ def _read_all(cluster, topic: str) -> list[workload.Consumed]:
                          "enable.auto.commit": False})
     out: list[workload.Consumed] = []
     for partition in range(workload.PARTITIONS):
-        end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)[1]
+        end = workload.end_offset(consumer, topic, partition)
         consumer.assign([TopicPartition(topic, partition, 0)])
         deadline = time.monotonic() + 60
         position = 0

@@ -26,6 +26,7 @@ import time
 import pytest
 
 import moldau
+import workload
 from moldau.coordinator.txn_topic import partition_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -110,7 +111,7 @@ def read_committed(bootstrap: str, topic: str) -> list[dict]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False})
     partitions = [TopicPartition(topic, p, 0) for p in range(3)]
-    ends = [consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1] for tp in partitions]
+    ends = [workload.end_offset(consumer, topic, tp.partition) for tp in partitions]
     consumer.assign(partitions)
     seen: list[dict] = []
     deadline, quiet_since = time.monotonic() + 120, time.monotonic()
@@ -141,8 +142,7 @@ def settled(cluster, bootstrap: str, topic: str) -> bool:
     committed = Consumer({"bootstrap.servers": bootstrap, "group.id": "lso", "isolation.level": "read_committed"})
     uncommitted = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw", "isolation.level": "read_uncommitted"})
     try:
-        return all(committed.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)[1]
-                   == uncommitted.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)[1]
+        return all(workload.end_offset(committed, topic, p) == workload.end_offset(uncommitted, topic, p)
                    for p in range(3))
     finally:
         committed.close()

@@ -57,6 +57,24 @@ def run_client(*command: str, timeout_s: float = 180) -> str:
     return result.stdout
 
 
+def end_offset(consumer, topic: str, partition: int, timeout_s: float = 30) -> int:
+    """The partition's end offset (the high watermark; read_committed: the last stable offset),
+    asking again while a leader elected a moment ago answers OFFSET_NOT_AVAILABLE (its high
+    watermark has not reached its epoch's start yet), as a Kafka consumer does."""
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s, cached=False)[1]
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.OFFSET_NOT_AVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def from_json_lines(output: str) -> list[Consumed]:
     """What the client programs of tests/clients/ print: one JSON object per consumed record,
     binary fields in base64, headers as {"key", "value"} objects."""

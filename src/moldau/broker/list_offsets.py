@@ -6,6 +6,14 @@ open), -3 the record with the largest timestamp (v7+), -4 earliest local (v8+; t
 tiered storage, so the log start offset). A timestamp ≥ 0 gives the first offset whose
 timestamp is at or after it, or offset -1 when there is none below the high watermark
 (read_committed: the last stable offset).
+
+A leader elected a moment ago may not know the high watermark yet: the followers learn it from
+the leader's Fetch answers, so the old leader's last acknowledged writes can lie above the high
+watermark the new one starts with, until its followers fetch from it. Until the high watermark
+reaches where this leader's epoch began, a consumer asking for the latest offset (or for a
+timestamp found only above the high watermark) hears OFFSET_NOT_AVAILABLE, which clients retry,
+instead of an end offset below records already acknowledged (Kafka's rule, for consumers:
+replica_id -1).
 """
 
 from kio.schema.errors import ErrorCode
@@ -26,12 +34,14 @@ def handle(core, ctx: apis.RequestContext, request) -> dict:
             partitions = [{"partition_index": p.partition_index, "error_code": ErrorCode.topic_authorization_failed,
                            "timestamp": -1, "offset": -1, "leader_epoch": -1} for p in topic.partitions]
         else:
-            partitions = [_lookup(core, topic.name, p, getattr(request, "isolation_level", 0)) for p in topic.partitions]
+            consumer = getattr(request, "replica_id", -1) == -1
+            partitions = [_lookup(core, topic.name, p, getattr(request, "isolation_level", 0), consumer)
+                          for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
 
 
-def _lookup(core, name: str, request_partition, isolation_level: int) -> dict:
+def _lookup(core, name: str, request_partition, isolation_level: int, consumer: bool = True) -> dict:
     result = {"partition_index": request_partition.partition_index, "error_code": ErrorCode.none,
               "timestamp": -1, "offset": -1, "leader_epoch": -1}
     try:
@@ -44,9 +54,13 @@ def _lookup(core, name: str, request_partition, isolation_level: int) -> dict:
     log = partition.log
     # read_committed sees up to the last stable offset, read_uncommitted up to the high watermark
     visible_end = partition.last_stable_offset if isolation_level == READ_COMMITTED else partition.high_watermark
+    lagging = consumer and partition.leader_epoch_start_offset > partition.high_watermark
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         offset = partition.log_start_offset
     elif timestamp == LATEST:
+        if lagging:
+            result["error_code"] = ErrorCode.offset_not_available
+            return result
         offset = visible_end
         result["leader_epoch"] = partition.leader_epoch
     elif timestamp == MAX_TIMESTAMP:
@@ -62,6 +76,8 @@ def _lookup(core, name: str, request_partition, isolation_level: int) -> dict:
     else:
         found = log.offset_for_timestamp(timestamp)
         if found is None or found[0] >= visible_end:
+            if lagging:
+                result["error_code"] = ErrorCode.offset_not_available
             return result
         offset, result["timestamp"] = found
     result["offset"] = offset
