@@ -285,8 +285,9 @@ def _spread(entry: dict, kind: str) -> str:
 
 def _kinds(summary: list[dict]) -> list[str]:
     """The systems in the summary, Kafka first."""
-    found = {key for entry in summary for key in entry if key in ("kafka", "moldau", "moldau-asyncio")}
-    return [kind for kind in ("kafka", "moldau", "moldau-asyncio") if kind in found]
+    kinds = ("kafka", "moldau", "moldau-asyncio", "moldau-sendfile")
+    found = {key for entry in summary for key in entry if key in kinds}
+    return [kind for kind in kinds if kind in found]
 
 
 def markdown(summary: list[dict]) -> str:
@@ -295,7 +296,8 @@ def markdown(summary: list[dict]) -> str:
     kinds = _kinds(summary) or ["kafka", "moldau"]
     order = [w.name for w in WORKLOADS] + [STARTUP, MEMORY]
     kind_of = {w.name: w.kind for w in WORKLOADS} | {STARTUP: STARTUP, MEMORY: MEMORY}
-    names = {"kafka": "Kafka", "moldau": "moldau", "moldau-asyncio": "moldau (asyncio loop)"}
+    names = {"kafka": "Kafka", "moldau": "moldau", "moldau-asyncio": "moldau (asyncio loop)",
+             "moldau-sendfile": "moldau (sendfile)"}
     lines = ["| workload | generator | metric | " + " | ".join(f"{names[k]} median (min–max)" for k in kinds)
              + " | moldau/Kafka | runs |", "|---|---|---|" + "---:|" * len(kinds) + "---:|---|"]
 

@@ -466,7 +466,19 @@ def _without_uvloop(active: bool):
         shutil.rmtree(shadow, ignore_errors=True)
 
 
-RUNNERS = {"kafka": KafkaRunner, "moldau": MoldauRunner, "moldau-asyncio": MoldauAsyncioRunner}
+class MoldauSendfileRunner(MoldauRunner):
+    """moldau with socket.sendfile.enable=true: Fetch record sets sent from the segment files by
+    sendfile instead of read and written (the default), to measure what sendfile is worth side
+    by side."""
+
+    kind = "moldau-sendfile"
+
+    def overrides(self) -> dict:
+        return {**super().overrides(), "socket.sendfile.enable": "true"}
+
+
+RUNNERS = {"kafka": KafkaRunner, "moldau": MoldauRunner, "moldau-asyncio": MoldauAsyncioRunner,
+           "moldau-sendfile": MoldauSendfileRunner}
 
 
 def make_runner(kind: str, partitions: int, brokers: int = 1):

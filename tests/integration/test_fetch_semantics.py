@@ -75,18 +75,27 @@ def test_offset_out_of_range(broker):
     assert got[0].error_code.name == "none" and got[0].records == b""
 
 
-def test_record_sets_leave_by_sendfile_and_arrive_whole(broker):
-    # On a plain listener a consumer's record sets are sent from the segment file by sendfile
-    # (runtime/transmit.py), not read into Python: the bytes must still be exactly the batches.
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_record_sets_arrive_whole_by_sendfile_or_copied(tmp_path, sendfile):
+    # socket.sendfile.enable=true: a consumer's record sets leave a plain listener by sendfile
+    # from the segment file (runtime/transmit.py), not through Python; the default reads and
+    # writes them. Either way the bytes must be exactly the batches.
     from moldau.records import iterate_batches, iterate_records
     from moldau.runtime import transmit
+    from moldau.runtime.embedded import Broker
 
-    for i in range(20):
-        _append(broker, 0, 1000, count=50)  # 20 batches of ~50 KB
-    before = dict(transmit.TOTALS)
-    got = _fetch(broker, [(0, 0, 50_000_000)])[0]
-    sent = transmit.TOTALS["sendfile"] - before["sendfile"]
-    assert sent > 500_000, f"sendfile carried {sent} bytes"
+    config = {"socket.sendfile.enable": "true"} if sendfile else {}
+    with Broker(data_dir=str(tmp_path / "data"), config=config) as broker:
+        broker.create_topic("f", 2, 1)
+        for i in range(20):
+            _append(broker, 0, 1000, count=50)  # 20 batches of ~50 KB
+        before = dict(transmit.TOTALS)
+        got = _fetch(broker, [(0, 0, 50_000_000)])[0]
+    sent = {path: transmit.TOTALS[path] - before[path] for path in before}
+    if sendfile:
+        assert sent["sendfile"] > 500_000, f"sendfile carried {sent} bytes"
+    else:
+        assert sent["sendfile"] == 0 and sent["copied"] >= len(got.records), sent
     values = [r.value for _, raw in iterate_batches(got.records) for r in iterate_records(raw)]
     assert len(values) == 1000 and set(values) == {b"x" * 1000}
     assert got.high_watermark == 1000

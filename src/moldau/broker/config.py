@@ -32,7 +32,7 @@ SERVER_KEYS = (
     "default.replication.factor", "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes",
     "log.retention.check.interval.ms", "connections.max.idle.ms", "offsets.topic.num.partitions",
     "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
-    "offsets.retention.minutes", "cluster.id", "metrics.port",
+    "offsets.retention.minutes", "cluster.id", "metrics.port", "socket.sendfile.enable",
 )
 
 # Keys copied into the broker-level defaults of topic configs (see controller/configs.py).
@@ -159,6 +159,10 @@ class BrokerConfig:
     group_consumer_properties: dict[str, str] = field(default_factory=dict)
     # metrics.port: where /metrics and /health/* are served (runtime/metrics.py); None: off.
     metrics_port: int | None = None
+    # socket.sendfile.enable: Fetch record sets leave plain (non-TLS) sockets by sendfile from
+    # the segment files (runtime/transmit.py) instead of being read and written. Off by default:
+    # on loopback here it was slower (docs/benchmarks.md, "sendfile or copy").
+    socket_sendfile_enable: bool = False
     # --- the cluster (KRaft's keys and defaults) ----------------------------------------
     process_roles: tuple[str, ...] = ("broker", "controller")
     # controller.quorum.voters as {node id: (host, port)}; empty: this node alone, reached on
@@ -331,6 +335,8 @@ class BrokerConfig:
             self.cluster_id = value
         elif key == "metrics.port":
             self.metrics_port = _port(value) if value else None
+        elif key == "socket.sendfile.enable":
+            self.socket_sendfile_enable = _boolean(value)
         elif self._apply_cluster(key, value):
             pass
         elif key in _TRANSACTION_KEYS:

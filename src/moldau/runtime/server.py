@@ -113,7 +113,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport = transport
         # Fetch record sets leave by sendfile from the segment files on plain sockets; TLS
         # encrypts in user space, so there they are read and written (runtime/transmit.py).
-        self.transmitter = Transmitter(transport, use_sendfile=not self.listener.uses_tls)
+        self.transmitter = Transmitter(transport, use_sendfile=self.server.config.socket_sendfile_enable
+                                       and not self.listener.uses_tls)
         peer = transport.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)

@@ -27,6 +27,7 @@ client would otherwise read a malformed frame.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from moldau.log.partition_log import FileRegion, RegionGone
@@ -59,14 +60,15 @@ def materialize(chunks: list) -> list:
 class Transmitter:
     """Writes frames (lists of chunks) to one connection's transport, in order."""
 
-    __slots__ = ("transport", "socket_fd", "sendfile_calls", "sendfile_bytes", "copied_bytes")
+    __slots__ = ("transport", "socket", "socket_fd", "sendfile_calls", "sendfile_bytes", "copied_bytes")
 
     def __init__(self, transport, use_sendfile: bool):
         self.transport = transport
+        self.socket = None
         self.socket_fd = -1
         if use_sendfile:
-            sock = transport.get_extra_info("socket")
-            self.socket_fd = sock.fileno() if sock is not None else -1
+            self.socket = transport.get_extra_info("socket")
+            self.socket_fd = self.socket.fileno() if self.socket is not None else -1
         self.sendfile_calls = 0
         self.sendfile_bytes = 0
         self.copied_bytes = 0
@@ -76,20 +78,36 @@ class Transmitter:
             self._copy_all(chunks)
             return
         pending: list = []
-        for chunk in chunks:
-            if not is_region(chunk):
-                pending.append(chunk)
-            elif chunk.size < SENDFILE_MIN_BYTES or chunk.data is not None or chunk.fileno() < 0:
-                # small, already read to check its CRCs, or in a file without a descriptor
-                # (the in-memory file system of moldau.Cluster): read and written
-                pending += self._copied(chunk, 0)
-            else:
-                if pending:
-                    self.transport.writelines(pending)
-                    pending = []
-                pending += self._send_region(chunk)
-        if pending:
-            self.transport.writelines(pending)
+        corked = False
+        try:
+            for chunk in chunks:
+                if not is_region(chunk):
+                    pending.append(chunk)
+                elif chunk.size < SENDFILE_MIN_BYTES or chunk.data is not None or chunk.fileno() < 0:
+                    # small, already read to check its CRCs, or in a file without a descriptor
+                    # (the in-memory file system of moldau.Cluster): read and written
+                    pending += self._copied(chunk, 0)
+                else:
+                    # TCP_CORK while the frame leaves in pieces: the small chunks between its
+                    # regions would otherwise go out as segments of their own (asyncio sets
+                    # TCP_NODELAY), each waking the client once more.
+                    corked = corked or self._cork(True)
+                    if pending:
+                        self.transport.writelines(pending)
+                        pending = []
+                    pending += self._send_region(chunk)
+            if pending:
+                self.transport.writelines(pending)
+        finally:
+            if corked:
+                self._cork(False)
+
+    def _cork(self, on: bool) -> bool:
+        try:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
+        except OSError:  # not TCP (a Unix socket in tests), or already closed
+            return False
+        return True
 
     def _send_region(self, region) -> list:
         """sendfile what the socket takes now; returns what is left, read, for the transport."""
