@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import workload
+from workload import end_offset
 from moldau.testing.cluster_process import ProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ def test_every_acknowledged_record_survives_repeated_node_kills(tmp_path):
         found: dict[tuple[int, int], bytes] = {}
         for partition in range(3):
             reader.assign([TopicPartition(TOPIC, partition, 0)])
-            end = workload.end_offset(reader, TOPIC, partition)
+            end = end_offset(reader, TOPIC, partition)
             position = 0
             deadline = time.monotonic() + 120
             while position < end and time.monotonic() < deadline:
