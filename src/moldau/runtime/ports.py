@@ -20,7 +20,8 @@ _lock = threading.Lock()
 _rng = random.SystemRandom()
 
 
-def _ephemeral_low() -> int:
+def ephemeral_low() -> int:
+    """The lowest port the OS hands to outgoing connections and bind(0)."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
             return int(handle.read().split()[0])
@@ -29,7 +30,7 @@ def _ephemeral_low() -> int:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    high = _ephemeral_low() - 1
+    high = ephemeral_low() - 1
     with _lock:
         for _ in range(1_000):
             port = _rng.randint(_LOW, high) if high > _LOW else _rng.randint(1_024, 65_535)

@@ -6,7 +6,8 @@ back in request order: each request takes a slot in the connection's queue; a sl
 at once (most requests) or later (a delayed fetch completes, or its timer fires), and the
 queue is flushed from the head while slots are filled. Because the core runs inside the
 callback, no state change spans an await. A Fetch response's record sets are file regions of
-the segments; on plain sockets they leave by sendfile (runtime/transmit.py).
+the segments, read when the response is written (runtime/transmit.py; by sendfile instead on
+plain sockets with socket.sendfile.enable).
 
 Listeners: one server socket per listener in `listeners` (broker and controller listeners
 alike: the controller is served by the same core, combined mode). A connection knows its
@@ -111,8 +112,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        # Fetch record sets leave by sendfile from the segment files on plain sockets; TLS
-        # encrypts in user space, so there they are read and written (runtime/transmit.py).
+        # socket.sendfile.enable: Fetch record sets leave plain sockets by sendfile from the
+        # segment files; TLS encrypts in user space, so there they are always read and written.
         self.transmitter = Transmitter(transport, use_sendfile=self.server.config.socket_sendfile_enable
                                        and not self.listener.uses_tls)
         peer = transport.get_extra_info("peername")

@@ -1,5 +1,7 @@
-"""Writing a response's chunks to a connection: bytes through the transport, file regions by
-`sendfile` straight from the segment file when the socket allows it.
+"""Writing a response's chunks to a connection: bytes through the transport, file regions read
+then — or, with `socket.sendfile.enable=true` on a plain listener, by `sendfile` straight from
+the segment file when the socket allows it (off by default: slower on loopback here, see
+docs/benchmarks.md "sendfile or copy").
 
 Theory of operation. A Fetch response is a few small byte strings (header, per-partition
 fields) around record sets that are byte ranges of segment files (`FileRegion`: a file handle,
@@ -137,8 +139,14 @@ class Transmitter:
         return [data]
 
     def _copy_all(self, chunks: list) -> None:
-        data = materialize(chunks)
-        copied = sum(len(c) for c, original in zip(data, chunks) if is_region(original))
-        self.copied_bytes += copied
-        TOTALS["copied"] += copied
-        self.transport.writelines(data)
+        """Every response of a plain listener without sendfile, and of TLS ones: regions read
+        in one pass, the list left as it is when it holds none (most responses)."""
+        out = chunks
+        for index, chunk in enumerate(chunks):
+            if isinstance(chunk, FileRegion):
+                if out is chunks:
+                    out = list(chunks)
+                out[index] = data = chunk.read_bytes()
+                self.copied_bytes += len(data)
+                TOTALS["copied"] += len(data)
+        self.transport.writelines(out)

@@ -38,10 +38,10 @@ def free_base_port(brokers: int) -> int:
     """A base port whose client, controller and metrics ports (base+i, +100, +200) are free and
     all below the ephemeral range: there a killed node's port can be taken by some client's
     outgoing connection before the node restarts (runtime/ports.py says why)."""
-    from moldau.runtime.ports import _ephemeral_low
+    from moldau.runtime.ports import ephemeral_low
 
     rng = random.Random()
-    high = max(20_001, _ephemeral_low() - 200 - brokers)
+    high = max(20_001, ephemeral_low() - 200 - brokers)
     for _ in range(200):
         base = rng.randrange(20_000, high)
         if all(_free(base + offset + i) for offset in (0, 100, 200) for i in range(brokers)):
