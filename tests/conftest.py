@@ -1,14 +1,15 @@
 """Makes the `moldau` pytest plugin available when the package is not pip-installed
 (running from a source tree); installed, its entry point registers it already.
 
-Also guards the suite against leaked librdkafka consumers. A confluent_kafka.Consumer that is
+Also guards the suite against a pytest that never exits. A confluent_kafka.Consumer that is
 never closed is closed by its destructor, and that close waits for the group coordinator: once
-the broker it talked to is gone (every test stops its brokers), it waits forever. If the consumer
-is still referenced when the tests end, the destructor runs at interpreter exit and pytest never
-exits (a CI run printed "1251 passed" and then hung, librdkafka logging a coordinator timeout
-every minute). So every consumer records the test that made it; a consumer still open when the
-session ends fails the run with that test's name, and the process exits without running the
-destructors that would hang.
+the broker it talked to is gone (every test stops its brokers), it waits forever — at interpreter
+exit if the consumer is still referenced then, or in whatever thread drops it, and Python's exit
+waits for every non-daemon thread. A CI run printed "1251 passed" and then hung until the CI's
+deadline, librdkafka logging a coordinator timeout every minute. So every consumer records the
+test that made it; a consumer still open, or a non-daemon thread still running, when the session
+ends fails the run with its origin, and the process exits with the session's status without the
+interpreter's shutdown (nothing the suite needs happens there: reports are written at session end).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
+import time
 import traceback
 import weakref
 
@@ -24,6 +27,8 @@ import pytest
 _current_test = "(outside any test)"
 _made: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
 _leaked: list[str] = []
+_exit_status: int | None = None
+THREADS_GRACE_S = 30.0
 
 
 def pytest_configure(config):
@@ -75,29 +80,44 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
     try:
         import confluent_kafka.cimpl as cimpl
     except ImportError:
-        return
-    gc.collect()
-    for consumer in [o for o in gc.get_objects() if isinstance(o, cimpl.Consumer)]:
-        if _is_open(consumer):
-            _leaked.append(_made.get(consumer, "(made where the tracker could not see)"))
+        cimpl = None
+    if cimpl is not None:
+        gc.collect()
+        for consumer in [o for o in gc.get_objects() if isinstance(o, cimpl.Consumer)]:
+            if _is_open(consumer):
+                _leaked.append("consumer never closed, made by "
+                               + _made.get(consumer, "(code the tracker could not see)"))
+    deadline = time.monotonic() + THREADS_GRACE_S
+    frames = None
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            frames = frames if frames is not None else sys._current_frames()
+            stack = "".join(traceback.format_stack(frames[thread.ident])[-6:]) if thread.ident in frames else ""
+            _leaked.append(f"thread {thread.name!r} still running {THREADS_GRACE_S:g} s after the tests:\n{stack}")
     if _leaked:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _exit_status = int(session.exitstatus)
 
 
 def pytest_terminal_summary(terminalreporter):
     if _leaked:
-        terminalreporter.section("librdkafka consumers never closed")
+        terminalreporter.section("left running after the tests (this fails the run)")
         for origin in _leaked:
-            terminalreporter.write_line(f"made by {origin}")
+            terminalreporter.write_line(origin)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    if _leaked:
-        # Their destructors would wait forever for a coordinator that is gone.
+    if _exit_status is not None:
+        # A leaked consumer's destructor or a stuck thread would keep the interpreter's shutdown
+        # waiting forever; what was left running is reported above.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(int(pytest.ExitCode.TESTS_FAILED))
+        os._exit(_exit_status)
