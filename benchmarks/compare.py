@@ -48,7 +48,7 @@ from bench.environment import environment  # noqa: E402
 from bench.formatting import number as _fmt  # noqa: E402
 from bench.systems import Unavailable, make_runner  # noqa: E402
 from bench.workloads import (  # noqa: E402
-    ALL_GENERATORS, DEFAULT_GENERATORS, WORKLOADS, WORKLOADS_BY_NAME, Scale, prepare, run_once)
+    ALL_GENERATORS, DEFAULT_GENERATORS, WORKLOADS, WORKLOADS_BY_NAME, Scale, delete_topic, prepare, run_once)
 
 IDLE_SETTLE_S = 3.0
 # The replicated comparison (issue 9's "Measured"): RF 3, acks=all, and a leader's failure.
@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--security", default="plaintext", choices=("plaintext", "ssl", "sasl_ssl"),
                         help="the client listener's protocol, the same certificates for both systems "
                              "(SASL_SSL: SCRAM-SHA-512); see bench/security.py")
+    parser.add_argument("--drain-writeback", action="store_true",
+                        help="sync the page cache's dirty backlog to disk before every run, so no run "
+                             "inherits the previous runs' writeback (each run records the backlog it began with)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up runs")
 
     parser.add_argument("--output-dir", default=str(ROOT / "build" / "benchmarks"))
@@ -177,12 +180,18 @@ class Run:
                 for generator in [g for g in workload.generators if g in chosen]:
                     self.log(f"{name} {kind} {generator} run {repetition + 1}/{self.args.repetitions}")
                     try:
-                        result = run_once(workload, self.systems[kind], generator, self.scale, prepared[kind])
+                        result = run_once(workload, self.systems[kind], generator, self.scale, prepared[kind],
+                                          drain=self.args.drain_writeback)
                     except Exception as error:
                         self.skip(kind, f"{name}/{generator}#{repetition}", f"{type(error).__name__}: {error}")
                         continue
                     result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # how busy the machine was
                     self.add(name, generator, kind, repetition, result)
+        for kind, topic in [(kind, p["topic"]) for kind, p in prepared.items() if "topic" in p]:
+            try:
+                delete_topic(self.systems[kind], topic)
+            except Exception as error:
+                self.log(f"deleting {kind}'s {topic}: {type(error).__name__}: {error}")
 
     def warm_up(self) -> None:
         """One unrecorded produce and consume per system and generator: Kafka's JIT compiles its hot
@@ -196,6 +205,7 @@ class Run:
                 for generator in self.generators:
                     run_once(workload, system, generator, scale, {})
                     run_once(consume, system, generator, scale, prepared)
+                delete_topic(system, prepared["topic"])
             except Exception as error:
                 self.log(f"warm-up {kind}: {type(error).__name__}: {error}")
 

@@ -111,6 +111,34 @@ def create_topic(system: System, topic: str, partitions: int) -> None:
     raise RuntimeError(f"topic {topic} has no leaders after {TOPIC_TIMEOUT_S:g}s")
 
 
+def delete_topic(system: System, topic: str) -> None:
+    """Drop a finished run's topic: a series of runs would otherwise fill the disk (5,000,000-record
+    runs did here), and its dirty pages would be written back during the runs that follow."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": system.bootstrap_servers, "log_level": 0, **SECURITY.librdkafka()})
+    admin.delete_topics([topic], operation_timeout=TOPIC_TIMEOUT_S)[topic].result(TOPIC_TIMEOUT_S)
+
+
+def page_cache_backlog_mb() -> float:
+    """Dirty and under-writeback page cache, machine-wide (MB): what the kernel still has to
+    write, which slows every writer once it passes the dirty thresholds."""
+    fields = {}
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0])
+    return round((fields.get("Dirty", 0) + fields.get("Writeback", 0)) / 1024, 1)
+
+
+def drain_writeback() -> float:
+    """Write the page cache's backlog to disk now (sync), so a run does not inherit the previous
+    runs' writeback; returns the seconds it took."""
+    began = time.monotonic()
+    os.sync()
+    return round(time.monotonic() - began, 3)
+
+
 def fresh_topic(workload: Workload, system: System, generator: str) -> str:
     return f"bench-{workload.name}-{generator}-{uuid.uuid4().hex[:8]}"
 
@@ -122,6 +150,7 @@ class ResourceSampler(threading.Thread):
         super().__init__(daemon=True, name="rss-sampler")
         self.system = system
         self.peak_rss = system.rss_bytes()
+        self.peak_backlog_mb = page_cache_backlog_mb()
         self.cpu_began = system.cpu_seconds()
         self.runqueue_began = system.runqueue_seconds()
         self.cpu_s = 0.0
@@ -133,6 +162,7 @@ class ResourceSampler(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(0.1):
             self.peak_rss = max(self.peak_rss, self.system.rss_bytes())
+            self.peak_backlog_mb = max(self.peak_backlog_mb, page_cache_backlog_mb())
 
     def __enter__(self) -> "ResourceSampler":
         self.start()
@@ -168,9 +198,11 @@ def prepare(workload: Workload, system: System, scale: Scale) -> dict:
     return {"topic": topic}
 
 
-def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict) -> dict:
+def run_once(workload: Workload, system: System, generator: str, scale: Scale, prepared: dict,
+             drain: bool = False) -> dict:
     """One generator run of one workload on one system: the generator's numbers plus the broker's,
-    and the CPU each process used (who was the bottleneck)."""
+    and the CPU each process used (who was the bottleneck). A produce run's own topic is deleted
+    after it. `drain`: sync the page cache's backlog to disk first."""
     if workload.kind == "failover":
         from bench.failover import measure_failover
 
@@ -184,10 +216,17 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
         topic = fresh_topic(workload, system, generator)
         if not workload.new_topic:
             create_topic(system, topic, scale.partitions if workload.kind == "produce" else 1)
+    drained_s = drain_writeback() if drain else None
+    backlog_mb = page_cache_backlog_mb()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine_before = machine_cpu_seconds()
     with ResourceSampler(system) as sampler:
         result = _generate(workload, generator, bootstrap, topic, scale)
+    if drained_s is not None:
+        result["drain_writeback_s"] = drained_s
+    # Dirty + writeback page cache when the run began, and at its end (sampled every 100 ms: peak).
+    result["page_cache_backlog_mb_at_start"] = backlog_mb
+    result["page_cache_backlog_mb_peak"] = sampler.peak_backlog_mb
     machine_after = machine_cpu_seconds()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The generator process's CPU (user + system), the same way for every generator (JVM included).
@@ -211,6 +250,8 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
     if workload.kind in ("produce", "consume"):
         # The broker's cost per record, whoever limits the rate: CPU time over records moved.
         result["broker_cpu_us_per_record"] = round(sampler.cpu_s / scale.records * 1e6, 3)
+    if "topic" not in prepared:
+        delete_topic(system, topic)
     return result
 
 
