@@ -157,6 +157,31 @@ def test_a_broker_whose_session_expires_is_fenced_on_its_deadline():
     assert controller.image.topic("t").partitions[0].leader == 1
 
 
+def test_a_session_that_expires_as_the_quorum_leadership_goes_fences_nothing_and_raises_nothing():
+    """Cluster simulation seed 738: within one pass of a node's timers the quorum's leader
+    resigned, then the still-active controller's session check tried to fence a broker; the
+    metadata log refused the write and the error escaped the timers. The controller leaves the
+    fencing to its successor."""
+    node = _node(brokers=(1, 2))
+    controller = node.core.controller
+    timeout = controller.config.broker_session_timeout_ms
+    node.advance(timeout - 500)
+
+    class NotLeaderError(Exception):
+        error_code = ErrorCode.not_leader_or_follower
+
+    def refuse(values, now_ms):
+        raise NotLeaderError("node 1 is not the leader (leader -1)")
+
+    controller.metadata_log = type("Resigned", (), {"log_end_offset": controller.metadata_log.log_end_offset,
+                                                    "append": staticmethod(refuse)})()
+    controller.run_deadlines(node.now_ms + 1000)  # broker 2's session is over: no exception
+    assert not controller.image.brokers[2].fenced
+    error = ControllerError(ErrorCode.not_controller, "gone")
+    import pickle
+    assert pickle.loads(pickle.dumps(error)).error_code == ErrorCode.not_controller
+
+
 def test_a_second_live_process_with_the_same_node_id_is_refused():
     node = _node(brokers=(1, 2))
     endpoint = r.BrokerEndpoint(name="PLAINTEXT", host="h", port=1, security_protocol=0)

@@ -62,6 +62,9 @@ class ControllerError(Exception):
         super().__init__(message)
         self.error_code = error_code
 
+    def __reduce__(self):  # picklable (a simulation's worker process returns it)
+        return type(self), (self.error_code, str(self))
+
 
 class MetadataLog(Protocol):
     """What the controller needs of the metadata log (raft.RaftClient provides it)."""
@@ -183,10 +186,17 @@ class Controller:
     def run_deadlines(self, now_ms: int) -> None:
         if not self.active:
             return
-        self.brokers.expire_sessions(now_ms)
-        if self.config.auto_leader_rebalance_enable and now_ms >= self._next_rebalance_ms:
-            self._next_rebalance_ms = now_ms + self.config.leader_imbalance_check_interval_ms
-            self.rebalance_leaders(now_ms)
+        try:
+            self.brokers.expire_sessions(now_ms)
+            if self.config.auto_leader_rebalance_enable and now_ms >= self._next_rebalance_ms:
+                self._next_rebalance_ms = now_ms + self.config.leader_imbalance_check_interval_ms
+                self.rebalance_leaders(now_ms)
+        except ControllerError as error:
+            # The quorum's leadership went in this same pass of the node's timers (the metadata
+            # log refused the write; nothing was applied): the node deactivates this controller
+            # right after, and the next active one fences or rebalances in its place.
+            if error.error_code != ErrorCode.not_controller:
+                raise
 
     # --- topics ------------------------------------------------------------------------
     def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
