@@ -31,6 +31,7 @@ leader's up to a high watermark equal to the log end.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import random
 import struct
@@ -83,6 +84,7 @@ class ClusterSimNode(SimNode):
                            "cluster.id": CLUSTER_ID, "default.replication.factor": "3",
                            "offsets.topic.replication.factor": "3", **SIM_TIMING}
         self._uuids = random.Random(rng.getrandbits(64))
+        self._answers: dict[tuple, collections.deque] = {}  # per connection, answers in request order
 
     def make_core(self, now_ms: int) -> BrokerCore:
         config = BrokerConfig.from_properties(self.properties)
@@ -100,16 +102,40 @@ class ClusterSimNode(SimNode):
         self.after_call()
         self.queue.after(TICK_MS, lambda: self._tick(incarnation))
 
-    def receive(self, source: int, frame: bytes, reply) -> None:
+    def receive(self, source: int, frame: bytes, reply, connection: Any = None) -> None:
+        """Hand a request to the core; answers leave in the order their connection's requests
+        came, as a real broker's do: an answer waits behind an earlier one still held."""
         core = self.core
         result = core.handle_request(memoryview(frame)[4:], source, f"node-{source}", self.queue.now_ms)
+        if result is None:  # acks=0
+            self.after_call()
+            return
+        answers = self._answers.setdefault((self.incarnation, connection), collections.deque())
+        slot = [reply, None]
+        answers.append(slot)
         if isinstance(result, apis.Delayed):
             incarnation = self.incarnation
-            result.callback = lambda answer: reply(_joined(answer)) if incarnation == self.incarnation else None
+
+            def done(answer: Any) -> None:
+                if incarnation == self.incarnation:
+                    slot[1] = _joined(answer)
+                    self._flush(answers)
+            result.callback = done
             self.queue.at(result.deadline_ms, lambda: self._expire_delayed(result, incarnation))
-        elif result is not None:
-            reply(_joined(result))
+        else:
+            slot[1] = _joined(result)
+            self._flush(answers)
         self.after_call()
+
+    @staticmethod
+    def _flush(answers: "collections.deque[list]") -> None:
+        while answers and answers[0][1] is not None:
+            reply, frame = answers.popleft()
+            reply(frame)
+
+    def crash(self, mode: str) -> None:
+        super().crash(mode)
+        self._answers.clear()
 
     def _expire_delayed(self, delayed: apis.Delayed, incarnation: int) -> None:
         if incarnation != self.incarnation or self.core is None or delayed.done:
@@ -498,3 +524,39 @@ class ClusterSimulation:
                 if partition == index and crc not in present:
                     raise SimulationFailure(f"acknowledged batch {crc:#x} (partition {index}, offset {offset}) "
                                             "is lost")
+
+
+def quorum_changes_after_a_broker_dies(seed: int, settle_ms: int = 3000, watch_ms: int = 8000) -> list[str]:
+    """A calm network: the cluster starts, the client creates the topic and produces; then one
+    node that is not the metadata quorum's leader dies (its partitions' leaderships move, the
+    survivors shrink their ISRs through AlterPartition). The quorum itself has no reason to
+    change: nothing should interrupt its leader. Returns each change of quorum leader or epoch
+    seen on a surviving node while `watch_ms` passes."""
+    sim = ClusterSimulation(seed, fault_ms=settle_ms + watch_ms)
+    sim.faults_on = False
+    for node_id in sorted(sim.nodes):
+        sim.queue.at(sim.rng.randint(0, 50), lambda n=sim.nodes[node_id]: sim._start(n))
+    sim.queue.at(50, sim._client_step)
+    sim.queue.run_until(settle_ms, sim.invariants.check)
+    if sim._freshest().image.topic(TOPIC) is None:
+        raise SimulationFailure(f"no topic {settle_ms} ms after a calm start: {sim._status()}")
+    leaders = {n.core.raft.leader_id for n in sim.nodes.values() if n.core is not None}
+    (quorum_leader,) = leaders
+    partition_leaders = {p.leader for p in sim._freshest().image.topic(TOPIC).partitions.values()}
+    victim = min((partition_leaders - {quorum_leader}) or (set(sim.nodes) - {quorum_leader}))
+    sim.nodes[victim].crash("keep")
+    survivors = [n for i, n in sorted(sim.nodes.items()) if i != victim]
+    seen = {n.node_id: (n.core.raft.leader_id, n.core.raft.epoch) for n in survivors}
+    changes: list[str] = []
+
+    def watch() -> None:
+        sim.invariants.check()
+        for node in survivors:
+            now = (node.core.raft.leader_id, node.core.raft.epoch)
+            if now != seen[node.node_id]:
+                changes.append(f"{sim.queue.now_ms} ms: node {node.node_id} went from leader/epoch "
+                               f"{seen[node.node_id]} to {now} (node {victim} died at {settle_ms} ms)")
+                seen[node.node_id] = now
+
+    sim.queue.run_until(settle_ms + watch_ms, watch)
+    return changes

@@ -131,11 +131,16 @@ class Network:
         if destination is None:
             return  # no such node: the request times out
 
+        # One connection per (sender incarnation, listener, channel), as the runtime keeps them:
+        # the receiver answers a connection's requests in the order they arrived.
+        connection = (source.node_id, source.incarnation, request.listener, request.channel)
+
         def arrive() -> None:
             if destination.alive:
                 destination.receive(source.node_id, frame,
                                     lambda reply: self._reply(destination.node_id, source.node_id,
-                                                              correlation, reply))
+                                                              correlation, reply),
+                                    connection=connection)
 
         self._transmit(source.node_id, request.destination, arrive)
 
@@ -234,7 +239,7 @@ class SimNode:
         self.fs.crash(mode, self.rng)
 
     # --- calls into the core --------------------------------------------------------------------
-    def receive(self, source: int, frame: bytes, reply: Callable[[bytes], None]) -> None:
+    def receive(self, source: int, frame: bytes, reply: Callable[[bytes], None], connection: Any = None) -> None:
         header, body = sim_wire.decode_request(frame)
         key, version = header.api_key, header.api_version
 

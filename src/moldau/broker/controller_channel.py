@@ -30,7 +30,7 @@ from kio.schema.envelope.v0 import request as envelope_request
 from kio.schema.errors import ErrorCode
 
 from moldau.broker import apis
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, FORWARDING_CHANNEL, OutboundRequest
 
 log = logging.getLogger("moldau.broker")
 
@@ -139,7 +139,8 @@ class ControllerChannel:
                 self.retry_at(now_ms + FORWARD_RETRY_BACKOFF_MS, attempt)
                 return
             timeout_ms = min(core.config.controller_socket_timeout_ms, max(1, deadline_ms - core.now_ms))
-            core.send(OutboundRequest(controller, CONTROLLER, 58, 0, body, timeout_ms, answered))
+            core.send(OutboundRequest(controller, CONTROLLER, 58, 0, body, timeout_ms, answered,
+                                      channel=FORWARDING_CHANNEL))
 
         def answered(response: Any, now_ms: int) -> None:
             if delayed.done:

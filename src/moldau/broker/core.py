@@ -65,7 +65,7 @@ from moldau.replication.fetcher import FetcherConfig, ReplicaFetcherManager
 from moldau.replication.isr import IsrManager
 from moldau.protocol import codec
 from moldau.protocol.build import build
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, FORWARDING_CHANNEL, OutboundRequest
 from moldau.replication.partition import Partition, PartitionError
 from moldau.broker.listeners import SSL
 from moldau.security.principal import certificate_principal, parse_rules
@@ -571,7 +571,8 @@ class BrokerCore:
         def done(response: Any, now_ms: int) -> None:
             self._creating.pop(name, None)
 
-        self.send(OutboundRequest(controller, CONTROLLER, 19, 7, body, self.config.controller_socket_timeout_ms, done))
+        self.send(OutboundRequest(controller, CONTROLLER, 19, 7, body, self.config.controller_socket_timeout_ms, done,
+                                  channel=FORWARDING_CHANNEL))
 
     def fatal_error(self) -> str | None:
         """Why this node cannot go on, in one line (the runtime exits with it), or None."""

@@ -35,7 +35,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.controller import features
 from moldau.controller import records as r
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, LIFECYCLE_CHANNEL, OutboundRequest
 
 log = logging.getLogger("moldau.broker")
 
@@ -117,7 +117,7 @@ class BrokerLifecycle:
             rack=core.config.rack, is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=self.previous_broker_epoch)
         self.in_flight = True
         core.send(OutboundRequest(controller, CONTROLLER, 62, REGISTRATION_VERSION, body, self._timeout_ms(),
-                                  self._on_registration))
+                                  self._on_registration, channel=LIFECYCLE_CHANNEL))
 
     def _on_registration(self, response: Any, now_ms: int) -> None:
         self.in_flight = False
@@ -148,7 +148,7 @@ class BrokerLifecycle:
             want_shut_down=self.state == PENDING_CONTROLLED_SHUTDOWN, offline_log_dirs=())
         self.in_flight = True
         self.core.send(OutboundRequest(controller, CONTROLLER, 63, HEARTBEAT_VERSION, body, self._timeout_ms(),
-                                       self._on_heartbeat))
+                                       self._on_heartbeat, channel=LIFECYCLE_CHANNEL))
 
     def _on_heartbeat(self, response: Any, now_ms: int) -> None:
         self.in_flight = False

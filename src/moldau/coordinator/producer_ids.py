@@ -17,7 +17,7 @@ from typing import Any
 from kio.schema.allocate_producer_ids.v0 import request as allocate_request
 from kio.schema.errors import ErrorCode
 
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, PRODUCER_IDS_CHANNEL, OutboundRequest
 
 log = logging.getLogger("moldau.coordinator")
 
@@ -72,7 +72,7 @@ class ProducerIdManager:
         self.in_flight = True
         body = allocate_request.AllocateProducerIdsRequest(broker_id=core.node_id, broker_epoch=core.broker_epoch)
         core.send(OutboundRequest(controller, CONTROLLER, 67, 0, body, core.config.controller_socket_timeout_ms,
-                                  self._on_response))
+                                  self._on_response, channel=PRODUCER_IDS_CHANNEL))
 
     def _on_response(self, response: Any, now_ms: int) -> None:
         self.in_flight = False

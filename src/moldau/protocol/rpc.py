@@ -22,6 +22,15 @@ each sender its own network client (the replica fetchers, the transaction marker
 AddPartitionsToTxn verifier); so do we. On one link WriteTxnMarkers from node A to node B
 waits for A's replica Fetch from B to replicate the markers, and that Fetch waits behind the
 WriteTxnMarkers: stuck until the ISR drops A (replica.lag.time.max.ms).
+
+The same holds towards the controller, which answers a registration, a heartbeat, an
+AlterPartition, a forwarded admin request or a producer-id block only once its records commit,
+and a commit waits for the followers' metadata Fetches: a follower's Fetch behind its own held
+heartbeat never gets the answer that would let it acknowledge the record, and with one follower
+left (or both doing the same) the quorum stalls until its fetch timeout, then elects anew — a
+controller election after every broker failure under load. So each sender to the controller has
+its own channel too, as in Kafka: the quorum's, the lifecycle's, AlterPartition's, forwarding's
+and the producer-id manager's.
 """
 
 from __future__ import annotations
@@ -31,6 +40,13 @@ from typing import Any, Callable
 
 CONTROLLER = "controller"
 BROKER = "broker"
+
+# Channels (connections) of the requests to the controller listener, one per sender.
+RAFT_CHANNEL = "raft"
+LIFECYCLE_CHANNEL = "heartbeat"  # BrokerRegistration and BrokerHeartbeat
+ALTER_PARTITION_CHANNEL = "alter-partition"
+FORWARDING_CHANNEL = "forwarding"  # Envelope, and the CreateTopics of auto-creation
+PRODUCER_IDS_CHANNEL = "producer-ids"
 
 
 @dataclass(slots=True, eq=False)

@@ -50,7 +50,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.log.fs import FileSystem
 from moldau.log.partition_log import LogError
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import CONTROLLER, RAFT_CHANNEL, OutboundRequest
 
 from . import faults
 from . import messages as m
@@ -69,6 +69,7 @@ from .states import (
 )
 
 log = logging.getLogger(__name__)
+
 
 # Kafka's LeaderState.OBSERVER_SESSION_TIMEOUT_MS: an observer silent this long is forgotten.
 OBSERVER_SESSION_MS = 300_000
@@ -419,7 +420,7 @@ class RaftClient:
             self._on_response(destination, request_id, api_key, body, state, response, at_ms)
 
         self.outbox.append(OutboundRequest(destination, CONTROLLER, api_key, m.VERSIONS[api_key],
-                                           body, timeout_ms, on_response))
+                                           body, timeout_ms, on_response, channel=RAFT_CHANNEL))
 
     def _on_response(self, source: int, request_id: int, api_key: int, body: Any,
                      state: EpochState, response: Any, now_ms: int) -> None:

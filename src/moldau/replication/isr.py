@@ -20,7 +20,7 @@ from typing import Any
 from kio.schema.alter_partition.v3 import request as alter_request
 from kio.schema.errors import ErrorCode
 
-from moldau.protocol.rpc import CONTROLLER, OutboundRequest
+from moldau.protocol.rpc import ALTER_PARTITION_CHANNEL, CONTROLLER, OutboundRequest
 
 log = logging.getLogger("moldau.replication")
 
@@ -94,7 +94,8 @@ class IsrManager:
             self._on_response(batch, response, when_ms)
 
         core.send(OutboundRequest(controller, CONTROLLER, 56, ALTER_PARTITION_VERSION, body,
-                                  core.config.controller_socket_timeout_ms, on_response))
+                                  core.config.controller_socket_timeout_ms, on_response,
+                                  channel=ALTER_PARTITION_CHANNEL))
 
     def _epoch_of(self, partition: Any, broker_id: int) -> int:
         if broker_id == self.core.node_id:
