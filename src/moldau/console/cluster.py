@@ -86,16 +86,37 @@ class ClusterView:
 
     # --- cluster -------------------------------------------------------------------------
     def cluster(self) -> dict:
-        """Cluster id, nodes (alive or not) and the active controller."""
-        described = _wait(self.admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S))
+        """Cluster id, nodes (alive or not) and the active controller.
+
+        From a Metadata request, which any live broker answers, not from DescribeCluster alone:
+        librdkafka sends DescribeCluster to the controller it last learned of from Metadata, and
+        waits for that node — when the controller's node died, for ever, since nothing else this
+        console asks refreshes it. A node's rack comes from DescribeCluster, asked only when a
+        node appears (a failure there leaves the rack unknown)."""
+        metadata = self.metadata()
         alive = set()
-        for node in described.nodes:
+        new = False
+        for node in metadata.brokers.values():
             alive.add(node.id)
-            self._known_nodes[node.id] = {"id": node.id, "host": node.host, "port": node.port, "rack": node.rack}
-        controller = described.controller.id if described.controller is not None else None
+            known = self._known_nodes.get(node.id)
+            new = new or known is None
+            self._known_nodes[node.id] = {"id": node.id, "host": node.host, "port": node.port,
+                                          "rack": known["rack"] if known else None}
+        if new:
+            self._learn_racks()
+        controller = metadata.controller_id if metadata.controller_id >= 0 else None
         nodes = [dict(self._known_nodes[i], alive=i in alive, controller=i == controller)
                  for i in sorted(self._known_nodes)]
-        return {"cluster_id": described.cluster_id, "controller": controller, "nodes": nodes}
+        return {"cluster_id": metadata.cluster_id, "controller": controller, "nodes": nodes}
+
+    def _learn_racks(self) -> None:
+        try:
+            described = _wait(self.admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S))
+        except ConsoleError:
+            return
+        for node in described.nodes:
+            if node.id in self._known_nodes:
+                self._known_nodes[node.id]["rack"] = node.rack
 
     def metadata(self):
         try:
