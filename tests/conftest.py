@@ -9,7 +9,7 @@ waits for every non-daemon thread. A CI run printed "1251 passed" and then hung 
 deadline, librdkafka logging a coordinator timeout every minute. So every consumer records the
 test that made it; a consumer still open, or a non-daemon thread still running, when the session
 ends fails the run with its origin, and the process exits with the session's status without the
-interpreter's shutdown (nothing the suite needs happens there: reports are written at session end).
+interpreter's shutdown: after pytest's own cleanups, before the joins and destructors that hang.
 """
 
 from __future__ import annotations
@@ -115,9 +115,18 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    if _exit_status is not None:
-        # A leaked consumer's destructor or a stuck thread would keep the interpreter's shutdown
-        # waiting forever; what was left running is reported above.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status)
+    if _exit_status is None:
+        return
+    # Not here: pytest's own cleanups run after this hook (config.add_cleanup: the Connect tests'
+    # shared Kafka is stopped there). Python's shutdown first runs the callbacks registered with
+    # threading._register_atexit (concurrent.futures uses it), before it joins non-daemon threads
+    # and before the destructors that could hang.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_exit_now)
+
+
+def _exit_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
