@@ -70,7 +70,6 @@ from .states import (
 
 log = logging.getLogger(__name__)
 
-
 # Kafka's LeaderState.OBSERVER_SESSION_TIMEOUT_MS: an observer silent this long is forgotten.
 OBSERVER_SESSION_MS = 300_000
 # Cap of the per-destination retry backoff after consecutive failures (and at most an eighth of
