@@ -33,10 +33,13 @@ scenario's fault schedule (a simulation maps each kind in `weights` to a `_fault
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
+import multiprocessing
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from moldau.log.memory_fs import MemoryFileSystem
 from moldau.protocol.rpc import OutboundRequest
@@ -329,3 +332,17 @@ class FaultPlan:
     weights: dict[str, int] = field(default_factory=lambda: {
         "crash": 3, "isolate": 2, "split": 2, "one_way": 1, "heal": 2, "network": 2, "resign": 1,
         "idle": 2})
+
+
+@contextlib.contextmanager
+def forked_pool(workers: int) -> Iterator[Any]:
+    """A fork-based process pool whose children never garbage-collect what they inherit: the
+    test process holds librdkafka handles of earlier tests, and a child that collects one
+    destroys it without the threads it belongs to — a segmentation fault (a CI run's cluster
+    simulation died so). gc.freeze() moves every object to the permanent generation first."""
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()

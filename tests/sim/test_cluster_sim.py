@@ -7,7 +7,6 @@ MOLDAU_SIM_SEED=S runs only seed S (a failure prints that command).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import traceback
 
@@ -16,6 +15,7 @@ import pytest
 from moldau.raft import faults
 
 from cluster_sim import ClusterSimulation, SimulationFailure, quorum_changes_after_a_broker_dies
+from sim_harness import forked_pool
 
 _SEEDS = int(os.environ.get("MOLDAU_SIM_SEEDS", "2000"))
 _ONE = os.environ.get("MOLDAU_SIM_SEED")
@@ -62,7 +62,7 @@ def test_cluster_simulation():
     if workers == 1:
         failures = _run_seeds(seeds)
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with forked_pool(workers) as pool:
             failures = [f for chunk in pool.map(_run_seeds, [seeds[i::workers] for i in range(workers)]) for f in chunk]
     assert not failures, f"{len(failures)} of {len(seeds)} seeds failed:\n" + "\n".join(sorted(failures)[:5])
 

@@ -9,7 +9,6 @@ failure prints that command). Needs the cluster simulation (tests/sim/cluster_si
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 
 import pytest
@@ -19,6 +18,7 @@ from moldau.raft import faults
 pytest.importorskip("cluster_sim", reason="the cluster simulation (issue 9) is not on this branch yet")
 
 from txn_sim import SimulationFailure, TxnClusterSimulation  # noqa: E402
+from sim_harness import forked_pool  # noqa: E402
 
 _SEEDS = int(os.environ.get("MOLDAU_TXN_SIM_SEEDS", "100"))
 _ONE = os.environ.get("MOLDAU_TXN_SIM_SEED")
@@ -58,7 +58,7 @@ def test_transactions_simulation():
     if workers == 1:
         failures = _run_seeds(seeds)
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with forked_pool(workers) as pool:
             failures = [f for chunk in pool.map(_run_seeds, [seeds[i::workers] for i in range(workers)]) for f in chunk]
     assert not failures, f"{len(failures)} of {len(seeds)} seeds failed:\n" + "\n".join(sorted(failures)[:5])
 
