@@ -224,7 +224,7 @@ def run_once(workload: Workload, system: System, generator: str, scale: Scale, p
         result = _generate(workload, generator, bootstrap, topic, scale)
     if drained_s is not None:
         result["drain_writeback_s"] = drained_s
-    # Dirty + writeback page cache when the run began, and at its end (sampled every 100 ms: peak).
+    # Dirty + writeback page cache when the run began, and its peak during the run (sampled every 100 ms).
     result["page_cache_backlog_mb_at_start"] = backlog_mb
     result["page_cache_backlog_mb_peak"] = sampler.peak_backlog_mb
     machine_after = machine_cpu_seconds()
